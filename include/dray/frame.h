@@ -235,6 +235,12 @@ DRAY_API dray_status dray_csv_read_buffer(const char *name, const char *data, si
  * empty). With append true, no header and rows are appended. */
 DRAY_API dray_status dray_csv_write(const dray_table *t, const char *path, bool append);
 
+/* dray_csv_gen: writes `files` files DIR/data-0.csv ... with `rows` rows in all, the seed's shape:
+ * id int64 (0..rows-1), amount float64 (2 decimals, about 5% negative, 1% null), category (20
+ * values "cat_00".."cat_19"), ts timestamp (one second apart from 2024-01-01). Deterministic for a
+ * seed. Creates DIR. */
+DRAY_API dray_status dray_csv_gen(const char *dir, int64_t rows, int files, uint64_t seed);
+
 /* ==== Frames =======================================================================================
  * A lazy, partitioned table: a schema plus one graph node per partition on the core runtime.
  * Operations add nodes and return a new frame; nothing runs until compute, head or persist. Frames

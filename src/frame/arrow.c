@@ -190,7 +190,7 @@ static void import_keep_free(dray__keep *k)
 static bool format_type(const char *f, dray_dtype *t, dray_time_unit *u, bool *large)
 {
     *large = false;
-    *u = DRAY_TU_MICRO;
+    *u = DRAY_TU_SECOND;
     for (int i = 0; i < DRAY__DT_COUNT; i++) {
         if (fixed_formats[i] && i != DRAY_DT_DICT && !strcmp(f, fixed_formats[i])) {
             *t = (dray_dtype)i;

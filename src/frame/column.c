@@ -482,7 +482,7 @@ dray_status dray__builder_grow(dray__builder *b, int64_t rows, int64_t chars)
         }
         b->cap = ncap;
     }
-    if (b->type == DRAY_DT_UTF8 && b->chars_len + chars > b->chars_cap) {
+    if ((b->type == DRAY_DT_UTF8 || b->type == DRAY_DT_DICT) && b->chars_len + chars > b->chars_cap) {
         int64_t ncap = b->chars_cap ? b->chars_cap : 64;
         while (ncap < b->chars_len + chars)
             ncap *= 2;

@@ -438,7 +438,8 @@ bool dray_table_equal(const dray_table *a, const dray_table *b)
         return false;
     for (size_t c = 0; c < a->ncols; c++) {
         const dray_column *x = a->cols[c], *y = b->cols[c];
-        if (strcmp(a->names[c], b->names[c]) || x->type != y->type || x->unit != y->unit)
+        if (strcmp(a->names[c], b->names[c]) || x->type != y->type ||
+            (x->type == DRAY_DT_TIMESTAMP && x->unit != y->unit))
             return false;
         for (int64_t i = 0; i < a->nrows; i++)
             if (!value_equal(x, i, y, i))
