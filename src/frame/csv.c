@@ -826,6 +826,26 @@ out:
     return st;
 }
 
+dray_status dray__csv_plan_schema(const dray__csv_plan *pl, dray_table **out)
+{
+    dray_status st = DRAY_OK;
+    dray_column **cols = calloc((size_t)pl->ncols + 1, sizeof(*cols));
+    if (!cols)
+        return dray_set_error(DRAY_ENOMEM, "csv schema");
+    for (int c = 0; c < pl->ncols && !st; c++) {
+        dray__builder b;
+        if (!(st = dray__builder_init(&b, pl->types[c], pl->units[c], 0, 0)))
+            st = finish_column(&b, &cols[c]);
+        dray__builder_fini(&b);
+    }
+    if (!st)
+        st = dray_table_create((const char *const *)pl->names, cols, (size_t)pl->ncols, out);
+    for (int c = 0; c < pl->ncols; c++)
+        dray_column_release(cols[c]);
+    free(cols);
+    return st;
+}
+
 /* ---- eager readers ---- */
 
 dray_status dray_csv_read_buffer(const char *name, const char *data, size_t len,

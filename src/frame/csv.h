@@ -31,6 +31,9 @@ dray_status dray__csv_plan_create(const char *name, const char *data, size_t len
                                   const dray_csv_opts *opts, dray__csv_plan **out);
 void dray__csv_plan_destroy(dray__csv_plan *p);
 
+/* dray__csv_plan_schema: a table with the plan's output columns and no rows. */
+dray_status dray__csv_plan_schema(const dray__csv_plan *p, dray_table **out);
+
 /* dray__csv_count_quotes: quote characters in data[0..len). */
 int64_t dray__csv_count_quotes(const char *data, size_t len, char quote);
 

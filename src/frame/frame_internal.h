@@ -1,0 +1,42 @@
+/* Internals of lazy frames shared by frame.c and groupby.c: the frame struct, the graph it shares
+ * with the frames derived from it, and partitions as extension values. */
+#ifndef DRAY_FRAME_FRAME_INTERNAL_H
+#define DRAY_FRAME_FRAME_INTERNAL_H
+
+#include <errno.h>
+
+#include "internal.h"
+
+/* The lazy graph shared by a frame and everything derived from it (frames are single-threaded
+ * handles, so the count is plain). */
+typedef struct dray__fgraph {
+    int refs;
+    dray_graph *graph;
+    dray_ref **pinned; /* persisted partitions this graph reads */
+    size_t n_pinned;
+    int64_t bad_rows;  /* of the last compute */
+} dray__fgraph;
+
+struct dray_frame {
+    dray_runtime *rt;
+    dray__fgraph *g;
+    dray_table *schema; /* no rows */
+    size_t nparts;
+    dray_node *parts;
+};
+
+/* A partition as a value: a table and the number of CSV rows skipped making it. */
+typedef struct dray__part {
+    dray_ext_obj hdr;
+    dray_table *t;
+    int64_t bad_rows;
+} dray__part;
+
+/* dray__part_value: a value that takes t. */
+dray_status dray__part_value(dray_table *t, int64_t bad_rows, dray_value *out);
+/* dray__part_of: the partition in v (borrowed), or NULL. */
+dray__part *dray__part_of(const dray_value *v);
+/* dray__frame_compute_parts: every partition's table (owned) into tables[0..nparts). */
+dray_status dray__frame_compute_parts(const dray_frame *f, dray_table **tables);
+
+#endif /* DRAY_FRAME_FRAME_INTERNAL_H */
