@@ -469,8 +469,10 @@ dray_status dray__builder_grow(dray__builder *b, int64_t rows, int64_t chars)
         uint8_t *d = realloc(b->data, nb);
         if (!d)
             return dray_set_error(DRAY_ENOMEM, "column builder of %lld rows", (long long)ncap);
-        if (b->type == DRAY_DT_BOOL || !b->data)
+        if (b->type == DRAY_DT_BOOL)
             memset(d + old, 0, nb - old);
+        else if (!b->data && b->type == DRAY_DT_UTF8)
+            ((int32_t *)(void *)d)[0] = 0;
         b->data = d;
         if (b->validity) {
             size_t vo = (size_t)dray__bitmap_bytes(b->cap), vn = (size_t)dray__bitmap_bytes(ncap);

@@ -8,6 +8,9 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "csv.h"
 
@@ -199,22 +202,23 @@ static bool is_na(const dray__csv_plan *p, const char *v, size_t l)
 
 enum { C_INT = 1, C_FLOAT = 2, C_BOOL = 4, C_DATE = 8, C_TS = 16 };
 
-static unsigned candidates(const char *v, size_t l)
+/* candidates: which of the types still in `want` the text v parses as. */
+static unsigned candidates(const char *v, size_t l, unsigned want)
 {
     unsigned c = 0;
     int64_t i;
     double f;
     bool b;
     int32_t d;
-    if (dray__parse_i64(v, l, &i))
+    if ((want & C_INT) && dray__parse_i64(v, l, &i))
         c |= C_INT | C_FLOAT;
-    else if (dray__parse_f64(v, l, &f))
+    else if ((want & C_FLOAT) && dray__parse_f64(v, l, &f))
         c |= C_FLOAT;
-    if (dray__parse_bool(v, l, &b))
+    if ((want & C_BOOL) && dray__parse_bool(v, l, &b))
         c |= C_BOOL;
-    if (dray__parse_date32(v, l, &d))
+    if ((want & (C_DATE | C_TS)) && dray__parse_date32(v, l, &d))
         c |= C_DATE | C_TS;
-    else if (l > 10 && dray__parse_timestamp(v, l, DRAY_TU_MICRO, &i))
+    else if ((want & C_TS) && l > 10 && dray__parse_timestamp(v, l, DRAY_TU_MICRO, &i))
         c |= C_TS;
     return c;
 }
@@ -333,6 +337,7 @@ dray_status dray__csv_plan_create(const char *name, const char *data, size_t len
         return dray_set_error(DRAY_ENOMEM, "csv plan");
     p->delim = opts->delimiter;
     p->quote = opts->quote;
+    p->stop[(uint8_t)p->delim] = p->stop['\n'] = p->stop['\r'] = 1;
     p->header = opts->header;
     p->bad = opts->bad_lines;
     scan s = {name, data, len, p->delim, p->quote, NULL, 0};
@@ -369,7 +374,8 @@ dray_status dray__csv_plan_create(const char *name, const char *data, size_t len
                 break;
             }
             if (f < 256)
-                rc[f] = (vl == 0 || (!q && is_na(p, v, vl))) ? ~0u : candidates(v, vl);
+                rc[f] = (vl == 0 || (!q && is_na(p, v, vl))) ? ~0u
+                        : candidates(v, vl, f < p->nfields ? cand[f] : ~0u);
             f++;
         } while (t == T_DELIM);
         if (t == T_EOF && !complete && lim == len)
@@ -416,10 +422,17 @@ out:
 
 /* ---- range parser ---- */
 
+typedef struct date_cache {
+    char text[10];
+    bool valid;
+    int32_t days;
+} date_cache;
+
 typedef struct rparse {
     const dray__csv_plan *p;
     scan s;
     dray__builder *b;
+    date_cache *dates; /* per output column */
     int64_t rows;
     int64_t bad;
 } rparse;
@@ -561,7 +574,7 @@ static inline size_t fast_number(const dray__csv_plan *pl, dray__builder *b, int
             q++;
         }
     }
-    if (nd == 0 || nd > 18 || (q < n && d[q] != pl->delim && d[q] != '\n' && d[q] != '\r'))
+    if (nd == 0 || nd > 18 || (q < n && !pl->stop[(uint8_t)d[q]]))
         return 0;
     if (b->type == DRAY_DT_INT64) {
         ((int64_t *)b->data)[row] = neg ? -(int64_t)m : (int64_t)m;
@@ -572,6 +585,54 @@ static inline size_t fast_number(const dray__csv_plan *pl, dray__builder *b, int
         ((double *)b->data)[row] = neg ? -v : v;
     }
     return q;
+}
+
+/* find_stop: the first byte at or after p that ends an unquoted field (or n), 16 bytes a step. */
+static inline size_t find_stop(const dray__csv_plan *pl, const char *d, size_t p, size_t n)
+{
+#ifdef __SSE2__
+    const __m128i dl = _mm_set1_epi8(pl->delim), nl = _mm_set1_epi8('\n'), cr = _mm_set1_epi8('\r');
+    while (p + 16 <= n) {
+        __m128i x = _mm_loadu_si128((const __m128i *)(const void *)(d + p));
+        __m128i hit = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(x, dl), _mm_cmpeq_epi8(x, nl)),
+                                   _mm_cmpeq_epi8(x, cr));
+        unsigned m = (unsigned)_mm_movemask_epi8(hit);
+        if (m)
+            return p + (size_t)__builtin_ctz(m);
+        p += 16;
+    }
+#endif
+    while (p < n && !pl->stop[(uint8_t)d[p]])
+        p++;
+    return p;
+}
+
+/* fast_timestamp: "YYYY-MM-DD HH:MM:SS" with the day of the previous row's date reused when its
+ * ten date bytes repeat (sorted or clustered data). False: take the general path. */
+static inline bool fast_timestamp(rparse *r, int col, dray__builder *b, const char *v, size_t vl)
+{
+    static const int64_t per_sec[4] = {1, 1000, 1000000, 1000000000};
+    if (vl != 19 || v[10] != ' ' || v[13] != ':' || v[16] != ':')
+        return false;
+    unsigned h0 = (unsigned)(v[11] - '0'), h1 = (unsigned)(v[12] - '0'), m0 = (unsigned)(v[14] - '0'),
+             m1 = (unsigned)(v[15] - '0'), s0 = (unsigned)(v[17] - '0'), s1 = (unsigned)(v[18] - '0');
+    if (h0 > 9 || h1 > 9 || m0 > 9 || m1 > 9 || s0 > 9 || s1 > 9)
+        return false;
+    unsigned hh = h0 * 10 + h1, mm = m0 * 10 + m1, ss = s0 * 10 + s1;
+    if (hh > 23 || mm > 59 || ss > 60)
+        return false;
+    date_cache *dc = &r->dates[col];
+    if (!dc->valid || memcmp(dc->text, v, 10)) {
+        int32_t days;
+        if (!dray__parse_date32(v, 10, &days))
+            return false;
+        memcpy(dc->text, v, 10);
+        dc->days = days;
+        dc->valid = true;
+    }
+    ((int64_t *)b->data)[r->rows] =
+        ((int64_t)dc->days * 86400 + hh * 3600 + mm * 60 + ss) * per_sec[b->unit];
+    return true;
 }
 
 static dray_status grow_all(rparse *r, int64_t rows)
@@ -596,30 +657,34 @@ static dray_status parse_record(rparse *r, size_t *pos)
         int col = pl->field_col[f];
         int t;
         size_t at = p;
-        if (col >= 0 && p < n && d[p] != pl->quote) {
-            dray__builder *b = &r->b[col];
-            if (b->type == DRAY_DT_FLOAT64 || b->type == DRAY_DT_INT64) {
+        if (p < n && d[p] != pl->quote) {
+            dray__builder *b = col >= 0 ? &r->b[col] : NULL;
+            if (b && (b->type == DRAY_DT_FLOAT64 || b->type == DRAY_DT_INT64)) {
                 size_t q = fast_number(pl, b, r->rows, d, p, n);
                 if (q) {
                     p = q;
                     goto terminator;
                 }
-            } else if (b->type == DRAY_DT_UTF8) {
-                size_t q = p;
-                while (q < n && d[q] != pl->delim && d[q] != '\n' && d[q] != '\r')
-                    q++;
+            }
+            size_t q = find_stop(pl, d, p, n);
+            /* a lone \r inside a field takes the general path */
+            if (q == n || d[q] != '\r' || q + 1 == n || d[q + 1] == '\n') {
                 size_t vl = q - p;
-                if (vl && (q == n || d[q] != '\r' || q + 1 == n || d[q + 1] == '\n') &&
-                    !(vl < 64 && ((pl->na_len_mask >> vl) & 1) && is_na(pl, d + p, vl))) {
+                if (!b) {
+                    /* a column left out by usecols */
+                } else if (b->type == DRAY_DT_UTF8 && vl && !is_na(pl, d + p, vl)) {
                     if (b->chars_len + (int64_t)vl > b->chars_cap &&
                         (st = dray__builder_grow(b, 0, (int64_t)vl)))
                         return st;
                     memcpy(b->chars + b->chars_len, d + p, vl);
                     b->chars_len += (int64_t)vl;
                     ((int32_t *)b->data)[r->rows + 1] = (int32_t)b->chars_len;
-                    p = q;
-                    goto terminator;
+                } else if (!(b->type == DRAY_DT_TIMESTAMP && fast_timestamp(r, col, b, d + p, vl)) &&
+                           (st = store(r, f, d + p, vl, false, p))) {
+                    goto bad;
                 }
+                p = q;
+                goto terminator;
             }
         }
         {
@@ -726,7 +791,7 @@ dray_status dray__csv_parse_range(const dray__csv_plan *pl, const char *name, co
                                   size_t len, size_t start, size_t end, bool in_quote,
                                   dray_table **out, int64_t *bad_rows)
 {
-    rparse r = {pl, {name, data, len, pl->delim, pl->quote, NULL, 0}, NULL, 0, 0};
+    rparse r = {pl, {name, data, len, pl->delim, pl->quote, NULL, 0}, NULL, NULL, 0, 0};
     dray_status st = DRAY_OK;
     size_t pos = start;
     if (end > len)
@@ -768,7 +833,8 @@ dray_status dray__csv_parse_range(const dray__csv_plan *pl, const char *name, co
         pos = q < len ? q + 1 : len;
     }
     r.b = calloc((size_t)(pl->ncols ? pl->ncols : 1), sizeof(dray__builder));
-    if (!r.b) {
+    r.dates = calloc((size_t)(pl->ncols ? pl->ncols : 1), sizeof(date_cache));
+    if (!r.b || !r.dates) {
         st = dray_set_error(DRAY_ENOMEM, "csv range");
         goto out;
     }
@@ -822,6 +888,7 @@ out:
     for (int c = 0; r.b && c < pl->ncols; c++)
         dray__builder_fini(&r.b[c]);
     free(r.b);
+    free(r.dates);
     free(r.s.scratch);
     return st;
 }

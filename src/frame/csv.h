@@ -9,6 +9,7 @@
 typedef struct dray__csv_plan {
     dray_ext_obj hdr; /* so a plan can travel as a task argument (see frame.c) */
     char delim, quote;
+    uint8_t stop[256]; /* 1 for the bytes that end an unquoted field */
     bool header;
     dray_bad_lines bad;
     int nfields;      /* fields per record in the files */
