@@ -490,7 +490,9 @@ dray_ref *dray__run_cell(dray_runtime *rt, dray__worker *w, dray_ref *c)
         if (gated)
             dray__resources_release(rt, c->extra->num_cpus, c->extra->res, c->extra->n_res);
     }
-    if (st != DRAY_OK) {
+    if (st != DRAY_OK && failed_arg < 0 && result.type == DRAY_T_ERROR) {
+        st = dray_error_status(&result); /* the function built its own error value */
+    } else if (st != DRAY_OK) {
         dray_value_release(&result);
         char msg[1200];
         const dray_value *cause = NULL;
@@ -592,8 +594,9 @@ dray_status dray__wait_some(dray_runtime *rt, dray_ref *const *cells, size_t n, 
             return DRAY_OK;
         if (deadline >= 0 && dray__now_ns() >= deadline)
             return dray_set_error(DRAY_ETIMEDOUT, "timed out after %lld ms", (long long)timeout_ms);
-        /* Help: run queued work while waiting (bounded nesting keeps the stack small). */
-        if (!w || w->help_depth < MAX_HELP_DEPTH) {
+        /* Help: run queued work while waiting (bounded nesting keeps the stack small). With a
+         * deadline an external thread does not help: the task it picks could outlast it. */
+        if ((w && w->help_depth < MAX_HELP_DEPTH) || (!w && deadline < 0)) {
             if (w)
                 w->help_depth++;
             bool ran = dray__find_work_and_run(rt, w);
