@@ -585,10 +585,13 @@ dray_status dray__wait_some(dray_runtime *rt, dray_ref *const *cells, size_t n, 
     int64_t deadline = deadline_of(timeout_ms);
     dray__tls *tls = &dray__tls_slot;
     dray__worker *w = tls->worker && tls->worker->rt == rt ? tls->worker : NULL;
-    size_t spins = 0;
+    size_t spins = 0, first_open = 0;
     for (;;) {
-        size_t done = 0;
-        for (size_t i = 0; i < n && done < need; i++)
+        /* Done cells stay done: skip the finished prefix instead of rescanning it. */
+        while (first_open < n && cell_closed(cells[first_open]))
+            first_open++;
+        size_t done = first_open;
+        for (size_t i = first_open; i < n && done < need; i++)
             done += cell_closed(cells[i]);
         if (done >= need)
             return DRAY_OK;
