@@ -461,13 +461,46 @@ dray_status dray_frame_map_partitions(const dray_frame *f, dray_partition_fn fn,
     return derive(f, "frame_map", a, 2, s, out);
 }
 
+dray_status dray__graph_run(dray_graph *g, dray_runtime *rt, const dray_node *outputs, size_t n,
+                            dray_value *results)
+{
+    dray_ref **refs = calloc(n ? n : 1, sizeof(*refs));
+    if (!refs)
+        return dray_set_error(DRAY_ENOMEM, "compute");
+    dray_status st = dray_graph_submit(g, outputs, n, refs);
+    if (st) {
+        free(refs);
+        return st;
+    }
+    size_t got = 0;
+    for (; got < n; got++) {
+        dray_value err = dray_null();
+        if ((st = dray_get(rt, refs[got], -1, &err))) {
+            dray_value_release(&err); /* the failed task's error value */
+            break;
+        }
+        results[got] = err;
+    }
+    if (st) {
+        char msg[1024];
+        snprintf(msg, sizeof(msg), "%s", dray_last_error());
+        for (size_t i = 0; i < got; i++)
+            dray_value_release(&results[i]);
+        dray_set_error(st, "%s", msg);
+    }
+    for (size_t i = 0; i < n; i++)
+        dray_ref_release(refs[i]);
+    free(refs);
+    return st;
+}
+
 /* compute_parts: the tables of partitions [from, from+n) (owned, in order). */
 static dray_status compute_parts(const dray_frame *f, size_t from, size_t n, dray_table **tables)
 {
     dray_value *res = calloc(n ? n : 1, sizeof(*res));
     if (!res)
         return dray_set_error(DRAY_ENOMEM, "compute");
-    dray_status st = dray_graph_compute(f->g->graph, f->parts + from, n, res);
+    dray_status st = dray__graph_run(f->g->graph, f->rt, f->parts + from, n, res);
     if (st) {
         free(res);
         return st;

@@ -36,6 +36,11 @@ typedef struct dray__part {
 dray_status dray__part_value(dray_table *t, int64_t bad_rows, dray_value *out);
 /* dray__part_of: the partition in v (borrowed), or NULL. */
 dray__part *dray__part_of(const dray_value *v);
+/* dray__graph_run: submits `outputs` of g and gets their values (owned) into results; on a failure
+ * returns the first failed output's status with its cause in dray_last_error and writes nothing.
+ * (dray_graph_compute keeps the failed output's error value: see docs/frame.md.) */
+dray_status dray__graph_run(dray_graph *g, dray_runtime *rt, const dray_node *outputs, size_t n,
+                            dray_value *results);
 /* dray__frame_compute_parts: every partition's table (owned) into tables[0..nparts). */
 dray_status dray__frame_compute_parts(const dray_frame *f, dray_table **tables);
 

@@ -412,7 +412,7 @@ static dray_status run_groupby(const dray_frame *f, const char *const *keys, siz
         m = k;
     }
     dray_value res = dray_null();
-    if (!st && m == 1 && !(st = dray_graph_compute(f->g->graph, level, 1, &res))) {
+    if (!st && m == 1 && !(st = dray__graph_run(f->g->graph, f->rt, level, 1, &res))) {
         dray__part *p = dray__part_of(&res);
         if (p)
             *partial = dray_table_retain(p->t);
