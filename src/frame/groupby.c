@@ -9,64 +9,6 @@
 
 enum { S_CNT, S_SUM, S_SQ, S_MIN, S_MAX, S__N };
 
-/* ---- hashing rows by key ---- */
-
-static uint64_t mix(uint64_t h, uint64_t v)
-{
-    h ^= v + 0x9e3779b97f4a7c15ull + (h << 6) + (h >> 2);
-    return h * 0xff51afd7ed558ccdull;
-}
-
-static uint64_t row_hash(dray_column *const *keys, size_t nk, int64_t i)
-{
-    uint64_t h = 0x12345;
-    for (size_t k = 0; k < nk; k++) {
-        const dray_column *c = keys[k];
-        if (!dray_column_is_valid(c, i)) {
-            h = mix(h, 0xdeadbeef);
-        } else if (c->type == DRAY_DT_UTF8) {
-            size_t l;
-            const char *s = dray_column_get_str(c, i, &l);
-            uint64_t x = 0xcbf29ce484222325ull;
-            for (size_t j = 0; j < l; j++)
-                x = (x ^ (uint8_t)s[j]) * 0x100000001b3ull;
-            h = mix(h, x);
-        } else if (c->type == DRAY_DT_FLOAT64 || c->type == DRAY_DT_FLOAT32) {
-            double d = dray_column_get_f64(c, i) + 0.0;
-            uint64_t b;
-            memcpy(&b, &d, 8);
-            h = mix(h, b);
-        } else {
-            h = mix(h, (uint64_t)dray_column_get_i64(c, i)); /* dict: index within this table */
-        }
-    }
-    return h ^ (h >> 31);
-}
-
-static bool row_eq(dray_column *const *keys, size_t nk, int64_t i, int64_t j)
-{
-    for (size_t k = 0; k < nk; k++) {
-        const dray_column *c = keys[k];
-        bool vi = dray_column_is_valid(c, i), vj = dray_column_is_valid(c, j);
-        if (vi != vj)
-            return false;
-        if (!vi)
-            continue;
-        if (c->type == DRAY_DT_UTF8) {
-            size_t a, b;
-            const char *x = dray_column_get_str(c, i, &a), *y = dray_column_get_str(c, j, &b);
-            if (a != b || memcmp(x, y, a))
-                return false;
-        } else if (c->type == DRAY_DT_FLOAT64 || c->type == DRAY_DT_FLOAT32) {
-            if (dray_column_get_f64(c, i) != dray_column_get_f64(c, j))
-                return false;
-        } else if (dray_column_get_i64(c, i) != dray_column_get_i64(c, j)) {
-            return false;
-        }
-    }
-    return true;
-}
-
 /* group_rows: gid[i] for every row and the first row of each group. */
 static dray_status group_rows(dray_column *const *keys, size_t nk, int64_t n, int64_t *gid,
                               int64_t **firsts, int64_t *ngroups)
@@ -83,9 +25,9 @@ static dray_status group_rows(dray_column *const *keys, size_t nk, int64_t n, in
     for (size_t i = 0; i < cap; i++)
         slots[i] = -1;
     for (int64_t i = 0; i < n; i++) {
-        uint64_t h = row_hash(keys, nk, i);
+        uint64_t h = dray__row_hash(keys, nk, i, false);
         size_t s = h & (cap - 1);
-        while (slots[s] >= 0 && (hashes[s] != h || !row_eq(keys, nk, first[slots[s]], i)))
+        while (slots[s] >= 0 && (hashes[s] != h || !dray__rows_equal(keys, first[slots[s]], keys, i, nk)))
             s = (s + 1) & (cap - 1);
         if (slots[s] >= 0) {
             gid[i] = slots[s];
@@ -316,61 +258,31 @@ DRAY_FUNCTION(frame_gb_combine)
     return st ? st : dray__part_value(r, 0, result);
 }
 
-/* ---- sorting by key columns ---- */
+/* ---- sorting ---- */
 
-typedef struct sort_ctx {
-    dray_column *const *keys;
-    size_t nk;
-    const double *count; /* value_counts: sort by count descending first */
-} sort_ctx;
+/* by_count: value_counts order, count descending then key (cmp via rows_cmp). */
+typedef struct count_order {
+    dray_column *key;
+    const int64_t *count;
+} count_order;
 
-static int cmp_rows(const sort_ctx *s, int64_t i, int64_t j)
+static int count_cmp(const count_order *o, int64_t i, int64_t j)
 {
-    if (s->count && s->count[i] != s->count[j])
-        return s->count[i] > s->count[j] ? -1 : 1;
-    for (size_t k = 0; k < s->nk; k++) {
-        const dray_column *c = s->keys[k];
-        bool vi = dray_column_is_valid(c, i), vj = dray_column_is_valid(c, j);
-        if (vi != vj)
-            return vi ? -1 : 1; /* nulls last */
-        if (!vi)
-            continue;
-        int r;
-        if (c->type == DRAY_DT_UTF8 || c->type == DRAY_DT_DICT) {
-            size_t a, b;
-            const char *x = dray_column_get_str(c, i, &a), *y = dray_column_get_str(c, j, &b);
-            r = memcmp(x, y, a < b ? a : b);
-            if (!r)
-                r = (a > b) - (a < b);
-        } else if (c->type == DRAY_DT_FLOAT64 || c->type == DRAY_DT_FLOAT32) {
-            double x = dray_column_get_f64(c, i), y = dray_column_get_f64(c, j);
-            r = (x > y) - (x < y);
-        } else {
-            int64_t x = dray_column_get_i64(c, i), y = dray_column_get_i64(c, j);
-            r = (x > y) - (x < y);
-        }
-        if (r)
-            return r;
-    }
-    return 0;
+    if (o->count[i] != o->count[j])
+        return o->count[i] > o->count[j] ? -1 : 1;
+    return dray__rows_cmp(&o->key, i, &o->key, j, 1, NULL);
 }
 
-/* merge_sort: stable sort of idx[0..n) by cmp_rows (tmp has room for n). */
-static void merge_sort(const sort_ctx *s, int64_t *idx, int64_t *tmp, int64_t n)
+static void count_sort(const count_order *o, int64_t *idx, int64_t n)
 {
-    if (n < 2)
-        return;
-    int64_t h = n / 2;
-    merge_sort(s, idx, tmp, h);
-    merge_sort(s, idx + h, tmp, n - h);
-    int64_t a = 0, b = h, k = 0;
-    while (a < h && b < n)
-        tmp[k++] = cmp_rows(s, idx[b], idx[a]) < 0 ? idx[b++] : idx[a++];
-    while (a < h)
-        tmp[k++] = idx[a++];
-    while (b < n)
-        tmp[k++] = idx[b++];
-    memcpy(idx, tmp, (size_t)n * sizeof(*idx));
+    for (int64_t i = 1; i < n; i++) { /* insertion sort: value_counts results are small */
+        int64_t v = idx[i], j = i;
+        while (j > 0 && count_cmp(o, v, idx[j - 1]) < 0) {
+            idx[j] = idx[j - 1];
+            j--;
+        }
+        idx[j] = v;
+    }
 }
 
 /* ---- driver ---- */
@@ -515,11 +427,10 @@ dray_status dray_frame_groupby(const dray_frame *f, const char *const *keys, siz
     }
     if (st || (st = dray_table_create((const char *const *)names, cols, nkeys + naggs, &res)))
         goto out;
-    sort_ctx sc = {cols, nkeys, NULL};
     for (int64_t i = 0; i < ng; i++)
         idx[i] = i;
-    merge_sort(&sc, idx, idx + ng, ng);
-    st = dray_table_take(res, idx, ng, out);
+    if (!(st = dray__sort_rows(cols, nkeys, NULL, idx, ng)))
+        st = dray_table_take(res, idx, ng, out);
 out:
     for (size_t i = 0; cols && i < nkeys + naggs; i++) {
         dray_column_release(cols[i]);
@@ -543,21 +454,17 @@ dray_status dray_frame_value_counts(const dray_frame *f, const char *column, dra
     /* pandas leaves the null key out; then count descending, key ascending */
     int64_t n = g->nrows, k = 0;
     int64_t *idx = malloc((size_t)(n ? n : 1) * 2 * sizeof(int64_t));
-    double *cnt = malloc((size_t)(n ? n : 1) * sizeof(double));
-    if (!idx || !cnt) {
+    if (!idx) {
         st = dray_set_error(DRAY_ENOMEM, "value_counts");
     } else {
-        for (int64_t i = 0; i < n; i++) {
-            cnt[i] = (double)((const int64_t *)g->cols[1]->data)[i];
+        for (int64_t i = 0; i < n; i++)
             if (dray_column_is_valid(g->cols[0], i))
                 idx[k++] = i;
-        }
-        sort_ctx sc = {g->cols, 1, cnt};
-        merge_sort(&sc, idx, idx + k, k);
+        count_order o = {g->cols[0], g->cols[1]->data};
+        count_sort(&o, idx, k);
         st = dray_table_take(g, idx, k, out);
     }
     free(idx);
-    free(cnt);
     dray_table_release(g);
     return st;
 }

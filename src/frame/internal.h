@@ -77,6 +77,19 @@ dray_status dray__table_empty_like(const dray_table *t, dray_table **out);
 dray_status dray__table_with_column(const dray_table *t, const char *name, dray_column *c,
                                     dray_table **out);
 
+/* ---- Rows over key columns (rows.c) ---- */
+/* dray__row_hash: hash of row i's keys; by_value hashes dict strings and integral floats by value
+ * (for matching across tables), otherwise dict indices (within one table). */
+uint64_t dray__row_hash(dray_column *const *keys, size_t nk, int64_t i, bool by_value);
+/* dray__rows_equal: row i of keys a equals row j of keys b (nulls equal nulls). */
+bool dray__rows_equal(dray_column *const *a, int64_t i, dray_column *const *b, int64_t j, size_t nk);
+/* dray__rows_cmp: order of the rows (nulls last; desc[k] true sorts key k descending; may be NULL). */
+int dray__rows_cmp(dray_column *const *a, int64_t i, dray_column *const *b, int64_t j, size_t nk,
+                   const bool *desc);
+/* dray__sort_rows: stable sort of row indices idx[0..n) by the keys. */
+dray_status dray__sort_rows(dray_column *const *keys, size_t nk, const bool *desc, int64_t *idx,
+                            int64_t n);
+
 /* ---- Growable builder (CSV reader, kernels) ---- */
 typedef struct dray__builder {
     dray_dtype type;
