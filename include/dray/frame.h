@@ -299,6 +299,45 @@ DRAY_API int64_t dray_frame_bad_rows(const dray_frame *f);
 /* dray_frame_to_csv: writes one file per partition, DIR/part-00000.csv, ... (creating DIR). */
 DRAY_API dray_status dray_frame_to_csv(const dray_frame *f, const char *dir);
 
+/* dray_frame_concat: the partitions of frames[0..n) one after another; same column names and
+ * types. Frames from other graphs have their partitions started now (kept until the result goes). */
+DRAY_API dray_status dray_frame_concat(dray_frame *const *frames, size_t n, dray_frame **out);
+
+/* dray_frame_repartition: the same rows in `nparts` partitions, merging neighbours (fewer) or
+ * splitting each partition evenly (more). Row order is kept. */
+DRAY_API dray_status dray_frame_repartition(const dray_frame *f, size_t nparts, dray_frame **out);
+
+/* dray_frame_sort: rows ordered by the `nby` columns (desc[i] true: descending; NULL: all
+ * ascending), nulls last, stable. A sample sort: each partition is sampled, splitters picked, each
+ * partition split by range and every range merged and sorted in its own task; the result keeps
+ * the number of partitions and partition i holds the i-th range. */
+DRAY_API dray_status dray_frame_sort(const dray_frame *f, const char *const *by, const bool *desc,
+                                     size_t nby, dray_frame **out);
+
+typedef enum dray_join_how {
+    DRAY_JOIN_INNER = 0,
+    DRAY_JOIN_LEFT = 1 /* unmatched left rows get nulls on the right */
+} dray_join_how;
+
+/* dray_frame_join: rows of `left` and `right` whose key columns (left_on[i] = right_on[i]) are equal;
+ * null keys never match (SQL). The result has left's columns, then right's columns other than its
+ * keys ("_right" appended to names that clash). A right side of one partition is broadcast to
+ * every left partition; otherwise both sides are hash-partitioned into as many buckets as left has
+ * partitions and joined bucket by bucket. */
+DRAY_API dray_status dray_frame_join(const dray_frame *left, const dray_frame *right,
+                                     const char *const *left_on, const char *const *right_on,
+                                     size_t nkeys, dray_join_how how, dray_frame **out);
+
+/* dray_frame_drop_duplicates: rows with distinct values in the `n` columns of `subset` (NULL, 0:
+ * all columns), keeping each first occurrence; rows are hash-partitioned by those columns, so the
+ * result's partitions hold disjoint keys (order kept within each). */
+DRAY_API dray_status dray_frame_drop_duplicates(const dray_frame *f, const char *const *subset,
+                                                size_t n, dray_frame **out);
+
+/* dray_frame_describe: a table with a "stat" column (count, mean, std, min, max) and one float64
+ * column per numeric column of f. */
+DRAY_API dray_status dray_frame_describe(const dray_frame *f, dray_table **out);
+
 /* Aggregations for groupby. */
 typedef enum dray_agg {
     DRAY_AGG_SUM = 0,

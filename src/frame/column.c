@@ -411,6 +411,54 @@ dray_status dray__column_take(const dray_column *c, const int64_t *idx, int64_t 
     return DRAY_OK;
 }
 
+dray_status dray__column_take_nullable(const dray_column *c, const int64_t *idx, int64_t n,
+                                       dray_column **out)
+{
+    int64_t *fixed = malloc((size_t)(n ? n : 1) * sizeof(*fixed));
+    if (!fixed)
+        return dray_set_error(DRAY_ENOMEM, "take of %lld rows", (long long)n);
+    bool any = false;
+    for (int64_t i = 0; i < n; i++) {
+        any |= idx[i] < 0;
+        fixed[i] = idx[i] < 0 ? 0 : idx[i];
+    }
+    dray_status st;
+    dray_column *r;
+    if (any && c->length == 0) {
+        /* nothing to take from: every row is null */
+        if (!(st = dray__column_alloc(c->type, c->unit, n, true, 0, &r))) {
+            memset(r->validity, 0, (size_t)dray__bitmap_bytes(n));
+            if (c->type == DRAY_DT_UTF8)
+                memset(r->data, 0, (size_t)(n + 1) * 4);
+            else if (c->type != DRAY_DT_BOOL)
+                memset(r->data, 0, (size_t)n * (size_t)dray__dtype_width(c->type));
+            if (c->dict)
+                r->dict = dray_column_retain(c->dict);
+        }
+    } else {
+        st = dray__column_take(c, fixed, n, &r);
+    }
+    free(fixed);
+    if (st)
+        return st;
+    if (any && c->length > 0) {
+        if (!r->validity) {
+            size_t vb = (size_t)dray__bitmap_bytes(n);
+            if (!(r->validity = malloc(vb ? vb : 1))) {
+                dray_column_release(r);
+                return dray_set_error(DRAY_ENOMEM, "take");
+            }
+            memset(r->validity, 0xff, vb);
+        }
+        for (int64_t i = 0; i < n; i++)
+            if (idx[i] < 0)
+                dray__bit_clear(r->validity, i);
+    }
+    dray__column_finish_nulls(r);
+    *out = r;
+    return DRAY_OK;
+}
+
 dray_status dray__column_filter_bits(const dray_column *c, const uint8_t *mask, int64_t count,
                                      dray_column **out)
 {

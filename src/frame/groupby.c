@@ -137,9 +137,9 @@ static dray_status aggregate(const dray_table *in, size_t nk, size_t nv, const i
                 continue;
             double x = f64 ? ((const double *)c->data)[i] : dray_column_get_f64(c, i);
             double *a = acc + ((size_t)gid[i] * nv + v) * S__N;
-            a[S_CNT] += 1;
             if (isnan(x))
-                continue;
+                continue; /* NaN counts as missing, as in pandas */
+            a[S_CNT] += 1;
             a[S_SUM] += x;
             a[S_SQ] += x * x;
             if (x < a[S_MIN])
@@ -466,5 +466,61 @@ dray_status dray_frame_value_counts(const dray_frame *f, const char *column, dra
     }
     free(idx);
     dray_table_release(g);
+    return st;
+}
+
+dray_status dray_frame_describe(const dray_frame *f, dray_table **out)
+{
+    static const char *const stats[5] = {"count", "mean", "std", "min", "max"};
+    const dray_table *s = f->schema;
+    size_t nv = 0;
+    const char **vals = calloc(s->ncols + 1, sizeof(*vals));
+    if (!vals)
+        return dray_set_error(DRAY_ENOMEM, "describe");
+    for (size_t c = 0; c < s->ncols; c++)
+        if (dray__dtype_is_numeric(s->cols[c]->type))
+            vals[nv++] = s->names[c];
+    dray_table *pt = NULL;
+    dray_status st = f->nparts ? run_groupby(f, NULL, 0, vals, nv, &pt)
+                               : dray_set_error(DRAY_EINVAL, "describe: no partitions");
+    dray_column **cols = calloc(nv + 2, sizeof(*cols));
+    const char **names = calloc(nv + 2, sizeof(*names));
+    if (!st && (!cols || !names))
+        st = dray_set_error(DRAY_ENOMEM, "describe");
+    if (!st) {
+        names[0] = "stat";
+        st = dray_column_from_strings(stats, 5, false, &cols[0]);
+    }
+    for (size_t v = 0; v < nv && !st; v++) {
+        double r[5] = {0, 0, 0, 0, 0};
+        uint8_t valid[5] = {1, 0, 0, 0, 0};
+        if (pt->nrows == 1) {
+            const double *a[S__N];
+            for (int k = 0; k < S__N; k++)
+                a[k] = pt->cols[v * S__N + (size_t)k]->data;
+            double n = a[S_CNT][0];
+            r[0] = n;
+            if (n > 0) {
+                r[1] = a[S_SUM][0] / n;
+                r[3] = a[S_MIN][0];
+                r[4] = a[S_MAX][0];
+                valid[1] = valid[3] = valid[4] = 1;
+            }
+            if (n > 1) {
+                r[2] = sqrt(fmax(0, (a[S_SQ][0] - a[S_SUM][0] * a[S_SUM][0] / n) / (n - 1)));
+                valid[2] = 1;
+            }
+        }
+        names[1 + v] = vals[v];
+        st = dray_column_from_values(DRAY_DT_FLOAT64, 0, r, valid, 5, &cols[1 + v]);
+    }
+    if (!st)
+        st = dray_table_create(names, cols, nv + 1, out);
+    for (size_t i = 0; cols && i < nv + 1; i++)
+        dray_column_release(cols[i]);
+    free(cols);
+    free(names);
+    free(vals);
+    dray_table_release(pt);
     return st;
 }

@@ -61,6 +61,10 @@ void dray__column_finish_nulls(dray_column *c);
 /* dray__column_take: rows idx[0..n) of c (for filter/take/sort). */
 dray_status dray__column_take(const dray_column *c, const int64_t *idx, int64_t n, dray_column **out);
 
+/* dray__column_take_nullable: like take, with idx[i] < 0 giving a null row. */
+dray_status dray__column_take_nullable(const dray_column *c, const int64_t *idx, int64_t n,
+                                       dray_column **out);
+
 /* dray__column_filter_bits: rows of c whose bit in `mask` is set (count rows). */
 dray_status dray__column_filter_bits(const dray_column *c, const uint8_t *mask, int64_t count,
                                      dray_column **out);
