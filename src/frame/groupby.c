@@ -137,9 +137,12 @@ static dray_status aggregate(const dray_table *in, size_t nk, size_t nv, const i
                 continue;
             double x = f64 ? ((const double *)c->data)[i] : dray_column_get_f64(c, i);
             double *a = acc + ((size_t)gid[i] * nv + v) * S__N;
-            if (isnan(x))
+            bool numeric = c->type != DRAY_DT_UTF8 && c->type != DRAY_DT_DICT;
+            if (numeric && isnan(x))
                 continue; /* NaN counts as missing, as in pandas */
             a[S_CNT] += 1;
+            if (!numeric)
+                continue;
             a[S_SUM] += x;
             a[S_SQ] += x * x;
             if (x < a[S_MIN])
