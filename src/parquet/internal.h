@@ -168,6 +168,11 @@ const char *dray__rle_decode(const uint8_t *p, size_t len, int w, uint32_t *out,
 const char *dray__rle_decode_bitmap(const uint8_t *p, size_t len, uint8_t *out, int64_t off,
                                     size_t n, size_t *ones);
 
+/* ---- DELTA_BINARY_PACKED ---- */
+/* Decodes the first n values of the delta stream at [p, p+len) into out; *used gets the stream's full
+ * size in bytes (all its values are walked). Returns NULL or a static reason. */
+const char *dray__delta_decode(const uint8_t *p, size_t len, uint64_t *out, size_t n, size_t *used);
+
 /* ---- Compression ---- */
 typedef struct pq_compressor pq_compressor;
 dray_status dray__pq_compressor_create(int codec, int level, pq_compressor **out);

@@ -598,6 +598,8 @@ typedef struct dec_ctx {
     size_t page_cap;
     uint32_t *idx;
     size_t idx_cap;
+    uint64_t *u64, *u64b;
+    size_t u64_cap, u64b_cap;
 } dec_ctx;
 
 static dray_status derr(const dec_ctx *d, const char *what)
@@ -729,7 +731,7 @@ static inline void put_fixed(const pq_rcol *c, uint8_t *dst, const uint8_t *src)
     }
 }
 
-static dray_status append_str(dec_ctx *d, col_out *o, const uint8_t *p, uint32_t n)
+static dray_status reserve_str(dec_ctx *d, col_out *o, size_t n)
 {
     if (o->sdata_len + n > INT32_MAX)
         return dray_set_error(DRAY_ERANGE,
@@ -746,6 +748,14 @@ static dray_status append_str(dec_ctx *d, col_out *o, const uint8_t *p, uint32_t
         o->sdata = q;
         o->sdata_cap = cap;
     }
+    return DRAY_OK;
+}
+
+static dray_status append_str(dec_ctx *d, col_out *o, const uint8_t *p, uint32_t n)
+{
+    dray_status st = reserve_str(d, o, n);
+    if (st)
+        return st;
     memcpy(o->sdata + o->sdata_len, p, n);
     o->sdata_len += n;
     return DRAY_OK;
@@ -754,6 +764,90 @@ static dray_status append_str(dec_ctx *d, col_out *o, const uint8_t *p, uint32_t
 static inline bool bit_at(const uint8_t *bits, int64_t i)
 {
     return bits[i >> 3] >> (i & 7) & 1;
+}
+
+/* The delta and byte-stream-split encodings of format v2 writers. */
+static dray_status decode_v2_values(dec_ctx *d, col_out *o, int enc, const uint8_t *v, size_t vlen,
+                                    int64_t r0, int64_t nv, size_t k)
+{
+    const pq_rcol *c = d->c;
+    bool dense = k == (size_t)nv;
+    const char *why;
+    size_t used;
+    dray_status st;
+    if (!grow_scratch((void **)&d->u64, &d->u64_cap, k + 1, sizeof(uint64_t)))
+        return DRAY_ENOMEM;
+    if (enc == PQ_ENC_BYTE_STREAM_SPLIT) {
+        int P = c->pwidth;
+        if (c->ptype == PQ_BYTE_ARRAY || c->ptype == PQ_BOOLEAN || P > 8)
+            return derr(d, "BYTE_STREAM_SPLIT on a type it does not apply to");
+        if (k * (size_t)P > vlen)
+            return derr(d, "byte stream split values run past the page");
+        for (size_t j = 0; j < k; j++) {
+            uint8_t tmp[8];
+            for (int b = 0; b < P; b++)
+                tmp[b] = v[(size_t)b * k + j];
+            memcpy(&d->u64[j], tmp, 8);
+        }
+    } else if (c->ptype == PQ_BYTE_ARRAY) {
+        if (enc == PQ_ENC_DELTA_BINARY_PACKED)
+            return derr(d, "DELTA_BINARY_PACKED on a string column");
+        uint64_t *prefix = NULL;
+        if (enc == PQ_ENC_DELTA_BYTE_ARRAY) {
+            if (!grow_scratch((void **)&d->u64b, &d->u64b_cap, k + 1, sizeof(uint64_t)))
+                return DRAY_ENOMEM;
+            prefix = d->u64b;
+            if (k && (why = dray__delta_decode(v, vlen, prefix, k, &used)))
+                return derr(d, why);
+            if (k)
+                v += used, vlen -= used;
+        }
+        if (k && (why = dray__delta_decode(v, vlen, d->u64, k, &used)))
+            return derr(d, why);
+        if (k)
+            v += used, vlen -= used;
+        size_t p = 0, j = 0, prev = 0, prev_len = 0;
+        for (int64_t r = r0; r < r0 + nv; r++) {
+            if (dense || bit_at(o->valid, r)) {
+                uint64_t len = d->u64[j], pre = prefix ? prefix[j] : 0;
+                j++;
+                if (len > vlen - p || pre > prev_len)
+                    return derr(d, "delta string runs past the page or its prefix");
+                size_t start = o->sdata_len;
+                if (pre) { /* the prefix is the previous value's: copy it from our own output */
+                    if ((st = reserve_str(d, o, (size_t)pre)))
+                        return st;
+                    memmove(o->sdata + o->sdata_len, o->sdata + prev, (size_t)pre);
+                    o->sdata_len += (size_t)pre;
+                }
+                if ((st = append_str(d, o, v + p, (uint32_t)len)))
+                    return st;
+                p += (size_t)len;
+                prev = start;
+                prev_len = o->sdata_len - start;
+            }
+            o->offs[r + 1] = (int32_t)o->sdata_len;
+        }
+        return DRAY_OK;
+    } else {
+        if (enc != PQ_ENC_DELTA_BINARY_PACKED || (c->ptype != PQ_INT32 && c->ptype != PQ_INT64))
+            return derr(d, "delta encoding on a type it does not apply to");
+        if (k && (why = dray__delta_decode(v, vlen, d->u64, k, &used)))
+            return derr(d, why);
+        if (c->ptype == PQ_INT32)
+            for (size_t j = 0; j < k; j++)
+                d->u64[j] = (uint32_t)d->u64[j];
+    }
+    int W = c->at.width;
+    uint8_t *out = o->vals + r0 * W;
+    size_t j = 0;
+    for (int64_t i = 0; i < nv; i++) {
+        if (dense || bit_at(o->valid, r0 + i))
+            put_fixed(c, out + i * W, (const uint8_t *)&d->u64[j++]);
+        else
+            memset(out + i * W, 0, (size_t)W);
+    }
+    return DRAY_OK;
 }
 
 /* Decodes the values of one data page: rows [r0, r0+nv) with k non-null values in [v, v+vlen). */
@@ -844,6 +938,9 @@ static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t 
         }
         return DRAY_OK;
     }
+    if (enc == PQ_ENC_DELTA_BINARY_PACKED || enc == PQ_ENC_DELTA_LENGTH_BYTE_ARRAY ||
+        enc == PQ_ENC_DELTA_BYTE_ARRAY || enc == PQ_ENC_BYTE_STREAM_SPLIT)
+        return decode_v2_values(d, o, enc, v, vlen, r0, nv, k);
     if (enc != PQ_ENC_PLAIN) {
         static const char *names[] = {"PLAIN", "?", "PLAIN_DICTIONARY", "RLE", "BIT_PACKED",
                                       "DELTA_BINARY_PACKED", "DELTA_LENGTH_BYTE_ARRAY",
@@ -1058,6 +1155,8 @@ out_scratch:
     free(d.dict_len);
     free(d.page);
     free(d.idx);
+    free(d.u64);
+    free(d.u64b);
     return st;
 }
 

@@ -8,6 +8,7 @@
 //   node oracle.mjs duckdb-dump FILE              the table as DuckDB reads it
 //   node oracle.mjs hyparquet-dump FILE           the table as hyparquet reads it
 //   node oracle.mjs duckdb-schema FILE            name, type, converted and logical type per column
+//   node oracle.mjs duckdb-stats-check FILE RG    "ok" when the statistics match the data (RG rows/group)
 //   node oracle.mjs duckdb-stats FILE             row group, column, min, max, null count per chunk
 //   node oracle.mjs duckdb-write OUT CODEC DICT VERSION ROWS RGSIZE   writes the test table, prints it
 import { createRequire } from 'node:module'
@@ -99,6 +100,28 @@ async function duckdbStats(conn, file) {
   return rows.map((r) => r.map((v) => (v === null ? 'N' : String(v))).join('\t')).join('\n') + '\n'
 }
 
+// Checks the statistics in the file against min/max/null counts DuckDB computes from the data itself,
+// row group g holding rows [g*rg, (g+1)*rg). Prints "ok" or the first mismatch.
+async function duckdbStatsCheck(conn, file, rg) {
+  const desc = (await conn.runAndReadAll(`DESCRIBE SELECT * FROM read_parquet(${q(file)})`)).getRows()
+  const meta = (await conn.runAndReadAll(
+    `SELECT row_group_id, column_id, stats_min_value, stats_max_value, stats_null_count
+     FROM parquet_metadata(${q(file)}) ORDER BY row_group_id, column_id`)).getRows()
+  for (const [g, col, smin, smax, snull] of meta) {
+    const [name, type] = desc[Number(col)]
+    const c = '"' + name + '"'
+    const keep = type === 'FLOAT' || type === 'DOUBLE' ? `${c} IS NOT NULL AND NOT isnan(${c})` : `${c} IS NOT NULL`
+    const [[lo, hi, nulls]] = (await conn.runAndReadAll(
+      `SELECT CAST(min(${c}) FILTER (WHERE ${keep}) AS VARCHAR), CAST(max(${c}) FILTER (WHERE ${keep}) AS VARCHAR),
+              count(*) - count(${c})
+       FROM read_parquet(${q(file)}, file_row_number = true) WHERE file_row_number // ${rg} = ${g}`)).getRows()
+    const norm = (v) => (v === null ? null : String(v))
+    if (norm(smin) !== norm(lo) || norm(smax) !== norm(hi) || BigInt(snull) !== BigInt(nulls))
+      return `row group ${g} column ${name}: stats min=${smin} max=${smax} nulls=${snull}; data min=${lo} max=${hi} nulls=${nulls}\n`
+  }
+  return 'ok\n'
+}
+
 // The test table DuckDB writes: every type the C side reads, nulls in every column, edge values.
 function testTableSql(rows) {
   const nul = (k, e) => `CASE WHEN i % ${k} = 3 THEN NULL ELSE ${e} END`
@@ -131,6 +154,7 @@ switch (cmd) {
   case 'duckdb-dump': process.stdout.write(await duckdbDump(conn, args[0])); break
   case 'hyparquet-dump': process.stdout.write(await hyparquetDump(args[0])); break
   case 'duckdb-schema': process.stdout.write(await duckdbSchema(conn, args[0])); break
+  case 'duckdb-stats-check': process.stdout.write(await duckdbStatsCheck(conn, args[0], Number(args[1]))); break
   case 'duckdb-stats': process.stdout.write(await duckdbStats(conn, args[0])); break
   case 'duckdb-write': {
     const [out, codec, dict, version, rows, rgsize] = args
