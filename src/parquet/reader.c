@@ -183,6 +183,9 @@ static dray_status build_columns(dray_parquet_file *f)
     for (int i = 0; i < f->ncols; i++) {
         pq_rcol *c = &f->cols[i];
         c->se = &m->schema[i + 1];
+        if (!c->se->name)
+            return dray_set_error(DRAY_EFORMAT, "parquet: '%s': schema element %d has no name",
+                                  f->path, i + 1);
         c->name = strndup((const char *)c->se->name, c->se->name_len);
         if (!c->name)
             return DRAY_ENOMEM;
