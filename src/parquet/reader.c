@@ -51,9 +51,9 @@ static dray_status unsupported(const dray_parquet_file *f, const char *col, cons
 /* The stored Arrow format of column i from our key/value metadata, into buf; false if absent. */
 static bool stored_format(const pq_meta *m, int i, char *buf, size_t cap)
 {
-    const uint8_t *p = m->arrow_formats, *end = p + m->arrow_formats_len;
-    if (!p)
+    if (!m->arrow_formats)
         return false;
+    const uint8_t *p = m->arrow_formats, *end = p + m->arrow_formats_len;
     for (int k = 0; p < end; k++) {
         const uint8_t *nl = memchr(p, '\n', (size_t)(end - p));
         if (!nl)
