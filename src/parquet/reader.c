@@ -1028,6 +1028,14 @@ static dray_status decode_chunk(dec_ctx *d, int64_t rows, col_out *o)
                 return derr(d, "dictionary page without its header");
             if ((st = read_dict(d, &h, body, (size_t)h.compressed_size)))
                 return st;
+            if (d->c->ptype == PQ_BYTE_ARRAY && d->dict_n > 0) {
+                /* size the output for the expected strings once, instead of growing it */
+                double avg = (double)((size_t)h.uncompressed_size - 4 * (size_t)d->dict_n) / d->dict_n;
+                double want = avg * (double)rows;
+                if (want < (double)INT32_MAX && (size_t)want > o->sdata_cap &&
+                    (st = reserve_str(d, o, (size_t)want - o->sdata_len)))
+                    return st;
+            }
             continue;
         }
         if (h.type != PQ_PAGE_DATA && h.type != PQ_PAGE_DATA_V2)

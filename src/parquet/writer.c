@@ -755,6 +755,9 @@ static dray_status build_dict(dray_parquet_writer *w, const chunk_view *v, bool 
                 return DRAY_ENOMEM;
             if (d->bytes > limit)
                 return DRAY_OK;
+            /* mostly distinct values: a dictionary would only add indices to PLAIN's size */
+            if ((r & 8191) == 8191 && d->n > (uint32_t)(r / 2))
+                return DRAY_OK;
             w->idx[r] = (uint32_t)e;
         }
     }
