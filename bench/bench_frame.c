@@ -1,5 +1,9 @@
-/* Frame benchmarks, one measurement per run: `bench_frame parse|groupby|etl GLOB [OUTDIR]` prints
- * the seconds the operation took on the embedded runtime (bench/frame.sh takes medians). */
+/* Frame benchmarks, one measurement per run: `bench_frame MODE GLOB [OUTDIR]` prints the seconds the
+ * operation took on the embedded runtime and a check value (bench/frame.sh takes medians). Modes:
+ * parse (read_csv + sum amount), groupby (mean amount by category), etl (filter, log, to_parquet
+ * snappy into OUTDIR), pqread (read_parquet GLOB + sum amount), join (GLOB's ids against every
+ * tenth id), sort (by amount, with DRAY_MEMORY_LIMIT bytes as the runtime's memory limit). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,14 +48,20 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: bench_frame parse|groupby|etl GLOB [OUTDIR]\n");
         return 2;
     }
+    dray_config cfg;
+    dray_config_init(&cfg);
+    const char *limit = getenv("DRAY_MEMORY_LIMIT");
+    if (limit)
+        cfg.memory_limit = (size_t)strtoull(limit, NULL, 10);
     dray_runtime *rt;
-    if (dray_init(NULL, &rt))
+    if (dray_init(&cfg, &rt))
         return 1;
     dray_frame *f = NULL, *g = NULL, *h = NULL;
     dray_table *t = NULL;
     double t0 = now(), check = 0;
-    dray_status st = dray_frame_read_csv(rt, argv[2], NULL, &f);
-    if (!st && !strcmp(argv[1], "parse")) {
+    bool pq = !strcmp(argv[1], "pqread");
+    dray_status st = pq ? dray_frame_read_parquet(rt, argv[2], NULL, &f) : dray_frame_read_csv(rt, argv[2], NULL, &f);
+    if (!st && (pq || !strcmp(argv[1], "parse"))) {
         if (!(st = dray_frame_map_partitions(f, sum_amount, NULL, NULL, &g)) &&
             !(st = dray_frame_compute(g, &t)))
             for (int64_t i = 0; i < dray_table_num_rows(t); i++)
@@ -64,7 +74,18 @@ int main(int argc, char **argv)
     } else if (!st && !strcmp(argv[1], "etl") && argc > 3) {
         if (!(st = dray_frame_filter(f, "amount > 100", &g)) &&
             !(st = dray_frame_assign(g, "log_amount", "log(amount)", &h)))
-            st = dray_frame_to_csv(h, argv[3]);
+            st = dray_frame_to_parquet(h, argv[3], NULL);
+    } else if (!st && !strcmp(argv[1], "join")) {
+        const char *on = "id";
+        dray_frame *j = NULL;
+        if (!(st = dray_frame_filter(f, "id % 10 == 0", &g)) &&
+            !(st = dray_frame_join(f, g, &on, &on, 1, DRAY_JOIN_INNER, &j)))
+            st = dray_frame_count(j, &(int64_t){0});
+        dray_frame_destroy(j);
+    } else if (!st && !strcmp(argv[1], "sort")) {
+        const char *by = "amount";
+        if (!(st = dray_frame_sort(f, &by, NULL, 1, &g)))
+            st = dray_frame_count(g, &(int64_t){0});
     } else if (!st) {
         fprintf(stderr, "bench_frame: unknown mode '%s'\n", argv[1]);
         st = DRAY_EINVAL;

@@ -1,7 +1,7 @@
 /* The seed pipeline: read_csv("data-*.csv") -> filter amount > 100 -> log_amount = log(amount) ->
- * write one file per partition. `etl [GLOB OUTDIR]`; with no arguments it generates small demo data
- * in a temporary directory. Checks its result against a single-threaded recount and exits non-zero
- * when they differ. Writes CSV until the Parquet writer is merged (see docs/frame.md). */
+ * to_parquet(OUTDIR) (snappy, one file per partition). `etl [GLOB OUTDIR]`; with no arguments it
+ * generates small demo data in a temporary directory. Reads the Parquet files back and checks them
+ * against an independent recount from the CSV; exits non-zero when they differ. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,7 +17,8 @@ static double now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* recount: rows with amount > 100 in the files, read eagerly one by one (the check). */
+/* recount: rows with amount > 100 in the files and their sum of log(amount), by a plain loop over
+ * the parsed table (the check). */
 static int64_t recount(const char *pattern, double *sum_log)
 {
     dray_runtime *rt = NULL;
@@ -70,16 +71,16 @@ int main(int argc, char **argv)
     }
     double t0 = now();
     if (dray_frame_read_csv(rt, pattern, NULL, &f) || dray_frame_filter(f, "amount > 100", &g) ||
-        dray_frame_assign(g, "log_amount", "log(amount)", &h) || dray_frame_to_csv(h, outdir)) {
+        dray_frame_assign(g, "log_amount", "log(amount)", &h) || dray_frame_to_parquet(h, outdir, NULL)) {
         fprintf(stderr, "etl: %s\n", dray_last_error());
         goto out;
     }
     double t1 = now();
     /* check: read what was written back and compare with an independent recount */
     char outpat[300];
-    snprintf(outpat, sizeof(outpat), "%s/part-*.csv", outdir);
+    snprintf(outpat, sizeof(outpat), "%s/part-*.parquet", outdir);
     dray_frame *back;
-    if (dray_frame_read_csv(rt, outpat, NULL, &back) || dray_frame_compute(back, &res)) {
+    if (dray_frame_read_parquet(rt, outpat, NULL, &back) || dray_frame_compute(back, &res)) {
         fprintf(stderr, "etl: reading the output: %s\n", dray_last_error());
         goto out;
     }

@@ -16,6 +16,7 @@
 
 #include "dray/arrow_abi.h"
 #include "dray/core.h"
+#include "dray/parquet.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -295,6 +296,29 @@ DRAY_API dray_status dray_frame_count(const dray_frame *f, int64_t *out);
 /* dray_frame_bad_rows: rows skipped by DRAY_BAD_LINES_SKIP in the last compute of frames read from
  * CSV by this frame's graph. */
 DRAY_API int64_t dray_frame_bad_rows(const dray_frame *f);
+
+/* dray_frame_to_parquet: writes one Parquet file per partition, DIR/part-00000.parquet, ... (creating
+ * DIR), each partition in its own task. `opts` NULL: snappy, dictionary strings, 1 Mi-row groups. */
+DRAY_API dray_status dray_frame_to_parquet(const dray_frame *f, const char *dir,
+                                           const dray_parquet_write_opts *opts);
+
+typedef struct dray_parquet_read_opts {
+    const char *const *columns; /* projection: the columns to read, or NULL for all */
+    size_t ncolumns;
+    const char *filter;         /* an expression: row groups whose statistics rule it out are
+                                   skipped, and the rows read are filtered by it; NULL: none */
+} dray_parquet_read_opts;
+
+/* dray_frame_read_parquet: a frame with one partition per row group of every file matching `glob`
+ * (sorted), reading only the projected columns and skipping row groups that cannot match
+ * opts->filter (predicate pushdown on min/max/null-count statistics). Reads the footers now.
+ * `opts` may be NULL. On DRAY_OK *out is owned. */
+DRAY_API dray_status dray_frame_read_parquet(dray_runtime *rt, const char *glob,
+                                             const dray_parquet_read_opts *opts, dray_frame **out);
+
+/* dray_frame_last_skipped: row groups skipped by pushdown when this frame's graph was made by
+ * dray_frame_read_parquet (0 otherwise). */
+DRAY_API int64_t dray_frame_skipped_row_groups(const dray_frame *f);
 
 /* dray_frame_to_csv: writes one file per partition, DIR/part-00000.csv, ... (creating DIR). */
 DRAY_API dray_status dray_frame_to_csv(const dray_frame *f, const char *dir);

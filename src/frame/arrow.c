@@ -406,3 +406,37 @@ out:
     free(names);
     return st;
 }
+
+dray_status dray__table_empty_from_schema(const struct ArrowSchema *s, dray_table **out)
+{
+    if (!s || !s->format || strcmp(s->format, "+s"))
+        return dray_set_error(DRAY_EINVAL, "want a struct (\"+s\") schema");
+    size_t n = (size_t)s->n_children;
+    dray_column **cols = calloc(n + 1, sizeof(*cols));
+    const char **names = calloc(n + 1, sizeof(*names));
+    dray_status st = cols && names ? DRAY_OK : dray_set_error(DRAY_ENOMEM, "schema");
+    for (size_t i = 0; i < n && !st; i++) {
+        const struct ArrowSchema *c = s->children[i];
+        dray_dtype t;
+        dray_time_unit u;
+        bool large;
+        names[i] = c->name ? c->name : "";
+        if (c->dictionary) {
+            if ((st = dray__column_alloc(DRAY_DT_DICT, 0, 0, false, 0, &cols[i])))
+                break;
+            st = dray__column_alloc(DRAY_DT_UTF8, 0, 0, false, 0, &cols[i]->dict);
+        } else if (!format_type(c->format, &t, &u, &large)) {
+            st = dray_set_error(DRAY_EUNSUPPORTED, "column '%s' has unsupported format '%s'", names[i],
+                                c->format);
+        } else {
+            st = dray__column_alloc(t, u, 0, false, 0, &cols[i]);
+        }
+    }
+    if (!st)
+        st = dray_table_create(names, cols, n, out);
+    for (size_t i = 0; cols && i < n; i++)
+        dray_column_release(cols[i]);
+    free(cols);
+    free(names);
+    return st;
+}

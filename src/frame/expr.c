@@ -1227,3 +1227,70 @@ dray_status dray__expr_eval_mask(const dray_expr *e, const dray_table *t, uint8_
     *count = k;
     return DRAY_OK;
 }
+
+/* ---- predicate pushdown ---- */
+
+/* cmp_may: can `min..max OP lit` hold for some value in [min, max]? (c < 0: lit below...) */
+static bool range_may(int o, int lo_vs_lit, int hi_vs_lit)
+{
+    /* lo_vs_lit = sign(min - lit), hi_vs_lit = sign(max - lit) */
+    switch (o) {
+    case OP_EQ: return lo_vs_lit <= 0 && hi_vs_lit >= 0;
+    case OP_NE: return !(lo_vs_lit == 0 && hi_vs_lit == 0);
+    case OP_LT: return lo_vs_lit < 0;
+    case OP_LE: return lo_vs_lit <= 0;
+    case OP_GT: return hi_vs_lit > 0;
+    default: return hi_vs_lit >= 0;
+    }
+}
+
+static int flip(int o)
+{
+    return o == OP_LT ? OP_GT : o == OP_GT ? OP_LT : o == OP_LE ? OP_GE : o == OP_GE ? OP_LE : o;
+}
+
+static bool may_match(const node *nd, dray__stats_fn fn, void *ctx)
+{
+    dray__col_stats s;
+    if (nd->kind == N_BIN && nd->op == OP_AND)
+        return may_match(nd->a[0], fn, ctx) && may_match(nd->a[1], fn, ctx);
+    if (nd->kind == N_BIN && nd->op == OP_OR)
+        return may_match(nd->a[0], fn, ctx) || may_match(nd->a[1], fn, ctx);
+    if (nd->kind == N_CALL && (nd->op == F_ISNULL || nd->op == F_NOTNULL) && nd->a[0]->kind == N_COL) {
+        if (!fn(ctx, nd->a[0]->name, &s) || s.null_count < 0)
+            return true;
+        return nd->op == F_ISNULL ? s.null_count > 0 : s.null_count < s.rows;
+    }
+    if (nd->kind != N_BIN || nd->op < OP_EQ)
+        return true;
+    const node *c = nd->a[0], *l = nd->a[1];
+    int o = nd->op;
+    if (c->kind != N_COL) {
+        c = nd->a[1];
+        l = nd->a[0];
+        o = flip(o);
+    }
+    if (c->kind != N_COL || l->kind != N_LIT || l->type == T_NULL)
+        return true;
+    if (!fn(ctx, c->name, &s))
+        return true;
+    if (s.null_count >= 0 && s.null_count == s.rows)
+        return false; /* every row null: a comparison is never true */
+    if (!s.has_min_max)
+        return true;
+    if (is_str(l->type)) {
+        if (!s.is_str)
+            return true;
+        int a = cmp_bytes(s.min_s, s.min_len, l->name, l->slen), b = cmp_bytes(s.max_s, s.max_len, l->name, l->slen);
+        return range_may(o, (a > 0) - (a < 0), (b > 0) - (b < 0));
+    }
+    if (s.is_str)
+        return true;
+    double v = l->type == DRAY_DT_FLOAT64 ? l->f : (double)l->i;
+    return range_may(o, (s.min_f > v) - (s.min_f < v), (s.max_f > v) - (s.max_f < v));
+}
+
+bool dray__expr_may_match(const dray_expr *e, dray__stats_fn fn, void *ctx)
+{
+    return may_match(e->root, fn, ctx);
+}

@@ -197,6 +197,22 @@ static dray_status fgraph_create(dray_runtime *rt, dray__fgraph **out)
     return DRAY_OK;
 }
 
+dray_status dray__frame_new_empty(dray_runtime *rt, dray_table *schema, dray_frame **out)
+{
+    dray__fgraph *g;
+    dray_status st = fgraph_create(rt, &g);
+    if (st) {
+        dray_table_release(schema);
+        return st;
+    }
+    st = frame_new(rt, g, schema, 0, out);
+    if (st) {
+        g->refs = 1;
+        fgraph_release(g);
+    }
+    return st;
+}
+
 void dray_frame_destroy(dray_frame *f)
 {
     if (!f)

@@ -15,6 +15,7 @@ typedef struct dray__fgraph {
     dray_ref **pinned; /* persisted partitions this graph reads */
     size_t n_pinned;
     int64_t bad_rows;  /* of the last compute */
+    int64_t skipped;   /* row groups skipped by Parquet pushdown */
 } dray__fgraph;
 
 struct dray_frame {
@@ -41,6 +42,9 @@ dray__part *dray__part_of(const dray_value *v);
  * (dray_graph_compute keeps the failed output's error value: see docs/frame.md.) */
 dray_status dray__graph_run(dray_graph *g, dray_runtime *rt, const dray_node *outputs, size_t n,
                             dray_value *results);
+/* dray__frame_new_empty: a frame with a new graph, no partitions yet, and `schema` (taken, even on
+ * failure). */
+dray_status dray__frame_new_empty(dray_runtime *rt, dray_table *schema, dray_frame **out);
 /* dray__frame_compute_parts: every partition's table (owned) into tables[0..nparts). */
 dray_status dray__frame_compute_parts(const dray_frame *f, dray_table **tables);
 

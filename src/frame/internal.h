@@ -74,6 +74,9 @@ dray_status dray__dict_encode(const dray_column *u, dray_column **out);
 /* dray__column_decode_dict: the utf8 column of a dict column's strings. */
 dray_status dray__column_decode_dict(const dray_column *c, dray_column **out);
 
+/* dray__table_empty_from_schema: a table with no rows and the columns of a "+s" Arrow schema. */
+dray_status dray__table_empty_from_schema(const struct ArrowSchema *s, dray_table **out);
+
 /* dray__table_empty_like: a table with t's schema and no rows. */
 dray_status dray__table_empty_like(const dray_table *t, dray_table **out);
 
@@ -130,6 +133,21 @@ int64_t dray__days_from_civil(int64_t y, unsigned m, unsigned d);
 void dray__civil_from_days(int64_t z, int64_t *y, unsigned *m, unsigned *d);
 /* dray__format_value: row i of c as CSV text into buf (no quoting); returns the length or -1 (null). */
 int dray__format_value(const dray_column *c, int64_t i, char *buf, size_t size);
+
+/* Statistics of a column for predicate pushdown (row groups). */
+typedef struct dray__col_stats {
+    bool has_min_max;
+    int64_t null_count; /* -1 unknown */
+    int64_t rows;
+    bool is_str;
+    double min_f, max_f;
+    const char *min_s, *max_s;
+    size_t min_len, max_len;
+} dray__col_stats;
+/* A lookup of column statistics by name: false when unknown. */
+typedef bool (*dray__stats_fn)(void *ctx, const char *column, dray__col_stats *out);
+/* dray__expr_may_match: false only when the statistics prove no row can satisfy e. */
+bool dray__expr_may_match(const dray_expr *e, dray__stats_fn fn, void *ctx);
 
 /* dray__expr_eval_mask: evaluates a boolean expression into a bitmap of rows that are true. */
 dray_status dray__expr_eval_mask(const dray_expr *e, const dray_table *t, uint8_t **mask,
