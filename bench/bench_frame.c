@@ -60,7 +60,9 @@ int main(int argc, char **argv)
     dray_table *t = NULL;
     double t0 = now(), check = 0;
     bool pq = !strcmp(argv[1], "pqread");
-    dray_status st = pq ? dray_frame_read_parquet(rt, argv[2], NULL, &f) : dray_frame_read_csv(rt, argv[2], NULL, &f);
+    const char *amount = "amount";
+    dray_parquet_read_opts po = {&amount, 1, NULL}; /* projection: only the summed column */
+    dray_status st = pq ? dray_frame_read_parquet(rt, argv[2], &po, &f) : dray_frame_read_csv(rt, argv[2], NULL, &f);
     if (!st && (pq || !strcmp(argv[1], "parse"))) {
         if (!(st = dray_frame_map_partitions(f, sum_amount, NULL, NULL, &g)) &&
             !(st = dray_frame_compute(g, &t)))
