@@ -2,7 +2,8 @@
  * operation took on the embedded runtime and a check value (bench/frame.sh takes medians). Modes:
  * parse (read_csv + sum amount), groupby (mean amount by category), etl (filter, log, to_parquet
  * snappy into OUTDIR), pqread (read_parquet GLOB + sum amount), join (GLOB's ids against every
- * tenth id), sort (by amount, with DRAY_MEMORY_LIMIT bytes as the runtime's memory limit). */
+ * tenth id), sort (by amount into Parquet files in OUTDIR; DRAY_SPILL_DIR spills the shuffle,
+ * DRAY_MEMORY_LIMIT sets the runtime's limit). DRAY_CSV_BLOCK overrides the CSV block size. */
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,7 +63,11 @@ int main(int argc, char **argv)
     bool pq = !strcmp(argv[1], "pqread");
     const char *amount = "amount";
     dray_parquet_read_opts po = {&amount, 1, NULL}; /* projection: only the summed column */
-    dray_status st = pq ? dray_frame_read_parquet(rt, argv[2], &po, &f) : dray_frame_read_csv(rt, argv[2], NULL, &f);
+    dray_csv_opts co;
+    dray_csv_opts_init(&co);
+    if (getenv("DRAY_CSV_BLOCK"))
+        co.block_size = (size_t)strtoull(getenv("DRAY_CSV_BLOCK"), NULL, 10);
+    dray_status st = pq ? dray_frame_read_parquet(rt, argv[2], &po, &f) : dray_frame_read_csv(rt, argv[2], &co, &f);
     if (!st && (pq || !strcmp(argv[1], "parse"))) {
         if (!(st = dray_frame_map_partitions(f, sum_amount, NULL, NULL, &g)) &&
             !(st = dray_frame_compute(g, &t)))
@@ -84,10 +89,14 @@ int main(int argc, char **argv)
             !(st = dray_frame_join(f, g, &on, &on, 1, DRAY_JOIN_INNER, &j)))
             st = dray_frame_count(j, &(int64_t){0});
         dray_frame_destroy(j);
-    } else if (!st && !strcmp(argv[1], "sort")) {
-        const char *by = "amount";
-        if (!(st = dray_frame_sort(f, &by, NULL, 1, &g)))
-            st = dray_frame_count(g, &(int64_t){0});
+    } else if (!st && !strcmp(argv[1], "sort") && argc > 3) {
+        /* out of core: with DRAY_SPILL_DIR the shuffle's buckets go to disk, and the sorted
+         * partitions are written out (to Parquet in OUTDIR) one task at a time */
+        const char *by = "amount", *spill = getenv("DRAY_SPILL_DIR");
+        if (spill)
+            st = dray_frame_spill_to(f, spill);
+        if (!st && !(st = dray_frame_sort(f, &by, NULL, 1, &g)))
+            st = dray_frame_to_parquet(g, argv[3], NULL);
     } else if (!st) {
         fprintf(stderr, "bench_frame: unknown mode '%s'\n", argv[1]);
         st = DRAY_EINVAL;

@@ -323,6 +323,12 @@ DRAY_API int64_t dray_frame_skipped_row_groups(const dray_frame *f);
 /* dray_frame_to_csv: writes one file per partition, DIR/part-00000.csv, ... (creating DIR). */
 DRAY_API dray_status dray_frame_to_csv(const dray_frame *f, const char *dir);
 
+/* dray_frame_spill_to: shuffles (sort, join, drop_duplicates) built afterwards on f's graph (f and
+ * every frame derived from it) write their buckets to Parquet files in `dir` (created) instead of
+ * keeping them in memory, and each bucket's reader deletes its file: peak memory then follows the
+ * tasks in flight, not the data. */
+DRAY_API dray_status dray_frame_spill_to(dray_frame *f, const char *dir);
+
 /* dray_frame_concat: the partitions of frames[0..n) one after another; same column names and
  * types. Frames from other graphs have their partitions started now (kept until the result goes). */
 DRAY_API dray_status dray_frame_concat(dray_frame *const *frames, size_t n, dray_frame **out);

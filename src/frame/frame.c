@@ -162,7 +162,20 @@ static void fgraph_release(dray__fgraph *g)
     for (size_t i = 0; i < g->n_pinned; i++)
         dray_ref_release(g->pinned[i]);
     free(g->pinned);
+    free(g->spill_dir);
     free(g);
+}
+
+dray_status dray_frame_spill_to(dray_frame *f, const char *dir)
+{
+    if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+        return dray_set_error(DRAY_EIO, "spill_to: cannot create '%s': %s", dir, strerror(errno));
+    char *d = strdup(dir);
+    if (!d)
+        return dray_set_error(DRAY_ENOMEM, "spill_to");
+    free(f->g->spill_dir);
+    f->g->spill_dir = d;
+    return DRAY_OK;
 }
 
 static dray_status frame_new(dray_runtime *rt, dray__fgraph *g, dray_table *schema, size_t nparts,

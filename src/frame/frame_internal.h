@@ -16,6 +16,8 @@ typedef struct dray__fgraph {
     size_t n_pinned;
     int64_t bad_rows;  /* of the last compute */
     int64_t skipped;   /* row groups skipped by Parquet pushdown */
+    char *spill_dir;   /* shuffles write their buckets here when set */
+    uint64_t spill_seq;
 } dray__fgraph;
 
 struct dray_frame {

@@ -3,6 +3,7 @@
  * and one task per output bucket gathers its piece from every list. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "frame_internal.h"
 
@@ -57,8 +58,76 @@ static dray_status parts_list(dray_table **tables, size_t n, dray_value *out)
     return st;
 }
 
-/* split_by: tables of the rows of t whose bucket[i] is 0..k-1 (in order). */
-static dray_status split_by(const dray_table *t, const int32_t *bucket, size_t k, dray_value *out)
+/* spill_write: t as the Parquet file `path` (uncompressed, plain: written once, read once). */
+static dray_status spill_write(const dray_table *t, const char *path)
+{
+    dray_parquet_write_opts o;
+    dray_parquet_write_opts_init(&o);
+    o.codec = DRAY_PARQUET_NONE;
+    o.dictionary = false;
+    struct ArrowSchema s;
+    struct ArrowArray a;
+    dray_status st = dray_table_export(t, &s, &a);
+    if (st)
+        return st;
+    dray_parquet_writer *w;
+    if (!(st = dray_parquet_writer_open(path, &s, &o, &w))) {
+        if (t->nrows > 0 && (st = dray_parquet_writer_write(w, &a)))
+            dray_parquet_writer_abort(w);
+        else
+            st = dray_parquet_writer_close(w);
+    }
+    s.release(&s);
+    a.release(&a);
+    return st;
+}
+
+/* spill_read: the table in spilled file `path`, which is deleted. */
+static dray_status spill_read(const char *path, dray_table **out)
+{
+    dray_parquet_file *pf;
+    dray_status st = dray_parquet_open(path, &pf);
+    if (st)
+        return st;
+    int n = dray_parquet_num_row_groups(pf);
+    dray_table **parts = calloc((size_t)n + 1, sizeof(*parts));
+    struct ArrowSchema s;
+    if (!parts) {
+        st = dray_set_error(DRAY_ENOMEM, "spill read");
+    } else if (n == 0) {
+        if (!(st = dray_parquet_schema(pf, &s))) {
+            st = dray__table_empty_from_schema(&s, out);
+            s.release(&s);
+        }
+    } else {
+        int got = 0;
+        for (; got < n && !st; got++) {
+            struct ArrowArray a;
+            if ((st = dray_parquet_read_row_group(pf, got, NULL, 0, &s, &a)))
+                break;
+            st = dray_table_import(&s, &a, &parts[got]);
+            s.release(&s);
+            if (st) {
+                a.release(&a);
+                break;
+            }
+        }
+        if (!st)
+            st = dray_table_concat(parts, (size_t)n, out);
+        for (int i = 0; i < got; i++)
+            dray_table_release(parts[i]);
+    }
+    free(parts);
+    dray_parquet_close(pf);
+    if (!st)
+        unlink(path);
+    return st;
+}
+
+/* split_by: tables of the rows of t whose bucket[i] is 0..k-1 (in order), as a list of partitions,
+ * or with `spill` (a path prefix) as a list of the files they were written to. */
+static dray_status split_by(const dray_table *t, const int32_t *bucket, size_t k, const char *spill,
+                            dray_value *out)
 {
     int64_t n = t->nrows;
     int64_t *count = calloc(k + 1, sizeof(*count)), *start = calloc(k + 1, sizeof(*start));
@@ -80,7 +149,23 @@ static dray_status split_by(const dray_table *t, const int32_t *bucket, size_t k
     for (size_t b = 0; b < k && !st; b++)
         if (!(st = dray_table_take(t, idx + start[b], start[b + 1] - start[b], &tabs[b])))
             made = b + 1;
-    if (!st) {
+    if (!st && spill) {
+        dray_value *paths = calloc(k + 1, sizeof(*paths));
+        st = paths ? DRAY_OK : dray_set_error(DRAY_ENOMEM, "spill");
+        for (size_t b = 0; b < k && !st; b++) {
+            char path[4096];
+            snprintf(path, sizeof(path), "%s-%zu.parquet", spill, b);
+            if (!(st = spill_write(tabs[b], path)))
+                st = dray_string_create(path, &paths[b]);
+        }
+        if (!st)
+            st = dray_list_create(paths, k, out);
+        for (size_t b = 0; paths && b < k; b++)
+            dray_value_release(&paths[b]);
+        free(paths);
+        for (size_t b = 0; b < k; b++)
+            dray_table_release(tabs[b]);
+    } else if (!st) {
         st = parts_list(tabs, k, out);
     } else {
         for (size_t b = 0; b < made; b++)
@@ -102,16 +187,27 @@ static dray_status gather(const dray_value *args, size_t from, size_t to, size_t
     if (!t)
         return dray_set_error(DRAY_ENOMEM, "gather");
     dray_status st = DRAY_OK;
+    bool *owned = calloc(n + 1, sizeof(*owned));
+    if (!owned)
+        st = dray_set_error(DRAY_ENOMEM, "gather");
     for (size_t i = 0; i < n && !st; i++) {
         const dray_value *e = dray_list_get(&args[from + i], j);
         dray__part *p = e ? dray__part_of(e) : NULL;
-        if (!p)
-            st = dray_set_error(DRAY_ETYPE, "gather: bucket %zu of input %zu is missing", j, i);
-        else
+        if (p) {
             t[i] = p->t;
+        } else if (e && e->type == DRAY_T_STRING) {
+            st = spill_read(dray_string_cstr(e), &t[i]);
+            owned[i] = !st;
+        } else {
+            st = dray_set_error(DRAY_ETYPE, "gather: bucket %zu of input %zu is missing", j, i);
+        }
     }
     if (!st)
         st = dray_table_concat(t, n, out);
+    for (size_t i = 0; owned && i < n; i++)
+        if (owned[i])
+            dray_table_release(t[i]);
+    free(owned);
     free(t);
     return st;
 }
@@ -156,6 +252,21 @@ static dray_status new_frame(const dray_frame *like, dray_table *schema, size_t 
     f->nparts = nparts;
     *out = f;
     return DRAY_OK;
+}
+
+/* spill_prefix: null, or for a graph that spills the path prefix of input i's buckets in a new
+ * shuffle (input 0 starts the shuffle's number). */
+static dray_status spill_prefix(dray__fgraph *g, size_t i, dray_value *out)
+{
+    *out = dray_null();
+    if (!g->spill_dir)
+        return DRAY_OK;
+    if (i == 0)
+        g->spill_seq++;
+    char p[4096];
+    snprintf(p, sizeof(p), "%s/shuffle-%ld-%llu-%zu", g->spill_dir, (long)getpid(),
+             (unsigned long long)g->spill_seq, i);
+    return dray_string_create(p, out);
 }
 
 static bool same_schema(const dray_table *a, const dray_table *b)
@@ -311,31 +422,21 @@ DRAY_FUNCTION(frame_sort_sample)
     return st ? st : dray__part_value(s, 0, result);
 }
 
-/* frame_sort_splitters(k, spec, samples...): k-1 splitter rows chosen from the sorted samples. */
-DRAY_FUNCTION(frame_sort_splitters)
+/* pick_splitters: k-1 rows of the sorted concatenation of the samples in[0..ns). */
+static dray_status pick_splitters(dray_table *const *in, size_t ns, size_t k, const dray_value *spec,
+                                  dray_table **out)
 {
-    size_t k = (size_t)args[0].u.i, nby, ns = nargs - 2;
+    size_t nby;
     bool *desc;
-    dray_status st = sort_spec(&args[1], &nby, &desc);
+    dray_status st = sort_spec(spec, &nby, &desc);
     if (st)
         return st;
-    dray_table **in = calloc(ns + 1, sizeof(*in)), *all = NULL, *spl = NULL;
+    dray_table *all = NULL;
     int64_t *idx = NULL;
-    if (!in) {
-        st = dray_set_error(DRAY_ENOMEM, "sort");
-        goto out;
-    }
-    for (size_t i = 0; i < ns && !st; i++) {
-        dray__part *p = dray__part_of(&args[2 + i]);
-        if (!p)
-            st = dray_ctx_fail(ctx, DRAY_ETYPE, "frame_sort_splitters: sample %zu", i);
-        else
-            in[i] = p->t;
-    }
-    if (st || (st = dray_table_concat(in, ns, &all)))
+    if ((st = dray_table_concat(in, ns, &all)))
         goto out;
     int64_t n = all->nrows;
-    if (!(idx = malloc((size_t)(n + k + 1) * sizeof(*idx)))) {
+    if (!(idx = malloc((size_t)(n + (int64_t)k + 1) * sizeof(*idx)))) {
         st = dray_set_error(DRAY_ENOMEM, "sort");
         goto out;
     }
@@ -347,17 +448,37 @@ DRAY_FUNCTION(frame_sort_splitters)
     size_t m = 0;
     for (size_t j = 1; j < k && n > 0; j++)
         pick[m++] = idx[(int64_t)j * n / (int64_t)k];
-    if (!(st = dray_table_take(all, pick, (int64_t)m, &spl)))
-        st = dray__part_value(spl, 0, result);
+    st = dray_table_take(all, pick, (int64_t)m, out);
 out:
     dray_table_release(all);
-    free(in);
     free(idx);
     free(desc);
     return st;
 }
 
-/* frame_sort_split(part, splitters, spec): the partition as a list of k = splitters+1 ranges. */
+/* frame_sort_splitters(k, spec, samples...): k-1 splitter rows chosen from the sorted samples. */
+DRAY_FUNCTION(frame_sort_splitters)
+{
+    size_t ns = nargs - 2;
+    dray_table **in = calloc(ns + 1, sizeof(*in)), *spl;
+    if (!in)
+        return dray_set_error(DRAY_ENOMEM, "sort");
+    dray_status st = DRAY_OK;
+    for (size_t i = 0; i < ns && !st; i++) {
+        dray__part *p = dray__part_of(&args[2 + i]);
+        if (!p)
+            st = dray_ctx_fail(ctx, DRAY_ETYPE, "frame_sort_splitters: sample %zu", i);
+        else
+            in[i] = p->t;
+    }
+    if (!st && !(st = pick_splitters(in, ns, (size_t)args[0].u.i, &args[1], &spl)))
+        st = dray__part_value(spl, 0, result);
+    free(in);
+    return st;
+}
+
+/* frame_sort_split(part, splitters, spec, spill prefix or null): the partition as a list of
+ * k = splitters+1 ranges. */
 DRAY_FUNCTION(frame_sort_split)
 {
     dray__part *p = dray__part_of(&args[0]), *sp = dray__part_of(&args[1]);
@@ -388,7 +509,8 @@ DRAY_FUNCTION(frame_sort_split)
         bucket[i] = (int32_t)lo;
     }
     if (!st)
-        st = split_by(p->t, bucket, (size_t)ns + 1, result);
+        st = split_by(p->t, bucket, (size_t)ns + 1,
+                      args[3].type == DRAY_T_STRING ? dray_string_cstr(&args[3]) : NULL, result);
     free(keys);
     free(bucket);
     free(desc);
@@ -464,16 +586,39 @@ dray_status dray_frame_sort(const dray_frame *f, const char *const *by, const bo
         dray_value a[2] = {dray_value_of_node(f->parts[i]), spec};
         st = dray_graph_add_named(g, NULL, "frame_sort_sample", a, 2, &samples[i]);
     }
-    if (!st) {
+    dray_value splv = dray_null();
+    if (!st && f->g->spill_dir) {
+        /* out of core: sample in a pass of its own, so each partition is dropped once sampled
+         * (and made again for the split) instead of every partition waiting for the splitters */
+        dray_value *res = calloc(n + 1, sizeof(*res));
+        dray_table **tabs = calloc(n + 1, sizeof(*tabs)), *spt;
+        st = res && tabs ? dray__graph_run(g, f->rt, samples, n, res) : dray_set_error(DRAY_ENOMEM, "sort");
+        bool ran = !st;
+        for (size_t i = 0; i < n && !st; i++)
+            if (!dray__part_of(&res[i]))
+                st = dray_set_error(DRAY_ETYPE, "sort: sample %zu is not a table", i);
+            else
+                tabs[i] = dray__part_of(&res[i])->t;
+        if (!st && !(st = pick_splitters(tabs, n, n, &spec, &spt)))
+            st = dray__part_value(spt, 0, &splv);
+        for (size_t i = 0; ran && i < n; i++)
+            dray_value_release(&res[i]);
+        free(res);
+        free(tabs);
+    } else if (!st) {
         args[0] = dray_int((int64_t)n);
         args[1] = spec;
         for (size_t i = 0; i < n; i++)
             args[2 + i] = dray_value_of_node(samples[i]);
-        st = dray_graph_add_named(g, NULL, "frame_sort_splitters", args, n + 2, &spl);
+        if (!(st = dray_graph_add_named(g, NULL, "frame_sort_splitters", args, n + 2, &spl)))
+            splv = dray_value_of_node(spl);
     }
     for (size_t i = 0; i < n && !st; i++) {
-        dray_value a[3] = {dray_value_of_node(f->parts[i]), dray_value_of_node(spl), spec};
-        st = dray_graph_add_named(g, NULL, "frame_sort_split", a, 3, &splits[i]);
+        dray_value a[4] = {dray_value_of_node(f->parts[i]), splv, spec, dray_null()};
+        if ((st = spill_prefix(f->g, i, &a[3])))
+            break;
+        st = dray_graph_add_named(g, NULL, "frame_sort_split", a, 4, &splits[i]);
+        dray_value_release(&a[3]);
     }
     for (size_t j = 0; j < n && !st; j++) {
         args[0] = dray_int((int64_t)j);
@@ -486,6 +631,8 @@ dray_status dray_frame_sort(const dray_frame *f, const char *const *by, const bo
     free(splits);
     free(args);
     dray_value_release(&spec);
+    if (splv.type != DRAY_T_NODE)
+        dray_value_release(&splv);
     if (st) {
         dray_frame_destroy(r);
         return st;
@@ -496,7 +643,8 @@ dray_status dray_frame_sort(const dray_frame *f, const char *const *by, const bo
 
 /* ---- hash partitioning (join, drop_duplicates) ---- */
 
-/* frame_hash_split(part, names, from, nkeys, k): the partition as a list of k buckets by key hash. */
+/* frame_hash_split(part, names, from, nkeys, k, spill prefix or null): the partition as a list of k
+ * buckets by key hash. */
 DRAY_FUNCTION(frame_hash_split)
 {
     dray__part *p = dray__part_of(&args[0]);
@@ -510,7 +658,8 @@ DRAY_FUNCTION(frame_hash_split)
     for (int64_t i = 0; !st && i < p->t->nrows; i++)
         bucket[i] = (int32_t)(dray__row_hash(keys, nk, i, true) % k);
     if (!st)
-        st = split_by(p->t, bucket, k, result);
+        st = split_by(p->t, bucket, k, args[5].type == DRAY_T_STRING ? dray_string_cstr(&args[5]) : NULL,
+                      result);
     free(keys);
     free(bucket);
     return st;
@@ -725,15 +874,16 @@ dray_status dray_frame_join(const dray_frame *left, const dray_frame *right,
             st = dray_graph_add_named(g, NULL, "frame_join_local", a, 3, &r->parts[i]);
         }
     } else if (!st) {
-        for (size_t i = 0; i < left->nparts && !st; i++) {
-            dray_value a[5] = {dray_value_of_node(left->parts[i]), kl, dray_int(0),
-                               dray_int((int64_t)nkeys), dray_int((int64_t)k)};
-            st = dray_graph_add_named(g, NULL, "frame_hash_split", a, 5, &ls[i]);
-        }
-        for (size_t i = 0; i < right->nparts && !st; i++) {
-            dray_value a[5] = {dray_value_of_node(rn[i]), kl, dray_int((int64_t)nkeys),
-                               dray_int((int64_t)nkeys), dray_int((int64_t)k)};
-            st = dray_graph_add_named(g, NULL, "frame_hash_split", a, 5, &rs[i]);
+        for (size_t i = 0; i < left->nparts + right->nparts && !st; i++) {
+            bool l = i < left->nparts;
+            dray_value a[6] = {dray_value_of_node(l ? left->parts[i] : rn[i - left->nparts]), kl,
+                               dray_int(l ? 0 : (int64_t)nkeys), dray_int((int64_t)nkeys),
+                               dray_int((int64_t)k), dray_null()};
+            if ((st = spill_prefix(left->g, i, &a[5])))
+                break;
+            st = dray_graph_add_named(g, NULL, "frame_hash_split", a, 6,
+                                      l ? &ls[i] : &rs[i - left->nparts]);
+            dray_value_release(&a[5]);
         }
         for (size_t j = 0; j < k && !st; j++) {
             args[0] = dray_int((int64_t)j);
@@ -823,9 +973,12 @@ dray_status dray_frame_drop_duplicates(const dray_frame *f, const char *const *s
     if (!st && !(st = dray__table_empty_like(s, &schema)))
         st = new_frame(f, schema, k, &r);
     for (size_t i = 0; i < k && !st; i++) {
-        dray_value a[5] = {dray_value_of_node(f->parts[i]), names, dray_int(0), dray_int((int64_t)n),
-                           dray_int((int64_t)k)};
-        st = dray_graph_add_named(f->g->graph, NULL, "frame_hash_split", a, 5, &split[i]);
+        dray_value a[6] = {dray_value_of_node(f->parts[i]), names, dray_int(0), dray_int((int64_t)n),
+                           dray_int((int64_t)k), dray_null()};
+        if ((st = spill_prefix(f->g, i, &a[5])))
+            break;
+        st = dray_graph_add_named(f->g->graph, NULL, "frame_hash_split", a, 6, &split[i]);
+        dray_value_release(&a[5]);
     }
     for (size_t j = 0; j < k && !st; j++) {
         args[0] = dray_int((int64_t)j);

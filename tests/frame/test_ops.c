@@ -1,6 +1,8 @@
 /* Multi-partition operations against naive references: concat, repartition, sample sort (one and
  * two keys, descending, nulls), hash join (broadcast and shuffled, inner and left), drop_duplicates
  * and describe. */
+#include <unistd.h>
+
 #include "dray/frame.h"
 #include "test.h"
 
@@ -241,4 +243,39 @@ TEST(dedup_describe)
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
 }
 
-RUN_TESTS(T_(concat_repartition), T_(sort), T_(join), T_(dedup_describe))
+/* Shuffles that spill their buckets to files give the same tables, and leave no file behind. */
+TEST(spill)
+{
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(NULL, &rt));
+    char dir[] = "/tmp/dray_spill_XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    dray_frame *plain = frame_of(rt, 4, 3000, NULL), *sp = frame_of(rt, 4, 3000, NULL);
+    ASSERT_OK(dray_frame_spill_to(sp, dir));
+    const char *by = "v", *on = "k";
+    dray_frame *a[3], *b[3];
+    ASSERT_OK(dray_frame_sort(plain, &by, NULL, 1, &a[0]));
+    ASSERT_OK(dray_frame_sort(sp, &by, NULL, 1, &b[0]));
+    ASSERT_OK(dray_frame_join(plain, plain, &on, &on, 1, DRAY_JOIN_LEFT, &a[1]));
+    ASSERT_OK(dray_frame_join(sp, sp, &on, &on, 1, DRAY_JOIN_LEFT, &b[1]));
+    ASSERT_OK(dray_frame_drop_duplicates(plain, &on, 1, &a[2]));
+    ASSERT_OK(dray_frame_drop_duplicates(sp, &on, 1, &b[2]));
+    for (int i = 0; i < 3; i++) {
+        dray_table *x, *y;
+        ASSERT_OK(dray_frame_compute(a[i], &x));
+        ASSERT_OK(dray_frame_compute(b[i], &y));
+        ASSERT_GT(dray_table_num_rows(x), 0);
+        if (!dray_table_equal(x, y))
+            TEST_FAIL_("shuffle %d differs when spilled", i);
+        dray_table_release(x);
+        dray_table_release(y);
+        dray_frame_destroy(a[i]);
+        dray_frame_destroy(b[i]);
+    }
+    ASSERT_EQ(rmdir(dir), 0); /* empty: every spilled bucket was read and deleted */
+    dray_frame_destroy(plain);
+    dray_frame_destroy(sp);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+}
+
+RUN_TESTS(T_(concat_repartition), T_(sort), T_(join), T_(dedup_describe), T_(spill))
