@@ -10,24 +10,88 @@
 enum { S_CNT, S_SUM, S_SQ, S_MIN, S_MAX, S__N };
 
 /* group_rows: gid[i] for every row and the first row of each group. */
+/* fast_str_hash: a hash of s[0..l) from fixed-size (possibly overlapping) loads, so that no load
+ * waits on a variable-length copy. */
+static inline uint64_t fast_str_hash(const char *s, size_t l)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ l, w;
+    if (l >= 8) {
+        const char *end = s + l - 8;
+        for (; s < end; s += 8) {
+            memcpy(&w, s, 8);
+            h = (h ^ w) * 0xff51afd7ed558ccdull;
+            h ^= h >> 32;
+        }
+        memcpy(&w, end, 8);
+    } else if (l >= 4) {
+        uint32_t a, b;
+        memcpy(&a, s, 4);
+        memcpy(&b, s + l - 4, 4);
+        w = ((uint64_t)a << 32) | b;
+    } else {
+        w = l ? ((uint64_t)(uint8_t)s[0] << 16) | ((uint64_t)(uint8_t)s[l >> 1] << 8) | (uint8_t)s[l - 1]
+              : 0;
+    }
+    h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 29);
+}
+
+/* row_hashes: the hash of every row's keys, with fast paths for one utf8 or int64 key. */
+static void row_hashes(dray_column *const *keys, size_t nk, int64_t n, uint64_t *hv)
+{
+    const dray_column *c = keys[0];
+    if (nk == 1 && c->type == DRAY_DT_UTF8) {
+        const int32_t *off = c->data;
+        for (int64_t i = 0; i < n; i++)
+            hv[i] = c->validity && !dray__bit(c->validity, i)
+                        ? 0x5bd1e995u
+                        : fast_str_hash(c->chars + off[i], (size_t)(off[i + 1] - off[i]));
+    } else if (nk == 1 && (c->type == DRAY_DT_INT64 || c->type == DRAY_DT_DICT)) {
+        for (int64_t i = 0; i < n; i++) {
+            uint64_t x = c->validity && !dray__bit(c->validity, i)
+                             ? 0x5bd1e995u
+                             : (uint64_t)dray_column_get_i64(c, i) * 0x9e3779b97f4a7c15ull;
+            hv[i] = x ^ (x >> 29);
+        }
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            hv[i] = dray__row_hash(keys, nk, i, false);
+    }
+}
+
+/* keys_equal: rows i and j of the keys, with the one-utf8-key case inline. */
+static inline bool keys_equal(dray_column *const *keys, size_t nk, int64_t i, int64_t j)
+{
+    const dray_column *c = keys[0];
+    if (nk == 1 && c->type == DRAY_DT_UTF8 && !c->validity) {
+        const int32_t *off = c->data;
+        int32_t li = off[i + 1] - off[i];
+        return li == off[j + 1] - off[j] && !memcmp(c->chars + off[i], c->chars + off[j], (size_t)li);
+    }
+    return dray__rows_equal(keys, i, keys, j, nk);
+}
+
+/* group_rows: gid[i] for every row and the first row of each group. */
 static dray_status group_rows(dray_column *const *keys, size_t nk, int64_t n, int64_t *gid,
                               int64_t **firsts, int64_t *ngroups)
 {
     size_t cap = 64;
-    while (cap < 64 || cap < (size_t)n / 4)
-        cap <<= 1;
     int64_t *slots = NULL, *first = NULL, ng = 0, fcap = 64;
-    uint64_t *hashes = NULL;
+    uint64_t *hashes = NULL, *hv = NULL;
     dray_status st = dray_set_error(DRAY_ENOMEM, "groupby of %lld rows", (long long)n);
     if (!(slots = malloc(cap * sizeof(*slots))) || !(first = malloc((size_t)fcap * sizeof(*first))) ||
-        !(hashes = malloc(cap * sizeof(*hashes))))
+        !(hashes = malloc(cap * sizeof(*hashes))) || !(hv = malloc((size_t)(n + 1) * sizeof(*hv))))
         goto out;
     for (size_t i = 0; i < cap; i++)
         slots[i] = -1;
+    if (nk > 0)
+        row_hashes(keys, nk, n, hv);
+    else
+        memset(hv, 0, (size_t)(n + 1) * sizeof(*hv));
     for (int64_t i = 0; i < n; i++) {
-        uint64_t h = dray__row_hash(keys, nk, i, false);
+        uint64_t h = hv[i];
         size_t s = h & (cap - 1);
-        while (slots[s] >= 0 && (hashes[s] != h || !dray__rows_equal(keys, first[slots[s]], keys, i, nk)))
+        while (slots[s] >= 0 && (hashes[s] != h || !keys_equal(keys, nk, first[slots[s]], i)))
             s = (s + 1) & (cap - 1);
         if (slots[s] >= 0) {
             gid[i] = slots[s];
@@ -78,6 +142,7 @@ static dray_status group_rows(dray_column *const *keys, size_t nk, int64_t n, in
 out:
     free(slots);
     free(hashes);
+    free(hv);
     free(first);
     return st;
 }
