@@ -135,9 +135,78 @@ static void msort(dray_column *const *keys, size_t nk, const bool *desc, int64_t
     memcpy(idx, tmp, (size_t)n * sizeof(*idx));
 }
 
+/* sortable: the key of row i as an unsigned integer that orders like the value. */
+static inline uint64_t sortable(const dray_column *c, int64_t i)
+{
+    if (c->type == DRAY_DT_FLOAT64) {
+        double d = ((const double *)c->data)[i] + 0.0; /* -0.0 sorts as 0.0 */
+        uint64_t b;
+        memcpy(&b, &d, 8);
+        return b >> 63 ? ~b : b | (1ull << 63);
+    }
+    return (uint64_t)dray_column_get_i64(c, i) ^ (1ull << 63);
+}
+
+/* radix_sort: stable LSD radix sort of idx by one fixed-width numeric key, nulls last. */
+static dray_status radix_sort(const dray_column *c, bool desc, int64_t *idx, int64_t n)
+{
+    uint64_t *k = malloc((size_t)(n + 1) * 2 * sizeof(*k));
+    int64_t *tmp = malloc((size_t)(n + 1) * sizeof(*tmp)), *nulls = NULL, nv = 0, nn = 0;
+    int64_t *count = malloc(65537 * sizeof(*count));
+    if (!k || !tmp || !count) {
+        free(k);
+        free(tmp);
+        free(count);
+        return dray_set_error(DRAY_ENOMEM, "sort of %lld rows", (long long)n);
+    }
+    uint64_t *k2 = k + n + 1;
+    nulls = tmp; /* nulls are parked at the end of tmp, in order */
+    for (int64_t i = 0; i < n; i++) {
+        int64_t r = idx[i];
+        if (!dray_column_is_valid(c, r)) {
+            nulls[n - 1 - nn++] = r;
+            continue;
+        }
+        uint64_t v = sortable(c, r);
+        k[nv] = desc ? ~v : v;
+        idx[nv++] = r;
+    }
+    for (int64_t i = 0; i < nn; i++) /* restore the nulls' order after the valid rows */
+        k2[i] = (uint64_t)nulls[n - 1 - i];
+    for (int shift = 0; shift < 64; shift += 16) {
+        memset(count, 0, 65537 * sizeof(*count));
+        bool same = true;
+        for (int64_t i = 0; i < nv; i++) {
+            count[((k[i] >> shift) & 0xffff) + 1]++;
+            same &= ((k[i] ^ k[0]) >> shift & 0xffff) == 0;
+        }
+        if (same)
+            continue; /* every key has the same 16 bits here */
+        for (int b = 0; b < 65536; b++)
+            count[b + 1] += count[b];
+        for (int64_t i = 0; i < nv; i++) {
+            int64_t d = count[(k[i] >> shift) & 0xffff]++;
+            tmp[d] = idx[i];
+            k2[d + nn] = k[i]; /* k2's head holds the nulls until the end */
+        }
+        memcpy(idx, tmp, (size_t)nv * sizeof(*idx));
+        memcpy(k, k2 + nn, (size_t)nv * sizeof(*k));
+    }
+    for (int64_t i = 0; i < nn; i++)
+        idx[nv + i] = (int64_t)k2[i];
+    free(k);
+    free(tmp);
+    free(count);
+    return DRAY_OK;
+}
+
 dray_status dray__sort_rows(dray_column *const *keys, size_t nk, const bool *desc, int64_t *idx,
                             int64_t n)
 {
+    dray_dtype t = nk == 1 ? keys[0]->type : DRAY_DT_UTF8;
+    if (nk == 1 && (t == DRAY_DT_FLOAT64 || t == DRAY_DT_INT64 || t == DRAY_DT_INT32 ||
+                    t == DRAY_DT_DATE32 || t == DRAY_DT_TIMESTAMP))
+        return radix_sort(keys[0], desc && desc[0], idx, n);
     int64_t *tmp = malloc((size_t)(n ? n : 1) * sizeof(*tmp));
     if (!tmp)
         return dray_set_error(DRAY_ENOMEM, "sort of %lld rows", (long long)n);

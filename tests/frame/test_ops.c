@@ -120,6 +120,31 @@ TEST(sort)
     ASSERT_EQ(sk, sk2);
     dray_table_release(t);
     dray_frame_destroy(s);
+    /* one numeric key (the radix path): k descending with nulls last, then v ascending */
+    for (int c = 0; c < 2; c++) {
+        const char *one = c ? "v" : "k";
+        bool d = c == 0;
+        ASSERT_OK(dray_frame_sort(f, &one, &d, 1, &s));
+        ASSERT_OK(dray_frame_compute(s, &t));
+        ASSERT_EQ(dray_table_num_rows(t), 5000);
+        dray_column *x = dray_table_column(t, c ? 2 : 0);
+        int64_t nulls = 0;
+        for (int64_t i = 1; i < 5000; i++) {
+            bool va = dray_column_is_valid(x, i - 1), vb = dray_column_is_valid(x, i);
+            ASSERT_TRUE(va || !vb);
+            nulls += !vb;
+            if (va && vb) {
+                double a = dray_column_get_f64(x, i - 1), b = dray_column_get_f64(x, i);
+                if (d)
+                    ASSERT_TRUE(a >= b);
+                else
+                    ASSERT_TRUE(a <= b);
+            }
+        }
+        ASSERT_EQ(nulls, c ? 0 : dray_column_null_count(dray_table_column(all, 0)));
+        dray_table_release(t);
+        dray_frame_destroy(s);
+    }
     dray_frame_destroy(f);
     dray_table_release(all);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
