@@ -246,6 +246,16 @@ static dray_status add_node(dray__fgraph *g, const char *fn, const dray_value *a
     return dray_graph_add_named(g->graph, NULL, fn, args, n, out);
 }
 
+dray_status dray__glob(const char *pattern, const char *what, glob_t *gl)
+{
+    int gr = glob(pattern, 0, NULL, gl);
+    if (gr == 0)
+        return DRAY_OK;
+    if (gr != GLOB_NOMATCH)
+        globfree(gl);
+    return dray_set_error(DRAY_ENOTFOUND, "%s: no file matches '%s'", what, pattern);
+}
+
 dray_status dray_frame_read_csv(dray_runtime *rt, const char *pattern, const dray_csv_opts *opts,
                                 dray_frame **out)
 {
@@ -255,13 +265,9 @@ dray_status dray_frame_read_csv(dray_runtime *rt, const char *pattern, const dra
         opts = &def;
     }
     glob_t gl;
-    int gr = glob(pattern, 0, NULL, &gl);
-    if (gr != 0) {
-        if (gr != GLOB_NOMATCH)
-            globfree(&gl);
-        return dray_set_error(DRAY_ENOTFOUND, "read_csv: no file matches '%s'", pattern);
-    }
-    dray_status st;
+    dray_status st = dray__glob(pattern, "read_csv", &gl);
+    if (st)
+        return st;
     dray__csv_plan *plan = NULL;
     dray__fgraph *g = NULL;
     dray_frame *f = NULL;

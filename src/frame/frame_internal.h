@@ -4,6 +4,7 @@
 #define DRAY_FRAME_FRAME_INTERNAL_H
 
 #include <errno.h>
+#include <glob.h>
 
 #include "internal.h"
 
@@ -44,6 +45,9 @@ dray__part *dray__part_of(const dray_value *v);
  * (dray_graph_compute keeps the failed output's error value: see docs/frame.md.) */
 dray_status dray__graph_run(dray_graph *g, dray_runtime *rt, const dray_node *outputs, size_t n,
                             dray_value *results);
+/* dray__glob: the sorted files matching pattern (globfree them), or DRAY_ENOTFOUND naming `what`. */
+dray_status dray__glob(const char *pattern, const char *what, glob_t *gl);
+
 /* dray__frame_new_empty: a frame with a new graph, no partitions yet, and `schema` (taken, even on
  * failure). */
 dray_status dray__frame_new_empty(dray_runtime *rt, dray_table *schema, dray_frame **out);

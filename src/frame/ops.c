@@ -269,6 +269,17 @@ static dray_status spill_prefix(dray__fgraph *g, size_t i, dray_value *out)
     return dray_string_create(p, out);
 }
 
+/* finish: hands r to *out on success, destroys it on failure. */
+static dray_status finish(dray_status st, dray_frame *r, dray_frame **out)
+{
+    if (st) {
+        dray_frame_destroy(r);
+        return st;
+    }
+    *out = r;
+    return DRAY_OK;
+}
+
 static bool same_schema(const dray_table *a, const dray_table *b)
 {
     if (a->ncols != b->ncols)
@@ -301,12 +312,7 @@ dray_status dray_frame_concat(dray_frame *const *frames, size_t n, dray_frame **
         st = nodes_in(r->g, frames[i], r->parts + at);
         at += frames[i]->nparts;
     }
-    if (st) {
-        dray_frame_destroy(r);
-        return st;
-    }
-    *out = r;
-    return DRAY_OK;
+    return finish(st, r, out);
 }
 
 /* frame_concat_parts(parts...): one partition of all of them. */
@@ -373,12 +379,7 @@ dray_status dray_frame_repartition(const dray_frame *f, size_t nparts, dray_fram
             st = dray_graph_add_named(r->g->graph, NULL, "frame_split_part", a, 3, &r->parts[j]);
         }
     }
-    if (st) {
-        dray_frame_destroy(r);
-        return st;
-    }
-    *out = r;
-    return DRAY_OK;
+    return finish(st, r, out);
 }
 
 /* ---- sample sort ----
@@ -633,12 +634,7 @@ dray_status dray_frame_sort(const dray_frame *f, const char *const *by, const bo
     dray_value_release(&spec);
     if (splv.type != DRAY_T_NODE)
         dray_value_release(&splv);
-    if (st) {
-        dray_frame_destroy(r);
-        return st;
-    }
-    *out = r;
-    return DRAY_OK;
+    return finish(st, r, out);
 }
 
 /* ---- hash partitioning (join, drop_duplicates) ---- */
@@ -903,12 +899,7 @@ dray_status dray_frame_join(const dray_frame *left, const dray_frame *right,
     free(args);
     dray_value_release(&spec);
     dray_value_release(&kl);
-    if (st) {
-        dray_frame_destroy(r);
-        return st;
-    }
-    *out = r;
-    return DRAY_OK;
+    return finish(st, r, out);
 }
 
 /* ---- drop_duplicates ---- */
@@ -991,10 +982,5 @@ dray_status dray_frame_drop_duplicates(const dray_frame *f, const char *const *s
     free(split);
     free(args);
     dray_value_release(&names);
-    if (st) {
-        dray_frame_destroy(r);
-        return st;
-    }
-    *out = r;
-    return DRAY_OK;
+    return finish(st, r, out);
 }

@@ -155,13 +155,9 @@ dray_status dray_frame_read_parquet(dray_runtime *rt, const char *pattern,
     if (!opts)
         opts = &def;
     glob_t gl;
-    int gr = glob(pattern, 0, NULL, &gl);
-    if (gr != 0) {
-        if (gr != GLOB_NOMATCH)
-            globfree(&gl);
-        return dray_set_error(DRAY_ENOTFOUND, "read_parquet: no file matches '%s'", pattern);
-    }
-    dray_status st;
+    dray_status st = dray__glob(pattern, "read_parquet", &gl);
+    if (st)
+        return st;
     dray_parquet_file *pf = NULL;
     dray_table *schema = NULL, *full = NULL;
     dray_expr *filter = NULL;
