@@ -17,7 +17,8 @@ static void part_destroy(dray_ext_obj *o)
     dray_table_release(p->t);
     free(p);
 }
-static dray_ext_type part_type = {"frame.table", part_destroy, NULL, NULL, NULL};
+static dray_ext_type part_type = {"frame.table", part_destroy, dray__part_encode, dray__part_decode,
+                                  NULL};
 DRAY_EXT_TYPE(part_type)
 
 dray_status dray__part_value(dray_table *t, int64_t bad_rows, dray_value *out)

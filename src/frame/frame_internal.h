@@ -36,6 +36,12 @@ typedef struct dray__part {
     int64_t bad_rows;
 } dray__part;
 
+/* The partition codec (part_codec.c) of the "frame.table" extension type: bytes of a partition,
+ * and a new partition from untrusted bytes (DRAY_EFORMAT naming the fault). */
+dray_status dray__part_encode(const dray_ext_obj *obj,
+                              dray_status (*write)(void *buf, const void *data, size_t len), void *buf);
+dray_status dray__part_decode(const void *data, size_t len, dray_ext_obj **out);
+
 /* dray__part_value: a value that takes t. */
 dray_status dray__part_value(dray_table *t, int64_t bad_rows, dray_value *out);
 /* dray__part_of: the partition in v (borrowed), or NULL. */

@@ -1,6 +1,7 @@
 /* Columns, tables and the Arrow C Data Interface: construction, queries, take/slice/concat, and an
  * export -> import round trip of every type with nulls, checked value by value against the inputs. */
 #include "dray/frame.h"
+#include "frame/frame_internal.h"
 #include "test.h"
 
 /* all_types: a 5-row table of every column type, with nulls at rows 1 and 3 in most columns. */
@@ -242,5 +243,44 @@ TEST(arrow_import_offsets)
     ASSERT_EQ(released, 1);
 }
 
-RUN_TESTS(T_(column_values), T_(table_errors), T_(take_slice_concat), T_(arrow_round_trip),
+/* Partitions through the core codec: every type with nulls comes back equal; every truncation and
+ * many corruptions of the bytes are errors, never crashes (the decoder checks what it reads). */
+TEST(partition_codec)
+{
+    dray_table *t = all_types(), *sliced;
+    ASSERT_OK(dray_table_slice(t, 1, 4, &sliced)); /* string offsets not starting at 0 */
+    for (int k = 0; k < 2; k++) {
+        dray_value v, back;
+        ASSERT_OK(dray__part_value(dray_table_retain(k ? sliced : t), 3, &v));
+        void *buf;
+        size_t len;
+        ASSERT_OK(dray_value_encode(&v, &buf, &len));
+        ASSERT_OK(dray_value_decode(buf, len, &back));
+        dray__part *p = dray__part_of(&back);
+        ASSERT_TRUE(p != NULL);
+        ASSERT_TRUE(dray_table_equal(p->t, k ? sliced : t));
+        ASSERT_EQ(p->bad_rows, 3);
+        dray_value_release(&back);
+        uint8_t *copy = malloc(len);
+        for (size_t cut = 0; cut < len; cut++) {
+            dray_value x;
+            if (dray_value_decode(buf, cut, &x) == DRAY_OK)
+                TEST_FAIL_("a cut at %zu of %zu decoded", cut, len);
+        }
+        for (size_t i = 0; i < len; i++) {
+            memcpy(copy, buf, len);
+            copy[i] ^= (uint8_t)(0x5a + i);
+            dray_value x;
+            if (dray_value_decode(copy, len, &x) == DRAY_OK)
+                dray_value_release(&x);
+        }
+        free(copy);
+        dray_free(buf);
+        dray_value_release(&v);
+    }
+    dray_table_release(sliced);
+    dray_table_release(t);
+}
+
+RUN_TESTS(T_(partition_codec), T_(column_values), T_(table_errors), T_(take_slice_concat), T_(arrow_round_trip),
           T_(arrow_import_offsets))
