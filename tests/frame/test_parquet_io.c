@@ -69,4 +69,59 @@ TEST(round_trip_pushdown)
     ASSERT_EQ(system(cmd), 0);
 }
 
-RUN_TESTS(T_(round_trip_pushdown))
+/* DuckDB (npm @duckdb/node-api, installed by tests/parquet/setup-oracles.sh into BUILD/npm) reads the
+ * seed pipeline's Parquet output: the same row count and sum of log_amount as our own recount. */
+TEST(duckdb_reads_etl)
+{
+    const char *build = getenv("DRAY_BUILD_DIR");
+    char npm[512], cmd[2048];
+    snprintf(npm, sizeof(npm), "%s/npm/node_modules/@duckdb/node-api/package.json", build ? build : "build");
+    if (access(npm, R_OK) != 0 || access("/usr/bin/node", X_OK) != 0) {
+        fprintf(stderr, "no DuckDB oracle (run tests/parquet/setup-oracles.sh): skipped\n");
+        return;
+    }
+    char dir[] = "/tmp/dray_fdk_XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_OK(dray_csv_gen(dir, 50000, 3, 9));
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(NULL, &rt));
+    char pattern[256], out[128];
+    snprintf(pattern, sizeof(pattern), "%s/data-*.csv", dir);
+    snprintf(out, sizeof(out), "%s/out", dir);
+    dray_frame *f, *g, *h;
+    dray_table *t;
+    ASSERT_OK(dray_frame_read_csv(rt, pattern, NULL, &f));
+    ASSERT_OK(dray_frame_filter(f, "amount > 100", &g));
+    ASSERT_OK(dray_frame_assign(g, "log_amount", "log(amount)", &h));
+    ASSERT_OK(dray_frame_to_parquet(h, out, NULL));
+    ASSERT_OK(dray_frame_compute(h, &t));
+    double sum = 0;
+    for (int64_t i = 0; i < dray_table_num_rows(t); i++)
+        sum += dray_column_get_f64(dray_table_column(t, 4), i);
+    snprintf(npm, sizeof(npm), "%s/npm", build ? build : "build");
+    snprintf(cmd, sizeof(cmd),
+             "cd '%s' && /usr/bin/node --input-type=module -e \""
+             "import { DuckDBInstance } from '@duckdb/node-api';"
+             "const c = await (await DuckDBInstance.create(':memory:')).connect();"
+             "const r = await c.runAndReadAll(\\\"SELECT count(*)::BIGINT, sum(log_amount), "
+             "count(DISTINCT category) FROM read_parquet('%s/*.parquet')\\\");"
+             "const [n, s, k] = r.getRows()[0]; console.log(String(n), s, String(k));\"", npm, out);
+    FILE *p = popen(cmd, "r");
+    long long n = -1, k = -1;
+    double s = 0;
+    ASSERT_TRUE(p != NULL);
+    ASSERT_EQ(fscanf(p, "%lld %lf %lld", &n, &s, &k), 3);
+    ASSERT_EQ(pclose(p), 0);
+    ASSERT_EQ(n, dray_table_num_rows(t));
+    ASSERT_NEAR(s, sum, 1e-9 * sum);
+    ASSERT_EQ(k, 20);
+    dray_table_release(t);
+    dray_frame_destroy(h);
+    dray_frame_destroy(g);
+    dray_frame_destroy(f);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    ASSERT_EQ(system(cmd), 0);
+}
+
+RUN_TESTS(T_(round_trip_pushdown), T_(duckdb_reads_etl))
