@@ -386,8 +386,9 @@ typedef struct dray_agg_spec {
 } dray_agg_spec;
 
 /* dray_frame_groupby: groups by the `nkeys` key columns and computes the aggregations: a partial
- * aggregate per partition, combined pairwise in a tree. Null keys form their own group. The result
- * (keys then aggregates, sorted by key) is a table. On DRAY_OK *out is owned. */
+ * aggregate per partition, combined pairwise in a tree (nunique: distinct (keys, column) rows
+ * through a shuffle, counted by key). Null keys form their own group; NaN and nulls are left out of
+ * the values. The result (keys then aggregates, sorted by key) is a table. On DRAY_OK *out is owned. */
 DRAY_API dray_status dray_frame_groupby(const dray_frame *f, const char *const *keys, size_t nkeys,
                                         const dray_agg_spec *aggs, size_t naggs, dray_table **out);
 

@@ -405,6 +405,42 @@ static dray_status run_groupby(const dray_frame *f, const char *const *keys, siz
     return st;
 }
 
+/* add_nunique: `res` (groupby's result, sorted by key) with column `name` replaced by the number of
+ * distinct non-null values of `col` per group: the distinct (keys, col) rows counted by key. */
+static dray_status add_nunique(const dray_frame *f, const char *const *keys, size_t nk, const char *col,
+                               const char *name, const dray_table *res, dray_table **out)
+{
+    const char **sel = calloc(nk + 2, sizeof(*sel));
+    if (!sel)
+        return dray_set_error(DRAY_ENOMEM, "nunique");
+    size_t n = 0;
+    bool is_key = false;
+    for (size_t k = 0; k < nk; k++) {
+        sel[n++] = keys[k];
+        is_key |= !strcmp(keys[k], col);
+    }
+    if (!is_key)
+        sel[n++] = col;
+    dray_frame *f2 = NULL, *f3 = NULL;
+    dray_table *g = NULL;
+    dray_agg_spec cnt = {col, DRAY_AGG_COUNT, name};
+    dray_status st = dray_frame_select(f, sel, n, &f2);
+    if (!st)
+        st = dray_frame_drop_duplicates(f2, NULL, 0, &f3);
+    if (!st)
+        st = dray_frame_groupby(f3, keys, nk, &cnt, 1, &g);
+    if (!st && g->nrows != res->nrows)
+        st = dray_set_error(DRAY_EFATAL, "nunique: %lld groups, groupby %lld", (long long)g->nrows,
+                            (long long)res->nrows);
+    if (!st)
+        st = dray__table_with_column(res, name, g->cols[nk], out);
+    dray_table_release(g);
+    dray_frame_destroy(f3);
+    dray_frame_destroy(f2);
+    free(sel);
+    return st;
+}
+
 static const char *const agg_names[] = {"sum", "mean", "count", "min", "max", "std", "nunique"};
 
 dray_status dray_frame_groupby(const dray_frame *f, const char *const *keys, size_t nkeys,
@@ -423,10 +459,10 @@ dray_status dray_frame_groupby(const dray_frame *f, const char *const *keys, siz
         dray_status st = DRAY_OK;
         if (c < 0)
             st = dray_set_error(DRAY_EINVAL, "groupby: no column '%s'", aggs[a].column);
-        else if (aggs[a].agg == DRAY_AGG_NUNIQUE || (unsigned)aggs[a].agg > DRAY_AGG_NUNIQUE)
-            st = dray_set_error(DRAY_EUNSUPPORTED, "groupby: aggregation %d of '%s' is not "
-                                "supported", (int)aggs[a].agg, aggs[a].column);
-        else if (aggs[a].agg != DRAY_AGG_COUNT &&
+        else if ((unsigned)aggs[a].agg > DRAY_AGG_NUNIQUE)
+            st = dray_set_error(DRAY_EINVAL, "groupby: unknown aggregation %d of '%s'",
+                                (int)aggs[a].agg, aggs[a].column);
+        else if (aggs[a].agg != DRAY_AGG_COUNT && aggs[a].agg != DRAY_AGG_NUNIQUE &&
                  !dray__dtype_is_numeric(dray_table_column(f->schema, (size_t)c)->type) &&
                  dray_table_column(f->schema, (size_t)c)->type != DRAY_DT_BOOL)
             st = dray_set_error(DRAY_ETYPE, "groupby: '%s' of %s column '%s'",
@@ -467,7 +503,8 @@ dray_status dray_frame_groupby(const dray_frame *f, const char *const *keys, siz
         char buf[256];
         snprintf(buf, sizeof(buf), "%s_%s", aggs[a].column, agg_names[g]);
         if (!(names[nkeys + a] = strdup(aggs[a].as ? aggs[a].as : buf)) ||
-            (st = dray__column_alloc(g == DRAY_AGG_COUNT ? DRAY_DT_INT64 : DRAY_DT_FLOAT64, 0, ng,
+            (st = dray__column_alloc(g == DRAY_AGG_COUNT || g == DRAY_AGG_NUNIQUE ? DRAY_DT_INT64
+                                                                                  : DRAY_DT_FLOAT64, 0, ng,
                                      true, 0, &cols[nkeys + a]))) {
             st = st ? st : dray_set_error(DRAY_ENOMEM, "groupby");
             break;
@@ -479,14 +516,17 @@ dray_status dray_frame_groupby(const dray_frame *f, const char *const *keys, siz
             switch (g) {
             case DRAY_AGG_SUM: v = s[S_SUM][i]; valid = true; break;
             case DRAY_AGG_MEAN: v = s[S_SUM][i] / n; break;
-            case DRAY_AGG_COUNT: ((int64_t *)c->data)[i] = (int64_t)n; valid = true; break;
+            case DRAY_AGG_COUNT: case DRAY_AGG_NUNIQUE: /* nunique: filled in below */
+                ((int64_t *)c->data)[i] = (int64_t)n;
+                valid = true;
+                break;
             case DRAY_AGG_MIN: v = s[S_MIN][i]; break;
             case DRAY_AGG_MAX: v = s[S_MAX][i]; break;
             default: /* std, ddof 1 */
                 valid = n > 1;
                 v = sqrt(fmax(0, (s[S_SQ][i] - s[S_SUM][i] * s[S_SUM][i] / n) / (n - 1)));
             }
-            if (g != DRAY_AGG_COUNT)
+            if (g != DRAY_AGG_COUNT && g != DRAY_AGG_NUNIQUE)
                 ((double *)c->data)[i] = valid ? v : 0;
             if (!valid)
                 dray__bit_clear(c->validity, i);
@@ -497,8 +537,22 @@ dray_status dray_frame_groupby(const dray_frame *f, const char *const *keys, siz
         goto out;
     for (int64_t i = 0; i < ng; i++)
         idx[i] = i;
+    dray_table *sorted = NULL;
     if (!(st = dray__sort_rows(cols, nkeys, NULL, idx, ng)))
-        st = dray_table_take(res, idx, ng, out);
+        st = dray_table_take(res, idx, ng, &sorted);
+    for (size_t a = 0; a < naggs && !st; a++) {
+        if (aggs[a].agg != DRAY_AGG_NUNIQUE)
+            continue;
+        dray_table *with;
+        if (!(st = add_nunique(f, keys, nkeys, aggs[a].column, names[nkeys + a], sorted, &with))) {
+            dray_table_release(sorted);
+            sorted = with;
+        }
+    }
+    if (!st)
+        *out = sorted;
+    else
+        dray_table_release(sorted);
 out:
     for (size_t i = 0; cols && i < nkeys + naggs; i++) {
         dray_column_release(cols[i]);

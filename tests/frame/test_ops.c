@@ -303,4 +303,42 @@ TEST(spill)
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
 }
 
-RUN_TESTS(T_(concat_repartition), T_(sort), T_(join), T_(dedup_describe), T_(spill))
+/* nunique by key against a naive count of distinct non-null values per group. */
+TEST(nunique)
+{
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(NULL, &rt));
+    dray_table *all, *g;
+    dray_frame *f = frame_of(rt, 3, 3000, &all);
+    const char *key = "g";
+    dray_agg_spec aggs[2] = {{"k", DRAY_AGG_NUNIQUE, NULL}, {"v", DRAY_AGG_MEAN, NULL}};
+    ASSERT_OK(dray_frame_groupby(f, &key, 1, aggs, 2, &g));
+    ASSERT_EQ(dray_table_num_rows(g), 7);
+    ASSERT_STREQ(dray_table_column_name(g, 1), "k_nunique");
+    dray_column *G = dray_table_column(all, 1), *K = dray_table_column(all, 0);
+    for (int64_t r = 0; r < 7; r++) {
+        size_t gl;
+        const char *gs = dray_column_get_str(dray_table_column(g, 0), r, &gl);
+        int64_t distinct = 0;
+        for (int64_t i = 0; i < 3000; i++) {
+            size_t l;
+            const char *s = dray_column_get_str(G, i, &l);
+            if (l != gl || memcmp(s, gs, l) || !dray_column_is_valid(K, i))
+                continue;
+            bool seen = false;
+            for (int64_t j = 0; j < i && !seen; j++) {
+                const char *t = dray_column_get_str(G, j, &l);
+                seen = l == gl && !memcmp(t, gs, l) && dray_column_is_valid(K, j) &&
+                       dray_column_get_i64(K, j) == dray_column_get_i64(K, i);
+            }
+            distinct += !seen;
+        }
+        ASSERT_EQ(dray_column_get_i64(dray_table_column(g, 1), r), distinct);
+    }
+    dray_table_release(g);
+    dray_table_release(all);
+    dray_frame_destroy(f);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+}
+
+RUN_TESTS(T_(nunique), T_(concat_repartition), T_(sort), T_(join), T_(dedup_describe), T_(spill))
