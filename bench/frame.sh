@@ -32,11 +32,20 @@ ours() { # ours MODE GLOB: median seconds of bench_frame
 gbps() { awk -v b="$1" -v s="$2" 'BEGIN {printf "%.3f", b/s/1e9}'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a/b}'; }
 
-parse=$(ours parse "$data"); etl=$(ours etl "$data"); gb=$(ours groupby "$data"); join=$(ours join "$data")
+npm_dir=""
+[ "$duck" = 1 ] && npm_dir=$(bash tests/parquet/setup-oracles.sh "$build")
+duck_run() { for _ in $(seq "$runs"); do rm -rf "$out/d"; DRAY_NPM_DIR=$npm_dir node bench/frame_duckdb.mjs "$1" "$2" "$out/d"; done | median; }
+# each metric runs dray then DuckDB back to back, so both see the same machine load
+both() { # both VAR MODE GLOB
+  eval "$1=\$(ours $2 \"$3\")"
+  [ "$duck" = 1 ] && eval "d$1=\$(duck_run $2 \"$3\")"
+  return 0
+}
+both parse parse "$data"; both etl etl "$data"; both gb groupby "$data"; both join join "$data"
 # the Parquet the ETL writes, kept for the read benchmark
 rm -rf "$out/pq"; "$build/bin/bench_frame" etl "$data" "$out/pq" >/dev/null
 pqbytes=$(cat "$out"/pq/*.parquet | wc -c)
-pq=$(ours pqread "$out/pq/*.parquet")
+both pq pqread "$out/pq/*.parquet"
 echo "frame_csv_parse_gbps $(gbps "$bytes" "$parse") GB/s"
 echo "frame_etl_s $etl s"
 echo "frame_groupby_s $gb s"
@@ -51,10 +60,6 @@ echo "frame_out_of_core_peak_rss_mb $(( ${rss% *} / 1024 )) MB (sort took ${rss#
 rm -rf "$out/o" "$out/spill"
 
 if [ "$duck" = 1 ]; then
-  npm_dir=$(bash tests/parquet/setup-oracles.sh "$build")
-  duck_run() { for _ in $(seq "$runs"); do rm -rf "$out/d"; DRAY_NPM_DIR=$npm_dir node bench/frame_duckdb.mjs "$1" "$2" "$out/d"; done | median; }
-  dparse=$(duck_run parse "$data"); detl=$(duck_run etl "$data"); dgb=$(duck_run groupby "$data")
-  djoin=$(duck_run join "$data"); dpq=$(duck_run pqread "$out/pq/*.parquet")
   echo "duckdb_csv_parse_gbps $(gbps "$bytes" "$dparse") GB/s"
   echo "duckdb_etl_s $detl s"
   echo "duckdb_groupby_s $dgb s"
