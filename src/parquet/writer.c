@@ -363,6 +363,17 @@ static bool dict_grow_table(pq_dict *d)
     return true;
 }
 
+static inline bool bytes_equal(const uint8_t *a, const uint8_t *b, uint32_t n)
+{
+    if (n <= 8) { /* short strings: no call */
+        for (uint32_t i = 0; i < n; i++)
+            if (a[i] != b[i])
+                return false;
+        return true;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
 /* Index of string p[0..n) in d, inserting it; -1 out of memory. */
 static int64_t dict_find_or_add(pq_dict *d, const uint8_t *p, uint32_t n)
 {
@@ -375,7 +386,7 @@ static int64_t dict_find_or_add(pq_dict *d, const uint8_t *p, uint32_t n)
         if (!e)
             break;
         e--;
-        if (d->hash[e] == h && d->len[e] == n && memcmp(d->ptr[e], p, n) == 0)
+        if (d->hash[e] == h && d->len[e] == n && bytes_equal(d->ptr[e], p, n))
             return e;
         s = (s + 1) & (d->tcap - 1);
     }
@@ -455,55 +466,58 @@ static void stat_str(chunk_stats *s, const uint8_t *p, uint32_t n)
         s->bmax = p, s->bmax_len = n;
 }
 
-/* Fixed-width statistics over the chunk's valid values, in one pass per type. */
+/* Min/max of the valid values of one C type T into locals, then into s->LO/s->HI (as U). Floats skip
+ * NaN. Separate loops for the no-null case keep them tight. */
+#define PQ_MINMAX(T, U, LO, HI, SKIP)                                                              \
+    do {                                                                                           \
+        const T *x = (const T *)v->vals + v->off;                                                  \
+        T lo = 0, hi = 0;                                                                          \
+        bool any = false;                                                                          \
+        for (int64_t r = 0; r < v->n; r++) {                                                       \
+            if ((v->valid && !is_valid(v->valid, v->off + r)) || SKIP(x[r]))                      \
+                continue;                                                                          \
+            if (!any) {                                                                            \
+                lo = hi = x[r];                                                                    \
+                any = true;                                                                        \
+            }                                                                                      \
+            lo = x[r] < lo ? x[r] : lo;                                                            \
+            hi = x[r] > hi ? x[r] : hi;                                                            \
+        }                                                                                          \
+        s->any = any;                                                                              \
+        s->LO = (U)lo;                                                                             \
+        s->HI = (U)hi;                                                                             \
+    } while (0)
+#define PQ_NEVER(x) ((void)(x), 0)
+#define PQ_ISNAN(x) isnan(x)
+
+/* Fixed-width statistics over the chunk's valid values. */
 static void stats_fixed(const chunk_view *v, chunk_stats *s)
 {
-    int kind = v->col->at.kind;
-    for (int64_t r = 0; r < v->n; r++) {
-        int64_t i = v->off + r;
-        if (!is_valid(v->valid, i))
-            continue;
-        if (kind == AK_F32 || kind == AK_F64) {
-            double x = kind == AK_F32 ? ((const float *)v->vals)[i] : ((const double *)v->vals)[i];
-            if (isnan(x))
-                continue;
-            if (!s->any) {
-                s->any = true;
-                s->fmin = s->fmax = x;
-            } else {
-                if (x < s->fmin)
-                    s->fmin = x;
-                if (x > s->fmax)
-                    s->fmax = x;
-            }
-        } else if (kind == AK_BOOL) {
-            int64_t x = ((const uint8_t *)v->vals)[i >> 3] >> (i & 7) & 1;
-            if (!s->any) {
-                s->any = true;
-                s->imin = s->imax = x;
-            } else {
-                s->imin = x < s->imin ? x : s->imin;
-                s->imax = x > s->imax ? x : s->imax;
-            }
-        } else if (kind == AK_U8 || kind == AK_U16 || kind == AK_U32 || kind == AK_U64) {
-            uint64_t x = (uint64_t)get_int(v->vals, kind, i);
-            if (!s->any) {
-                s->any = true;
-                s->umin = s->umax = x;
-            } else {
-                s->umin = x < s->umin ? x : s->umin;
-                s->umax = x > s->umax ? x : s->umax;
-            }
-        } else {
-            int64_t x = get_int(v->vals, kind, i);
-            if (!s->any) {
-                s->any = true;
-                s->imin = s->imax = x;
-            } else {
-                s->imin = x < s->imin ? x : s->imin;
-                s->imax = x > s->imax ? x : s->imax;
-            }
+    switch (v->col->at.kind) {
+    case AK_I8: PQ_MINMAX(int8_t, int64_t, imin, imax, PQ_NEVER); break;
+    case AK_I16: PQ_MINMAX(int16_t, int64_t, imin, imax, PQ_NEVER); break;
+    case AK_I32: case AK_DATE32: PQ_MINMAX(int32_t, int64_t, imin, imax, PQ_NEVER); break;
+    case AK_I64: case AK_TS: PQ_MINMAX(int64_t, int64_t, imin, imax, PQ_NEVER); break;
+    case AK_U8: PQ_MINMAX(uint8_t, uint64_t, umin, umax, PQ_NEVER); break;
+    case AK_U16: PQ_MINMAX(uint16_t, uint64_t, umin, umax, PQ_NEVER); break;
+    case AK_U32: PQ_MINMAX(uint32_t, uint64_t, umin, umax, PQ_NEVER); break;
+    case AK_U64: PQ_MINMAX(uint64_t, uint64_t, umin, umax, PQ_NEVER); break;
+    case AK_F32: PQ_MINMAX(float, double, fmin, fmax, PQ_ISNAN); break;
+    case AK_F64: PQ_MINMAX(double, double, fmin, fmax, PQ_ISNAN); break;
+    case AK_BOOL: {
+        const uint8_t *bits = v->vals;
+        bool seen[2] = {false, false};
+        for (int64_t r = 0; r < v->n && !(seen[0] && seen[1]); r++) {
+            int64_t i = v->off + r;
+            if (is_valid(v->valid, i))
+                seen[bits[i >> 3] >> (i & 7) & 1] = true;
         }
+        s->any = seen[0] || seen[1];
+        s->imin = seen[0] ? 0 : 1;
+        s->imax = seen[1] ? 1 : 0;
+        break;
+    }
+    default: break;
     }
 }
 
