@@ -60,6 +60,24 @@ static inline void pq_buf_u32le(pq_buf *b, uint32_t v)
 void dray__pq_buf_varint(pq_buf *b, uint64_t v);
 void dray__pq_buf_free(pq_buf *b);
 
+/* pq_uleb: reads an unsigned LEB128 varint at *p (before end) into *v; false when it ends early or
+ * runs past 64 bits. */
+static inline bool pq_uleb(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return false;
+        uint8_t c = *(*p)++;
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
 static inline uint32_t pq_load_u32le(const uint8_t *p)
 {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;

@@ -402,6 +402,16 @@ PQT_FN char *pqt_tmp(const char *name)
     return p;
 }
 
+/* pqt_write: writes batch b of schema s to path in one call, with options o (NULL = defaults). */
+PQT_FN void pqt_write(const char *path, struct ArrowSchema *s, struct ArrowArray *b,
+                      const dray_parquet_write_opts *o)
+{
+    dray_parquet_writer *w;
+    ASSERT_OK(dray_parquet_writer_open(path, s, o, &w));
+    ASSERT_OK(dray_parquet_writer_write(w, b));
+    ASSERT_OK(dray_parquet_writer_close(w));
+}
+
 /* pqt_run: stdout of a shell command (caller frees); fails the test on a non-zero exit. */
 PQT_FN char *pqt_run(const char *cmd)
 {

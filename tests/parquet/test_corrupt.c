@@ -14,10 +14,7 @@ static uint8_t *valid_file(size_t *len, dray_parquet_codec codec, bool dict)
     o.dictionary = dict;
     o.row_group_rows = 64;
     o.page_bytes = 256;
-    dray_parquet_writer *w;
-    ASSERT_OK(dray_parquet_writer_open(path, s, &o, &w));
-    ASSERT_OK(dray_parquet_writer_write(w, b));
-    ASSERT_OK(dray_parquet_writer_close(w));
+    pqt_write(path, s, b, &o);
     FILE *f = fopen(path, "rb");
     ASSERT_TRUE(f != NULL);
     fseek(f, 0, SEEK_END);

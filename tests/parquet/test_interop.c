@@ -19,10 +19,7 @@ static void write_ours(const char *path, dray_parquet_codec codec, bool dict, in
     o.dictionary = dict;
     o.row_group_rows = rg;
     o.page_bytes = 2048;
-    dray_parquet_writer *w;
-    ASSERT_OK(dray_parquet_writer_open(path, s, &o, &w));
-    ASSERT_OK(dray_parquet_writer_write(w, b));
-    ASSERT_OK(dray_parquet_writer_close(w));
+    pqt_write(path, s, b, &o);
     pqt_text t = {0};
     pqt_render_header(&t, s);
     pqt_render_rows(&t, s, b, 0, b->length);

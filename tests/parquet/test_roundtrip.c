@@ -4,15 +4,6 @@
 
 #include "pq_test.h"
 
-static void write_file(const char *path, struct ArrowSchema *s, struct ArrowArray *b,
-                       const dray_parquet_write_opts *o)
-{
-    dray_parquet_writer *w;
-    ASSERT_OK(dray_parquet_writer_open(path, s, o, &w));
-    ASSERT_OK(dray_parquet_writer_write(w, b));
-    ASSERT_OK(dray_parquet_writer_close(w));
-}
-
 static char *render_batch(struct ArrowSchema *s, struct ArrowArray *b)
 {
     pqt_text t = {0};
@@ -33,7 +24,7 @@ static void roundtrip(dray_parquet_codec codec, bool dict, int null_every, int64
     o.dictionary = dict;
     o.row_group_rows = rg;
     o.page_bytes = 4096; /* several pages per chunk */
-    write_file(path, s, b, &o);
+    pqt_write(path, s, b, &o);
     char *want = render_batch(s, b);
     char *got = pqt_render_file(path, NULL, 0);
     pqt_same_text(want, got, "round trip");
@@ -136,7 +127,7 @@ TEST(projection)
     struct ArrowArray *b;
     pqt_make(777, 9, 6, 20, &s, &b);
     char *path = pqt_tmp("proj.parquet");
-    write_file(path, s, b, NULL);
+    pqt_write(path, s, b, NULL);
     int cols[] = {11, 3, 18};
     char *got = pqt_render_file(path, cols, 3);
     /* expected rendering from the source columns in that order */
@@ -178,7 +169,7 @@ TEST(dictionary_fallback)
     dray_parquet_write_opts o;
     dray_parquet_write_opts_init(&o);
     o.dictionary_max_bytes = 2000;
-    write_file(path, s, b, &o);
+    pqt_write(path, s, b, &o);
     char *want = render_batch(s, b);
     char *got = pqt_render_file(path, NULL, 0);
     pqt_same_text(want, got, "dictionary fallback");
@@ -200,7 +191,7 @@ TEST(statistics)
     dray_parquet_write_opts o;
     dray_parquet_write_opts_init(&o);
     o.row_group_rows = rg;
-    write_file(path, s, b, &o);
+    pqt_write(path, s, b, &o);
     dray_parquet_file *f;
     ASSERT_OK(dray_parquet_open(path, &f));
     for (int g = 0; g < dray_parquet_num_row_groups(f); g++) {

@@ -37,10 +37,7 @@ TEST(parallel_row_groups)
     dray_parquet_write_opts o;
     dray_parquet_write_opts_init(&o);
     o.row_group_rows = 250;
-    dray_parquet_writer *w;
-    ASSERT_OK(dray_parquet_writer_open(path, s, &o, &w));
-    ASSERT_OK(dray_parquet_writer_write(w, b));
-    ASSERT_OK(dray_parquet_writer_close(w));
+    pqt_write(path, s, b, &o);
     dray_parquet_file *f;
     ASSERT_OK(dray_parquet_open(path, &f));
     ASSERT_EQ(dray_parquet_num_row_groups(f), 16);
