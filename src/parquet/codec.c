@@ -126,7 +126,10 @@ static const char *gunzip(const uint8_t *src, size_t n, uint8_t *dst, size_t wan
     return err;
 }
 
-const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *dst, size_t want)
+void dray__pq_decompress_fini(void *zstd) { ZSTD_freeDCtx(zstd); }
+
+const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *dst, size_t want,
+                                void **zstd)
 {
     switch (codec) {
     case PQ_CODEC_NONE:
@@ -148,11 +151,13 @@ const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t
         return gunzip(src, n, dst, want);
     case PQ_CODEC_ZSTD: {
         size_t got = 0;
+        if (!*zstd && !(*zstd = ZSTD_createDCtx()))
+            return "out of memory for a zstd context";
         while (n > 0) { /* a page may hold several frames */
             size_t fsz = ZSTD_findFrameCompressedSize(src, n);
             if (ZSTD_isError(fsz))
                 return "zstd data is corrupt";
-            size_t r = ZSTD_decompress(dst + got, want - got, src, fsz);
+            size_t r = ZSTD_decompressDCtx(*zstd, dst + got, want - got, src, fsz);
             if (ZSTD_isError(r))
                 return "zstd data is corrupt or larger than the page size";
             got += r;

@@ -197,8 +197,11 @@ dray_status dray__pq_compressor_create(int codec, int level, pq_compressor **out
 void dray__pq_compressor_destroy(pq_compressor *c);
 /* Compresses [src, src+n) into out (replacing its contents). */
 dray_status dray__pq_compress(pq_compressor *c, const void *src, size_t n, pq_buf *out);
-/* Decompresses exactly `want` bytes into dst; returns NULL or a static reason. */
-const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *dst, size_t want);
+/* Decompresses exactly `want` bytes into dst; returns NULL or a static reason. *zstd caches a zstd
+ * context between calls (start with NULL, free with dray__pq_decompress_fini). */
+const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *dst, size_t want,
+                                void **zstd);
+void dray__pq_decompress_fini(void *zstd);
 
 /* ---- Arrow column types we speak ---- */
 enum { AK_I8, AK_I16, AK_I32, AK_I64, AK_U8, AK_U16, AK_U32, AK_U64, AK_F32, AK_F64, AK_BOOL,

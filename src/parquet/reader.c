@@ -603,6 +603,7 @@ typedef struct dec_ctx {
     size_t idx_cap;
     uint64_t *u64, *u64b;
     size_t u64_cap, u64b_cap;
+    void *zstd; /* decompression context, made on first use */
 } dec_ctx;
 
 static dray_status derr(const dec_ctx *d, const char *what)
@@ -638,7 +639,7 @@ static dray_status page_body(dec_ctx *d, const uint8_t *src, size_t n, size_t wa
         return derr(d, "page larger than 2 GiB");
     if (!grow_scratch((void **)&d->page, &d->page_cap, want + 8, 1))
         return DRAY_ENOMEM;
-    const char *why = dray__pq_decompress(d->ch->codec, src, n, d->page, want);
+    const char *why = dray__pq_decompress(d->ch->codec, src, n, d->page, want, &d->zstd);
     if (why)
         return derr(d, why);
     *out = d->page;
@@ -662,7 +663,7 @@ static dray_status read_dict(dec_ctx *d, const pq_page_header *h, const uint8_t 
             return derr(d, "dictionary page size mismatch");
         memcpy(d->dict_buf, src, n);
     } else {
-        const char *why = dray__pq_decompress(d->ch->codec, src, n, d->dict_buf, want);
+        const char *why = dray__pq_decompress(d->ch->codec, src, n, d->dict_buf, want, &d->zstd);
         if (why)
             return derr(d, why);
     }
@@ -1168,6 +1169,7 @@ out_scratch:
     free(d.idx);
     free(d.u64);
     free(d.u64b);
+    dray__pq_decompress_fini(d.zstd);
     return st;
 }
 
