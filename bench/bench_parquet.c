@@ -2,7 +2,7 @@
  * with nulls, category utf8 of 20 values, ts timestamp[us], note utf8 of many values), as in-memory Arrow
  * bytes per second; median of --runs. Prints `name value unit` lines. Used by bench/parquet.sh, which
  * measures DuckDB on the same table in the same run.
- *   bench_parquet [--rows N] [--runs R] [--codec none|snappy|gzip|zstd] [--threads T] --out DIR */
+ *   bench_parquet [--rows N] [--runs R] [--codec none|snappy|gzip|zstd|lz4_raw] [--threads T] --out DIR */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -208,8 +208,8 @@ int main(int argc, char **argv)
     dray_parquet_write_opts o;
     dray_parquet_write_opts_init(&o);
     o.row_group_rows = 1 << 19;
-    const char *codecs[] = {"none", "snappy", "gzip", "zstd"};
-    for (int c = 0; c < 4; c++)
+    const char *codecs[] = {"none", "snappy", "gzip", "zstd", "lz4_raw"};
+    for (int c = 0; c < 5; c++)
         if (!strcmp(codec, codecs[c]))
             o.codec = (dray_parquet_codec)c;
     table t;

@@ -29,6 +29,7 @@ typedef enum dray_parquet_codec {
     DRAY_PARQUET_SNAPPY,
     DRAY_PARQUET_GZIP,
     DRAY_PARQUET_ZSTD,
+    DRAY_PARQUET_LZ4_RAW, /* Parquet's LZ4_RAW (plain LZ4 blocks) */
 } dray_parquet_codec;
 
 typedef struct dray_parquet_write_opts {

@@ -1,5 +1,6 @@
 /* Page compression for Parquet through Debian's libraries: snappy (raw blocks), gzip (zlib, gzip
- * framing) and zstd (frames). A compressor keeps its library context for the life of a writer. */
+ * framing), zstd (frames) and LZ4_RAW (lz4 blocks). A compressor keeps its library context for the life of a writer. */
+#include <lz4.h>
 #include <snappy-c.h>
 #include <stdlib.h>
 #include <zlib.h>
@@ -79,6 +80,18 @@ dray_status dray__pq_compress(pq_compressor *c, const void *src, size_t n, pq_bu
         out->len = len;
         return DRAY_OK;
     }
+    case PQ_CODEC_LZ4_RAW: {
+        if (n > LZ4_MAX_INPUT_SIZE)
+            return dray_set_error(DRAY_ERANGE, "parquet: page too large for lz4");
+        size_t cap = (size_t)LZ4_compressBound((int)n);
+        if (!pq_buf_reserve(out, cap))
+            return DRAY_ENOMEM;
+        int len = LZ4_compress_default(src, (char *)out->data, (int)n, (int)cap);
+        if (len <= 0 && n > 0)
+            return dray_set_error(DRAY_EIO, "parquet: lz4 compression failed");
+        out->len = (size_t)len;
+        return DRAY_OK;
+    }
     case PQ_CODEC_GZIP: {
         size_t cap = deflateBound(&c->z, (uLong)n) + 32;
         if (!pq_buf_reserve(out, cap))
@@ -149,6 +162,14 @@ const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t
         if (n > UINT32_MAX || want > UINT32_MAX)
             return "gzip page too large";
         return gunzip(src, n, dst, want);
+    case PQ_CODEC_LZ4_RAW: {
+        if (n > INT32_MAX || want > INT32_MAX)
+            return "lz4 page too large";
+        int got = LZ4_decompress_safe((const char *)src, (char *)dst, (int)n, (int)want);
+        if (got < 0 || (size_t)got != want)
+            return "lz4 data is corrupt or does not match the page size";
+        return NULL;
+    }
     case PQ_CODEC_ZSTD: {
         size_t got = 0;
         if (!*zstd && !(*zstd = ZSTD_createDCtx()))
@@ -169,6 +190,6 @@ const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t
         return NULL;
     }
     default:
-        return "unsupported compression codec (only none, snappy, gzip, zstd)";
+        return "unsupported compression codec (only none, snappy, gzip, zstd, lz4_raw)";
     }
 }

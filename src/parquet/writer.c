@@ -260,8 +260,9 @@ dray_status dray_parquet_writer_open(const char *path, const struct ArrowSchema 
         w->opts.dictionary_max_bytes = 1 << 20;
     if (!(w->path = strdup(path)))
         goto out_free;
-    static const int codecs[] = {PQ_CODEC_NONE, PQ_CODEC_SNAPPY, PQ_CODEC_GZIP, PQ_CODEC_ZSTD};
-    if ((unsigned)w->opts.codec > DRAY_PARQUET_ZSTD) {
+    static const int codecs[] = {PQ_CODEC_NONE, PQ_CODEC_SNAPPY, PQ_CODEC_GZIP, PQ_CODEC_ZSTD,
+                                 PQ_CODEC_LZ4_RAW};
+    if ((unsigned)w->opts.codec > DRAY_PARQUET_LZ4_RAW) {
         st = dray_set_error(DRAY_EINVAL, "parquet: '%s': unknown codec %d", path, w->opts.codec);
         goto out_free;
     }

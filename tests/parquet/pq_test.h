@@ -457,10 +457,14 @@ PQT_FN const char *pqt_npm(void)
 PQT_FN char *pqt_oracle(const char *args)
 {
     const char *src = getenv("DRAY_SOURCE_DIR");
-    char cmd[8192];
-    snprintf(cmd, sizeof(cmd), "DRAY_NPM_DIR='%s' node '%s/tests/parquet/oracle.mjs' %s", pqt_npm(),
+    size_t cap = strlen(args) + 16384;
+    char *cmd = malloc(cap);
+    ASSERT_TRUE(cmd != NULL);
+    snprintf(cmd, cap, "DRAY_NPM_DIR='%s' node '%s/tests/parquet/oracle.mjs' %s", pqt_npm(),
              src ? src : ".", args);
-    return pqt_run(cmd);
+    char *out = pqt_run(cmd);
+    free(cmd);
+    return out;
 }
 
 #endif /* DRAY_TESTS_PQ_TEST_H */

@@ -128,6 +128,7 @@ TEST(byte_flips)
     flips(DRAY_PARQUET_SNAPPY, false);
     flips(DRAY_PARQUET_ZSTD, true);
     flips(DRAY_PARQUET_GZIP, true);
+    flips(DRAY_PARQUET_LZ4_RAW, false);
 }
 
 RUN_TESTS(T_(truncations), T_(messages), T_(byte_flips))

@@ -46,6 +46,7 @@ TEST(every_codec_with_nulls)
     roundtrip(DRAY_PARQUET_SNAPPY, true, 7, 3000, 1024);
     roundtrip(DRAY_PARQUET_GZIP, false, 3, 2000, 700);
     roundtrip(DRAY_PARQUET_ZSTD, true, 11, 2500, 2500);
+    roundtrip(DRAY_PARQUET_LZ4_RAW, true, 2, 1800, 600);
 }
 
 TEST(no_nulls_and_all_nulls)
