@@ -191,6 +191,9 @@ const char *dray__rle_decode_bitmap(const uint8_t *p, size_t len, uint8_t *out, 
  * size in bytes (all its values are walked). Returns NULL or a static reason. */
 const char *dray__delta_decode(const uint8_t *p, size_t len, uint64_t *out, size_t n, size_t *used);
 
+/* The static reason parsers and codecs give when an allocation failed (compared by address). */
+extern const char dray__pq_oom[];
+
 /* ---- Compression ---- */
 typedef struct pq_compressor pq_compressor;
 dray_status dray__pq_compressor_create(int codec, int level, pq_compressor **out);

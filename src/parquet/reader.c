@@ -176,10 +176,11 @@ static dray_status build_columns(dray_parquet_file *f)
         return dray_set_error(DRAY_EUNSUPPORTED,
                               "parquet: '%s': nested schemas (groups, lists, maps) are not supported",
                               f->path);
-    f->ncols = m->nschema - 1;
-    f->cols = calloc(f->ncols ? (size_t)f->ncols : 1, sizeof(*f->cols));
+    int n = m->nschema - 1;
+    f->cols = calloc(n ? (size_t)n : 1, sizeof(*f->cols));
     if (!f->cols)
-        return DRAY_ENOMEM;
+        return dray_set_error(DRAY_ENOMEM, "parquet: '%s': out of memory", f->path);
+    f->ncols = n;
     for (int i = 0; i < f->ncols; i++) {
         pq_rcol *c = &f->cols[i];
         c->se = &m->schema[i + 1];
@@ -247,7 +248,7 @@ static dray_status open_common(dray_parquet_file *f)
     f->footer_start = f->size - 8 - flen;
     const char *why = dray__pq_meta_parse(f->data + f->footer_start, flen, &f->meta);
     if (why) {
-        if (strcmp(why, "out of memory") == 0)
+        if (why == dray__pq_oom)
             return dray_set_error(DRAY_ENOMEM, "parquet: '%s': out of memory", f->path);
         return dray_set_error(DRAY_EFORMAT, "parquet: '%s': corrupt footer: %s", f->path, why);
     }
@@ -608,6 +609,9 @@ typedef struct dec_ctx {
 
 static dray_status derr(const dec_ctx *d, const char *what)
 {
+    if (what == dray__pq_oom)
+        return dray_set_error(DRAY_ENOMEM, "parquet: '%s': row group %d column '%s': out of memory",
+                              d->f->path, d->rg, d->c->name);
     return dray_set_error(DRAY_EFORMAT, "parquet: '%s': row group %d column '%s': %s", d->f->path,
                           d->rg, d->c->name, what);
 }
@@ -1206,8 +1210,10 @@ dray_status dray_parquet_read_row_group(const dray_parquet_file *f, int rg, cons
     a.release = release_array;
     for (size_t i = 0; i < ncols; i++) {
         struct ArrowArray *c = calloc(1, sizeof(*c));
-        if (!c)
+        if (!c) {
+            st = DRAY_ENOMEM;
             goto out_release;
+        }
         if ((st = read_column(f, rg, cols ? cols[i] : (int)i, c)) != DRAY_OK) {
             free(c);
             goto out_release;
