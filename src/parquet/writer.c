@@ -321,7 +321,21 @@ static inline int64_t get_int(const void *buf, int kind, int64_t i)
     }
 }
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n)
+/* The last n < 8 bytes at p as one little-endian word, without a variable-length memcpy call. */
+static inline uint64_t load_tail(const uint8_t *p, size_t n)
+{
+    uint32_t a, b;
+    if (n >= 4) { /* two overlapping 4-byte loads */
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        return (uint64_t)a | (uint64_t)b << 32;
+    }
+    if (n == 0)
+        return 0;
+    return (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16;
+}
+
+static inline uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull);
     while (n >= 8) {
@@ -332,10 +346,11 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
         p += 8;
         n -= 8;
     }
-    uint64_t x = 0;
-    memcpy(&x, p, n);
-    h = (h ^ x) * 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 32);
+    h = (h ^ load_tail(p, n)) * 0xc4ceb9fe1a85ec53ull;
+    /* final mix so every input bit reaches the low bits that index the table */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
 }
 
 static void dict_reset(pq_dict *d)
@@ -447,9 +462,25 @@ static inline void str_at(const chunk_view *v, int64_t row, const uint8_t **p, u
     *n = (uint32_t)(v->soff[k + 1] - v->soff[k]);
 }
 
+static inline uint64_t load_be_prefix(const uint8_t *p, uint32_t n)
+{
+    uint64_t x = 0;
+    if (n >= 8)
+        memcpy(&x, p, 8);
+    else
+        for (uint32_t i = 0; i < n; i++)
+            x |= (uint64_t)p[i] << (8 * i);
+    return __builtin_bswap64(x);
+}
+
+/* Unsigned byte-wise order (Parquet's for strings), shorter first on a tie. */
 static inline int bytes_cmp(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t bn)
 {
-    int c = memcmp(a, b, an < bn ? an : bn);
+    uint64_t x = load_be_prefix(a, an), y = load_be_prefix(b, bn);
+    if (x != y) /* zero padding keeps the order of the first 8 bytes */
+        return x < y ? -1 : 1;
+    uint32_t m = an < bn ? an : bn;
+    int c = m > 8 ? memcmp(a + 8, b + 8, m - 8) : 0;
     return c ? c : (an > bn) - (an < bn);
 }
 
