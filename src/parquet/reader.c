@@ -705,8 +705,13 @@ static dray_status read_dict(dec_ctx *d, const pq_page_header *h, const uint8_t 
 static inline void put_fixed(const pq_rcol *c, uint8_t *dst, const uint8_t *src)
 {
     switch (c->conv) {
-    case CONV_NONE:
-        memcpy(dst, src, (size_t)c->at.width);
+    case CONV_NONE: /* constant sizes: no memcpy call per value */
+        if (c->at.width == 8)
+            memcpy(dst, src, 8);
+        else if (c->at.width == 4)
+            memcpy(dst, src, 4);
+        else
+            memcpy(dst, src, (size_t)c->at.width);
         return;
     case CONV_NARROW: {
         int32_t x;
@@ -858,6 +863,16 @@ static dray_status decode_v2_values(dec_ctx *d, col_out *o, int enc, const uint8
     return DRAY_OK;
 }
 
+/* Moves k dense values of type T at out[0..k) to the valid rows of out[0..nv), zeroing null slots;
+ * from the back, so nothing is overwritten before it moves. */
+#define SPREAD(T)                                                                                  \
+    do {                                                                                           \
+        T *o_ = (T *)(void *)out;                                                                  \
+        int64_t j_ = (int64_t)k - 1;                                                               \
+        for (int64_t i_ = nv - 1; i_ >= 0; i_--)                                                   \
+            o_[i_] = bit_at(valid, r0 + i_) ? o_[j_--] : 0;                                        \
+    } while (0)
+
 /* Decodes the values of one data page: rows [r0, r0+nv) with k non-null values in [v, v+vlen). */
 static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t *v, size_t vlen,
                                  int64_t r0, int64_t nv, size_t k)
@@ -983,12 +998,11 @@ static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t 
     if (c->conv == CONV_NONE) {
         memcpy(out, v, k * (size_t)W);
         if (!dense) { /* spread the dense values to their rows, from the back */
-            int64_t j = (int64_t)k - 1;
-            for (int64_t i = nv - 1; i >= 0; i--) {
-                if (bit_at(valid, r0 + i))
-                    memmove(out + i * W, out + j-- * W, (size_t)W);
-                else
-                    memset(out + i * W, 0, (size_t)W);
+            switch (W) {
+            case 8: SPREAD(uint64_t); break;
+            case 4: SPREAD(uint32_t); break;
+            case 2: SPREAD(uint16_t); break;
+            default: SPREAD(uint8_t); break;
             }
         }
         return DRAY_OK;
