@@ -659,7 +659,7 @@ static dray_status read_dict(dec_ctx *d, const pq_page_header *h, const uint8_t 
     if (d->c->ptype == PQ_BOOLEAN)
         return derr(d, "dictionary page in a boolean column");
     size_t want = (size_t)h->uncompressed_size;
-    d->dict_buf = malloc(want + 1);
+    d->dict_buf = malloc(want + 16); /* slack for 16-byte copies of short entries */
     if (!d->dict_buf)
         return DRAY_ENOMEM;
     if (d->ch->codec == PQ_CODEC_NONE) {
@@ -897,15 +897,26 @@ static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t 
             if (d->idx[j] >= d->dict_n)
                 return derr(d, "dictionary index out of range");
         if (c->ptype == PQ_BYTE_ARRAY) {
-            size_t j = 0;
+            size_t total = 16; /* slack for the 16-byte copies below */
+            for (size_t j = 0; j < k; j++)
+                total += d->dict_len[d->idx[j]];
+            if ((st = reserve_str(d, o, total)))
+                return st;
+            uint8_t *sd = o->sdata;
+            size_t len = o->sdata_len, j = 0;
             for (int64_t r = r0; r < r0 + nv; r++) {
                 if (dense || bit_at(valid, r)) {
-                    uint32_t e = d->idx[j++];
-                    if ((st = append_str(d, o, d->dict_buf + d->dict_off[e], d->dict_len[e])))
-                        return st;
+                    uint32_t e = d->idx[j++], n = d->dict_len[e];
+                    const uint8_t *src = d->dict_buf + d->dict_off[e];
+                    if (n <= 16) /* dict_buf and the output both have 16 bytes of slack */
+                        memcpy(sd + len, src, 16);
+                    else
+                        memcpy(sd + len, src, n);
+                    len += n;
                 }
-                o->offs[r + 1] = (int32_t)o->sdata_len;
+                o->offs[r + 1] = (int32_t)len;
             }
+            o->sdata_len = len;
             return DRAY_OK;
         }
         int W = c->at.width, P = c->pwidth;
@@ -974,6 +985,8 @@ static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t 
                               enc >= 0 && enc <= 9 ? names[enc] : "(unknown)");
     }
     if (c->ptype == PQ_BYTE_ARRAY) {
+        if ((st = reserve_str(d, o, vlen))) /* the page holds at least the strings' bytes */
+            return st;
         size_t p = 0;
         for (int64_t r = r0; r < r0 + nv; r++) {
             if (dense || bit_at(valid, r)) {
@@ -983,8 +996,8 @@ static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t 
                 p += 4;
                 if (len > vlen - p)
                     return derr(d, "string runs past the page");
-                if ((st = append_str(d, o, v + p, len)))
-                    return st;
+                memcpy(o->sdata + o->sdata_len, v + p, len);
+                o->sdata_len += len;
                 p += len;
             }
             o->offs[r + 1] = (int32_t)o->sdata_len;
