@@ -205,7 +205,8 @@ int main(int argc, char **argv)
             threads = atoi(argv[i + 1]);
     }
     if (!out || runs < 1 || runs > 99 || threads < 1 || threads > 16) {
-        fprintf(stderr, "usage: bench_parquet [--rows N] [--runs R] [--codec C] [--threads T] --out DIR\n");
+        fprintf(stderr, "usage: bench_parquet [--rows N] [--runs R] [--codec C] [--threads T] "
+                        "[--only write|read] --out DIR\n");
         return 2;
     }
     dray_parquet_write_opts o;

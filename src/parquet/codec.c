@@ -1,5 +1,6 @@
 /* Page compression for Parquet through Debian's libraries: snappy (raw blocks), gzip (zlib, gzip
- * framing), zstd (frames) and LZ4_RAW (lz4 blocks). A compressor keeps its library context for the life of a writer. */
+ * framing), zstd (frames) and LZ4_RAW (lz4 blocks). A compressor keeps its library context for the
+ * life of a writer. */
 #include <lz4.h>
 #include <snappy-c.h>
 #include <stdlib.h>

@@ -159,10 +159,6 @@ static dray_status map_column(dray_parquet_file *f, int i, pq_rcol *c)
     }
     if (fmt)
         snprintf(c->fmt, sizeof(c->fmt), "%s", fmt);
-    if (strcmp(c->fmt, "z") == 0) {
-        c->at.kind = AK_UTF8; /* same layout */
-        return DRAY_OK;
-    }
     if (!dray__pq_parse_format(c->fmt, &c->at))
         return ferr(f, "internal format mapping failed");
     return DRAY_OK;

@@ -64,7 +64,8 @@ bool dray__pq_parse_format(const char *fmt, pq_atype *t)
         int kind, width;
     } simple[] = {{'c', AK_I8, 1},  {'s', AK_I16, 2}, {'i', AK_I32, 4}, {'l', AK_I64, 8},
                   {'C', AK_U8, 1},  {'S', AK_U16, 2}, {'I', AK_U32, 4}, {'L', AK_U64, 8},
-                  {'f', AK_F32, 4}, {'g', AK_F64, 8}, {'b', AK_BOOL, 0}, {'u', AK_UTF8, 0}};
+                  {'f', AK_F32, 4}, {'g', AK_F64, 8}, {'b', AK_BOOL, 0}, {'u', AK_UTF8, 0},
+                  {'z', AK_UTF8, 0}}; /* binary: a utf8 layout without the STRING annotation */
     memset(t, 0, sizeof(*t));
     if (!fmt || !fmt[0])
         return false;
@@ -554,7 +555,10 @@ static void stats_fixed(const chunk_view *v, chunk_stats *s)
 }
 
 /* Timestamps in seconds are stored as milliseconds (Parquet has no seconds unit). */
-static inline int64_t ts_scale(const pq_wcol *c) { return c->at.kind == AK_TS && c->at.unit == 0 ? 1000 : 1; }
+static inline int64_t ts_scale(const pq_wcol *c)
+{
+    return c->at.kind == AK_TS && c->at.unit == 0 ? 1000 : 1;
+}
 
 /* PLAIN bytes of one stat value into b. */
 static void plain_stat(const pq_wcol *c, const chunk_stats *s, bool max, pq_buf *b)
@@ -565,7 +569,8 @@ static void plain_stat(const pq_wcol *c, const chunk_stats *s, bool max, pq_buf 
         break;
     case PQ_INT32: {
         bool u = c->at.kind == AK_U8 || c->at.kind == AK_U16 || c->at.kind == AK_U32;
-        int32_t x = u ? (int32_t)(uint32_t)(max ? s->umax : s->umin) : (int32_t)(max ? s->imax : s->imin);
+        int32_t x = u ? (int32_t)(uint32_t)(max ? s->umax : s->umin)
+                      : (int32_t)(max ? s->imax : s->imin);
         pq_buf_put(b, &x, 4);
         break;
     }
@@ -1055,7 +1060,7 @@ static void put_schema_leaf(pq_buf *m, const pq_wcol *c)
     dray__tc_fi32(m, &last, 3, 1); /* OPTIONAL */
     dray__tc_fbin(m, &last, 4, c->name, strlen(c->name));
     int ct = PQ_CT_NONE, bits = 0;
-    bool is_signed = true;
+    bool is_signed = true, binary = strcmp(c->format, "z") == 0;
     switch (c->at.kind) {
     case AK_I8: ct = PQ_CT_INT_8, bits = 8; break;
     case AK_I16: ct = PQ_CT_INT_16, bits = 16; break;
@@ -1065,7 +1070,7 @@ static void put_schema_leaf(pq_buf *m, const pq_wcol *c)
     case AK_U16: ct = PQ_CT_UINT_16, bits = 16, is_signed = false; break;
     case AK_U32: ct = PQ_CT_UINT_32, bits = 32, is_signed = false; break;
     case AK_U64: ct = PQ_CT_UINT_64, bits = 64, is_signed = false; break;
-    case AK_UTF8: ct = PQ_CT_UTF8; break;
+    case AK_UTF8: ct = binary ? PQ_CT_NONE : PQ_CT_UTF8; break;
     case AK_DATE32: ct = PQ_CT_DATE; break;
     case AK_TS: {
         int unit = c->at.unit == 0 ? PQ_UNIT_MILLIS : c->at.unit;
@@ -1080,7 +1085,7 @@ static void put_schema_leaf(pq_buf *m, const pq_wcol *c)
     }
     if (ct != PQ_CT_NONE)
         dray__tc_fi32(m, &last, 6, ct);
-    if (c->at.kind == AK_F32 || c->at.kind == AK_F64 || c->at.kind == AK_BOOL) {
+    if (c->at.kind == AK_F32 || c->at.kind == AK_F64 || c->at.kind == AK_BOOL || binary) {
         tc_stop(m);
         return;
     }

@@ -113,7 +113,8 @@ TEST(ours_schema_types)
         "ts_us\tINT64\tN\tTimestampType(isAdjustedToUTC=0, unit=TimeUnit(MILLIS=<null>, MICROS=MicroSeconds(), NANOS=<null>))\n"
         "ts_ns\tINT64\tN\tTimestampType(isAdjustedToUTC=0, unit=TimeUnit(MILLIS=<null>, MICROS=<null>, NANOS=NanoSeconds()))\n"
         "ts_tz\tINT64\tTIMESTAMP_MICROS\tTimestampType(isAdjustedToUTC=1, unit=TimeUnit(MILLIS=<null>, MICROS=MicroSeconds(), NANOS=<null>))\n"
-        "cat\tBYTE_ARRAY\tUTF8\tStringType()\n";
+        "cat\tBYTE_ARRAY\tUTF8\tStringType()\n"
+        "bin\tBYTE_ARRAY\tN\tN\n";
     pqt_same_text(expect, got, "schema types seen by DuckDB");
     free(got);
     free(want);
