@@ -990,7 +990,7 @@ static dray_status check_batch(dray_parquet_writer *w, const struct ArrowArray *
         const struct ArrowArray *a = b->children[i];
         const pq_wcol *c = &w->cols[i];
         int64_t need = b->offset + b->length;
-        if (!a || a->length + a->offset < need || a->offset < 0)
+        if (!a || a->length < need || a->offset < 0)
             return dray_set_error(DRAY_EINVAL, "parquet: '%s': column '%s' is shorter than the batch",
                                   w->path, c->name);
         int nb = c->at.kind == AK_UTF8 && !c->is_dict ? 3 : 2;

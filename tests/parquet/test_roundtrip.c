@@ -307,6 +307,13 @@ TEST(bad_arguments)
     b->n_children = 3;
     ASSERT_STATUS(dray_parquet_writer_write(w, b), DRAY_EINVAL);
     b->n_children = PQT_NCOLS;
+    /* a column shorter than the batch (its own offset does not lengthen it) names the column */
+    b->children[1]->length = 5;
+    b->children[1]->offset = 5;
+    ASSERT_STATUS(dray_parquet_writer_write(w, b), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "i16");
+    b->children[1]->length = 10;
+    b->children[1]->offset = 0;
     dray_parquet_writer_abort(w);
     ASSERT_TRUE(access(path, F_OK) != 0); /* abort removes the file */
     dray_parquet_file *f;
