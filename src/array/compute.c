@@ -1,0 +1,272 @@
+/* Computing arrays: runs the lowered graph and gathers the dense result, persists chunks as refs,
+ * or streams rows of chunks into a .npy file. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+/* Copies chunk `c` into `dst` at offset `off`. */
+static void place(dray_ndarray *dst, const dray_ndarray *c, const int64_t *off)
+{
+    int nd = dst->ndim;
+    size_t es = dray_dtype_size(dst->dtype);
+    int64_t str[DRAY__MAXD], s = 1, pos[DRAY__MAXD] = {0};
+    if (c->size == 0)
+        return;
+    if (nd == 0) {
+        memcpy(dst->data, c->data, es);
+        return;
+    }
+    for (int d = nd - 1; d >= 0; d--) {
+        str[d] = s;
+        s *= dst->shape[d];
+    }
+    int64_t row = c->shape[nd - 1], src = 0;
+    for (;;) {
+        int64_t o = 0;
+        for (int d = 0; d < nd; d++)
+            o += (off[d] + pos[d]) * str[d];
+        memcpy((char *)dst->data + (size_t)o * es, (const char *)c->data + (size_t)src * es,
+               (size_t)row * es);
+        src += row;
+        int d = nd - 2;
+        for (; d >= 0; d--) {
+            if (++pos[d] < c->shape[d])
+                break;
+            pos[d] = 0;
+        }
+        if (d < 0)
+            return;
+    }
+}
+
+/* Computes chunks first..first+n of `vals` (C order over a's grid) into results[] (owned). */
+static dray_status compute_chunks(dray_runtime *rt, dray__lower *L, const dray_value *vals,
+                                  int64_t n, dray_value *results, size_t *tasks)
+{
+    dray_node *nodes = calloc((size_t)n + 1, sizeof(dray_node));
+    int64_t *where = calloc((size_t)n + 1, sizeof(int64_t));
+    dray_value *res = calloc((size_t)n + 1, sizeof(dray_value));
+    dray_status st = DRAY_OK;
+    size_t nn = 0;
+    if (!nodes || !where || !res) {
+        st = dray_set_error(DRAY_ENOMEM, "array compute");
+        goto out;
+    }
+    for (int64_t k = 0; k < n && st == DRAY_OK; k++) {
+        if (vals[k].type == DRAY_T_NODE) {
+            nodes[nn].id = (uint32_t)vals[k].u.node;
+            where[nn++] = k;
+        } else if (vals[k].type == DRAY_T_REF) {
+            st = dray_get(rt, vals[k].u.ref, -1, &results[k]);
+        } else {
+            results[k] = dray_value_retain(&vals[k]);
+        }
+    }
+    if (st == DRAY_OK && nn)
+        st = dray_graph_compute(dray__lower_graph(L), nodes, nn, res);
+    if (st == DRAY_OK) {
+        for (size_t j = 0; j < nn; j++)
+            results[where[j]] = res[j];
+        if (tasks) {
+            dray_graph_stats gs;
+            dray_graph_last_stats(dray__lower_graph(L), &gs);
+            *tasks = nn ? gs.tasks : 0;
+        }
+    } else {
+        for (int64_t k = 0; k < n; k++)
+            dray_value_release(&results[k]);
+    }
+out:
+    free(nodes);
+    free(where);
+    free(res);
+    return st;
+}
+
+static dray_status check_chunk(const dray_array *a, const dray_value *v, const int64_t *shape,
+                               dray_ndarray **out)
+{
+    char s1[160], s2[160];
+    dray_ndarray *c = dray_ndarray_from_value(v);
+    if (!c)
+        return dray_set_error(DRAY_ETYPE, "array compute: a chunk is a %s, not an array",
+                              dray_type_name((dray_type)v->type));
+    if (c->dtype != a->dtype || c->ndim != a->ndim ||
+        memcmp(c->shape, shape, sizeof(int64_t) * (size_t)a->ndim))
+        return dray_set_error(DRAY_EINVAL, "array compute: chunk %s %s, expected %s %s",
+                              dray_dtype_name(c->dtype),
+                              dray__shape_str(c->ndim, c->shape, s1, sizeof(s1)),
+                              dray_dtype_name(a->dtype),
+                              dray__shape_str(a->ndim, shape, s2, sizeof(s2)));
+    *out = c;
+    return DRAY_OK;
+}
+
+dray_status dray_array_compute_stats(dray_runtime *rt, dray_array *a, dray_ndarray **out,
+                                     size_t *tasks)
+{
+    dray__lower *L;
+    const dray_value *vals;
+    dray_ndarray *res = NULL;
+    int64_t n = dray__array_nchunks(a);
+    dray_value *results = calloc((size_t)n, sizeof(dray_value));
+    if (!results)
+        return dray_set_error(DRAY_ENOMEM, "array compute");
+    dray_status st = dray__lower_create(rt, &L);
+    if (st != DRAY_OK)
+        goto out_results;
+    if ((st = dray__lower_root(L, a, &vals)) != DRAY_OK ||
+        (st = compute_chunks(rt, L, vals, n, results, tasks)) != DRAY_OK)
+        goto out_lower;
+    if ((st = dray_ndarray_create(a->dtype, a->ndim, a->shape, &res)) != DRAY_OK)
+        goto out_vals;
+    int64_t idx[DRAY__MAXD] = {0};
+    for (int64_t k = 0; k < n && st == DRAY_OK; k++) {
+        int64_t shape[DRAY__MAXD], off[DRAY__MAXD];
+        dray_ndarray *c;
+        dray__chunk_geom(a, idx, shape, off);
+        if ((st = check_chunk(a, &results[k], shape, &c)) == DRAY_OK)
+            place(res, c, off);
+        for (int d = a->ndim - 1; d >= 0; d--) {
+            if (++idx[d] < a->nch[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+    if (st == DRAY_OK)
+        *out = res;
+    else
+        dray_ndarray_release(res);
+out_vals:
+    for (int64_t k = 0; k < n; k++)
+        dray_value_release(&results[k]);
+out_lower:
+    dray__lower_destroy(L);
+out_results:
+    free(results);
+    return st;
+}
+
+dray_status dray_array_compute(dray_runtime *rt, dray_array *a, dray_ndarray **out)
+{
+    return dray_array_compute_stats(rt, a, out, NULL);
+}
+
+dray_status dray_array_persist(dray_runtime *rt, dray_array *a, dray_array **out)
+{
+    dray__lower *L;
+    const dray_value *vals;
+    dray_array *p;
+    int64_t n = dray__array_nchunks(a);
+    dray_status st = dray__array_new(DRAY__K_CHUNKS, a->dtype, a->ndim, a->shape, NULL, &p);
+    if (st != DRAY_OK)
+        return st;
+    for (int d = 0; d < a->ndim && st == DRAY_OK; d++)
+        st = dray__array_copy_grid(p, d, a, d);
+    if (st == DRAY_OK && !(p->chunks = calloc((size_t)n, sizeof(dray_value))))
+        st = dray_set_error(DRAY_ENOMEM, "persist");
+    if (st != DRAY_OK)
+        goto out_p;
+    if ((st = dray__lower_create(rt, &L)) != DRAY_OK)
+        goto out_p;
+    if ((st = dray__lower_root(L, a, &vals)) != DRAY_OK)
+        goto out_lower;
+    for (int64_t k = 0; k < n && st == DRAY_OK; k++) {
+        if (vals[k].type == DRAY_T_NODE) {
+            dray_node node = {(uint32_t)vals[k].u.node};
+            dray_ref *ref;
+            if ((st = dray_graph_submit(dray__lower_graph(L), &node, 1, &ref)) == DRAY_OK)
+                p->chunks[k] = dray_value_of_ref(ref); /* takes the submit's count */
+        } else {
+            p->chunks[k] = dray_value_retain(&vals[k]);
+        }
+    }
+    if (st != DRAY_OK)
+        goto out_lower;
+    dray__lower_destroy(L);
+    *out = p;
+    return DRAY_OK;
+out_lower:
+    dray__lower_destroy(L);
+out_p:
+    dray_array_release(p);
+    return st;
+}
+
+/* Writes one row of chunks (index i along axis 0) as a C-order slab. */
+static dray_status write_row(dray_runtime *rt, dray__lower *L, const dray_array *a,
+                             const dray_value *vals, int64_t i, int fd, const char *path)
+{
+    int64_t per_row = 1, shape[DRAY__MAXD];
+    for (int d = 1; d < a->ndim; d++)
+        per_row *= a->nch[d];
+    dray_value *results = calloc((size_t)per_row, sizeof(dray_value));
+    dray_ndarray *slab = NULL;
+    if (!results)
+        return dray_set_error(DRAY_ENOMEM, "npy write");
+    dray_status st = compute_chunks(rt, L, vals + i * per_row, per_row, results, NULL);
+    if (st != DRAY_OK)
+        goto out;
+    memcpy(shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
+    if (a->ndim)
+        shape[0] = a->coff[0][i + 1] - a->coff[0][i];
+    if ((st = dray__nd_create_uninit(a->dtype, a->ndim, shape, &slab)) != DRAY_OK)
+        goto out_results;
+    int64_t idx[DRAY__MAXD] = {0};
+    idx[0] = i;
+    for (int64_t k = 0; k < per_row && st == DRAY_OK; k++) {
+        int64_t cs[DRAY__MAXD], off[DRAY__MAXD];
+        dray_ndarray *c;
+        dray__chunk_geom(a, idx, cs, off);
+        off[0] = 0;
+        if ((st = check_chunk(a, &results[k], cs, &c)) == DRAY_OK)
+            place(slab, c, off);
+        for (int d = a->ndim - 1; d >= 1; d--) {
+            if (++idx[d] < a->nch[d])
+                break;
+            idx[d] = 0;
+        }
+    }
+    if (st == DRAY_OK)
+        st = dray__write_all(fd, slab->data, (size_t)slab->size * dray_dtype_size(a->dtype), path);
+    dray_ndarray_release(slab);
+out_results:
+    for (int64_t k = 0; k < per_row; k++)
+        dray_value_release(&results[k]);
+out:
+    free(results);
+    return st;
+}
+
+dray_status dray_array_write_npy(dray_runtime *rt, dray_array *a, const char *path)
+{
+    char hdr[1024];
+    size_t hl;
+    dray__lower *L;
+    const dray_value *vals;
+    dray_status st = dray__npy_header(a->dtype, a->ndim, a->shape, hdr, sizeof(hdr), &hl);
+    if (st != DRAY_OK)
+        return st;
+    if ((st = dray__lower_create(rt, &L)) != DRAY_OK)
+        return st;
+    if ((st = dray__lower_root(L, a, &vals)) != DRAY_OK)
+        goto out_lower;
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        st = dray_set_error(DRAY_EIO, "%s: cannot create: %s", path, strerror(errno));
+        goto out_lower;
+    }
+    st = dray__write_all(fd, hdr, hl, path);
+    int64_t rows = a->ndim ? a->nch[0] : 1;
+    for (int64_t i = 0; i < rows && st == DRAY_OK; i++)
+        st = write_row(rt, L, a, vals, i, fd, path);
+    if (close(fd) != 0 && st == DRAY_OK)
+        st = dray_set_error(DRAY_EIO, "%s: close failed: %s", path, strerror(errno));
+out_lower:
+    dray__lower_destroy(L);
+    return st;
+}

@@ -1,0 +1,38 @@
+/* The fused evaluator's run state, shared by the elementwise (vm.c) and reduction (red.c) drivers. */
+#ifndef DRAY_ARRAY_VM_H
+#define DRAY_ARRAY_VM_H
+
+#include "internal.h"
+
+#define TILE 512
+
+typedef union dray__vm_reg {
+    double f[TILE];
+    int64_t i[TILE];
+} dray__vm_reg;
+
+typedef struct dray__vm_run {
+    const dray__vm_prog *p;
+    const dray__geom *g;
+    int nd;
+    dray_ndarray *const *inputs;
+    int64_t istride[DRAY__VM_MAX_INSNS][DRAY__MAXD];
+    int64_t rstride[DRAY__VM_MAX_INSNS][DRAY__MAXD];
+    dray__rng_key key[DRAY__VM_MAX_INSNS][2];
+    uint64_t const_done;
+    dray__vm_reg *regs; /* n_insns + 1 scratch */
+} dray__vm_run;
+
+/* dray__vm_phys: 0 when dtype computes in doubles, 1 in int64. */
+int dray__vm_phys(dray_dtype t);
+size_t dray__vm_prog_bytes(unsigned n_insns);
+void dray__vm_prog_init(dray__vm_prog *p, int ndim, const int64_t *gshape);
+dray_status dray__vm_start(dray__vm_run *r, const dray__vm_prog *p, const dray__geom *g,
+                           dray_ndarray *const *inputs, int n_inputs);
+void dray__vm_stop(dray__vm_run *r);
+dray_status dray__vm_tile(dray__vm_run *r, const int64_t *pos, int64_t n);
+dray_status dray__vm_walk(dray__vm_run *r,
+                          dray_status (*fn)(dray__vm_run *, const int64_t *, int64_t, void *),
+                          void *ctx);
+
+#endif /* DRAY_ARRAY_VM_H */
