@@ -293,7 +293,8 @@ DRAY_API dray_status dray_runtime_stats(dray_runtime *rt, dray_stats *out);
 /* ==== Functions by name ============================================================================
  * A task function receives its arguments with every ref already replaced by its value (borrowed for
  * the call) and writes its result to *result (which it then owns and hands to dray). Returning
- * non-OK fails the task; the message is dray_ctx_fail's or the thread's dray_last_error. */
+ * non-OK fails the task; the message is dray_ctx_fail's or the thread's dray_last_error (or, when the
+ * function stored an error value in *result, that value, with its own cause chain). */
 typedef struct dray_ctx dray_ctx;
 typedef dray_status (*dray_task_fn)(dray_ctx *ctx, const dray_value *args, size_t nargs,
                                     dray_value *result);
@@ -325,7 +326,8 @@ DRAY_API const dray_function *dray_function_find(const char *name);
     }                                                                                            \
     static dray_status fname(dray_ctx *ctx __attribute__((unused)),                              \
                              const dray_value *args __attribute__((unused)),                     \
-                             size_t nargs __attribute__((unused)), dray_value *result)
+                             size_t nargs __attribute__((unused)),                       \
+                             dray_value *result __attribute__((unused)))
 
 /* Inside a task. */
 /* dray_ctx_runtime: the runtime running the task (for nested submission). */
