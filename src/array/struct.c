@@ -238,7 +238,7 @@ dray_status dray_array_reduce(dray_reduce_op op, dray_array *a, const int *axes,
     if (n_axes == 0)
         mask = a->ndim ? (1u << a->ndim) - 1 : 0;
     bool arg = op == DRAY_ARGMIN || op == DRAY_ARGMAX;
-    if (arg && n_axes > 1)
+    if (arg && n_axes > 1 && mask != (1u << a->ndim) - 1)
         return dray_set_error(DRAY_EINVAL, "%s takes one axis or all of them",
                               op == DRAY_ARGMIN ? "argmin" : "argmax");
     if (arg || op == DRAY_MIN || op == DRAY_MAX)
