@@ -218,7 +218,8 @@ DRAY_API dray_status dray_array_reshape(dray_array *a, int ndim, const int64_t *
  * (dray_ndarray_release). Task failures return their status with the cause in dray_last_error(). */
 DRAY_API dray_status dray_array_compute(dray_runtime *rt, dray_array *a, dray_ndarray **out);
 /* dray_array_persist: computes every chunk into the object store and returns an array made of those
- * refs (later graphs reuse them without recomputing). */
+ * refs (later graphs reuse them without recomputing). Returns once every chunk is computed; a failed
+ * chunk fails the call with its cause. */
 DRAY_API dray_status dray_array_persist(dray_runtime *rt, dray_array *a, dray_array **out);
 /* dray_array_write_npy: computes `a` and writes it to `path` as .npy, streaming one row of chunks
  * at a time. */

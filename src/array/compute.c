@@ -185,6 +185,14 @@ dray_status dray_array_persist(dray_runtime *rt, dray_array *a, dray_array **out
             p->chunks[k] = dray_value_retain(&vals[k]);
         }
     }
+    /* Locally persist means "computed": wait for every chunk and surface the first failure. */
+    for (int64_t k = 0; k < n && st == DRAY_OK; k++) {
+        if (p->chunks[k].type != DRAY_T_REF)
+            continue;
+        dray_value v;
+        if ((st = dray_get(rt, p->chunks[k].u.ref, -1, &v)) == DRAY_OK)
+            dray_value_release(&v);
+    }
     if (st != DRAY_OK)
         goto out_lower;
     dray__lower_destroy(L);

@@ -105,7 +105,7 @@ static dray_status part_tile(dray__vm_run *r, const int64_t *pos, int64_t n, voi
     part_ctx *c = vctx;
     const dray__red_spec *rs = c->rs;
     int nd = r->nd, last = nd - 1, op = rs->op;
-    const dray__vm_reg *x = &r->regs[r->p->n_insns - 1];
+    const dray__vm_reg *x = dray__vm_result(r);
     int64_t base = 0;
     for (int d = 0; d < nd; d++)
         base += pos[d] * c->pstride[d];

@@ -388,6 +388,10 @@ dray_status dray__vm_tile(dray__vm_run *r, const int64_t *pos, int64_t n)
         const dray__vm_insn *in = &p->insns[k];
         dray__vm_reg *o = &r->regs[k];
         dray_dtype t = (dray_dtype)in->dtype;
+        if (k + 1 == p->n_insns && r->direct_out && in->op != DRAY__VM_INPUT &&
+            in->op != DRAY__VM_CONST)
+            o = r->direct_out;
+        r->ptr[k] = o;
         switch (in->op) {
         case DRAY__VM_INPUT: {
             const dray_ndarray *c = r->inputs[in->slot];
@@ -396,6 +400,11 @@ dray_status dray__vm_tile(dray__vm_run *r, const int64_t *pos, int64_t n)
                 off += pos[d] * r->istride[in->slot][d];
             bool bc = nd > 0 && r->istride[in->slot][last] == 0;
             int64_t m = bc ? 1 : n;
+            if (!bc && c->dtype == t && (t == DRAY_FLOAT64 || t == DRAY_INT64)) {
+                /* read the chunk in place */
+                r->ptr[k] = (dray__vm_reg *)((int64_t *)c->data + off);
+                break;
+            }
             if (dray__vm_phys(t) == 0)
                 dray__load_f64(c->dtype, c->data, off, o->f, m);
             else
@@ -422,10 +431,10 @@ dray_status dray__vm_tile(dray__vm_run *r, const int64_t *pos, int64_t n)
             eval_random(r, k, pos, n, o);
             break;
         case DRAY__VM_CAST:
-            eval_cast((dray_dtype)p->insns[in->a].dtype, t, &r->regs[in->a], o, n);
+            eval_cast((dray_dtype)p->insns[in->a].dtype, t, r->ptr[in->a], o, n);
             break;
         case DRAY__VM_UNARY: {
-            const dray__vm_reg *x = &r->regs[in->a];
+            const dray__vm_reg *x = r->ptr[in->a];
             if (dray__vm_phys(t) == 0) {
                 f_unary(in->sub, t == DRAY_FLOAT32, x->f, o->f, n);
                 if (t == DRAY_FLOAT32)
@@ -438,7 +447,7 @@ dray_status dray__vm_tile(dray__vm_run *r, const int64_t *pos, int64_t n)
             break;
         }
         case DRAY__VM_BINARY: {
-            const dray__vm_reg *x = &r->regs[in->a], *y = &r->regs[in->b];
+            const dray__vm_reg *x = r->ptr[in->a], *y = r->ptr[in->b];
             dray_dtype ct = (dray_dtype)p->insns[in->a].dtype;
             if (in->sub >= DRAY_LT && in->sub <= DRAY_NE) {
                 if (dray__vm_phys(ct) == 0)
@@ -458,7 +467,7 @@ dray_status dray__vm_tile(dray__vm_run *r, const int64_t *pos, int64_t n)
             break;
         }
         case DRAY__VM_WHERE: {
-            const dray__vm_reg *c = &r->regs[in->a], *x = &r->regs[in->b], *y = &r->regs[in->c];
+            const dray__vm_reg *c = r->ptr[in->a], *x = r->ptr[in->b], *y = r->ptr[in->c];
             for (int64_t j = 0; j < n; j++)
                 o->i[j] = c->i[j] ? x->i[j] : y->i[j];
             break;
@@ -486,6 +495,12 @@ dray_status dray__vm_walk(dray__vm_run *r, dray_status (*fn)(dray__vm_run *, con
             int64_t n = lastn - j < TILE ? lastn - j : TILE;
             if (nd)
                 pos[nd - 1] = j;
+            if (r->out_base) {
+                int64_t off = 0;
+                for (int d = 0; d < nd; d++)
+                    off += pos[d] * r->out_stride[d];
+                r->direct_out = r->out_base + off;
+            }
             dray_status st = dray__vm_tile(r, pos, n);
             if (st == DRAY_OK)
                 st = fn(r, pos, n, ctx);
@@ -512,11 +527,13 @@ typedef struct store_ctx {
 static dray_status store_tile(dray__vm_run *r, const int64_t *pos, int64_t n, void *vctx)
 {
     store_ctx *sc = vctx;
-    const dray__vm_reg *x = &r->regs[r->p->n_insns - 1];
+    const dray__vm_reg *x = dray__vm_result(r);
     int64_t off = 0;
     for (int d = 0; d < r->nd; d++)
         off += pos[d] * sc->stride[d];
     void *data = sc->out->data;
+    if ((const void *)x == (const void *)((int64_t *)data + off))
+        return DRAY_OK; /* written in place */
     switch (sc->out->dtype) {
     case DRAY_BOOL:
         for (int64_t j = 0; j < n; j++) ((uint8_t *)data)[off + j] = x->i[j] != 0;
@@ -547,9 +564,11 @@ dray_status dray__vm_eval(const dray__vm_prog *p, const dray__geom *g, dray_ndar
         goto out_stop;
     int64_t s = 1;
     for (int d = p->ndim - 1; d >= 0; d--) {
-        sc.stride[d] = s;
+        sc.stride[d] = r.out_stride[d] = s;
         s *= g->shape[d];
     }
+    if (sc.out->dtype == DRAY_FLOAT64 || sc.out->dtype == DRAY_INT64)
+        r.out_base = sc.out->data;
     st = dray__vm_walk(&r, store_tile, &sc);
     if (st != DRAY_OK) {
         dray_ndarray_release(sc.out);

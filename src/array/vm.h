@@ -21,6 +21,11 @@ typedef struct dray__vm_run {
     dray__rng_key key[DRAY__VM_MAX_INSNS][2];
     uint64_t const_done;
     dray__vm_reg *regs; /* n_insns + 1 scratch */
+    dray__vm_reg *ptr[DRAY__VM_MAX_INSNS]; /* where each result is this tile: a register, or the
+                                            * input chunk's own memory (float64/int64 inputs) */
+    void *direct_out;    /* set by the walker: the last result goes straight to this address */
+    int64_t *out_base;   /* when set, direct_out = out_base + sum(pos * out_stride) */
+    int64_t out_stride[DRAY__MAXD];
 } dray__vm_run;
 
 /* dray__vm_phys: 0 when dtype computes in doubles, 1 in int64. */
@@ -31,6 +36,11 @@ dray_status dray__vm_start(dray__vm_run *r, const dray__vm_prog *p, const dray__
                            dray_ndarray *const *inputs, int n_inputs);
 void dray__vm_stop(dray__vm_run *r);
 dray_status dray__vm_tile(dray__vm_run *r, const int64_t *pos, int64_t n);
+/* dray__vm_result: the last instruction's values for the tile just evaluated. */
+static inline const dray__vm_reg *dray__vm_result(const dray__vm_run *r)
+{
+    return r->ptr[r->p->n_insns - 1];
+}
 dray_status dray__vm_walk(dray__vm_run *r,
                           dray_status (*fn)(dray__vm_run *, const int64_t *, int64_t, void *),
                           void *ctx);
