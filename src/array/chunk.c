@@ -66,6 +66,17 @@ static dray_status nd_decode(const void *data, size_t len, dray_ext_obj **out)
     if (len < need)
         return dray_set_error(DRAY_EFORMAT, "array.chunk: truncated shape");
     memcpy(shape, p + sizeof(hdr), sizeof(int64_t) * hdr[1]);
+    /* check the data length against the shape before allocating anything */
+    uint64_t elems = 1;
+    for (uint32_t d = 0; d < hdr[1]; d++) {
+        if (shape[d] < 0 || (shape[d] && elems > (uint64_t)(len - need) / (uint64_t)shape[d]))
+            return dray_set_error(DRAY_EFORMAT, "array.chunk: shape does not match %zu data bytes",
+                                  len - need);
+        elems *= (uint64_t)shape[d];
+    }
+    if (elems * dtype_sizes[hdr[0]] != len - need)
+        return dray_set_error(DRAY_EFORMAT, "array.chunk: %zu data bytes, want %llu", len - need,
+                              (unsigned long long)(elems * dtype_sizes[hdr[0]]));
     dray_ndarray *a;
     dray_status st = dray__nd_create_uninit((dray_dtype)hdr[0], (int)hdr[1], shape, &a);
     if (st != DRAY_OK)
