@@ -129,7 +129,8 @@ dray_status dray__nd_create_uninit(dray_dtype dtype, int ndim, const int64_t *sh
     dray_ext_obj_init(&a->hdr, &nd_type);
     a->dtype = dtype;
     a->ndim = ndim;
-    memcpy(a->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim)
+        memcpy(a->shape, shape, sizeof(int64_t) * (size_t)ndim);
     a->size = size;
     *out = a;
     return DRAY_OK;

@@ -101,7 +101,8 @@ dray_status dray__array_new(int kind, dray_dtype dtype, int ndim, const int64_t 
     a->kind = kind;
     a->dtype = dtype;
     a->ndim = ndim;
-    memcpy(a->shape, shape, sizeof(int64_t) * (size_t)ndim);
+    if (ndim)
+        memcpy(a->shape, shape, sizeof(int64_t) * (size_t)ndim);
     int64_t total = 1;
     for (int d = 0; d < ndim; d++) {
         if (set_regular(a, d, chunks ? chunks[d] : 0) != DRAY_OK) {

@@ -148,7 +148,8 @@ TEST(malformed)
                DRAY_EFORMAT, "shape is not a tuple");
     expect_bad("dup.npy", "{'descr': '<f8', 'descr': '<f8', }\n", 16, DRAY_EFORMAT,
                "repeated key 'descr'");
-    write_file(tmp("magic.npy"), "PK\x03\x04 not numpy at all", 24);
+    static const char zip[] = "PK\x03\x04 not numpy at all";
+    write_file(tmp("magic.npy"), zip, sizeof(zip) - 1);
     dray_array *a;
     ASSERT_STATUS(dray_array_read_npy(tmp("magic.npy"), NULL, &a), DRAY_EFORMAT);
     ASSERT_CONTAINS(dray_last_error(), "bad magic");
