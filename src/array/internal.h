@@ -44,7 +44,8 @@ static inline int dray__is_float(dray_dtype t) { return t == DRAY_FLOAT32 || t =
 
 /* ==== Random generator (rng.c) ==== */
 typedef struct dray__rng_key {
-    uint32_t k0, k1, k2, k3;
+    uint64_t rk[6][2]; /* ARS-5 round keys */
+    int impl;          /* 2: VAES, 1: AES-NI, 0: portable */
 } dray__rng_key;
 void dray__rng_key_init(dray__rng_key *k, uint64_t seed, uint32_t stream);
 /* Raw 52-bit uniform in [0,1) at flat index i. */
@@ -52,6 +53,10 @@ double dray__rng_uniform(const dray__rng_key *k, uint64_t i);
 uint64_t dray__rng_bits(const dray__rng_key *k, uint64_t i);
 void dray__rng_uniform_fill(const dray__rng_key *k, uint64_t first, double *out, int64_t n);
 void dray__rng_uniform_add(const dray__rng_key *k, uint64_t first, double *acc, int64_t n);
+/* dray__rng_soft_block: the portable path's 128-bit block (tests compare it with AES-NI's). */
+void dray__rng_soft_block(const dray__rng_key *k, uint64_t block, uint64_t out[2]);
+/* dray__aes_round: one AES encryption round (AESENC, or AESENCLAST when !mix), in place. */
+void dray__aes_round(uint8_t s[16], const uint8_t rk[16], bool mix);
 
 /* ==== Lazy expression nodes ==== */
 enum dray__kind {
