@@ -1,5 +1,7 @@
 /* Lazy graphs: random DAGs checked against a sequential evaluation, culling, fusion of linear chains,
  * tree reductions, keys, refs mixed in both directions, and errors inside graphs. */
+#include <unistd.h>
+
 #include "dray/dray.h"
 #include "test.h"
 
@@ -240,5 +242,57 @@ TEST(errors_in_graphs)
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
 }
 
-RUN_TESTS(T_(random_dags_match_sequential), T_(cull_and_fuse), T_(tree_reduction),
+DRAY_FUNCTION(g_sleep)
+{
+    usleep(2000);
+    *result = dray_int(1);
+    return DRAY_OK;
+}
+
+TEST(progress_bar)
+{
+    dray_config cfg;
+    dray_config_init(&cfg);
+    cfg.num_workers = 2;
+    cfg.progress = 1; /* draw even though stdout is not a terminal */
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(&cfg, &rt));
+    dray_graph *g;
+    ASSERT_OK(dray_graph_create(rt, &g));
+    dray_value parts[200];
+    for (int i = 0; i < 200; i++) {
+        dray_node n;
+        ASSERT_OK(dray_graph_add_named(g, NULL, "g_sleep", NULL, 0, &n));
+        parts[i] = dray_value_of_node(n);
+    }
+    dray_node total;
+    ASSERT_OK(dray_graph_add_named(g, "total", "g_sum", parts, 200, &total));
+    /* Capture stdout in a file while computing. */
+    char path[] = "/tmp/dray-progress-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_TRUE(fd >= 0);
+    fflush(stdout);
+    int saved = dup(1);
+    dup2(fd, 1);
+    dray_value out;
+    dray_status st = dray_graph_compute(g, &total, 1, &out);
+    fflush(stdout);
+    dup2(saved, 1);
+    close(saved);
+    ASSERT_OK(st);
+    ASSERT_EQ(out.u.i, 200);
+    char buf[8192] = {0};
+    lseek(fd, 0, SEEK_SET);
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    unlink(path);
+    ASSERT_GT(n, 0);
+    ASSERT_CONTAINS(buf, "compute");
+    ASSERT_CONTAINS(buf, "201/201 tasks"); /* the last redraw shows everything done */
+    ASSERT_CONTAINS(buf, "ETA");
+    dray_graph_destroy(g);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+}
+
+RUN_TESTS(T_(progress_bar), T_(random_dags_match_sequential), T_(cull_and_fuse), T_(tree_reduction),
           T_(refs_in_graphs_and_back), T_(errors_in_graphs))
