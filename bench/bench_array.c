@@ -57,7 +57,7 @@ static double seed_once(dray_runtime *rt)
     return dt;
 }
 
-/* The bound: 2 threads, each column-summing half the rows with the same generator. */
+/* The bound: 2 threads, each column-summing half the rows with the same generator, no runtime. */
 typedef struct bound_arg {
     int64_t r0, r1;
     double *acc;
@@ -66,8 +66,10 @@ typedef struct bound_arg {
 static void *bound_thread(void *p)
 {
     bound_arg *a = p;
-    for (int64_t i = a->r0; i < a->r1; i++)
-        dray_random_uniform_accumulate(42, (uint64_t)(i * N), a->acc, N);
+    /* column blocks of C keep the accumulators in L1, as the chunked computation does */
+    for (int64_t c0 = 0; c0 < N; c0 += C)
+        for (int64_t i = a->r0; i < a->r1; i++)
+            dray_random_uniform_accumulate(42, (uint64_t)(i * N + c0), a->acc + c0, C);
     return NULL;
 }
 
