@@ -189,9 +189,9 @@ dray_status dray_array_persist(dray_runtime *rt, dray_array *a, dray_array **out
     for (int64_t k = 0; k < n && st == DRAY_OK; k++) {
         if (p->chunks[k].type != DRAY_T_REF)
             continue;
-        dray_value v;
-        if ((st = dray_get(rt, p->chunks[k].u.ref, -1, &v)) == DRAY_OK)
-            dray_value_release(&v);
+        dray_value v = dray_null(); /* on failure it holds the error value: ours to release */
+        st = dray_get(rt, p->chunks[k].u.ref, -1, &v);
+        dray_value_release(&v);
     }
     if (st != DRAY_OK)
         goto out_lower;
