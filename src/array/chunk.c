@@ -207,6 +207,31 @@ const void *dray__arg_bytes(const dray_value *args, size_t nargs, size_t i, size
     return p;
 }
 
+void dray__copy_block(dray_ndarray *dst, const int64_t *doff, const dray_ndarray *src,
+                      const int64_t *soff, const int64_t *shape)
+{
+    int nd = dst->ndim;
+    size_t es = dray_dtype_size(dst->dtype);
+    int64_t dstr[DRAY__MAXD], sstr[DRAY__MAXD], pos[DRAY__MAXD] = {0}, ds = 1, ss = 1;
+    for (int d = nd - 1; d >= 0; d--) {
+        if (shape[d] == 0)
+            return;
+        dstr[d] = ds;
+        sstr[d] = ss;
+        ds *= dst->shape[d];
+        ss *= src->shape[d];
+    }
+    size_t row = (size_t)(nd ? shape[nd - 1] : 1) * es;
+    do {
+        int64_t di = 0, si = 0;
+        for (int d = 0; d < nd; d++) {
+            di += (doff[d] + pos[d]) * dstr[d];
+            si += (soff[d] + pos[d]) * sstr[d];
+        }
+        memcpy((char *)dst->data + (size_t)di * es, (const char *)src->data + (size_t)si * es, row);
+    } while (nd > 1 && dray__next_index(pos, shape, nd - 1));
+}
+
 #define LOAD_LOOP(T)                                                                               \
     do {                                                                                           \
         const T *s_ = (const T *)src + off;                                                        \

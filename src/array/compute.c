@@ -11,36 +11,8 @@
 /* Copies chunk `c` into `dst` at offset `off`. */
 static void place(dray_ndarray *dst, const dray_ndarray *c, const int64_t *off)
 {
-    int nd = dst->ndim;
-    size_t es = dray_dtype_size(dst->dtype);
-    int64_t str[DRAY__MAXD], s = 1, pos[DRAY__MAXD] = {0};
-    if (c->size == 0)
-        return;
-    if (nd == 0) {
-        memcpy(dst->data, c->data, es);
-        return;
-    }
-    for (int d = nd - 1; d >= 0; d--) {
-        str[d] = s;
-        s *= dst->shape[d];
-    }
-    int64_t row = c->shape[nd - 1], src = 0;
-    for (;;) {
-        int64_t o = 0;
-        for (int d = 0; d < nd; d++)
-            o += (off[d] + pos[d]) * str[d];
-        memcpy((char *)dst->data + (size_t)o * es, (const char *)c->data + (size_t)src * es,
-               (size_t)row * es);
-        src += row;
-        int d = nd - 2;
-        for (; d >= 0; d--) {
-            if (++pos[d] < c->shape[d])
-                break;
-            pos[d] = 0;
-        }
-        if (d < 0)
-            return;
-    }
+    static const int64_t zero[DRAY__MAXD];
+    dray__copy_block(dst, off, c, zero, c->shape);
 }
 
 /* Computes chunks first..first+n of `vals` (C order over a's grid) into results[] (owned). */
@@ -131,11 +103,7 @@ dray_status dray_array_compute_stats(dray_runtime *rt, dray_array *a, dray_ndarr
         dray__chunk_geom(a, idx, shape, off);
         if ((st = check_chunk(a, &results[k], shape, &c)) == DRAY_OK)
             place(res, c, off);
-        for (int d = a->ndim - 1; d >= 0; d--) {
-            if (++idx[d] < a->nch[d])
-                break;
-            idx[d] = 0;
-        }
+        dray__next_index(idx, a->nch, a->ndim);
     }
     if (st == DRAY_OK)
         *out = res;

@@ -347,37 +347,8 @@ dray_status dray_array_random_integers(uint64_t seed, int ndim, const int64_t *s
 
 static void copy_region(const dray_ndarray *src, const int64_t *off, dray_ndarray *dst)
 {
-    int nd = src->ndim;
-    size_t es = dray_dtype_size(src->dtype);
-    if (dst->size == 0)
-        return;
-    if (nd == 0) {
-        memcpy(dst->data, src->data, es);
-        return;
-    }
-    int64_t pos[DRAY__MAXD] = {0}, sstr[DRAY__MAXD];
-    int64_t s = 1;
-    for (int d = nd - 1; d >= 0; d--) {
-        sstr[d] = s;
-        s *= src->shape[d];
-    }
-    int64_t row = dst->shape[nd - 1], o = 0;
-    for (;;) {
-        int64_t si = 0;
-        for (int d = 0; d < nd; d++)
-            si += (off[d] + pos[d]) * sstr[d];
-        memcpy((char *)dst->data + (size_t)o * es, (const char *)src->data + (size_t)si * es,
-               (size_t)row * es);
-        o += row;
-        int d = nd - 2;
-        for (; d >= 0; d--) {
-            if (++pos[d] < dst->shape[d])
-                break;
-            pos[d] = 0;
-        }
-        if (d < 0)
-            return;
-    }
+    static const int64_t zero[DRAY__MAXD];
+    dray__copy_block(dst, zero, src, off, dst->shape);
 }
 
 dray_status dray_array_from_ndarray(const dray_ndarray *src, const int64_t *chunks,
@@ -401,11 +372,7 @@ dray_status dray_array_from_ndarray(const dray_ndarray *src, const int64_t *chun
             goto out_free;
         copy_region(src, off, c);
         a->chunks[k] = dray_value_of_ext(&c->hdr);
-        for (int d = a->ndim - 1; d >= 0; d--) {
-            if (++idx[d] < a->nch[d])
-                break;
-            idx[d] = 0;
-        }
+        dray__next_index(idx, a->nch, a->ndim);
     }
     *out = a;
     return DRAY_OK;

@@ -42,6 +42,22 @@ void dray__load_f64(dray_dtype t, const void *src, int64_t off, double *dst, int
 void dray__load_i64(dray_dtype t, const void *src, int64_t off, int64_t *dst, int64_t n);
 static inline int dray__is_float(dray_dtype t) { return t == DRAY_FLOAT32 || t == DRAY_FLOAT64; }
 
+/* dray__next_index: steps multi-index idx (C order) within extents n[0..nd); false after the last. */
+static inline bool dray__next_index(int64_t *idx, const int64_t *n, int nd)
+{
+    for (int d = nd - 1; d >= 0; d--) {
+        if (++idx[d] < n[d])
+            return true;
+        idx[d] = 0;
+    }
+    return false;
+}
+
+/* dray__copy_block: copies a block of `shape` from src at soff to dst at doff (same dtype and
+ * ndim, C order, bounds checked by the callers). */
+void dray__copy_block(dray_ndarray *dst, const int64_t *doff, const dray_ndarray *src,
+                      const int64_t *soff, const int64_t *shape);
+
 /* ==== Random generator (rng.c) ==== */
 typedef struct dray__rng_key {
     uint64_t rk[6][2]; /* ARS-5 round keys */

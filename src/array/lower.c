@@ -24,16 +24,6 @@ static dray_status lower_array(dray__lower *L, const dray_array *a, const dray_v
 
 /* ==== Helpers ==== */
 
-static bool next_index(int64_t *idx, const int64_t *n, int nd)
-{
-    for (int d = nd - 1; d >= 0; d--) {
-        if (++idx[d] < n[d])
-            return true;
-        idx[d] = 0;
-    }
-    return false;
-}
-
 static int64_t linear_index(const int64_t *idx, const int64_t *n, int nd)
 {
     int64_t k = 0;
@@ -286,7 +276,7 @@ static dray_status fused_tasks(dray__lower *L, const dray_array *root, int final
         dray_value_release(&geomv);
         if (st != DRAY_OK)
             goto out_args;
-        next_index(idx, root->nch, root->ndim);
+        dray__next_index(idx, root->nch, root->ndim);
     }
 out_args:
     free(args);
@@ -393,7 +383,7 @@ static dray_status lower_reduce(dray__lower *L, const dray_array *r, dray_value 
         }
         if (st == DRAY_OK)
             vals[o] = level[0];
-        next_index(oidx, onch, nd);
+        dray__next_index(oidx, onch, nd);
     }
     free(level);
 out_spec:
@@ -467,7 +457,7 @@ static dray_status lower_transpose(dray__lower *L, const dray_array *t, dray_val
             xi[perm[d]] = idx[d];
         dray_value args[2] = {pv, iv[linear_index(xi, x->nch, x->ndim)]};
         st = add_task(L, L->fn_tr, args, 2, &vals[k]);
-        next_index(idx, t->nch, t->ndim);
+        dray__next_index(idx, t->nch, t->ndim);
     }
     dray_value_release(&pv);
     return st;
@@ -553,7 +543,7 @@ static dray_status lower_gather(dray__lower *L, const dray_array *ga, dray_value
                 ci[d] = pchunk[d][pi[d]];
             }
             args[1 + p] = iv[linear_index(ci, x->nch, nd)];
-            next_index(pi, np64, nd);
+            dray__next_index(pi, np64, nd);
         }
         st = dray_bytes_create(spec, bytes, &args[0]);
         free(spec);
@@ -561,7 +551,7 @@ static dray_status lower_gather(dray__lower *L, const dray_array *ga, dray_value
             st = add_task(L, L->fn_ga, args, (size_t)total + 1, &vals[k]);
         dray_value_release(&args[0]);
         free(args);
-        next_index(idx, ga->nch, ga->ndim);
+        dray__next_index(idx, ga->nch, ga->ndim);
     }
     return st;
 }
@@ -586,7 +576,7 @@ static dray_status lower_concat(dray__lower *L, const dray_array *c, dray_value 
         memcpy(li, idx, sizeof(li));
         li[ax] = j;
         vals[k] = dray_value_retain(&iv[w][linear_index(li, c->ins[w]->nch, nd)]);
-        next_index(idx, c->nch, nd);
+        dray__next_index(idx, c->nch, nd);
     }
     return DRAY_OK;
 }
@@ -608,7 +598,7 @@ static dray_status lower_reshape(dray__lower *L, const dray_array *r, dray_value
         args[1] = iv[k];
         st = add_task(L, L->fn_rs, args, 2, &vals[k]);
         dray_value_release(&args[0]);
-        next_index(idx, r->nch, r->ndim);
+        dray__next_index(idx, r->nch, r->ndim);
     }
     return st;
 }
@@ -626,7 +616,7 @@ static dray_status lower_npy(dray__lower *L, const dray_array *a, dray_value *va
         st = add_task(L, L->fn_npy, args, 2, &vals[k]);
         dray_value_release(&args[0]);
         dray_value_release(&args[1]);
-        next_index(idx, a->nch, a->ndim);
+        dray__next_index(idx, a->nch, a->ndim);
     }
     return st;
 }

@@ -325,13 +325,7 @@ static dray_status npy_copy(const npy_map *m, const int64_t *off, dray_ndarray *
                 memcpy(dst + (size_t)j * es, src + (size_t)(si + j * str[nd - 1]) * es, es);
         }
         dst += (size_t)row * es;
-        int d = nd - 2;
-        for (; d >= 0; d--) {
-            if (++pos[d] < out->shape[d])
-                break;
-            pos[d] = 0;
-        }
-        if (d < 0)
+        if (nd < 2 || !dray__next_index(pos, out->shape, nd - 1))
             break;
     }
     if (m->dtype == DRAY_BOOL)

@@ -223,11 +223,7 @@ static dray_status part_uniform_rows(dray__vm_run *r, part_ctx *c)
             base += pos[d] * c->pstride[d];
         }
         dray__rng_uniform_add(&r->key[0][0], flat, c->f + base, shape[last]);
-        for (int d = last - 1; d >= 0; d--) {
-            if (++pos[d] < shape[d])
-                break;
-            pos[d] = 0;
-        }
+        dray__next_index(pos, shape, last);
     }
     /* acc = rows_summed * low + (high - low) * sum(u) */
     if (in->f1 != 0.0 || in->f2 != 1.0) {

@@ -250,11 +250,7 @@ DRAY_FUNCTION(array_transpose)
         for (int d = 0; d < nd; d++)
             src += pos[d] * istr[p[d]];
         memcpy((char *)out->data + (size_t)o * es, (char *)a->data + (size_t)src * es, es);
-        for (int d = nd - 1; d >= 0; d--) {
-            if (++pos[d] < shape[d])
-                break;
-            pos[d] = 0;
-        }
+        dray__next_index(pos, shape, nd);
     }
     *result = dray_value_of_ext(&out->hdr);
     return DRAY_OK;
@@ -272,8 +268,9 @@ static void copy_piece(const dray_ndarray *in, dray_ndarray *out, const int64_t 
         s *= in->shape[d];
         t *= oshape[d];
     }
+    int64_t count[DRAY__MAXD];
     for (int d = 0; d < nd; d++)
-        if (ax[d].count == 0)
+        if ((count[d] = ax[d].count) == 0)
             return;
     for (;;) {
         int64_t si = 0, oi = 0;
@@ -282,13 +279,7 @@ static void copy_piece(const dray_ndarray *in, dray_ndarray *out, const int64_t 
             oi += (ax[d].out_start + pos[d]) * ostr[d];
         }
         memcpy((char *)out->data + (size_t)oi * es, (char *)in->data + (size_t)si * es, es);
-        int d = nd - 1;
-        for (; d >= 0; d--) {
-            if (++pos[d] < ax[d].count)
-                break;
-            pos[d] = 0;
-        }
-        if (d < 0)
+        if (!dray__next_index(pos, count, nd))
             return;
     }
 }

@@ -196,28 +196,25 @@ DRAY__HOT static void f_binary(int op, const double *x, const double *y, double 
     }
 }
 
+/* Comparisons for both kinds of register: the same loops over double or int64 operands. */
+#define COMPARE_LOOPS(op, x, y, z, n)                                                              \
+    switch (op) {                                                                                  \
+    case DRAY_LT: for (int64_t j = 0; j < n; j++) z[j] = x[j] < y[j]; break;                       \
+    case DRAY_LE: for (int64_t j = 0; j < n; j++) z[j] = x[j] <= y[j]; break;                      \
+    case DRAY_GT: for (int64_t j = 0; j < n; j++) z[j] = x[j] > y[j]; break;                       \
+    case DRAY_GE: for (int64_t j = 0; j < n; j++) z[j] = x[j] >= y[j]; break;                      \
+    case DRAY_EQ: for (int64_t j = 0; j < n; j++) z[j] = x[j] == y[j]; break;                      \
+    default: for (int64_t j = 0; j < n; j++) z[j] = x[j] != y[j]; break;                           \
+    }
+
 static void f_compare(int op, const double *x, const double *y, int64_t *z, int64_t n)
 {
-    switch (op) {
-    case DRAY_LT: for (int64_t j = 0; j < n; j++) z[j] = x[j] < y[j]; break;
-    case DRAY_LE: for (int64_t j = 0; j < n; j++) z[j] = x[j] <= y[j]; break;
-    case DRAY_GT: for (int64_t j = 0; j < n; j++) z[j] = x[j] > y[j]; break;
-    case DRAY_GE: for (int64_t j = 0; j < n; j++) z[j] = x[j] >= y[j]; break;
-    case DRAY_EQ: for (int64_t j = 0; j < n; j++) z[j] = x[j] == y[j]; break;
-    default: for (int64_t j = 0; j < n; j++) z[j] = x[j] != y[j]; break;
-    }
+    COMPARE_LOOPS(op, x, y, z, n)
 }
 
 static void i_compare(int op, const int64_t *x, const int64_t *y, int64_t *z, int64_t n)
 {
-    switch (op) {
-    case DRAY_LT: for (int64_t j = 0; j < n; j++) z[j] = x[j] < y[j]; break;
-    case DRAY_LE: for (int64_t j = 0; j < n; j++) z[j] = x[j] <= y[j]; break;
-    case DRAY_GT: for (int64_t j = 0; j < n; j++) z[j] = x[j] > y[j]; break;
-    case DRAY_GE: for (int64_t j = 0; j < n; j++) z[j] = x[j] >= y[j]; break;
-    case DRAY_EQ: for (int64_t j = 0; j < n; j++) z[j] = x[j] == y[j]; break;
-    default: for (int64_t j = 0; j < n; j++) z[j] = x[j] != y[j]; break;
-    }
+    COMPARE_LOOPS(op, x, y, z, n)
 }
 
 /* Integer and bool arithmetic wraps like NumPy's (two's complement). */
@@ -507,13 +504,7 @@ dray_status dray__vm_walk(dray__vm_run *r, dray_status (*fn)(dray__vm_run *, con
             if (st != DRAY_OK)
                 return st;
         }
-        int d = nd - 2;
-        for (; d >= 0; d--) {
-            if (++pos[d] < shape[d])
-                break;
-            pos[d] = 0;
-        }
-        if (d < 0)
+        if (nd < 2 || !dray__next_index(pos, shape, nd - 1))
             return DRAY_OK;
     }
 }
