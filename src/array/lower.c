@@ -468,90 +468,112 @@ static dray_status lower_transpose(dray__lower *L, const dray_array *t, dray_val
 typedef dray__ga_head ga_head;
 typedef dray__ga_axis ga_axis;
 
+/* The chunk of axis d holding index i (binary search over the offsets). */
+static int64_t find_chunk(const dray_array *x, int d, int64_t i)
+{
+    int64_t lo = 0, hi = x->nch[d] - 1;
+    while (lo < hi) {
+        int64_t mid = (lo + hi + 1) / 2;
+        if (x->coff[d][mid] <= i)
+            lo = mid;
+        else
+            hi = mid - 1;
+    }
+    return lo;
+}
+
+/* One gather task: per input axis, the pieces (input chunk, ranges) output chunk idx touches. */
+static dray_status gather_task(dray__lower *L, const dray_array *ga, const dray_value *iv,
+                               const int64_t *idx, ga_axis **pieces, int64_t **pchunk,
+                               dray_value *out)
+{
+    const dray_array *x = ga->in[0];
+    int nd = x->ndim;
+    int64_t np[DRAY__MAXD], total = 1;
+    ga_head h;
+    memset(&h, 0, sizeof(h));
+    h.in_ndim = nd;
+    h.out_ndim = ga->ndim;
+    for (int d = 0, od = 0; d < nd; d++) {
+        int64_t o0 = 0, cnt = 1, start = ga->p.ga.start[d], step = ga->p.ga.step[d];
+        if (!(ga->p.ga.dropped & (1u << d))) {
+            o0 = ga->coff[od][idx[od]];
+            cnt = ga->coff[od][idx[od] + 1] - o0;
+            h.final_shape[od++] = cnt;
+        }
+        h.out_shape[d] = cnt;
+        np[d] = 0;
+        for (int64_t o = 0; o < cnt;) {
+            int64_t i = start + (o0 + o) * step, c = find_chunk(x, d, i);
+            int64_t lo = x->coff[d][c], hi = x->coff[d][c + 1];
+            int64_t run = step > 0 ? (hi - 1 - i) / step + 1 : (i - lo) / (-step) + 1;
+            run = run > cnt - o ? cnt - o : run;
+            pchunk[d][np[d]] = c;
+            pieces[d][np[d]++] = (ga_axis){i - lo, step, run, o};
+            o += run;
+        }
+        if (cnt == 0) {
+            pchunk[d][0] = 0;
+            pieces[d][0] = (ga_axis){0, 1, 0, 0};
+            np[d] = 1;
+        }
+        total *= np[d];
+    }
+    if (total > INT32_MAX / 2)
+        return dray_set_error(DRAY_EUNSUPPORTED, "rechunk: an output chunk gathers %lld pieces",
+                              (long long)total);
+    h.n_pieces = (int32_t)total;
+    size_t bytes = sizeof(h) + (size_t)total * (size_t)nd * sizeof(ga_axis);
+    uint8_t *spec = malloc(bytes);
+    dray_value *args = calloc((size_t)total + 1, sizeof(dray_value));
+    dray_status st = DRAY_OK;
+    if (!spec || !args) {
+        st = dray_set_error(DRAY_ENOMEM, "gather tasks");
+        goto out;
+    }
+    memcpy(spec, &h, sizeof(h));
+    int64_t pi[DRAY__MAXD] = {0}, ci[DRAY__MAXD];
+    for (int64_t p = 0; p < total; p++) {
+        for (int d = 0; d < nd; d++) {
+            memcpy(spec + sizeof(h) + ((size_t)p * nd + d) * sizeof(ga_axis), &pieces[d][pi[d]],
+                   sizeof(ga_axis));
+            ci[d] = pchunk[d][pi[d]];
+        }
+        args[1 + p] = iv[linear_index(ci, x->nch, nd)];
+        dray__next_index(pi, np, nd);
+    }
+    if ((st = dray_bytes_create(spec, bytes, &args[0])) == DRAY_OK) {
+        st = add_task(L, L->fn_ga, args, (size_t)total + 1, out);
+        dray_value_release(&args[0]);
+    }
+out:
+    free(spec);
+    free(args);
+    return st;
+}
+
 static dray_status lower_gather(dray__lower *L, const dray_array *ga, dray_value *vals)
 {
     const dray_value *iv;
     const dray_array *x = ga->in[0];
+    ga_axis *pieces[DRAY__MAXD] = {0};
+    int64_t *pchunk[DRAY__MAXD] = {0};
     dray_status st = lower_array(L, x, &iv);
-    if (st != DRAY_OK)
-        return st;
-    int nd = x->ndim;
+    for (int d = 0; d < x->ndim && st == DRAY_OK; d++) {
+        /* an output chunk takes at most one piece per input chunk along each axis */
+        pieces[d] = malloc(sizeof(ga_axis) * (size_t)(x->nch[d] + 1));
+        pchunk[d] = malloc(sizeof(int64_t) * (size_t)(x->nch[d] + 1));
+        if (!pieces[d] || !pchunk[d])
+            st = dray_set_error(DRAY_ENOMEM, "gather tasks");
+    }
     int64_t idx[DRAY__MAXD] = {0}, n = dray__array_nchunks(ga);
     for (int64_t k = 0; k < n && st == DRAY_OK; k++) {
-        /* per input axis: the pieces (input chunk, ranges) this output chunk touches */
-        ga_axis pieces[DRAY__MAXD][64];
-        int64_t pchunk[DRAY__MAXD][64];
-        int npieces[DRAY__MAXD];
-        ga_head h;
-        memset(&h, 0, sizeof(h));
-        h.in_ndim = nd;
-        h.out_ndim = ga->ndim;
-        for (int d = 0, od = 0; d < nd; d++) {
-            int64_t o0 = 0, cnt = 1, start = ga->p.ga.start[d], step = ga->p.ga.step[d];
-            if (!(ga->p.ga.dropped & (1u << d))) {
-                o0 = ga->coff[od][idx[od]];
-                cnt = ga->coff[od][idx[od] + 1] - o0;
-                h.final_shape[od] = cnt;
-                od++;
-            }
-            h.out_shape[d] = cnt;
-            npieces[d] = 0;
-            for (int64_t o = 0; o < cnt;) {
-                int64_t i = start + (o0 + o) * step, c = 0;
-                while (c < x->nch[d] - 1 && i >= x->coff[d][c + 1])
-                    c++;
-                int64_t lo = x->coff[d][c], hi = x->coff[d][c + 1];
-                int64_t run = step > 0 ? (hi - 1 - i) / step + 1 : (i - lo) / (-step) + 1;
-                run = run > cnt - o ? cnt - o : run;
-                if (npieces[d] == 64) {
-                    st = dray_set_error(DRAY_EUNSUPPORTED, "rechunk: an output chunk spans more "
-                                        "than 64 input chunks on axis %d; use bigger chunks", d);
-                    break;
-                }
-                pchunk[d][npieces[d]] = c;
-                pieces[d][npieces[d]++] = (ga_axis){i - lo, step, run, o};
-                o += run;
-            }
-            if (cnt == 0) {
-                pchunk[d][0] = 0;
-                pieces[d][0] = (ga_axis){0, 1, 0, 0};
-                npieces[d] = 1;
-            }
-        }
-        if (st != DRAY_OK)
-            break;
-        int64_t total = 1, np64[DRAY__MAXD];
-        for (int d = 0; d < nd; d++) {
-            total *= npieces[d];
-            np64[d] = npieces[d];
-        }
-        h.n_pieces = (int32_t)total;
-        size_t bytes = sizeof(h) + (size_t)total * (size_t)nd * sizeof(ga_axis);
-        uint8_t *spec = malloc(bytes);
-        dray_value *args = calloc((size_t)total + 1, sizeof(dray_value));
-        if (!spec || !args) {
-            free(spec);
-            free(args);
-            return dray_set_error(DRAY_ENOMEM, "gather tasks");
-        }
-        memcpy(spec, &h, sizeof(h));
-        int64_t pi[DRAY__MAXD] = {0}, ci[DRAY__MAXD];
-        for (int64_t p = 0; p < total; p++) {
-            for (int d = 0; d < nd; d++) {
-                memcpy(spec + sizeof(h) + ((size_t)p * nd + d) * sizeof(ga_axis),
-                       &pieces[d][pi[d]], sizeof(ga_axis));
-                ci[d] = pchunk[d][pi[d]];
-            }
-            args[1 + p] = iv[linear_index(ci, x->nch, nd)];
-            dray__next_index(pi, np64, nd);
-        }
-        st = dray_bytes_create(spec, bytes, &args[0]);
-        free(spec);
-        if (st == DRAY_OK)
-            st = add_task(L, L->fn_ga, args, (size_t)total + 1, &vals[k]);
-        dray_value_release(&args[0]);
-        free(args);
+        st = gather_task(L, ga, iv, idx, pieces, pchunk, &vals[k]);
         dray__next_index(idx, ga->nch, ga->ndim);
+    }
+    for (int d = 0; d < DRAY__MAXD; d++) {
+        free(pieces[d]);
+        free(pchunk[d]);
     }
     return st;
 }
@@ -559,13 +581,15 @@ static dray_status lower_gather(dray__lower *L, const dray_array *ga, dray_value
 static dray_status lower_concat(dray__lower *L, const dray_array *c, dray_value *vals)
 {
     int ax = c->p.cat.axis, nd = c->ndim;
-    const dray_value *iv[64];
-    if (c->n_ins > 64)
-        return dray_set_error(DRAY_EUNSUPPORTED, "concatenate: more than 64 arrays");
+    const dray_value **iv = calloc((size_t)c->n_ins, sizeof(*iv));
+    if (!iv)
+        return dray_set_error(DRAY_ENOMEM, "concatenate");
     for (int k = 0; k < c->n_ins; k++) {
         dray_status st = lower_array(L, c->ins[k], &iv[k]);
-        if (st != DRAY_OK)
+        if (st != DRAY_OK) {
+            free(iv);
             return st;
+        }
     }
     int64_t idx[DRAY__MAXD] = {0}, n = dray__array_nchunks(c);
     for (int64_t k = 0; k < n; k++) {
@@ -578,6 +602,7 @@ static dray_status lower_concat(dray__lower *L, const dray_array *c, dray_value 
         vals[k] = dray_value_retain(&iv[w][linear_index(li, c->ins[w]->nch, nd)]);
         dray__next_index(idx, c->nch, nd);
     }
+    free(iv);
     return DRAY_OK;
 }
 

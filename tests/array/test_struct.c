@@ -191,4 +191,27 @@ TEST(persist)
     dray_array_release(u);
 }
 
-RUN_TESTS(T_(slicing), T_(transpose_rechunk_reshape), T_(concat_stack), T_(matmul), T_(persist))
+/* Rechunking 200 one-element chunks into one chunk and back into ragged ones. */
+TEST(rechunk_many)
+{
+    const int64_t n = 200, one = 1;
+    double *v;
+    dray_array *a = test_f64(1, &n, &one, 0, 1, &v), *r, *r2;
+    ASSERT_OK(dray_array_rechunk(a, &n, &r));
+    ASSERT_EQ(dray_array_numchunks(r, 0), 1);
+    ASSERT_OK(dray_array_rechunk(r, (int64_t[]){7}, &r2));
+    ASSERT_EQ(dray_array_numchunks(r2, 0), 29);
+    dray_ndarray *x = compute(r), *y = compute(r2);
+    for (int64_t i = 0; i < n; i++) {
+        ASSERT_TRUE(dray_ndarray_get(x, i) == v[i]);
+        ASSERT_TRUE(dray_ndarray_get(y, i) == v[i]);
+    }
+    dray_ndarray_release(x);
+    dray_ndarray_release(y);
+    dray_array_release(r2);
+    dray_array_release(r);
+    dray_array_release(a);
+    free(v);
+}
+
+RUN_TESTS(T_(rechunk_many), T_(slicing), T_(transpose_rechunk_reshape), T_(concat_stack), T_(matmul), T_(persist))
