@@ -148,6 +148,8 @@ DRAY_FUNCTION(array_matmul)
     dray_status st = DRAY_OK;
     if (nargs < 2 || nargs % 2)
         return dray_set_error(DRAY_EINVAL, "array_matmul: %zu args (want pairs)", nargs);
+    if (openblas_get_num_threads() != 1) /* the caller may have raised it since load time */
+        openblas_set_num_threads(1);
     for (size_t k = 0; k < nargs && st == DRAY_OK; k += 2) {
         dray_ndarray *a = dray__arg_nd(args, nargs, k, "array_matmul");
         dray_ndarray *b = a ? dray__arg_nd(args, nargs, k + 1, "array_matmul") : NULL;
