@@ -173,49 +173,82 @@ out_p:
     return st;
 }
 
-/* Writes one row of chunks (index i along axis 0) as a C-order slab. */
-static dray_status write_row(dray_runtime *rt, dray__lower *L, const dray_array *a,
-                             const dray_value *vals, int64_t i, int fd, const char *path)
+/* Starts computing one row of chunks (index i along axis 0): nodes are submitted and become owned
+ * ref values in row[], other chunk values are retained. */
+static dray_status submit_row(dray__lower *L, const dray_value *vals, int64_t per_row,
+                              dray_value *row)
 {
-    int64_t per_row = 1, shape[DRAY__MAXD];
-    for (int d = 1; d < a->ndim; d++)
-        per_row *= a->nch[d];
-    dray_value *results = calloc((size_t)per_row, sizeof(dray_value));
-    dray_ndarray *slab = NULL;
-    if (!results)
-        return dray_set_error(DRAY_ENOMEM, "npy write");
-    dray_status st = compute_chunks(rt, L, vals + i * per_row, per_row, results, NULL);
-    if (st != DRAY_OK)
+    dray_node *nodes = malloc(sizeof(dray_node) * (size_t)per_row);
+    dray_ref **refs = malloc(sizeof(dray_ref *) * (size_t)per_row);
+    dray_status st = DRAY_OK;
+    size_t nn = 0;
+    if (!nodes || !refs) {
+        st = dray_set_error(DRAY_ENOMEM, "npy write");
         goto out;
+    }
+    for (int64_t k = 0; k < per_row; k++) {
+        if (vals[k].type == DRAY_T_NODE)
+            nodes[nn++].id = (uint32_t)vals[k].u.node;
+        else
+            row[k] = dray_value_retain(&vals[k]);
+    }
+    /* one submit for the row, so chunks sharing upstream work share it */
+    if (nn && (st = dray_graph_submit(dray__lower_graph(L), nodes, nn, refs)) != DRAY_OK)
+        goto out;
+    for (int64_t k = 0, j = 0; k < per_row && nn; k++)
+        if (vals[k].type == DRAY_T_NODE)
+            row[k] = dray_value_of_ref(refs[j++]); /* takes the submit's count */
+out:
+    free(nodes);
+    free(refs);
+    return st;
+}
+
+/* Waits for row i (submitted into row[]) and writes it as a C-order slab. */
+static dray_status write_row(dray_runtime *rt, const dray_array *a, dray_value *row,
+                             int64_t per_row, int64_t i, int fd, const char *path)
+{
+    int64_t shape[DRAY__MAXD], idx[DRAY__MAXD] = {0};
+    dray_ndarray *slab = NULL;
+    dray_status st = DRAY_OK;
+    for (int64_t k = 0; k < per_row && st == DRAY_OK; k++) {
+        if (row[k].type != DRAY_T_REF)
+            continue;
+        dray_value v = dray_null();
+        st = dray_get(rt, row[k].u.ref, -1, &v);
+        dray_value_release(&row[k]);
+        row[k] = v; /* the chunk, or the error value */
+    }
+    if (st != DRAY_OK)
+        return st;
     memcpy(shape, a->shape, sizeof(int64_t) * (size_t)a->ndim);
     if (a->ndim)
         shape[0] = a->coff[0][i + 1] - a->coff[0][i];
     if ((st = dray__nd_create_uninit(a->dtype, a->ndim, shape, &slab)) != DRAY_OK)
-        goto out_results;
-    int64_t idx[DRAY__MAXD] = {0};
-    idx[0] = i;
+        return st;
+    if (a->ndim)
+        idx[0] = i;
     for (int64_t k = 0; k < per_row && st == DRAY_OK; k++) {
         int64_t cs[DRAY__MAXD], off[DRAY__MAXD];
         dray_ndarray *c;
         dray__chunk_geom(a, idx, cs, off);
-        off[0] = 0;
-        if ((st = check_chunk(a, &results[k], cs, &c)) == DRAY_OK)
+        if (a->ndim)
+            off[0] = 0;
+        if ((st = check_chunk(a, &row[k], cs, &c)) == DRAY_OK)
             place(slab, c, off);
-        for (int d = a->ndim - 1; d >= 1; d--) {
-            if (++idx[d] < a->nch[d])
-                break;
-            idx[d] = 0;
-        }
+        if (a->ndim > 1)
+            dray__next_index(idx + 1, a->nch + 1, a->ndim - 1);
     }
     if (st == DRAY_OK)
         st = dray__write_all(fd, slab->data, (size_t)slab->size * dray_dtype_size(a->dtype), path);
     dray_ndarray_release(slab);
-out_results:
-    for (int64_t k = 0; k < per_row; k++)
-        dray_value_release(&results[k]);
-out:
-    free(results);
     return st;
+}
+
+static void release_row(dray_value *row, int64_t n)
+{
+    for (int64_t k = 0; k < n; k++)
+        dray_value_release(&row[k]);
 }
 
 dray_status dray_array_write_npy(dray_runtime *rt, dray_array *a, const char *path)
@@ -237,9 +270,30 @@ dray_status dray_array_write_npy(dray_runtime *rt, dray_array *a, const char *pa
         goto out_lower;
     }
     st = dray__write_all(fd, hdr, hl, path);
-    int64_t rows = a->ndim ? a->nch[0] : 1;
-    for (int64_t i = 0; i < rows && st == DRAY_OK; i++)
-        st = write_row(rt, L, a, vals, i, fd, path);
+    /* two rows of chunks in flight: the next computes while this one is written */
+    int64_t rows = a->ndim ? a->nch[0] : 1, per_row = dray__array_nchunks(a) / rows;
+    dray_value *cur = calloc((size_t)per_row, sizeof(dray_value));
+    dray_value *next = calloc((size_t)per_row, sizeof(dray_value));
+    if (!cur || !next)
+        st = dray_set_error(DRAY_ENOMEM, "npy write");
+    if (st == DRAY_OK)
+        st = submit_row(L, vals, per_row, next);
+    for (int64_t i = 0; i < rows && st == DRAY_OK; i++) {
+        dray_value *t = cur;
+        cur = next;
+        next = t;
+        if (i + 1 < rows)
+            st = submit_row(L, vals + (i + 1) * per_row, per_row, next);
+        if (st == DRAY_OK)
+            st = write_row(rt, a, cur, per_row, i, fd, path);
+        release_row(cur, per_row);
+    }
+    if (cur)
+        release_row(cur, per_row);
+    if (next)
+        release_row(next, per_row);
+    free(cur);
+    free(next);
     if (close(fd) != 0 && st == DRAY_OK)
         st = dray_set_error(DRAY_EIO, "%s: close failed: %s", path, strerror(errno));
 out_lower:

@@ -1,5 +1,7 @@
 /* Bad input gives a clear status and a message naming the input: shapes, axes, chunking, dtypes,
  * and errors raised inside tasks surface from compute. */
+#include <unistd.h>
+
 #include "util.h"
 
 TEST(construction_errors)
@@ -55,6 +57,15 @@ TEST(task_errors)
     ASSERT_CONTAINS(dray_last_error(), "negative integer powers");
     dray_array *q;
     ASSERT_TRUE(dray_array_persist(test_rt(), p, &q) != DRAY_OK);
+    char path[] = "/tmp/dray-err-XXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_TRUE(fd >= 0);
+    close(fd);
+    ASSERT_TRUE(dray_array_write_npy(test_rt(), p, path) != DRAY_OK);
+    ASSERT_CONTAINS(dray_last_error(), "negative integer powers");
+    unlink(path);
+    ASSERT_STATUS(dray_array_write_npy(test_rt(), p, "/nonexistent-dir/x.npy"), DRAY_EIO);
+    ASSERT_CONTAINS(dray_last_error(), "/nonexistent-dir/x.npy");
     dray_array_release(s);
     dray_array_release(p);
     dray_array_release(a);
