@@ -52,7 +52,8 @@ DRAY_API dray_status dray_ndarray_create(dray_dtype dtype, int ndim, const int64
 DRAY_API void dray_ndarray_release(dray_ndarray *a);
 /* dray_ndarray_retain: takes a count and returns `a`. */
 DRAY_API dray_ndarray *dray_ndarray_retain(dray_ndarray *a);
-/* Queries (borrowed). data is writable only before the array is shared. */
+/* dray_ndarray_dtype / _ndim / _shape / _size / _data / _cdata: queries; pointers are borrowed
+ * and live as long as `a`. data is writable only before the array is shared. */
 DRAY_API dray_dtype dray_ndarray_dtype(const dray_ndarray *a);
 DRAY_API int dray_ndarray_ndim(const dray_ndarray *a);
 DRAY_API const int64_t *dray_ndarray_shape(const dray_ndarray *a);
@@ -74,20 +75,24 @@ typedef struct dray_array dray_array;
 DRAY_API dray_array *dray_array_retain(dray_array *a);
 DRAY_API void dray_array_release(dray_array *a);
 
+/* dray_array_dtype / dray_array_ndim / dray_array_size: element type, number of axes, number of
+ * elements. */
 DRAY_API dray_dtype dray_array_dtype(const dray_array *a);
 DRAY_API int dray_array_ndim(const dray_array *a);
-/* dray_array_shape: borrowed, ndim entries. */
-DRAY_API const int64_t *dray_array_shape(const dray_array *a);
 DRAY_API int64_t dray_array_size(const dray_array *a);
+/* dray_array_shape: borrowed, ndim entries, valid while `a` is. */
+DRAY_API const int64_t *dray_array_shape(const dray_array *a);
 /* dray_array_numchunks: how many chunks along `axis`; dray_array_chunk_sizes: their sizes
  * (borrowed, numchunks entries). */
 DRAY_API int64_t dray_array_numchunks(const dray_array *a, int axis);
 DRAY_API const int64_t *dray_array_chunk_sizes(const dray_array *a, int axis);
 
 /* ==== Creation ======================================================================================
- * `chunks` gives a regular chunk size per axis (ndim entries; 0 or NULL = the whole axis); the last
+ * All creators return an owned array (dray_array_release). `chunks` gives a regular chunk size per axis (ndim entries; 0 or NULL = the whole axis); the last
  * chunk of an axis may be smaller. Sizes must be positive (bad chunking is DRAY_EINVAL naming the
  * axis). A 0-length axis has one empty chunk. */
+/* dray_array_zeros / dray_array_ones / dray_array_full: constant arrays (generated inside the
+ * tasks that use them; no memory until computed). Borrow shape and chunks. */
 DRAY_API dray_status dray_array_zeros(dray_dtype dtype, int ndim, const int64_t *shape,
                                       const int64_t *chunks, dray_array **out);
 DRAY_API dray_status dray_array_ones(dray_dtype dtype, int ndim, const int64_t *shape,
@@ -109,15 +114,15 @@ DRAY_API dray_status dray_array_from_ndarray(const dray_ndarray *a, const int64_
                                              dray_array **out);
 
 /* ---- Random (counter-based; see docs/array.md for the generator) ---- */
-/* Uniform float64 in [low, high). */
+/* dray_array_random_uniform: float64 in [low, high). */
 DRAY_API dray_status dray_array_random_uniform(uint64_t seed, int ndim, const int64_t *shape,
                                                const int64_t *chunks, double low, double high,
                                                dray_array **out);
-/* Normal float64 (Box-Muller on two independent streams). */
+/* dray_array_random_normal: float64 (Box-Muller on two independent streams). */
 DRAY_API dray_status dray_array_random_normal(uint64_t seed, int ndim, const int64_t *shape,
                                               const int64_t *chunks, double mean, double stddev,
                                               dray_array **out);
-/* Integers (int64) in [low, high); high > low. */
+/* dray_array_random_integers: int64 in [low, high); high > low. */
 DRAY_API dray_status dray_array_random_integers(uint64_t seed, int ndim, const int64_t *shape,
                                                 const int64_t *chunks, int64_t low, int64_t high,
                                                 dray_array **out);
@@ -152,6 +157,7 @@ DRAY_API dray_status dray_array_binary(dray_binop op, dray_array *a, dray_array 
  * Python int, otherwise like a Python float (NumPy's value-based casting). */
 DRAY_API dray_status dray_array_binary_scalar(dray_binop op, dray_array *a, double s,
                                               bool scalar_first, dray_array **out);
+/* dray_array_unary: op(a); sqrt/exp/log/sin/cos of integers give float64, NOT needs bool. */
 DRAY_API dray_status dray_array_unary(dray_unop op, dray_array *a, dray_array **out);
 /* dray_array_where: cond ? a : b, broadcast together. */
 DRAY_API dray_status dray_array_where(dray_array *cond, dray_array *a, dray_array *b,
