@@ -189,6 +189,9 @@ DRAY_API dray_status dray_array_reduce(dray_reduce_op op, dray_array *a, const i
 /* ==== Linear algebra and structure =================================================================*/
 /* dray_array_matmul: 2-D a @ b through cblas_dgemm per block pair, tree-summed (float64 result). */
 DRAY_API dray_status dray_array_matmul(dray_array *a, dray_array *b, dray_array **out);
+/* dray_array_dot: NumPy's dot for 1-D and 2-D: vector . vector is a fused multiply-and-sum (0-d),
+ * matrix . vector and vector . matrix fused broadcasts and sums, matrix . matrix is matmul. */
+DRAY_API dray_status dray_array_dot(dray_array *a, dray_array *b, dray_array **out);
 /* dray_array_transpose: axes permuted by `perm` (NULL: reversed). */
 DRAY_API dray_status dray_array_transpose(dray_array *a, const int *perm, dray_array **out);
 

@@ -506,3 +506,32 @@ dray_status dray_array_reshape(dray_array *a, int ndim, const int64_t *shape, dr
         *out = r;
     return st;
 }
+
+dray_status dray_array_dot(dray_array *a, dray_array *b, dray_array **out)
+{
+    char s1[160], s2[160];
+    if (a->ndim == 2 && b->ndim == 2)
+        return dray_array_matmul(a, b, out);
+    int ka = a->ndim - 1, kb = 0; /* contracted axes: a's last, b's first */
+    if (a->ndim < 1 || a->ndim > 2 || b->ndim < 1 || b->ndim > 2 ||
+        a->shape[ka] != b->shape[kb])
+        return dray_set_error(DRAY_EINVAL, "dot: shapes %s and %s not aligned",
+                              dray__shape_str(a->ndim, a->shape, s1, sizeof(s1)),
+                              dray__shape_str(b->ndim, b->shape, s2, sizeof(s2)));
+    dray_array *lhs = dray_array_retain(a), *prod = NULL;
+    int axis = a->ndim - 1; /* the summed axis of the broadcast product */
+    dray_status st = DRAY_OK;
+    if (a->ndim == 1 && b->ndim == 2) {
+        /* (k,) . (k, n): a as a column (k, 1) times b, summed over axis 0 */
+        dray_array_release(lhs);
+        st = dray_array_reshape(a, 2, (int64_t[]){a->shape[0], 1}, &lhs);
+        axis = 0;
+    }
+    if (st == DRAY_OK)
+        st = dray_array_binary(DRAY_MUL, lhs, b, &prod);
+    if (st == DRAY_OK)
+        st = dray_array_reduce(DRAY_SUM, prod, &axis, 1, NULL, out);
+    dray_array_release(prod);
+    dray_array_release(lhs);
+    return st;
+}

@@ -214,4 +214,49 @@ TEST(rechunk_many)
     free(v);
 }
 
-RUN_TESTS(T_(rechunk_many), T_(slicing), T_(transpose_rechunk_reshape), T_(concat_stack), T_(matmul), T_(persist))
+TEST(dot)
+{
+    const int64_t sm[2] = {6, 5}, sv[1] = {5}, su[1] = {6};
+    double *vm, *vv, *vu;
+    dray_array *m = test_f64(2, sm, (int64_t[]){4, 2}, -1, 1, &vm);
+    dray_array *v = test_f64(1, sv, (int64_t[]){2}, -1, 1, &vv);
+    dray_array *u = test_f64(1, su, (int64_t[]){4}, -1, 1, &vu);
+    dray_array *mv, *um, *vvd;
+    ASSERT_OK(dray_array_dot(m, v, &mv));
+    ASSERT_OK(dray_array_dot(u, m, &um));
+    ASSERT_OK(dray_array_dot(v, v, &vvd));
+    dray_ndarray *x = compute(mv), *y = compute(um), *z = compute(vvd);
+    ASSERT_EQ(dray_ndarray_ndim(z), 0);
+    double ss = 0;
+    for (int j = 0; j < 5; j++)
+        ss += vv[j] * vv[j];
+    ASSERT_CLOSE(dray_ndarray_get(z, 0), ss, 1e-14);
+    for (int i = 0; i < 6; i++) {
+        double s = 0;
+        for (int j = 0; j < 5; j++)
+            s += vm[i * 5 + j] * vv[j];
+        ASSERT_CLOSE(dray_ndarray_get(x, i), s, 1e-14);
+    }
+    for (int j = 0; j < 5; j++) {
+        double s = 0;
+        for (int i = 0; i < 6; i++)
+            s += vu[i] * vm[i * 5 + j];
+        ASSERT_CLOSE(dray_ndarray_get(y, j), s, 1e-14);
+    }
+    ASSERT_STATUS(dray_array_dot(u, v, &mv), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "(6,) and (5,) not aligned");
+    dray_ndarray_release(x);
+    dray_ndarray_release(y);
+    dray_ndarray_release(z);
+    dray_array_release(mv);
+    dray_array_release(um);
+    dray_array_release(vvd);
+    dray_array_release(m);
+    dray_array_release(v);
+    dray_array_release(u);
+    free(vm);
+    free(vv);
+    free(vu);
+}
+
+RUN_TESTS(T_(dot), T_(rechunk_many), T_(slicing), T_(transpose_rechunk_reshape), T_(concat_stack), T_(matmul), T_(persist))
