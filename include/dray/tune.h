@@ -179,7 +179,8 @@ typedef struct dray_tune_host {
     int (*trial_id_at)(void *ctx, size_t i);
     dray_tune_status (*trial_status)(void *ctx, int trial);
     const dray_tune_config *(*trial_config)(void *ctx, int trial);
-    /* Stops a paused or pending trial (TERMINATED). */
+    /* Stops a paused or pending trial (TERMINATED). The scheduler has already forgotten it: the
+     * host must not call on_trial_complete for it. */
     void (*stop_trial)(void *ctx, int trial);
     /* Marks a paused trial PENDING so it can be resumed. */
     void (*unpause_trial)(void *ctx, int trial);

@@ -226,6 +226,14 @@ static dray_status halve(hb *h, hb_bracket *b, int **good, size_t *ng, int **bad
     return DRAY_OK;
 }
 
+/* forget: drops a trial the scheduler stops itself (the host does not call back for it). */
+static void forget(hb *h, hb_bracket *b, int trial)
+{
+    cleanup_trial(b, trial);
+    if (trial >= 0 && (size_t)trial < h->n_trial_b)
+        h->trial_b[trial] = NULL;
+}
+
 /* process_bracket: Ray's _process_bracket; the decision for the trial whose result came in. */
 static dray_tune_decision process_bracket(hb *h, const dray_tune_host *host, hb_bracket *b)
 {
@@ -233,9 +241,15 @@ static dray_tune_decision process_bracket(hb *h, const dray_tune_host *host, hb_
     if (!cur_iter_done(b))
         return action;
     if (finished(h, b)) {
-        for (size_t i = 0; i < b->n_live; i++)
-            if (host->trial_status(host->ctx, b->lv[i].trial) == DRAY_TUNE_PAUSED)
-                host->stop_trial(host->ctx, b->lv[i].trial);
+        for (size_t i = 0; i < b->n_live;) {
+            int t = b->lv[i].trial;
+            if (host->trial_status(host->ctx, t) == DRAY_TUNE_PAUSED) {
+                forget(h, b, t);
+                host->stop_trial(host->ctx, t);
+            } else {
+                i++;
+            }
+        }
         return DRAY_TUNE_STOP;
     }
     int *good, *bad;
@@ -260,6 +274,7 @@ static dray_tune_decision process_bracket(hb *h, const dray_tune_host *host, hb_
     for (size_t i = 0; i < nb; i++) {
         dray_tune_status st = host->trial_status(host->ctx, bad[i]);
         if (st == DRAY_TUNE_PAUSED) {
+            forget(h, b, bad[i]);
             host->stop_trial(host->ctx, bad[i]);
         } else if (st == DRAY_TUNE_RUNNING) {
             cleanup_trial(b, bad[i]);
