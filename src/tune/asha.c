@@ -1,7 +1,7 @@
 /* tune ASHA (asynchronous successive halving), with Ray Tune 2.x's AsyncHyperBandScheduler semantics:
  * rungs at grace*eta^(k+s), the highest newly reached rung decides, cutoff = the (1-1/eta) quantile
  * (linear, NaN ignored) of scores already recorded there, stop iff score < cutoff, then record. */
-#include "tune/internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 

@@ -1,7 +1,7 @@
 /* tune synchronous HyperBand (Ray Tune 2.x HyperBandScheduler): trials fill brackets of a band from
  * the smallest bracket up; a trial pauses at its bracket's milestone until every live trial of the
  * bracket got there, then successive halving stops the worst and unpauses the top 1/eta. */
-#include "tune/internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 
@@ -252,8 +252,8 @@ static dray_tune_decision process_bracket(hb *h, const dray_tune_host *host, hb_
         }
         return DRAY_TUNE_STOP;
     }
-    int *good, *bad;
-    size_t ng, nb;
+    int *good = NULL, *bad = NULL;
+    size_t ng = 0, nb = 0;
     if (b->halves == 0) {
         /* stop_last_trials false: the last round keeps everyone */
         good = malloc((b->n_live ? b->n_live : 1) * sizeof(int));

@@ -1,7 +1,7 @@
 /* tune median stopping rule (Ray Tune 2.x MedianStoppingRule): after the grace period, a trial stops
  * when its best result so far is strictly worse than the median of the other trials' running means
  * up to the same time; with too few other trials it may yield (pause) to waiting trials. */
-#include "tune/internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 

@@ -1,7 +1,7 @@
 /* tune Population Based Training (Ray Tune 2.x PopulationBasedTraining): every perturbation_interval
  * a trial in the top quantile saves a checkpoint; one in the bottom quantile exploits (takes a top
  * trial's checkpoint) and explores (perturbs or resamples that trial's hyperparameters). */
-#include "tune/internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 
@@ -126,7 +126,7 @@ static bool in_range(const int *v, size_t from, size_t to, int t)
 /* explore: the source config with each mutation applied (Ray's _explore). */
 static dray_status explore(pbt *p, const dray_tune_config *src, dray_tune_config **out)
 {
-    dray_tune_config *c;
+    dray_tune_config *c = NULL;
     dray_status st = dray_tune_config_clone(src, &c);
     if (st != DRAY_OK)
         return st;
@@ -195,7 +195,7 @@ static dray_status checkpoint_or_exploit(pbt *p, const dray_tune_host *h, int tr
     pbt_state *cs = state_of(p, clone);
     if (!cs->has_checkpoint)
         return DRAY_OK; /* nothing to exploit yet */
-    dray_tune_config *nc;
+    dray_tune_config *nc = NULL;
     dray_status st = explore(p, h->trial_config(h->ctx, clone), &nc);
     if (st != DRAY_OK)
         return st;

@@ -1,6 +1,6 @@
 /* tune schedulers: the common part (metric, mode, dispatch), FIFO, and the quantile/median helpers
  * with numpy's semantics that ASHA and median stopping rely on. */
-#include "tune/internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 

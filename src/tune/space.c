@@ -1,7 +1,7 @@
 /* tune search spaces: domains (grid, choice, uniform, quniform, loguniform, randint, qrandint, randn,
  * sample_from), variant resolution, and the basic searcher (Ray's BasicVariantGenerator: grid x
  * num_samples, first grid parameter varying fastest). */
-#include "tune/internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 
@@ -297,7 +297,7 @@ dray_tune_val dray__tune_param_sample(const dray__tune_param *p, dray_tune_rng *
 dray_status dray_tune_space_sample(const dray_tune_space *sp, size_t grid_index, dray_tune_rng *rng,
                                    dray_tune_config **out)
 {
-    dray_tune_config *c;
+    dray_tune_config *c = NULL;
     dray_status st = dray_tune_config_create(&c);
     if (st != DRAY_OK)
         return st;

@@ -1,6 +1,6 @@
 /* tune values: scalars, configs and results (ordered, small), their byte encoding, and the seeded
  * random generator (xoshiro256** seeded through splitmix64). */
-#include "tune/internal.h"
+#include "internal.h"
 
 #include <stdio.h>
 
@@ -119,7 +119,7 @@ dray_status dray_tune_config_set(dray_tune_config *cfg, const char *path, dray_t
 
 dray_status dray_tune_config_clone(const dray_tune_config *cfg, dray_tune_config **out)
 {
-    dray_tune_config *c;
+    dray_tune_config *c = NULL;
     dray_status st = dray_tune_config_create(&c);
     if (st != DRAY_OK)
         return st;
@@ -249,7 +249,7 @@ dray_status dray_tune_result_set(dray_tune_result *r, const char *name, double v
 
 dray_status dray_tune_result_clone(const dray_tune_result *r, dray_tune_result **out)
 {
-    dray_tune_result *c;
+    dray_tune_result *c = NULL;
     dray_status st = dray_tune_result_create(&c);
     if (st != DRAY_OK)
         return st;
@@ -384,7 +384,7 @@ dray_status dray__tune_config_decode(const void *buf, size_t len, dray_tune_conf
     uint32_t n;
     if (!rget(&r, hdr, 2) || hdr[0] != 'C' || hdr[1] != 1 || !rget(&r, &n, 4))
         return dray_set_error(DRAY_EFORMAT, "tune: config bytes: bad header (%zu bytes)", len);
-    dray_tune_config *c;
+    dray_tune_config *c = NULL;
     dray_status st = dray_tune_config_create(&c);
     if (st != DRAY_OK)
         return st;
@@ -451,7 +451,7 @@ dray_status dray__tune_result_decode(const void *buf, size_t len, dray_tune_resu
     uint32_t n;
     if (!rget(&r, hdr, 2) || hdr[0] != 'R' || hdr[1] != 1 || !rget(&r, &n, 4))
         return dray_set_error(DRAY_EFORMAT, "tune: result bytes: bad header (%zu bytes)", len);
-    dray_tune_result *res;
+    dray_tune_result *res = NULL;
     dray_status st = dray_tune_result_create(&res);
     if (st != DRAY_OK)
         return st;
