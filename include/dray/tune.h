@@ -419,6 +419,9 @@ typedef struct dray_tune_run_opts {
     /* Optional user stop: true stops the trial. Borrows the result. */
     bool (*stop_fn)(int trial, const dray_tune_result *r, void *user);
     void *stop_user;
+    /* Optional: true interrupts the experiment; running trials are checkpointed and left PENDING,
+     * the state is saved (with storage_path) and a later run with resume continues it. */
+    bool (*stop_experiment)(void *user);
     double time_budget_s;        /* 0: none. Running trials are stopped when it passes */
     int max_failures;            /* retries of a failing trial (0) */
     int checkpoint_freq;         /* class trainables: save every N iterations (0: never) */

@@ -1,0 +1,425 @@
+/* dray_tune_run end to end on the embedded runtime: function and class trainables as actors, grid
+ * search with ASHA, failures with retries, stop criteria, time budget, max_concurrent_trials, PBT
+ * through checkpoints in the object store, interruption and resume, CSV export and bad input. */
+#include "test.h"
+#include "dray/tune.h"
+
+#include <stdatomic.h>
+#include <time.h>
+#include <unistd.h>
+
+static atomic_int live_now, live_max;
+
+static void enter(void)
+{
+    int n = atomic_fetch_add(&live_now, 1) + 1, m = atomic_load(&live_max);
+    while (n > m && !atomic_compare_exchange_weak(&live_max, &m, n))
+        ;
+}
+
+/* quad: loss_i = (x - 0.3)^2 + (y - 2)^2 + 1 / i for i = 1..iters, checkpointing i each time;
+ * config fail = true makes iteration 3 fail. */
+static dray_status quad(dray_tune_session *s, const dray_tune_config *cfg, void *user)
+{
+    (void)user;
+    enter();
+    double x = dray_tune_config_num(cfg, "x", 0), y = dray_tune_config_num(cfg, "y", 0);
+    int64_t iters = dray_tune_config_int(cfg, "iters", 10), sleep_us = dray_tune_config_int(cfg, "sleep_us", 0);
+    int64_t i = 0;
+    size_t len;
+    const void *ck = dray_tune_session_checkpoint(s, &len);
+    if (ck && len == sizeof(i))
+        memcpy(&i, ck, sizeof(i));
+    dray_status st = DRAY_OK;
+    while (i < iters) {
+        i++;
+        if (sleep_us)
+            usleep((useconds_t)sleep_us);
+        if (i == 3 && dray_tune_config_get(cfg, "fail") && dray_tune_config_get(cfg, "fail")->u.b) {
+            st = dray_set_error(DRAY_ERANGE, "boom at iteration 3 (x=%g)", x);
+            break;
+        }
+        dray_tune_metric m[] = {{"loss", (x - 0.3) * (x - 0.3) + (y - 2) * (y - 2) + 1.0 / (double)i},
+                                {"x_seen", x}};
+        if ((st = dray_tune_report_checkpoint(s, m, 2, &i, sizeof(i))) != DRAY_OK)
+            break;
+    }
+    atomic_fetch_sub(&live_now, 1);
+    return st == DRAY_ECANCELED ? DRAY_OK : st;
+}
+static dray_tune_trainable quad_def = {"quad", quad, NULL, NULL, NULL};
+DRAY_TUNE_TRAINABLE(quad_def)
+
+/* counter: a class trainable; score += lr each step (so better lr climbs faster); saves its score */
+typedef struct counter {
+    double lr, score;
+} counter;
+static dray_status c_setup(const dray_tune_config *cfg, void *user, void **state)
+{
+    (void)user;
+    counter *c = calloc(1, sizeof(*c));
+    if (!c)
+        return DRAY_ENOMEM;
+    c->lr = dray_tune_config_num(cfg, "lr", 0);
+    *state = c;
+    return DRAY_OK;
+}
+static dray_status c_step(void *state, dray_tune_result *r)
+{
+    counter *c = state;
+    c->score += c->lr;
+    return dray_tune_result_set(r, "score", c->score);
+}
+static dray_status c_save(void *state, void **data, size_t *len)
+{
+    double *d = malloc(sizeof(double));
+    if (!d)
+        return DRAY_ENOMEM;
+    *d = ((counter *)state)->score;
+    *data = d;
+    *len = sizeof(double);
+    return DRAY_OK;
+}
+static dray_status c_load(void *state, const void *data, size_t len)
+{
+    if (len != sizeof(double))
+        return dray_set_error(DRAY_EFORMAT, "counter checkpoint of %zu bytes", len);
+    memcpy(&((counter *)state)->score, data, sizeof(double));
+    return DRAY_OK;
+}
+static const dray_tune_class counter_cls = {c_setup, c_step, c_save, c_load, free};
+static dray_tune_trainable counter_def = {"counter", NULL, &counter_cls, NULL, NULL};
+DRAY_TUNE_TRAINABLE(counter_def)
+
+static dray_runtime *rt;
+
+static dray_tune_space *xy_space(void)
+{
+    dray_tune_space *sp;
+    ASSERT_OK(dray_tune_space_create(&sp));
+    dray_tune_val xs[] = {dray_tune_f(0), dray_tune_f(0.3), dray_tune_f(0.6), dray_tune_f(0.9)};
+    dray_tune_val ys[] = {dray_tune_i(1), dray_tune_i(2), dray_tune_i(3)};
+    ASSERT_OK(dray_tune_space_grid(sp, "x", xs, 4));
+    ASSERT_OK(dray_tune_space_grid(sp, "y", ys, 3));
+    return sp;
+}
+
+TEST(grid_asha_function)
+{
+    dray_tune_space *sp = xy_space();
+    dray_tune_asha_opts ao;
+    dray_tune_asha_opts_init(&ao);
+    ao.max_t = 10;
+    ao.reduction_factor = 2;
+    dray_tune_sched *asha;
+    ASSERT_OK(dray_tune_sched_create_asha(&ao, &asha));
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.metric = "loss";
+    o.mode = DRAY_TUNE_MIN;
+    o.scheduler = asha;
+    o.verbose = DRAY_TUNE_QUIET;
+    atomic_store(&live_max, 0);
+    dray_tune_grid *g;
+    ASSERT_OK(dray_tune_run(rt, "quad", sp, &o, &g));
+    ASSERT_EQ(dray_tune_grid_len(g), 12);
+    ASSERT_EQ(dray_tune_grid_num_errors(g), 0);
+    size_t best;
+    double v;
+    ASSERT_OK(dray_tune_grid_best(g, NULL, DRAY_TUNE_MODE_UNSET, "last", &best, &v));
+    ASSERT_NEAR(dray_tune_config_num(dray_tune_grid_config(g, best), "x", -1), 0.3, 1e-12);
+    ASSERT_EQ(dray_tune_config_int(dray_tune_grid_config(g, best), "y", -1), 2);
+    ASSERT_NEAR(v, 0.1, 1e-12); /* reached max_t = 10: 1/10 */
+    ASSERT_EQ(dray_tune_grid_iterations(g, best), 10);
+    size_t stopped_early = 0;
+    for (size_t i = 0; i < 12; i++) {
+        ASSERT_EQ(dray_tune_grid_status(g, i), DRAY_TUNE_TERMINATED);
+        size_t n;
+        const dray_tune_result *const *h = dray_tune_grid_history(g, i, &n);
+        ASSERT_EQ(n, (size_t)dray_tune_grid_iterations(g, i));
+        double it;
+        ASSERT_TRUE(dray_tune_result_get(h[n - 1], "training_iteration", &it));
+        ASSERT_EQ((int64_t)it, (int64_t)n);
+        ASSERT_TRUE(dray_tune_result_get(h[n - 1], "time_total_s", &it));
+        stopped_early += n < 10;
+    }
+    ASSERT_GT(stopped_early, 0);
+    ASSERT_EQ(stopped_early, dray_tune_sched_num_stopped(asha) - (12 - stopped_early));
+    /* default concurrency: one trial per worker (1 CPU each) */
+    ASSERT_LE(atomic_load(&live_max), dray_runtime_num_workers(rt));
+    /* best over all results vs last: the same here (loss falls monotonically) */
+    size_t best_all;
+    ASSERT_OK(dray_tune_grid_best(g, "loss", DRAY_TUNE_MIN, "all", &best_all, &v));
+    ASSERT_EQ(best_all, best);
+    ASSERT_STATUS(dray_tune_grid_best(g, "loss", DRAY_TUNE_MIN, "first", &best_all, &v), DRAY_EINVAL);
+    ASSERT_STATUS(dray_tune_grid_best(g, "nope", DRAY_TUNE_MIN, "all", &best_all, &v), DRAY_ENOTFOUND);
+    /* CSV: header + 12 rows, the best row's loss printed exactly */
+    const char *csv = "/tmp/dray_tune_test.csv";
+    ASSERT_OK(dray_tune_grid_write_csv(g, csv));
+    FILE *f = fopen(csv, "r");
+    ASSERT_TRUE(f != NULL);
+    char line[1024];
+    int rows = 0;
+    ASSERT_TRUE(fgets(line, sizeof(line), f) != NULL);
+    ASSERT_CONTAINS(line, "trial_id,status,iterations,time_total_s,config/x,config/y,loss,x_seen");
+    while (fgets(line, sizeof(line), f))
+        rows++;
+    fclose(f);
+    remove(csv);
+    ASSERT_EQ(rows, 12);
+    char table[4096];
+    dray_tune_grid_table(g, table, sizeof(table));
+    ASSERT_CONTAINS(table, "12 TERMINATED");
+    dray_tune_grid_destroy(g);
+    dray_tune_sched_destroy(asha);
+    dray_tune_space_destroy(sp);
+}
+
+TEST(failures_retries_and_stops)
+{
+    dray_tune_space *sp;
+    ASSERT_OK(dray_tune_space_create(&sp));
+    dray_tune_val fl[] = {dray_tune_b(false), dray_tune_b(true)};
+    ASSERT_OK(dray_tune_space_grid(sp, "fail", fl, 2));
+    ASSERT_OK(dray_tune_space_uniform(sp, "x", 0, 1));
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.metric = "loss";
+    o.mode = DRAY_TUNE_MIN;
+    o.num_samples = 3;
+    o.max_failures = 2;
+    o.verbose = DRAY_TUNE_QUIET;
+    dray_tune_stop stop[] = {{"training_iteration", 6}};
+    o.stop = stop;
+    o.n_stop = 1;
+    dray_tune_grid *g;
+    ASSERT_OK(dray_tune_run(rt, "quad", sp, &o, &g));
+    ASSERT_EQ(dray_tune_grid_len(g), 6);
+    ASSERT_EQ(dray_tune_grid_num_errors(g), 3);
+    for (size_t i = 0; i < 6; i++) {
+        bool failing = dray_tune_config_get(dray_tune_grid_config(g, i), "fail")->u.b;
+        if (failing) {
+            ASSERT_EQ(dray_tune_grid_status(g, i), DRAY_TUNE_ERROR);
+            ASSERT_CONTAINS(dray_tune_grid_error(g, i), "boom at iteration 3");
+            /* resumed from the iteration-2 checkpoint each retry: history 2 + 0 + 0 */
+            ASSERT_EQ(dray_tune_grid_iterations(g, i), 2);
+        } else {
+            ASSERT_EQ(dray_tune_grid_status(g, i), DRAY_TUNE_TERMINATED);
+            ASSERT_EQ(dray_tune_grid_iterations(g, i), 6); /* stop criterion */
+            ASSERT_STREQ(dray_tune_grid_error(g, i), "");
+        }
+    }
+    dray_tune_grid_destroy(g);
+    dray_tune_space_destroy(sp);
+}
+
+static bool stop_loss_small(int trial, const dray_tune_result *r, void *user)
+{
+    (void)trial, (void)user;
+    double it;
+    return dray_tune_result_get(r, "training_iteration", &it) && it >= 4;
+}
+
+TEST(concurrency_budget_and_stop_fn)
+{
+    dray_tune_space *sp = xy_space();
+    ASSERT_OK(dray_tune_space_const(sp, "sleep_us", dray_tune_i(2000)));
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.max_concurrent_trials = 1;
+    o.verbose = DRAY_TUNE_QUIET;
+    o.stop_fn = stop_loss_small;
+    atomic_store(&live_max, 0);
+    dray_tune_grid *g;
+    ASSERT_OK(dray_tune_run(rt, "quad", sp, &o, &g));
+    ASSERT_EQ(atomic_load(&live_max), 1);
+    for (size_t i = 0; i < dray_tune_grid_len(g); i++)
+        ASSERT_EQ(dray_tune_grid_iterations(g, i), 4);
+    dray_tune_grid_destroy(g);
+    /* time budget: 12 trials x 1000 iterations x 2 ms would take 24 s; 0.3 s stops them all */
+    ASSERT_OK(dray_tune_space_const(sp, "iters", dray_tune_i(1000)));
+    o.stop_fn = NULL;
+    o.max_concurrent_trials = 0;
+    o.time_budget_s = 0.3;
+    ASSERT_OK(dray_tune_run(rt, "quad", sp, &o, &g));
+    int64_t total = 0;
+    for (size_t i = 0; i < dray_tune_grid_len(g); i++) {
+        total += dray_tune_grid_iterations(g, i);
+        dray_tune_status st = dray_tune_grid_status(g, i);
+        ASSERT_TRUE(st == DRAY_TUNE_TERMINATED || st == DRAY_TUNE_PENDING);
+    }
+    ASSERT_LT(total, 12 * 1000);
+    dray_tune_grid_destroy(g);
+    dray_tune_space_destroy(sp);
+}
+
+TEST(class_trainable_pbt)
+{
+    dray_tune_space *sp, *mut;
+    ASSERT_OK(dray_tune_space_create(&sp));
+    ASSERT_OK(dray_tune_space_loguniform(sp, "lr", 0.01, 1));
+    ASSERT_OK(dray_tune_space_create(&mut));
+    ASSERT_OK(dray_tune_space_loguniform(mut, "lr", 0.01, 1));
+    dray_tune_pbt_opts po;
+    dray_tune_pbt_opts_init(&po);
+    po.time_attr = "training_iteration";
+    po.perturbation_interval = 4;
+    po.mutations = mut;
+    po.seed = 11;
+    dray_tune_sched *pbt;
+    ASSERT_OK(dray_tune_sched_create_pbt(&po, &pbt));
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.metric = "score";
+    o.mode = DRAY_TUNE_MAX;
+    o.scheduler = pbt;
+    o.num_samples = 6;
+    o.seed = 5;
+    o.verbose = DRAY_TUNE_QUIET;
+    dray_tune_stop stop[] = {{"training_iteration", 24}};
+    o.stop = stop;
+    o.n_stop = 1;
+    dray_tune_grid *g;
+    ASSERT_OK(dray_tune_run(rt, "counter", sp, &o, &g));
+    ASSERT_EQ(dray_tune_grid_num_errors(g), 0);
+    char dbg[128];
+    dray_tune_sched_debug(pbt, dbg, sizeof(dbg));
+    ASSERT_TRUE(strstr(dbg, " 0 perturbs") == NULL);
+    /* an exploited trial resumed from a copied checkpoint: its score at some iteration exceeds
+     * what its own lr could reach, i.e. score > iteration * lr_initial for the final config */
+    double best = -1;
+    for (size_t i = 0; i < dray_tune_grid_len(g); i++) {
+        ASSERT_EQ(dray_tune_grid_status(g, i), DRAY_TUNE_TERMINATED);
+        ASSERT_EQ(dray_tune_grid_iterations(g, i), 24);
+        double s;
+        ASSERT_TRUE(dray_tune_result_get(dray_tune_grid_last(g, i), "score", &s));
+        best = fmax(best, s);
+    }
+    /* random search with the same 6 configs: best = 24 * max lr */
+    dray_tune_searcher *gen;
+    ASSERT_OK(dray_tune_searcher_create_basic(sp, 6, 5, &gen));
+    double rs = 0;
+    for (int i = 0; i < 6; i++) {
+        dray_tune_config *c;
+        ASSERT_OK(dray_tune_searcher_suggest(gen, i, &c));
+        rs = fmax(rs, 24 * dray_tune_config_num(c, "lr", 0));
+        dray_tune_config_destroy(c);
+    }
+    dray_tune_searcher_destroy(gen);
+    fprintf(stderr, "pbt best %.4f, random search best %.4f\n", best, rs);
+    ASSERT_GE(best, rs - 1e-9);
+    dray_tune_grid_destroy(g);
+    dray_tune_sched_destroy(pbt);
+    dray_tune_space_destroy(sp);
+    dray_tune_space_destroy(mut);
+}
+
+static atomic_int results_seen;
+static bool interrupt_after_15(void *user)
+{
+    (void)user;
+    return atomic_fetch_add(&results_seen, 1) + 1 >= 15;
+}
+
+TEST(interrupt_and_resume)
+{
+    dray_tune_space *sp = xy_space();
+    const char *dir = "/tmp/dray_tune_resume_test";
+    remove("/tmp/dray_tune_resume_test/tune_state.bin");
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.metric = "loss";
+    o.mode = DRAY_TUNE_MIN;
+    o.verbose = DRAY_TUNE_QUIET;
+    o.storage_path = dir;
+    o.stop_experiment = interrupt_after_15;
+    atomic_store(&results_seen, 0);
+    dray_tune_grid *g;
+    ASSERT_OK(dray_tune_run(rt, "quad", sp, &o, &g));
+    size_t unfinished = 0;
+    for (size_t i = 0; i < dray_tune_grid_len(g); i++)
+        unfinished += dray_tune_grid_status(g, i) != DRAY_TUNE_TERMINATED;
+    ASSERT_GT(unfinished, 0);
+    dray_tune_grid_destroy(g);
+    o.stop_experiment = NULL;
+    o.resume = true;
+    ASSERT_OK(dray_tune_run(rt, "quad", sp, &o, &g));
+    ASSERT_EQ(dray_tune_grid_len(g), 12);
+    for (size_t i = 0; i < 12; i++) {
+        ASSERT_EQ(dray_tune_grid_status(g, i), DRAY_TUNE_TERMINATED);
+        ASSERT_EQ(dray_tune_grid_iterations(g, i), 10);
+        /* the history reads as one uninterrupted run: training_iteration 1..10 */
+        size_t n;
+        const dray_tune_result *const *h = dray_tune_grid_history(g, i, &n);
+        double x = dray_tune_config_num(dray_tune_grid_config(g, i), "x", 0);
+        double y = dray_tune_config_num(dray_tune_grid_config(g, i), "y", 0);
+        for (size_t k = 0; k < n; k++) {
+            double it, loss;
+            ASSERT_TRUE(dray_tune_result_get(h[k], "training_iteration", &it));
+            ASSERT_TRUE(dray_tune_result_get(h[k], "loss", &loss));
+            ASSERT_NEAR(loss, (x - 0.3) * (x - 0.3) + (y - 2) * (y - 2) + 1.0 / it, 1e-12);
+        }
+        ASSERT_EQ(n >= 10, 1);
+    }
+    dray_tune_grid_destroy(g);
+    /* a corrupt state file is a clear error */
+    ASSERT_EQ(truncate("/tmp/dray_tune_resume_test/tune_state.bin", 60), 0);
+    ASSERT_STATUS(dray_tune_run(rt, "quad", sp, &o, &g), DRAY_EFORMAT);
+    ASSERT_CONTAINS(dray_last_error(), "tune_state.bin' is corrupt at byte");
+    remove("/tmp/dray_tune_resume_test/tune_state.bin");
+    rmdir(dir);
+    dray_tune_space_destroy(sp);
+}
+
+TEST(bad_input)
+{
+    dray_tune_space *sp = xy_space();
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.verbose = DRAY_TUNE_QUIET;
+    dray_tune_grid *g = NULL;
+    ASSERT_STATUS(dray_tune_run(rt, "no_such_trainable", sp, &o, &g), DRAY_ENOTFOUND);
+    ASSERT_CONTAINS(dray_last_error(), "no_such_trainable");
+    o.mode = (dray_tune_mode)9;
+    ASSERT_STATUS(dray_tune_run(rt, "quad", sp, &o, &g), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "mode");
+    o.mode = DRAY_TUNE_MIN;
+    o.resume = true;
+    ASSERT_STATUS(dray_tune_run(rt, "quad", sp, &o, &g), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "storage_path");
+    o.resume = false;
+    /* a scheduler metric the trials never report: every trial errors, naming the metric */
+    dray_tune_sched *asha;
+    ASSERT_OK(dray_tune_sched_create_asha(NULL, &asha));
+    o.metric = "accuracy";
+    o.scheduler = asha;
+    ASSERT_OK(dray_tune_run(rt, "quad", sp, &o, &g));
+    ASSERT_EQ(dray_tune_grid_num_errors(g), 12);
+    ASSERT_CONTAINS(dray_tune_grid_error(g, 0), "'accuracy'");
+    dray_tune_grid_destroy(g);
+    dray_tune_sched_destroy(asha);
+    /* mode given, no metric anywhere: the scheduler refuses the first trial */
+    ASSERT_OK(dray_tune_sched_create_asha(NULL, &asha));
+    o.metric = NULL;
+    o.scheduler = asha;
+    ASSERT_STATUS(dray_tune_run(rt, "quad", sp, &o, &g), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "metric");
+    dray_tune_sched_destroy(asha);
+    dray_tune_space_destroy(sp);
+}
+
+int main(int argc, char **argv)
+{
+    dray_config cfg;
+    dray_config_init(&cfg);
+    cfg.num_workers = 2;
+    cfg.progress = 0;
+    if (dray_init(&cfg, &rt) != DRAY_OK)
+        return 1;
+    static const test_case_ cases[] = {T_(grid_asha_function), T_(failures_retries_and_stops),
+                                       T_(concurrency_budget_and_stop_fn), T_(class_trainable_pbt),
+                                       T_(interrupt_and_resume), T_(bad_input)};
+    int rc = run_tests_(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
+    dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN);
+    return rc;
+}
