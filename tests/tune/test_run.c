@@ -266,6 +266,7 @@ TEST(class_trainable_pbt)
     po.perturbation_interval = 4;
     po.mutations = mut;
     po.seed = 11;
+    po.synch = true; /* compared at equal iterations: the top trial never exploits */
     dray_tune_sched *pbt;
     ASSERT_OK(dray_tune_sched_create_pbt(&po, &pbt));
     dray_tune_run_opts o;
@@ -307,7 +308,7 @@ TEST(class_trainable_pbt)
     }
     dray_tune_searcher_destroy(gen);
     fprintf(stderr, "pbt best %.4f, random search best %.4f\n", best, rs);
-    ASSERT_GE(best, rs - 1e-9);
+    ASSERT_TRUE(best >= rs - 1e-9);
     dray_tune_grid_destroy(g);
     dray_tune_sched_destroy(pbt);
     dray_tune_space_destroy(sp);
