@@ -11,6 +11,8 @@ typedef struct rung {
     bool *recorded;    /* by trial id */
     size_t cap;        /* trial ids covered by score/recorded */
     size_t n_recorded;
+    double *sorted;    /* the recorded non-NaN scores, ascending: the quantile in O(1) */
+    size_t n_sorted, cap_sorted;
 } rung;
 
 typedef struct bracket {
@@ -65,21 +67,42 @@ static bool rung_has(const rung *r, int trial)
     return (size_t)trial < r->cap && r->recorded[trial];
 }
 
-/* cutoff: the (1 - 1/eta) quantile of the recorded scores; false when none (or all NaN). */
+/* cutoff: the (1 - 1/eta) quantile of the recorded scores (numpy's nanpercentile, linear); false
+ * when none (or all NaN). */
 static dray_status rung_cutoff(const rung *r, double eta, bool *have, double *cut)
 {
-    *have = false;
-    if (r->n_recorded == 0)
+    *have = r->n_sorted > 0;
+    if (!*have)
         return DRAY_OK;
-    double *v = malloc(r->n_recorded * sizeof(double));
-    if (!v)
-        return dray_set_error(DRAY_ENOMEM, "tune: ASHA: out of memory");
-    size_t m = 0;
-    for (size_t t = 0; t < r->cap; t++)
-        if (r->recorded[t])
-            v[m++] = r->score[t];
-    *have = dray__tune_quantile(v, m, 1.0 - 1.0 / eta, cut);
-    free(v);
+    double pos = (1.0 - 1.0 / eta) * (double)(r->n_sorted - 1);
+    size_t lo = (size_t)floor(pos), hi = lo + 1 < r->n_sorted ? lo + 1 : lo;
+    *cut = r->sorted[lo] + (r->sorted[hi] - r->sorted[lo]) * (pos - (double)lo);
+    return DRAY_OK;
+}
+
+/* rung_record: records `score` for `trial` (room reserved by the caller). */
+static dray_status rung_record(rung *r, int trial, double score)
+{
+    if (!isnan(score)) {
+        dray_status st = dray__tune_grow((void **)&r->sorted, &r->cap_sorted, r->n_sorted,
+                                         sizeof(double));
+        if (st != DRAY_OK)
+            return st;
+        size_t lo = 0, hi = r->n_sorted;
+        while (lo < hi) {
+            size_t mid = (lo + hi) / 2;
+            if (r->sorted[mid] <= score)
+                lo = mid + 1;
+            else
+                hi = mid;
+        }
+        memmove(r->sorted + lo + 1, r->sorted + lo, (r->n_sorted - lo) * sizeof(double));
+        r->sorted[lo] = score;
+        r->n_sorted++;
+    }
+    r->score[trial] = score;
+    r->recorded[trial] = true;
+    r->n_recorded++;
     return DRAY_OK;
 }
 
@@ -103,9 +126,8 @@ static dray_status bracket_on_result(asha *a, bracket *b, int trial, double t, d
             return st;
         if (have && score < cut)
             *out = DRAY_TUNE_STOP;
-        r->score[trial] = score;
-        r->recorded[trial] = true;
-        r->n_recorded++;
+        if ((st = rung_record(r, trial, score)) != DRAY_OK)
+            return st;
         break;
     }
     return DRAY_OK;
@@ -245,6 +267,7 @@ static void asha_destroy(dray_tune_sched *s)
         for (int k = 0; k < a->brackets[b].n_rungs; k++) {
             free(a->brackets[b].rungs[k].score);
             free(a->brackets[b].rungs[k].recorded);
+            free(a->brackets[b].rungs[k].sorted);
         }
         free(a->brackets[b].rungs);
     }

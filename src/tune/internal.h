@@ -96,9 +96,6 @@ dray_status dray__tune_sched_init(dray_tune_sched *s, const dray__tune_sched_ops
 void dray__tune_sched_fini(dray_tune_sched *s);
 /* dray__tune_fifo_choose: the first PENDING trial, else the first PAUSED one, else -1. */
 void dray__tune_fifo_choose(dray_tune_sched *s, const dray_tune_host *h, int *out);
-/* dray__tune_quantile: numpy's nanpercentile with linear interpolation: the q-quantile (0..1) of the
- * non-NaN values in v[0..n) (sorted in place). Returns false when there are none. */
-bool dray__tune_quantile(double *v, size_t n, double q, double *out);
 /* dray__tune_median: numpy.median of v[0..n) (sorted in place; NaN if any is NaN or n == 0). */
 double dray__tune_median(double *v, size_t n);
 

@@ -1,5 +1,5 @@
-/* tune schedulers: the common part (metric, mode, dispatch), FIFO, and the quantile/median helpers
- * with numpy's semantics that ASHA and median stopping rely on. */
+/* tune schedulers: the common part (metric, mode, dispatch), FIFO, and numpy's median, which the
+ * median stopping rule relies on. */
 #include "internal.h"
 
 #include <stdio.h>
@@ -178,24 +178,6 @@ static int cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
-}
-
-bool dray__tune_quantile(double *v, size_t n, double q, double *out)
-{
-    size_t m = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!isnan(v[i]))
-            v[m++] = v[i];
-    if (m == 0)
-        return false;
-    qsort(v, m, sizeof(double), cmp_double);
-    /* numpy 'linear': position q*(m-1) between neighbours. */
-    double pos = q * (double)(m - 1);
-    size_t lo = (size_t)floor(pos);
-    size_t hi = lo + 1 < m ? lo + 1 : lo;
-    double frac = pos - (double)lo;
-    *out = v[lo] + (v[hi] - v[lo]) * frac;
-    return true;
 }
 
 double dray__tune_median(double *v, size_t n)
