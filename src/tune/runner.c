@@ -21,7 +21,10 @@ typedef struct runner {
     int64_t suggested;
     dray__tune_trial *t;
     size_t n, cap;
-    int running, max_conc;
+    int max_conc;
+    int *run;            /* ids of the RUNNING trials with an actor */
+    size_t n_run, cap_run;
+    size_t n_pending, n_paused, hint_pending, hint_paused; /* for the FIFO choice in O(1) */
     dray_tune_host host, replay_host;
     dray_resource res[17];
     size_t n_res;
@@ -44,6 +47,53 @@ void dray_tune_run_opts_init(dray_tune_run_opts *o)
     o->num_samples = 1;
     o->num_cpus = 1;
     o->verbose = DRAY_TUNE_TABLE_AUTO;
+}
+
+/* set_status: every status change goes through here to keep the pending/paused counts. */
+static void set_status(runner *r, dray__tune_trial *t, dray_tune_status st)
+{
+    size_t i = (size_t)t->id;
+    if (t->status == DRAY_TUNE_PENDING)
+        r->n_pending--;
+    else if (t->status == DRAY_TUNE_PAUSED)
+        r->n_paused--;
+    t->status = st;
+    if (st == DRAY_TUNE_PENDING) {
+        r->n_pending++;
+        if (i < r->hint_pending)
+            r->hint_pending = i;
+    } else if (st == DRAY_TUNE_PAUSED) {
+        r->n_paused++;
+        if (i < r->hint_paused)
+            r->hint_paused = i;
+    }
+}
+
+/* recount: rebuilds the counts after statuses were set directly (resume). */
+static void recount(runner *r)
+{
+    r->n_pending = r->n_paused = 0;
+    r->hint_pending = r->hint_paused = 0;
+    for (size_t i = 0; i < r->n; i++) {
+        r->n_pending += r->t[i].status == DRAY_TUNE_PENDING;
+        r->n_paused += r->t[i].status == DRAY_TUNE_PAUSED;
+    }
+}
+
+/* fifo_choose: FIFO's choice (first PENDING, else first PAUSED) without rescanning every trial. */
+static int fifo_choose(runner *r)
+{
+    if (r->n_pending) {
+        for (size_t i = r->hint_pending; i < r->n; i++)
+            if (r->t[i].status == DRAY_TUNE_PENDING)
+                return (int)(r->hint_pending = i);
+    }
+    if (r->n_paused) {
+        for (size_t i = r->hint_paused; i < r->n; i++)
+            if (r->t[i].status == DRAY_TUNE_PAUSED)
+                return (int)(r->hint_paused = i);
+    }
+    return -1;
 }
 
 /* ==== host callbacks ==== */
@@ -74,7 +124,12 @@ static void release_actor(runner *r, dray__tune_trial *t)
         }
         dray_actor_release(t->actor);
         t->actor = NULL;
-        r->running--;
+        for (size_t i = 0; i < r->n_run; i++) {
+            if (r->run[i] == t->id) {
+                r->run[i] = r->run[--r->n_run];
+                break;
+            }
+        }
     }
 }
 
@@ -98,7 +153,7 @@ static void h_stop(void *c, int id)
     if (!t || t->status == DRAY_TUNE_TERMINATED || t->status == DRAY_TUNE_ERROR)
         return;
     release_actor(r, t);
-    t->status = DRAY_TUNE_TERMINATED;
+    set_status(r, t, DRAY_TUNE_TERMINATED);
     tell_searcher(r, t, false);
 }
 
@@ -106,7 +161,7 @@ static void h_unpause(void *c, int id)
 {
     dray__tune_trial *t = trial_of(c, id);
     if (t && t->status == DRAY_TUNE_PAUSED)
-        t->status = DRAY_TUNE_PENDING;
+        set_status(c, t, DRAY_TUNE_PENDING);
 }
 
 /* save: a "save" call whose ref (bytes or null) becomes the trial's checkpoint in the object store;
@@ -148,7 +203,7 @@ static dray_status h_exploit(void *c, int id, int src_id, const dray_tune_config
     t->ckpt_time = src->ckpt_time;
     t->iter = src->ckpt_iter;
     t->time_total = src->ckpt_time;
-    t->status = DRAY_TUNE_PAUSED;
+    set_status(r, t, DRAY_TUNE_PAUSED);
     return DRAY_OK;
 }
 
@@ -173,6 +228,7 @@ static dray_status add_trial(runner *r, dray_tune_config *cfg)
     t->id = (int)r->n;
     t->cfg = cfg;
     t->status = DRAY_TUNE_PENDING;
+    r->n_pending++; /* the newest trial: no hint to lower */
     r->n++;
     return dray_tune_sched_on_trial_add(r->sched, &r->host, t->id);
 }
@@ -190,12 +246,12 @@ static void fail(runner *r, dray__tune_trial *t, const char *msg)
     set_error(t, msg);
     t->failures++;
     if (t->failures <= r->o->max_failures) {
-        t->status = DRAY_TUNE_PENDING;
+        set_status(r, t, DRAY_TUNE_PENDING);
         t->iter = t->ckpt ? t->ckpt_iter : 0;
         t->time_total = t->ckpt ? t->ckpt_time : 0;
         return;
     }
-    t->status = DRAY_TUNE_ERROR;
+    set_status(r, t, DRAY_TUNE_ERROR);
     dray_tune_sched_on_trial_error(r->sched, &r->host, t->id);
     tell_searcher(r, t, true);
 }
@@ -220,8 +276,13 @@ static void start(runner *r, dray__tune_trial *t)
         st = dray_actor_create(r->rt, TRIAL_CLASS, args, 4, &ao, &t->actor);
     dray_value_release(&args[0]);
     dray_value_release(&args[1]);
+    if (st == DRAY_OK && (st = dray__tune_grow((void **)&r->run, &r->cap_run, r->n_run,
+                                                 sizeof(int))) != DRAY_OK) {
+        dray_actor_release(t->actor);
+        t->actor = NULL;
+    }
     if (st == DRAY_OK) {
-        r->running++;
+        r->run[r->n_run++] = t->id;
         t->iter = t->ckpt ? t->ckpt_iter : 0;
         t->time_total = t->ckpt ? t->ckpt_time : 0;
         /* results after the checkpoint are redone: keep the history one consistent run */
@@ -233,13 +294,13 @@ static void start(runner *r, dray__tune_trial *t)
             dray_tune_result_destroy(t->hist[--t->n_hist]);
         }
         if ((st = dray_actor_call(r->rt, t->actor, "step", NULL, 0, &t->inflight)) == DRAY_OK) {
-            t->status = DRAY_TUNE_RUNNING;
+            set_status(r, t, DRAY_TUNE_RUNNING);
             return;
         }
     }
     char msg[512];
     snprintf(msg, sizeof(msg), "cannot start trial %d: %s", t->id, dray_last_error());
-    t->status = DRAY_TUNE_RUNNING;
+    set_status(r, t, DRAY_TUNE_RUNNING);
     fail(r, t, msg);
 }
 
@@ -249,7 +310,7 @@ static void end(runner *r, dray__tune_trial *t)
     if (r->is_class && r->o->checkpoint_at_end && !t->inflight)
         (void)h_save(r, t->id);
     release_actor(r, t);
-    t->status = DRAY_TUNE_TERMINATED;
+    set_status(r, t, DRAY_TUNE_TERMINATED);
     dray_tune_sched_on_trial_complete(r->sched, &r->host, t->id, last_of(t));
     tell_searcher(r, t, false);
 }
@@ -366,7 +427,7 @@ static void process(runner *r, dray__tune_trial *t)
     case DRAY_TUNE_PAUSE:
         (void)h_save(r, t->id);
         release_actor(r, t);
-        t->status = DRAY_TUNE_PAUSED;
+        set_status(r, t, DRAY_TUNE_PAUSED);
         break;
     case DRAY_TUNE_STOP:
         end(r, t);
@@ -441,6 +502,7 @@ static dray_status resume(runner *r)
             tell_searcher(r, x, true);
         }
     }
+    recount(r);
     return st;
 }
 
@@ -480,6 +542,7 @@ static dray_status loop(runner *r)
     dray_status st = DRAY_OK;
     dray_ref **refs = NULL;
     bool *ready = NULL;
+    int *ids = NULL;
     size_t cap = 0;
     for (;;) {
         double elapsed = now_s() - r->t0;
@@ -490,9 +553,12 @@ static dray_status loop(runner *r)
             break;
         }
         /* fill free slots: scheduler's choice first, else a new trial from the searcher */
-        while (r->running < r->max_conc) {
+        while ((int)r->n_run < r->max_conc) {
             int id = -1;
-            dray_tune_sched_choose_trial(r->sched, &r->host, &id);
+            if (r->sched->ops->choose)
+                dray_tune_sched_choose_trial(r->sched, &r->host, &id);
+            else
+                id = fifo_choose(r);
             if (id < 0 && !r->search_done) {
                 dray_tune_config *cfg = NULL;
                 st = dray_tune_searcher_suggest(r->search, (int)r->n, &cfg);
@@ -511,38 +577,38 @@ static dray_status loop(runner *r)
                 break;
             start(r, &r->t[id]);
         }
-        if (r->running == 0)
+        if (r->n_run == 0)
             break;
-        if (cap < (size_t)r->running) {
-            cap = (size_t)r->running * 2;
+        if (cap < r->n_run) {
+            cap = r->n_run * 2;
             free(refs);
             free(ready);
+            free(ids);
             refs = malloc(cap * sizeof(*refs));
             ready = malloc(cap * sizeof(*ready));
-            if (!refs || !ready) {
+            ids = malloc(cap * sizeof(*ids));
+            if (!refs || !ready || !ids) {
                 st = dray_set_error(DRAY_ENOMEM, "tune: out of memory");
                 goto out;
             }
         }
         size_t k = 0;
-        for (size_t i = 0; i < r->n; i++)
-            if (r->t[i].status == DRAY_TUNE_RUNNING && r->t[i].inflight)
-                refs[k++] = r->t[i].inflight;
+        for (size_t i = 0; i < r->n_run; i++) {
+            dray__tune_trial *t = &r->t[r->run[i]];
+            if (t->inflight) {
+                ids[k] = t->id;
+                refs[k++] = t->inflight;
+            }
+        }
         if (k == 0)
             break;
         st = dray_wait(r->rt, refs, k, 1, 200, ready, NULL);
         if (st != DRAY_OK && st != DRAY_ETIMEDOUT)
             goto out;
         st = DRAY_OK;
-        for (size_t j = 0; j < k; j++) {
-            if (!ready[j])
-                continue;
-            for (size_t i = 0; i < r->n; i++)
-                if (r->t[i].inflight == refs[j]) {
-                    process(r, &r->t[i]);
-                    break;
-                }
-        }
+        for (size_t j = 0; j < k; j++)
+            if (ready[j] && r->t[ids[j]].inflight == refs[j])
+                process(r, &r->t[ids[j]]);
         double now = now_s();
         if (r->table && now - r->last_table >= 1.0) {
             print_table(r, false);
@@ -560,7 +626,7 @@ static dray_status loop(runner *r)
                 if (r->t[i].status == DRAY_TUNE_RUNNING) {
                     /* a step is in flight: the last checkpoint is the consistent one */
                     release_actor(r, &r->t[i]);
-                    r->t[i].status = DRAY_TUNE_PENDING;
+                    set_status(r, &r->t[i], DRAY_TUNE_PENDING);
                 }
             }
             break;
@@ -569,6 +635,7 @@ static dray_status loop(runner *r)
 out:
     free(refs);
     free(ready);
+    free(ids);
     return st;
 }
 
@@ -653,6 +720,7 @@ out_trials:
     for (size_t i = 0; i < r.n; i++)
         dray__tune_trial_fini(&r.t[i]);
     free(r.t);
+    free(r.run);
     dray_tune_searcher_destroy(own_search);
 out_sched:
     dray_tune_sched_destroy(own_sched);
