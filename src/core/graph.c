@@ -244,11 +244,31 @@ DRAY_FUNCTION(dray_fused_chain)
         dray_value_release(&prev);
         prev = out;
         if (st) {
-            char msg[1100];
-            snprintf(msg, sizeof msg, "%s: %s", m->fn->name,
-                     dray_last_error()[0] ? dray_last_error() : dray_status_str(st));
+            /* The member's error, wrapped once per later member: the same chain as unfused. */
+            dray_value err = dray_null();
+            if (prev.type == DRAY_T_ERROR)
+                err = dray_value_retain(&prev);
+            else if (dray_error_create(st, m->fn->name,
+                                       dray_last_error()[0] ? dray_last_error()
+                                                            : dray_status_str(st),
+                                       -1, NULL, &err) != DRAY_OK)
+                return st;
+            for (size_t later = k + 1; later < ch->n; later++) {
+                int arg = 0;
+                while (ch->m[later].src[arg] >= 0)
+                    arg++;
+                char msg[64];
+                snprintf(msg, sizeof msg, "input %d failed", arg);
+                dray_value wrapped;
+                if (dray_error_create(DRAY_EDEP, ch->m[later].fn->name, msg, arg, &err,
+                                      &wrapped) != DRAY_OK)
+                    break;
+                dray_value_release(&err);
+                err = wrapped;
+            }
             dray_value_release(&prev);
-            return dray_ctx_fail(ctx, st, "%s", msg);
+            *result = err;
+            return dray_error_status(&err);
         }
     }
     *result = prev;
@@ -483,7 +503,8 @@ dray_status dray_graph_compute(dray_graph *g, const dray_node *outputs, size_t n
         dray__wait_all(g->rt, refs, n);
     size_t got = 0;
     for (; got < n; got++)
-        if ((st = dray_get(g->rt, refs[got], -1, &results[got])))
+        if ((st = dray_get(g->rt, refs[got], -1, NULL)) ||
+            (st = dray_get(g->rt, refs[got], -1, &results[got])))
             break;
     if (st)
         for (size_t i = 0; i < got; i++)
