@@ -26,7 +26,7 @@ typedef struct asha {
     int n_brackets;
     bool stop_last_trials;
     bracket *brackets;
-    int *trial_bracket; /* by trial id; -1: unknown */
+    int *trial_bracket; /* by trial id: bracket + 1; 0: unknown */
     size_t n_trial_bracket;
     dray_tune_rng rng;
 } asha;
@@ -44,22 +44,13 @@ void dray_tune_asha_opts_init(dray_tune_asha_opts *o)
 
 static dray_status rung_reserve(rung *r, int trial)
 {
-    if ((size_t)trial < r->cap)
-        return DRAY_OK;
-    size_t nc = r->cap ? r->cap : 16;
-    while (nc <= (size_t)trial)
-        nc *= 2;
-    double *s = realloc(r->score, nc * sizeof(double));
-    if (!s)
-        return dray_set_error(DRAY_ENOMEM, "tune: ASHA: out of memory");
-    r->score = s;
-    bool *rec = realloc(r->recorded, nc * sizeof(bool));
-    if (!rec)
-        return dray_set_error(DRAY_ENOMEM, "tune: ASHA: out of memory");
-    r->recorded = rec;
-    memset(r->recorded + r->cap, 0, (nc - r->cap) * sizeof(bool));
-    r->cap = nc;
-    return DRAY_OK;
+    size_t c_score = r->cap, c_rec = r->cap;
+    dray_status st = dray__tune_reserve_ids((void **)&r->score, &c_score, (size_t)trial,
+                                            sizeof(double));
+    if (st == DRAY_OK)
+        st = dray__tune_reserve_ids((void **)&r->recorded, &c_rec, (size_t)trial, sizeof(bool));
+    r->cap = c_score < c_rec ? c_score : c_rec;
+    return st;
 }
 
 static bool rung_has(const rung *r, int trial)
@@ -133,30 +124,14 @@ static dray_status bracket_on_result(asha *a, bracket *b, int trial, double t, d
     return DRAY_OK;
 }
 
-static dray_status trial_map_reserve(asha *a, int trial)
-{
-    if ((size_t)trial < a->n_trial_bracket)
-        return DRAY_OK;
-    size_t nc = a->n_trial_bracket ? a->n_trial_bracket : 16;
-    while (nc <= (size_t)trial)
-        nc *= 2;
-    int *m = realloc(a->trial_bracket, nc * sizeof(int));
-    if (!m)
-        return dray_set_error(DRAY_ENOMEM, "tune: ASHA: out of memory");
-    for (size_t i = a->n_trial_bracket; i < nc; i++)
-        m[i] = -1;
-    a->trial_bracket = m;
-    a->n_trial_bracket = nc;
-    return DRAY_OK;
-}
-
 static dray_status asha_on_add(dray_tune_sched *s, const dray_tune_host *h, int trial)
 {
     asha *a = (asha *)s;
     (void)h;
     if (trial < 0)
         return dray_set_error(DRAY_EINVAL, "tune: ASHA: trial id %d is negative", trial);
-    dray_status st = trial_map_reserve(a, trial);
+    dray_status st = dray__tune_reserve_ids((void **)&a->trial_bracket, &a->n_trial_bracket,
+                                            (size_t)trial, sizeof(int));
     if (st != DRAY_OK)
         return st;
     /* Bracket s with probability proportional to exp(R_s - max R). */
@@ -176,13 +151,13 @@ static dray_status asha_on_add(dray_tune_sched *s, const dray_tune_host *h, int 
             break;
         }
     }
-    a->trial_bracket[trial] = pick;
+    a->trial_bracket[trial] = pick + 1;
     return DRAY_OK;
 }
 
 static int bracket_of(const asha *a, int trial)
 {
-    return trial >= 0 && (size_t)trial < a->n_trial_bracket ? a->trial_bracket[trial] : -1;
+    return trial >= 0 && (size_t)trial < a->n_trial_bracket ? a->trial_bracket[trial] - 1 : -1;
 }
 
 static dray_status asha_on_result(dray_tune_sched *s, const dray_tune_host *h, int trial,
@@ -223,7 +198,7 @@ static void asha_on_complete(dray_tune_sched *s, const dray_tune_host *h, int tr
         dray_tune_decision ignored;
         (void)bracket_on_result(a, &a->brackets[b], trial, t, s->sign * m, &ignored);
     }
-    a->trial_bracket[trial] = -1;
+    a->trial_bracket[trial] = 0;
 }
 
 static void asha_on_error(dray_tune_sched *s, const dray_tune_host *h, int trial)
@@ -231,7 +206,7 @@ static void asha_on_error(dray_tune_sched *s, const dray_tune_host *h, int trial
     asha *a = (asha *)s;
     (void)h;
     if (bracket_of(a, trial) >= 0)
-        a->trial_bracket[trial] = -1;
+        a->trial_bracket[trial] = 0;
 }
 
 static size_t asha_debug(const dray_tune_sched *s, char *buf, size_t size)

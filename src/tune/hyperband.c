@@ -110,19 +110,9 @@ static double completion(const hb *h, const hb_bracket *b)
 
 static hb_bracket **trial_slot(hb *h, int trial)
 {
-    if (trial < 0)
+    if (trial < 0 || dray__tune_reserve_ids((void **)&h->trial_b, &h->n_trial_b, (size_t)trial,
+                                            sizeof(*h->trial_b)) != DRAY_OK)
         return NULL;
-    if ((size_t)trial >= h->n_trial_b) {
-        size_t nc = h->n_trial_b ? h->n_trial_b : 16;
-        while (nc <= (size_t)trial)
-            nc *= 2;
-        hb_bracket **m = realloc(h->trial_b, nc * sizeof(*m));
-        if (!m)
-            return NULL;
-        memset(m + h->n_trial_b, 0, (nc - h->n_trial_b) * sizeof(*m));
-        h->trial_b = m;
-        h->n_trial_b = nc;
-    }
     return &h->trial_b[trial];
 }
 

@@ -114,6 +114,9 @@ struct dray_tune_searcher {
 /* ---- helpers ---- */
 /* dray__tune_grow: makes room for one more element in *arr (of `elem` bytes, *cap capacity). */
 dray_status dray__tune_grow(void **arr, size_t *cap, size_t n, size_t elem);
+/* dray__tune_reserve_ids: makes *arr (items of `elem` bytes, *cap of them) hold index `id`; new
+ * items are zeroed. */
+dray_status dray__tune_reserve_ids(void **arr, size_t *cap, size_t id, size_t elem);
 char *dray__tune_strdup(const char *s);
 
 /* dray__tune_config_encode / _decode: a config as bytes (for actor arguments and state files).

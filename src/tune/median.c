@@ -14,7 +14,8 @@ typedef struct trial_hist {
     size_t n, cap;
     bool stopped;
     bool seen;
-    double last_pause; /* -inf until paused */
+    bool paused;       /* last_pause is set (Ray's default is -inf) */
+    double last_pause;
 } trial_hist;
 
 typedef struct median {
@@ -40,21 +41,10 @@ static trial_hist *hist(median *md, int trial, bool create)
 {
     if (trial < 0)
         return NULL;
-    if ((size_t)trial >= md->n_tr) {
-        if (!create)
-            return NULL;
-        size_t nc = md->n_tr ? md->n_tr : 16;
-        while (nc <= (size_t)trial)
-            nc *= 2;
-        trial_hist *t = realloc(md->tr, nc * sizeof(*t));
-        if (!t)
-            return NULL;
-        memset(t + md->n_tr, 0, (nc - md->n_tr) * sizeof(*t));
-        for (size_t i = md->n_tr; i < nc; i++)
-            t[i].last_pause = -INFINITY;
-        md->tr = t;
-        md->n_tr = nc;
-    }
+    if ((size_t)trial >= md->n_tr &&
+        (!create || dray__tune_reserve_ids((void **)&md->tr, &md->n_tr, (size_t)trial,
+                                           sizeof(*md->tr)) != DRAY_OK))
+        return NULL;
     return &md->tr[trial];
 }
 
@@ -114,7 +104,7 @@ static dray_status md_on_result(dray_tune_sched *s, const dray_tune_host *host, 
     }
     if ((int)n_other < md->min_samples) {
         free(means);
-        bool pause = t - me->last_pause > md->min_time_slice;
+        bool pause = !me->paused || t - me->last_pause > md->min_time_slice;
         if (pause) {
             pause = false;
             size_t n = host->num_trials(host->ctx);
@@ -124,6 +114,7 @@ static dray_status md_on_result(dray_tune_sched *s, const dray_tune_host *host, 
             }
         }
         if (pause) {
+            me->paused = true;
             me->last_pause = t;
             *out = DRAY_TUNE_PAUSE;
         }

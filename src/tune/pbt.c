@@ -58,18 +58,10 @@ static dray_status pbt_on_add(dray_tune_sched *s, const dray_tune_host *h, int t
                                   "tune: PBT: trial %d's config has no '%s' to mutate: add it to "
                                   "the search space",
                                   trial, p->mut->p[i].path);
-    if ((size_t)trial >= p->n_st) {
-        size_t nc = p->n_st ? p->n_st : 16;
-        while (nc <= (size_t)trial)
-            nc *= 2;
-        pbt_state *ns = realloc(p->st, nc * sizeof(*ns));
-        if (!ns)
-            return dray_set_error(DRAY_ENOMEM, "tune: PBT: out of memory");
-        memset(ns + p->n_st, 0, (nc - p->n_st) * sizeof(*ns));
-        p->st = ns;
-        p->n_st = nc;
-    }
-    dray_status st = dray__tune_grow((void **)&p->order, &p->cap_order, p->n_order, sizeof(int));
+    dray_status st = dray__tune_reserve_ids((void **)&p->st, &p->n_st, (size_t)trial, sizeof(*p->st));
+    if (st != DRAY_OK)
+        return st;
+    st = dray__tune_grow((void **)&p->order, &p->cap_order, p->n_order, sizeof(int));
     if (st != DRAY_OK)
         return st;
     p->order[p->n_order++] = trial;

@@ -236,19 +236,9 @@ static dray_status tpe_suggest(dray_tune_searcher *s, int trial, dray_tune_confi
                 st = dray_tune_config_set(c, p->path, v);
         }
     }
-    if (st == DRAY_OK && (size_t)trial >= t->n_pending) {
-        size_t nc = t->n_pending ? t->n_pending : 16;
-        while (nc <= (size_t)trial)
-            nc *= 2;
-        dray_tune_config **np = realloc(t->pending, nc * sizeof(*np));
-        if (!np) {
-            st = dray_set_error(DRAY_ENOMEM, "tune: TPE: out of memory");
-        } else {
-            memset(np + t->n_pending, 0, (nc - t->n_pending) * sizeof(*np));
-            t->pending = np;
-            t->n_pending = nc;
-        }
-    }
+    if (st == DRAY_OK)
+        st = dray__tune_reserve_ids((void **)&t->pending, &t->n_pending, (size_t)trial,
+                                    sizeof(*t->pending));
     dray_tune_config *keep = NULL;
     if (st == DRAY_OK)
         st = dray_tune_config_clone(c, &keep);

@@ -18,6 +18,22 @@ dray_status dray__tune_grow(void **arr, size_t *cap, size_t n, size_t elem)
     return DRAY_OK;
 }
 
+dray_status dray__tune_reserve_ids(void **arr, size_t *cap, size_t id, size_t elem)
+{
+    if (id < *cap)
+        return DRAY_OK;
+    size_t nc = *cap ? *cap : 16;
+    while (nc <= id)
+        nc *= 2;
+    unsigned char *p = realloc(*arr, nc * elem);
+    if (!p)
+        return dray_set_error(DRAY_ENOMEM, "tune: out of memory for %zu trials", nc);
+    memset(p + *cap * elem, 0, (nc - *cap) * elem);
+    *arr = p;
+    *cap = nc;
+    return DRAY_OK;
+}
+
 char *dray__tune_strdup(const char *s)
 {
     size_t n = strlen(s) + 1;

@@ -10,6 +10,9 @@
 
 static atomic_int live_now, live_max;
 
+/* enter/leave bracket the computing part of an iteration: a trial computes only while the driver
+ * waits for its next result, so at most max_concurrent_trials are inside at once (a stopped trial
+ * may still be exiting, blocked in report, but it is not computing) */
 static void enter(void)
 {
     int n = atomic_fetch_add(&live_now, 1) + 1, m = atomic_load(&live_max);
@@ -17,12 +20,13 @@ static void enter(void)
         ;
 }
 
+static void leave(void) { atomic_fetch_sub(&live_now, 1); }
+
 /* quad: loss_i = (x - 0.3)^2 + (y - 2)^2 + 1 / i for i = 1..iters, checkpointing i each time;
  * config fail = true makes iteration 3 fail. */
 static dray_status quad(dray_tune_session *s, const dray_tune_config *cfg, void *user)
 {
     (void)user;
-    enter();
     double x = dray_tune_config_num(cfg, "x", 0), y = dray_tune_config_num(cfg, "y", 0);
     int64_t iters = dray_tune_config_int(cfg, "iters", 10), sleep_us = dray_tune_config_int(cfg, "sleep_us", 0);
     int64_t i = 0;
@@ -33,8 +37,10 @@ static dray_status quad(dray_tune_session *s, const dray_tune_config *cfg, void 
     dray_status st = DRAY_OK;
     while (i < iters) {
         i++;
+        enter();
         if (sleep_us)
             usleep((useconds_t)sleep_us);
+        leave();
         if (i == 3 && dray_tune_config_get(cfg, "fail") && dray_tune_config_get(cfg, "fail")->u.b) {
             st = dray_set_error(DRAY_ERANGE, "boom at iteration 3 (x=%g)", x);
             break;
@@ -44,7 +50,6 @@ static dray_status quad(dray_tune_session *s, const dray_tune_config *cfg, void 
         if ((st = dray_tune_report_checkpoint(s, m, 2, &i, sizeof(i))) != DRAY_OK)
             break;
     }
-    atomic_fetch_sub(&live_now, 1);
     return st == DRAY_ECANCELED ? DRAY_OK : st;
 }
 static dray_tune_trainable quad_def = {"quad", quad, NULL, NULL, NULL};
@@ -107,6 +112,7 @@ static dray_tune_space *xy_space(void)
 TEST(grid_asha_function)
 {
     dray_tune_space *sp = xy_space();
+    ASSERT_OK(dray_tune_space_const(sp, "sleep_us", dray_tune_i(300)));
     dray_tune_asha_opts ao;
     dray_tune_asha_opts_init(&ao);
     ao.max_t = 10;
@@ -147,6 +153,7 @@ TEST(grid_asha_function)
     ASSERT_EQ(stopped_early, dray_tune_sched_num_stopped(asha) - (12 - stopped_early));
     /* default concurrency: one trial per worker (1 CPU each) */
     ASSERT_LE(atomic_load(&live_max), dray_runtime_num_workers(rt));
+    ASSERT_GE(atomic_load(&live_max), 1);
     /* best over all results vs last: the same here (loss falls monotonically) */
     size_t best_all;
     ASSERT_OK(dray_tune_grid_best(g, "loss", DRAY_TUNE_MIN, "all", &best_all, &v));
@@ -161,7 +168,8 @@ TEST(grid_asha_function)
     char line[1024];
     int rows = 0;
     ASSERT_TRUE(fgets(line, sizeof(line), f) != NULL);
-    ASSERT_CONTAINS(line, "trial_id,status,iterations,time_total_s,config/x,config/y,loss,x_seen");
+    ASSERT_CONTAINS(line, "trial_id,status,iterations,time_total_s,config/x,config/y,config/sleep_us,"
+                          "loss,x_seen");
     while (fgets(line, sizeof(line), f))
         rows++;
     fclose(f);
