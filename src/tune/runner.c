@@ -22,6 +22,7 @@ typedef struct runner {
     dray__tune_trial *t;
     size_t n, cap;
     int max_conc;
+    size_t max_pending;  /* trials created ahead of running them */
     int *run;            /* ids of the RUNNING trials with an actor */
     size_t n_run, cap_run;
     size_t n_pending, n_paused, hint_pending, hint_paused; /* for the FIFO choice in O(1) */
@@ -552,27 +553,28 @@ static dray_status loop(runner *r)
                     end(r, &r->t[i]);
             break;
         }
-        /* fill free slots: scheduler's choice first, else a new trial from the searcher */
+        /* keep up to max_pending trials created ahead (like Ray's max_pending_trials): schedulers
+         * such as HyperBand see whole brackets before they run */
+        bool busy = false;
+        while (!r->search_done && !busy && r->n_pending < r->max_pending) {
+            dray_tune_config *cfg = NULL;
+            st = dray_tune_searcher_suggest(r->search, (int)r->n, &cfg);
+            if (st == DRAY_ENOTFOUND || st == DRAY_EBUSY) {
+                r->search_done = st == DRAY_ENOTFOUND;
+                busy = st == DRAY_EBUSY;
+                st = DRAY_OK;
+                break;
+            }
+            if (st != DRAY_OK || (r->suggested++, st = add_trial(r, cfg)) != DRAY_OK)
+                goto out;
+        }
+        /* fill free slots with the scheduler's choice */
         while ((int)r->n_run < r->max_conc) {
             int id = -1;
             if (r->sched->ops->choose)
                 dray_tune_sched_choose_trial(r->sched, &r->host, &id);
             else
                 id = fifo_choose(r);
-            if (id < 0 && !r->search_done) {
-                dray_tune_config *cfg = NULL;
-                st = dray_tune_searcher_suggest(r->search, (int)r->n, &cfg);
-                if (st == DRAY_ENOTFOUND || st == DRAY_EBUSY) {
-                    r->search_done = st == DRAY_ENOTFOUND;
-                    st = DRAY_OK;
-                    if (r->search_done)
-                        continue;
-                    break;
-                }
-                if (st != DRAY_OK || (r->suggested++, st = add_trial(r, cfg)) != DRAY_OK)
-                    goto out;
-                continue;
-            }
             if (id < 0)
                 break;
             start(r, &r->t[id]);
@@ -674,6 +676,9 @@ dray_status dray_tune_run(dray_runtime *rt, const char *trainable, const dray_tu
     r.max_conc = opts->max_concurrent_trials > 0 && opts->max_concurrent_trials < by_cpu
                      ? opts->max_concurrent_trials
                      : by_cpu;
+    /* the basic searcher fills pending trials ahead (Ray's default of 16); a model-based one
+     * suggests just in time, so each suggestion sees every finished trial */
+    r.max_pending = opts->searcher ? 1 : 16;
     dray_tune_sched *own_sched = NULL;
     dray_tune_searcher *own_search = NULL;
     r.sched = opts->scheduler;

@@ -417,6 +417,166 @@ TEST(bad_input)
     dray_tune_space_destroy(sp);
 }
 
+
+/* history reads as one run: training_iteration 1..n in order, loss matching the iteration */
+static void check_history(const dray_tune_grid *g, size_t i)
+{
+    size_t n;
+    const dray_tune_result *const *h = dray_tune_grid_history(g, i, &n);
+    double x = dray_tune_config_num(dray_tune_grid_config(g, i), "x", 0);
+    double y = dray_tune_config_num(dray_tune_grid_config(g, i), "y", 0);
+    ASSERT_EQ((int64_t)n, dray_tune_grid_iterations(g, i));
+    for (size_t k = 0; k < n; k++) {
+        double it, loss;
+        ASSERT_TRUE(dray_tune_result_get(h[k], "training_iteration", &it));
+        ASSERT_EQ((int64_t)it, (int64_t)k + 1);
+        ASSERT_TRUE(dray_tune_result_get(h[k], "loss", &loss));
+        ASSERT_NEAR(loss, (x - 0.3) * (x - 0.3) + (y - 2) * (y - 2) + 1.0 / it, 1e-12);
+    }
+}
+
+/* synchronous HyperBand through the runner: trials pause at milestones (checkpointed), resume from
+ * the checkpoint, and the survivors of a bracket are the best ones */
+TEST(hyperband_and_median_run)
+{
+    dray_tune_space *sp = xy_space();
+    dray_tune_hyperband_opts ho;
+    dray_tune_hyperband_opts_init(&ho);
+    ho.max_t = 9;
+    dray_tune_sched *hb;
+    ASSERT_OK(dray_tune_sched_create_hyperband(&ho, &hb));
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.metric = "loss";
+    o.mode = DRAY_TUNE_MIN;
+    o.scheduler = hb;
+    o.verbose = DRAY_TUNE_QUIET;
+    dray_tune_grid *g;
+    ASSERT_OK(dray_tune_run(rt, "quad", sp, &o, &g));
+    ASSERT_EQ(dray_tune_grid_num_errors(g), 0);
+    /* brackets: trials 0-2 (r 9), 3-7 (r 3, then the best 2 go on to 6), 8-11 (r 1 ...) */
+    for (size_t i = 0; i < 12; i++) {
+        ASSERT_EQ(dray_tune_grid_status(g, i), DRAY_TUNE_TERMINATED);
+        check_history(g, i);
+    }
+    for (size_t i = 0; i < 3; i++)
+        ASSERT_EQ(dray_tune_grid_iterations(g, i), 9);
+    int at6 = 0;
+    double worst_kept = -1, best_cut = 1e9;
+    for (size_t i = 3; i < 8; i++) {
+        int64_t it = dray_tune_grid_iterations(g, i);
+        double l3;
+        size_t n;
+        const dray_tune_result *const *h = dray_tune_grid_history(g, i, &n);
+        ASSERT_TRUE(dray_tune_result_get(h[2], "loss", &l3));
+        ASSERT_TRUE(it == 3 || it == 6);
+        if (it == 6) {
+            at6++;
+            worst_kept = fmax(worst_kept, l3);
+        } else {
+            best_cut = fmin(best_cut, l3);
+        }
+    }
+    ASSERT_EQ(at6, 2);
+    ASSERT_TRUE(worst_kept <= best_cut);
+    char dbg[1024];
+    dray_tune_sched_debug(hb, dbg, sizeof(dbg));
+    ASSERT_CONTAINS(dbg, "Milestone (r)=6");
+    dray_tune_grid_destroy(g);
+    dray_tune_sched_destroy(hb);
+
+    /* median stopping on training_iteration: the three worst grid points stop early */
+    dray_tune_median_opts mo;
+    dray_tune_median_opts_init(&mo);
+    mo.time_attr = "training_iteration";
+    mo.grace_period = 2;
+    mo.min_samples_required = 2;
+    dray_tune_sched *md;
+    ASSERT_OK(dray_tune_sched_create_median(&mo, &md));
+    o.scheduler = md;
+    o.max_concurrent_trials = 1; /* sequential: later trials compare against finished ones */
+    ASSERT_OK(dray_tune_run(rt, "quad", sp, &o, &g));
+    ASSERT_EQ(dray_tune_grid_num_errors(g), 0);
+    size_t early = 0;
+    for (size_t i = 0; i < 12; i++) {
+        check_history(g, i);
+        early += dray_tune_grid_iterations(g, i) < 10;
+    }
+    ASSERT_GT(early, 0);
+    ASSERT_EQ(early, dray_tune_sched_num_stopped(md));
+    size_t best;
+    ASSERT_OK(dray_tune_grid_best(g, NULL, DRAY_TUNE_MODE_UNSET, "last", &best, NULL));
+    ASSERT_NEAR(dray_tune_config_num(dray_tune_grid_config(g, best), "x", -1), 0.3, 1e-12);
+    dray_tune_grid_destroy(g);
+    dray_tune_sched_destroy(md);
+    dray_tune_space_destroy(sp);
+}
+
+TEST(tpe_run_and_table)
+{
+    dray_tune_space *sp;
+    ASSERT_OK(dray_tune_space_create(&sp));
+    ASSERT_OK(dray_tune_space_uniform(sp, "x", -1, 2));
+    ASSERT_OK(dray_tune_space_randint(sp, "y", 0, 5));
+    ASSERT_OK(dray_tune_space_const(sp, "iters", dray_tune_i(2)));
+    dray_tune_tpe_opts to;
+    dray_tune_tpe_opts_init(&to);
+    to.metric = "loss";
+    to.mode = DRAY_TUNE_MIN;
+    to.num_samples = 30;
+    to.seed = 4;
+    dray_tune_searcher *tpe;
+    ASSERT_OK(dray_tune_searcher_create_tpe(sp, &to, &tpe));
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.metric = "loss";
+    o.mode = DRAY_TUNE_MIN;
+    o.searcher = tpe;
+    o.verbose = DRAY_TUNE_TABLE_ALWAYS;
+    /* the live table goes to stderr: catch it in a file */
+    char path[] = "/tmp/dray_tune_tableXXXXXX";
+    int fd = mkstemp(path);
+    ASSERT_TRUE(fd >= 0);
+    fflush(stderr);
+    int saved = dup(2);
+    dup2(fd, 2);
+    dray_tune_grid *g;
+    dray_status st = dray_tune_run(rt, "quad", sp, &o, &g);
+    fflush(stderr);
+    dup2(saved, 2);
+    close(saved);
+    ASSERT_OK(st);
+    char buf[8192] = {0};
+    ASSERT_TRUE(pread(fd, buf, sizeof(buf) - 1, 0) > 0);
+    close(fd);
+    remove(path);
+    ASSERT_CONTAINS(buf, "Trial status: 30 TERMINATED");
+    ASSERT_CONTAINS(buf, "... 10 more trials");
+    ASSERT_EQ(dray_tune_grid_len(g), 30);
+    size_t best;
+    double v;
+    ASSERT_OK(dray_tune_grid_best(g, NULL, DRAY_TUNE_MODE_UNSET, "last", &best, &v));
+    ASSERT_TRUE(v < 0.5 + 0.1); /* y = 2 found, x near 0.3 */
+    dray_tune_grid_destroy(g);
+    dray_tune_searcher_destroy(tpe);
+    dray_tune_space_destroy(sp);
+}
+
+TEST(unavailable_resources)
+{
+    dray_tune_space *sp = xy_space();
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.verbose = DRAY_TUNE_QUIET;
+    o.num_gpus = 1; /* the runtime offers no GPU */
+    dray_tune_grid *g;
+    ASSERT_OK(dray_tune_run(rt, "quad", sp, &o, &g));
+    ASSERT_EQ(dray_tune_grid_num_errors(g), 12);
+    ASSERT_CONTAINS(dray_tune_grid_error(g, 0), "cannot start trial 0");
+    dray_tune_grid_destroy(g);
+    dray_tune_space_destroy(sp);
+}
+
 int main(int argc, char **argv)
 {
     dray_config cfg;
@@ -427,7 +587,9 @@ int main(int argc, char **argv)
         return 1;
     static const test_case_ cases[] = {T_(grid_asha_function), T_(failures_retries_and_stops),
                                        T_(concurrency_budget_and_stop_fn), T_(class_trainable_pbt),
-                                       T_(interrupt_and_resume), T_(bad_input)};
+                                       T_(interrupt_and_resume), T_(bad_input),
+                                       T_(hyperband_and_median_run), T_(tpe_run_and_table),
+                                       T_(unavailable_resources)};
     int rc = run_tests_(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
     dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN);
     return rc;
