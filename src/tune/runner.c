@@ -710,14 +710,16 @@ dray_status dray_tune_run(dray_runtime *rt, const char *trainable, const dray_tu
     if (st != DRAY_OK)
         goto out_trials;
     dray_tune_grid *g = calloc(1, sizeof(*g));
-    if (!g || (opts->metric && !(g->metric = dray__tune_strdup(opts->metric)))) {
+    /* best() defaults to the run's metric and mode, else the scheduler's */
+    const char *metric = opts->metric ? opts->metric : r.sched->metric;
+    if (!g || (metric && !(g->metric = dray__tune_strdup(metric)))) {
         free(g);
         st = dray_set_error(DRAY_ENOMEM, "tune: out of memory for the result grid");
         goto out_trials;
     }
     g->t = r.t;
     g->n = r.n;
-    g->mode = opts->mode;
+    g->mode = opts->mode != DRAY_TUNE_MODE_UNSET ? opts->mode : r.sched->mode;
     r.t = NULL;
     r.n = 0;
     *out = g;
