@@ -443,6 +443,12 @@ DRAY_API dray_status dray_tune_run(dray_runtime *rt, const char *trainable,
                                    dray_tune_grid **out);
 
 /* ==== Result grid =================================================================================== */
+/* dray_tune_grid_load: the grid of the experiment saved in `dir` (a run's storage_path), finished or
+ * interrupted, for inspection; checkpoints go into rt's object store. `metric`/`mode` (may be NULL /
+ * UNSET) become the defaults of best(). DRAY_ENOTFOUND when `dir` holds no state, DRAY_EFORMAT
+ * naming the file when it is corrupt. On DRAY_OK *out is owned: dray_tune_grid_destroy(). */
+DRAY_API dray_status dray_tune_grid_load(dray_runtime *rt, const char *dir, const char *metric,
+                                         dray_tune_mode mode, dray_tune_grid **out);
 DRAY_API void dray_tune_grid_destroy(dray_tune_grid *g);
 DRAY_API size_t dray_tune_grid_len(const dray_tune_grid *g);
 /* Per trial (index i < len). Borrowed from g. */

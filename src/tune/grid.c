@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 void dray__tune_trial_fini(dray__tune_trial *t)
 {
@@ -139,7 +140,9 @@ static dray_status columns(const dray_tune_grid *g, names *cp, names *mn)
             st = names_add(cp, t->cfg->e[k].path);
         const dray_tune_result *r = dray_tune_grid_last(g, i);
         for (size_t k = 0; r && k < r->n && st == DRAY_OK; k++)
-            st = names_add(mn, r->kv[k].name);
+            if (strcmp(r->kv[k].name, "training_iteration") != 0 &&
+                strcmp(r->kv[k].name, "time_total_s") != 0) /* fixed columns already */
+                st = names_add(mn, r->kv[k].name);
     }
     return st;
 }
@@ -159,11 +162,23 @@ static void csv_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* csv_num: the shortest of %.15g/%.16g/%.17g that reads back as the same double */
+static void csv_num(FILE *f, double v)
+{
+    char buf[40];
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(buf, sizeof(buf), "%.*g", prec, v);
+        if (strtod(buf, NULL) == v || prec == 17 || isnan(v))
+            break;
+    }
+    fputs(buf, f);
+}
+
 static void csv_val(FILE *f, const dray_tune_val *v)
 {
     switch (v->kind) {
     case DRAY_TUNE_INT: fprintf(f, "%lld", (long long)v->u.i); break;
-    case DRAY_TUNE_FLOAT: fprintf(f, "%.17g", v->u.f); break;
+    case DRAY_TUNE_FLOAT: csv_num(f, v->u.f); break;
     case DRAY_TUNE_BOOL: fputs(v->u.b ? "true" : "false", f); break;
     case DRAY_TUNE_STR: csv_str(f, v->u.s); break;
     default: break;
@@ -204,7 +219,7 @@ dray_status dray_tune_grid_write_csv(const dray_tune_grid *g, const char *path)
             double v;
             fputc(',', f);
             if (r && dray_tune_result_get(r, mn.v[k], &v))
-                fprintf(f, "%.17g", v);
+                csv_num(f, v);
         }
         fputc(',', f);
         csv_str(f, t->error ? t->error : "");

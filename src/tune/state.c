@@ -214,3 +214,31 @@ dray_status dray__tune_state_load(dray_runtime *rt, const char *dir, dray__tune_
     *n_out = count;
     return DRAY_OK;
 }
+
+dray_status dray_tune_grid_load(dray_runtime *rt, const char *dir, const char *metric,
+                                dray_tune_mode mode, dray_tune_grid **out)
+{
+    if (!rt || !dir || !out)
+        return dray_set_error(DRAY_EINVAL, "tune: grid_load needs a runtime, a directory and out");
+    dray__tune_trial *t = NULL;
+    size_t n = 0;
+    int64_t suggested;
+    dray_status st = dray__tune_state_load(rt, dir, &t, &n, &suggested);
+    if (st == DRAY_ENOTFOUND)
+        return dray_set_error(st, "tune: no experiment state in '%s'", dir);
+    if (st != DRAY_OK)
+        return st;
+    dray_tune_grid *g = calloc(1, sizeof(*g));
+    if (!g || (metric && !(g->metric = dray__tune_strdup(metric)))) {
+        free(g);
+        for (size_t i = 0; i < n; i++)
+            dray__tune_trial_fini(&t[i]);
+        free(t);
+        return dray_set_error(DRAY_ENOMEM, "tune: out of memory for the result grid");
+    }
+    g->t = t;
+    g->n = n;
+    g->mode = mode;
+    *out = g;
+    return DRAY_OK;
+}

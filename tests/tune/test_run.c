@@ -169,12 +169,28 @@ TEST(grid_asha_function)
     int rows = 0;
     ASSERT_TRUE(fgets(line, sizeof(line), f) != NULL);
     ASSERT_CONTAINS(line, "trial_id,status,iterations,time_total_s,config/x,config/y,config/sleep_us,"
-                          "loss,x_seen");
+                          "loss,x_seen,time_this_iter_s,error\n");
     while (fgets(line, sizeof(line), f))
         rows++;
     fclose(f);
-    remove(csv);
     ASSERT_EQ(rows, 12);
+    /* pandas reads it back: 12 rows, unique columns, the same best trial */
+    if (system("/usr/bin/python3 -c 'import pandas' 2>/dev/null") == 0) {
+        char cmd[512], out[128] = {0};
+        snprintf(cmd, sizeof(cmd),
+                 "/usr/bin/python3 -c \"import pandas as pd; d = pd.read_csv('%s'); "
+                 "assert d.columns.is_unique; b = d.loc[d['loss'].idxmin()]; "
+                 "print(len(d), int(b['trial_id']), b['config/x'], int(b['config/y']))\"",
+                 csv);
+        FILE *p = popen(cmd, "r");
+        ASSERT_TRUE(p != NULL);
+        ASSERT_TRUE(fgets(out, sizeof(out), p) != NULL);
+        ASSERT_EQ(pclose(p), 0);
+        char want[128];
+        snprintf(want, sizeof(want), "12 %zu 0.3 2\n", best);
+        ASSERT_STREQ(out, want);
+    }
+    remove(csv);
     char table[4096];
     dray_tune_grid_table(g, table, sizeof(table));
     ASSERT_CONTAINS(table, "12 TERMINATED");
@@ -349,6 +365,17 @@ TEST(interrupt_and_resume)
     for (size_t i = 0; i < dray_tune_grid_len(g); i++)
         unfinished += dray_tune_grid_status(g, i) != DRAY_TUNE_TERMINATED;
     ASSERT_GT(unfinished, 0);
+    /* the saved state reads back as the same grid */
+    dray_tune_grid *saved;
+    ASSERT_OK(dray_tune_grid_load(rt, dir, "loss", DRAY_TUNE_MIN, &saved));
+    ASSERT_EQ(dray_tune_grid_len(saved), dray_tune_grid_len(g));
+    for (size_t i = 0; i < dray_tune_grid_len(g); i++) {
+        ASSERT_EQ(dray_tune_grid_status(saved, i), dray_tune_grid_status(g, i));
+        ASSERT_TRUE(dray_tune_config_equal(dray_tune_grid_config(saved, i), dray_tune_grid_config(g, i)));
+    }
+    dray_tune_grid_destroy(saved);
+    ASSERT_STATUS(dray_tune_grid_load(rt, "/tmp/dray_tune_no_such_dir", NULL, DRAY_TUNE_MIN, &saved),
+                  DRAY_ENOTFOUND);
     dray_tune_grid_destroy(g);
     o.stop_experiment = NULL;
     o.resume = true;
