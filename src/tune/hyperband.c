@@ -136,10 +136,11 @@ static dray_status hb_on_add(dray_tune_sched *s, const dray_tune_host *host, int
 {
     hb *h = (hb *)s;
     (void)host;
+    if (trial < 0)
+        return dray_set_error(DRAY_EINVAL, "tune: HyperBand: trial id %d is negative", trial);
     hb_bracket **slot = trial_slot(h, trial);
     if (!slot)
-        return dray_set_error(DRAY_ENOMEM, "tune: HyperBand: bad trial id %d or out of memory",
-                              trial);
+        return dray_set_error(DRAY_ENOMEM, "tune: HyperBand: out of memory");
     dray_status st;
     if (h->n_bands == 0 && (st = new_band(h)) != DRAY_OK)
         return st;

@@ -172,10 +172,11 @@ static void md_destroy(dray_tune_sched *s)
 static dray_status md_on_add(dray_tune_sched *s, const dray_tune_host *h, int trial)
 {
     (void)h;
-    return hist((median *)s, trial, true) ? DRAY_OK
-                                          : dray_set_error(DRAY_EINVAL,
-                                                           "tune: median stopping: bad trial id %d",
-                                                           trial);
+    if (trial < 0)
+        return dray_set_error(DRAY_EINVAL, "tune: median stopping: trial id %d is negative", trial);
+    return hist((median *)s, trial, true)
+               ? DRAY_OK
+               : dray_set_error(DRAY_ENOMEM, "tune: median stopping: out of memory");
 }
 
 static const dray__tune_sched_ops md_ops = {"MedianStopping", md_on_add, md_on_result, md_on_complete,

@@ -367,6 +367,7 @@ dray_status dray__tune_config_encode(const dray_tune_config *cfg, void **buf, si
 typedef struct rbuf {
     const unsigned char *p;
     size_t n, off;
+    bool nomem; /* a string could not be allocated (not a format error) */
 } rbuf;
 
 static bool rget(rbuf *r, void *d, size_t len)
@@ -385,8 +386,10 @@ static char *rstr(rbuf *r)
     if (!rget(r, &n, 4) || r->n - r->off < n || memchr(r->p + r->off, 0, n))
         return NULL;
     char *s = malloc((size_t)n + 1);
-    if (!s)
+    if (!s) {
+        r->nomem = true;
         return NULL;
+    }
     memcpy(s, r->p + r->off, n);
     s[n] = '\0';
     r->off += n;
@@ -395,7 +398,7 @@ static char *rstr(rbuf *r)
 
 dray_status dray__tune_config_decode(const void *buf, size_t len, dray_tune_config **out)
 {
-    rbuf r = {buf, len, 0};
+    rbuf r = {buf, len, 0, false};
     unsigned char hdr[2];
     uint32_t n;
     if (!rget(&r, hdr, 2) || hdr[0] != 'C' || hdr[1] != 1 || !rget(&r, &n, 4))
@@ -422,6 +425,8 @@ dray_status dray__tune_config_decode(const void *buf, size_t len, dray_tune_conf
         }
         if (ok)
             st = dray_tune_config_set(c, path, v);
+        else if (r.nomem)
+            st = dray_set_error(DRAY_ENOMEM, "tune: out of memory decoding a config");
         else
             st = dray_set_error(DRAY_EFORMAT, "tune: config bytes: entry %u at offset %zu is corrupt",
                                 i, at);
@@ -462,7 +467,7 @@ dray_status dray__tune_result_encode(const dray_tune_result *res, void **buf, si
 
 dray_status dray__tune_result_decode(const void *buf, size_t len, dray_tune_result **out)
 {
-    rbuf r = {buf, len, 0};
+    rbuf r = {buf, len, 0, false};
     unsigned char hdr[2];
     uint32_t n;
     if (!rget(&r, hdr, 2) || hdr[0] != 'R' || hdr[1] != 1 || !rget(&r, &n, 4))
@@ -477,6 +482,8 @@ dray_status dray__tune_result_decode(const void *buf, size_t len, dray_tune_resu
         double v;
         if (name && rget(&r, &v, 8))
             st = dray_tune_result_set(res, name, v);
+        else if (r.nomem)
+            st = dray_set_error(DRAY_ENOMEM, "tune: out of memory decoding a result");
         else
             st = dray_set_error(DRAY_EFORMAT, "tune: result bytes: entry %u at offset %zu is corrupt",
                                 i, at);
