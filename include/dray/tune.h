@@ -474,6 +474,15 @@ DRAY_API dray_status dray_tune_grid_best(const dray_tune_grid *g, const char *me
 /* dray_tune_grid_write_csv: one row per trial: trial_id, status, iterations, time_total_s, each
  * config path as config/<path>, each last metric, error. Borrows path. */
 DRAY_API dray_status dray_tune_grid_write_csv(const dray_tune_grid *g, const char *path);
+/* dray_tune_grid_to_table: the same rows as the CSV as a frame table (trial_id int64, status utf8,
+ * iterations int64, time_total_s float64, config/<path> typed by its values (int64, float64, bool or
+ * utf8; missing = null), metrics float64 (missing = null), error utf8 (null when none)). Needs the
+ * frame module in the build: DRAY_EUNSUPPORTED without it. On DRAY_OK *out is owned:
+ * dray_table_release(). */
+typedef struct dray_table dray_table;
+DRAY_API dray_status dray_tune_grid_to_table(const dray_tune_grid *g, dray_table **out);
+/* dray_tune_grid_write_parquet: that table as one Parquet file at `path` (frame/parquet modules). */
+DRAY_API dray_status dray_tune_grid_write_parquet(const dray_tune_grid *g, const char *path);
 /* dray_tune_grid_table: the status table (like Ray's reporter) into buf; returns the full length. */
 DRAY_API size_t dray_tune_grid_table(const dray_tune_grid *g, char *buf, size_t size);
 
