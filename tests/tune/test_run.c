@@ -604,6 +604,85 @@ TEST(unavailable_resources)
     dray_tune_space_destroy(sp);
 }
 
+/* acc: a function trainable with state carried by checkpoints: acc += 1 - |x - 0.7| per step */
+static dray_status acc_fn(dray_tune_session *s, const dray_tune_config *cfg, void *user)
+{
+    (void)user;
+    double x = dray_tune_config_num(cfg, "x", 0), state[2] = {0, 0}; /* iteration, acc */
+    size_t len;
+    const void *ck = dray_tune_session_checkpoint(s, &len);
+    if (ck && len == sizeof(state))
+        memcpy(state, ck, sizeof(state));
+    if ((int64_t)state[0] != dray_tune_session_iteration(s))
+        return dray_set_error(DRAY_EINVAL, "checkpoint at %g, session at %lld", state[0],
+                              (long long)dray_tune_session_iteration(s));
+    dray_status st = DRAY_OK;
+    while (st == DRAY_OK) {
+        state[0] += 1;
+        state[1] += 1 - fabs(x - 0.7);
+        dray_tune_metric m[] = {{"acc", state[1]}};
+        st = dray_tune_report_checkpoint(s, m, 1, state, sizeof(state));
+    }
+    return st == DRAY_ECANCELED ? DRAY_OK : st;
+}
+static dray_tune_trainable acc_def = {"acc", acc_fn, NULL, NULL, NULL};
+DRAY_TUNE_TRAINABLE(acc_def)
+
+TEST(function_trainable_pbt)
+{
+    dray_tune_space *sp, *mut;
+    ASSERT_OK(dray_tune_space_create(&sp));
+    ASSERT_OK(dray_tune_space_uniform(sp, "x", 0, 1));
+    ASSERT_OK(dray_tune_space_create(&mut));
+    ASSERT_OK(dray_tune_space_uniform(mut, "x", 0, 1));
+    dray_tune_pbt_opts po;
+    dray_tune_pbt_opts_init(&po);
+    po.time_attr = "training_iteration";
+    po.perturbation_interval = 3;
+    po.mutations = mut;
+    po.seed = 2;
+    dray_tune_sched *pbt;
+    ASSERT_OK(dray_tune_sched_create_pbt(&po, &pbt));
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.metric = "acc";
+    o.mode = DRAY_TUNE_MAX;
+    o.scheduler = pbt;
+    o.num_samples = 8;
+    o.seed = 9;
+    o.verbose = DRAY_TUNE_QUIET;
+    dray_tune_stop stop[] = {{"training_iteration", 30}};
+    o.stop = stop;
+    o.n_stop = 1;
+    dray_tune_grid *g;
+    ASSERT_OK(dray_tune_run(rt, "acc", sp, &o, &g));
+    ASSERT_EQ(dray_tune_grid_num_errors(g), 0);
+    char dbg[128];
+    dray_tune_sched_debug(pbt, dbg, sizeof(dbg));
+    ASSERT_TRUE(strstr(dbg, " 0 perturbs") == NULL);
+    for (size_t i = 0; i < 8; i++) {
+        ASSERT_EQ(dray_tune_grid_status(g, i), DRAY_TUNE_TERMINATED);
+        ASSERT_EQ(dray_tune_grid_iterations(g, i), 30);
+        /* iterations only grow: an exploit continues from the source's checkpoint iteration
+         * (which may be ahead, as in Ray), and the trainable checked that its checkpoint and the
+         * session agree on the iteration (else the trial would have errored) */
+        size_t n;
+        const dray_tune_result *const *h = dray_tune_grid_history(g, i, &n);
+        double prev = 0;
+        for (size_t k = 0; k < n; k++) {
+            double it;
+            ASSERT_TRUE(dray_tune_result_get(h[k], "training_iteration", &it));
+            ASSERT_TRUE(it > prev);
+            prev = it;
+        }
+        ASSERT_EQ((int64_t)prev, 30);
+    }
+    dray_tune_grid_destroy(g);
+    dray_tune_sched_destroy(pbt);
+    dray_tune_space_destroy(sp);
+    dray_tune_space_destroy(mut);
+}
+
 int main(int argc, char **argv)
 {
     dray_config cfg;
@@ -616,7 +695,7 @@ int main(int argc, char **argv)
                                        T_(concurrency_budget_and_stop_fn), T_(class_trainable_pbt),
                                        T_(interrupt_and_resume), T_(bad_input),
                                        T_(hyperband_and_median_run), T_(tpe_run_and_table),
-                                       T_(unavailable_resources)};
+                                       T_(unavailable_resources), T_(function_trainable_pbt)};
     int rc = run_tests_(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
     dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN);
     return rc;
