@@ -36,9 +36,9 @@ typedef struct tstate {
     double x;
     int64_t i;
 } tstate;
-static dray_status t_setup(const dray_tune_config *cfg, void *user, void **state)
+static dray_status t_setup(dray_runtime *rt, const dray_tune_config *cfg, void *user, void **state)
 {
-    (void)user;
+    (void)user, (void)rt;
     tstate *t = calloc(1, sizeof(*t));
     if (!t)
         return DRAY_ENOMEM;

@@ -339,8 +339,9 @@ typedef struct dray_tune_session dray_tune_session;
 typedef dray_status (*dray_tune_fn)(dray_tune_session *s, const dray_tune_config *cfg, void *user);
 
 typedef struct dray_tune_class {
-    /* Builds the trial's state from its config (borrowed). Required. */
-    dray_status (*setup)(const dray_tune_config *cfg, void *user, void **state);
+    /* Builds the trial's state from its config (borrowed). `rt` is the runtime running the trial:
+     * step may submit dray tasks and wait for them (the worker helps while it waits). Required. */
+    dray_status (*setup)(dray_runtime *rt, const dray_tune_config *cfg, void *user, void **state);
     /* One training iteration: sets metrics in *r (empty on entry). Setting "done" to 1 ends the
      * trial after this result. Required. */
     dray_status (*step)(void *state, dray_tune_result *r);
@@ -382,6 +383,10 @@ DRAY_API dray_status dray_tune_report_checkpoint(dray_tune_session *s, const dra
                                                  size_t n, const void *data, size_t len);
 /* dray_tune_session_checkpoint: the checkpoint this run starts from (borrowed; NULL, 0 if none). */
 DRAY_API const void *dray_tune_session_checkpoint(dray_tune_session *s, size_t *len);
+/* dray_tune_session_runtime: the runtime running the trial, for nested dray work. The function runs
+ * on its own thread while its actor's step call holds a worker: with nested tasks, leave workers
+ * free (max_concurrent_trials below the worker count) or use a class trainable. */
+DRAY_API dray_runtime *dray_tune_session_runtime(dray_tune_session *s);
 /* dray_tune_session_iteration: the training_iteration the next report will carry, minus one. */
 DRAY_API int64_t dray_tune_session_iteration(dray_tune_session *s);
 

@@ -38,6 +38,7 @@ static double now_s(void)
 /* ==== the session of a function trainable ==== */
 struct dray_tune_session {
     const dray_tune_trainable *t;
+    dray_runtime *rt;
     dray_tune_config *cfg;
     pthread_t thread;
     bool started;
@@ -150,6 +151,8 @@ const void *dray_tune_session_checkpoint(dray_tune_session *s, size_t *len)
 
 int64_t dray_tune_session_iteration(dray_tune_session *s) { return s ? s->iter : 0; }
 
+dray_runtime *dray_tune_session_runtime(dray_tune_session *s) { return s ? s->rt : NULL; }
+
 static void session_destroy(dray_tune_session *s)
 {
     if (!s)
@@ -211,6 +214,7 @@ static dray_status trial_init(dray_ctx *ctx, const dray_value *args, size_t narg
             goto out_nomem;
         a->sess = s;
         s->t = t;
+        s->rt = dray_ctx_runtime(ctx);
         s->cfg = cfg;
         cfg = NULL;
         s->iter = args[3].u.i;
@@ -223,7 +227,7 @@ static dray_status trial_init(dray_ctx *ctx, const dray_value *args, size_t narg
             s->start_ckpt_len = klen;
         }
     } else {
-        if ((st = t->cls->setup(cfg, t->user, &a->state)) != DRAY_OK) {
+        if ((st = t->cls->setup(dray_ctx_runtime(ctx), cfg, t->user, &a->state)) != DRAY_OK) {
             char why[512];
             snprintf(why, sizeof(why), "%s", dray_last_error());
             trial_destroy(a);

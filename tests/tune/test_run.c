@@ -59,9 +59,9 @@ DRAY_TUNE_TRAINABLE(quad_def)
 typedef struct counter {
     double lr, score;
 } counter;
-static dray_status c_setup(const dray_tune_config *cfg, void *user, void **state)
+static dray_status c_setup(dray_runtime *rt_, const dray_tune_config *cfg, void *user, void **state)
 {
-    (void)user;
+    (void)user, (void)rt_;
     counter *c = calloc(1, sizeof(*c));
     if (!c)
         return DRAY_ENOMEM;
@@ -683,6 +683,107 @@ TEST(function_trainable_pbt)
     dray_tune_space_destroy(mut);
 }
 
+/* nested dray work inside trials: a task summing i^2 for i < n */
+DRAY_FUNCTION(tune_test_sumsq)
+{
+    int64_t n = args[0].u.i, acc = 0;
+    for (int64_t i = 0; i < n; i++)
+        acc += i * i;
+    *result = dray_int(acc);
+    return DRAY_OK;
+}
+
+static dray_status nested_sum(dray_runtime *nrt, int64_t n, int64_t *out)
+{
+    dray_ref *refs[4];
+    dray_value arg = dray_int(n);
+    for (int k = 0; k < 4; k++)
+        if (dray_submit(nrt, "tune_test_sumsq", &arg, 1, NULL, &refs[k]) != DRAY_OK)
+            return DRAY_EIO;
+    *out = 0;
+    dray_status st = DRAY_OK;
+    for (int k = 0; k < 4; k++) {
+        dray_value v;
+        if (st == DRAY_OK && (st = dray_get(nrt, refs[k], -1, &v)) == DRAY_OK)
+            *out += v.u.i;
+        dray_ref_release(refs[k]);
+    }
+    return st;
+}
+
+typedef struct nested {
+    dray_runtime *rt;
+    int64_t n;
+} nested;
+static dray_status n_setup(dray_runtime *nrt, const dray_tune_config *cfg, void *user, void **state)
+{
+    (void)user;
+    nested *x = calloc(1, sizeof(*x));
+    if (!x)
+        return DRAY_ENOMEM;
+    x->rt = nrt;
+    x->n = dray_tune_config_int(cfg, "n", 10);
+    *state = x;
+    return DRAY_OK;
+}
+static dray_status n_step(void *state, dray_tune_result *r)
+{
+    nested *x = state;
+    int64_t total;
+    dray_status st = nested_sum(x->rt, x->n, &total);
+    return st == DRAY_OK ? dray_tune_result_set(r, "total", (double)total) : st;
+}
+static const dray_tune_class nested_cls = {n_setup, n_step, NULL, NULL, free};
+static dray_tune_trainable nested_cls_def = {"nested_cls", NULL, &nested_cls, NULL, NULL};
+DRAY_TUNE_TRAINABLE(nested_cls_def)
+
+static dray_status nested_fn(dray_tune_session *s, const dray_tune_config *cfg, void *user)
+{
+    (void)user;
+    int64_t n = dray_tune_config_int(cfg, "n", 10), total;
+    dray_status st = DRAY_OK;
+    while (st == DRAY_OK) {
+        if ((st = nested_sum(dray_tune_session_runtime(s), n, &total)) != DRAY_OK)
+            break;
+        dray_tune_metric m[] = {{"total", (double)total}};
+        st = dray_tune_report(s, m, 1);
+    }
+    return st == DRAY_ECANCELED ? DRAY_OK : st;
+}
+static dray_tune_trainable nested_fn_def = {"nested_fn", nested_fn, NULL, NULL, NULL};
+DRAY_TUNE_TRAINABLE(nested_fn_def)
+
+TEST(nested_tasks)
+{
+    dray_tune_space *sp;
+    ASSERT_OK(dray_tune_space_create(&sp));
+    dray_tune_val ns[] = {dray_tune_i(10), dray_tune_i(100), dray_tune_i(1000), dray_tune_i(7)};
+    ASSERT_OK(dray_tune_space_grid(sp, "n", ns, 4));
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.verbose = DRAY_TUNE_QUIET;
+    dray_tune_stop stop[] = {{"training_iteration", 5}};
+    o.stop = stop;
+    o.n_stop = 1;
+    for (int pass = 0; pass < 2; pass++) {
+        /* class trainables run step on a worker, which helps while waiting: every worker may hold
+         * a trial; function trainables hold a worker while their thread computes: leave one free */
+        o.max_concurrent_trials = pass == 0 ? 0 : dray_runtime_num_workers(rt) - 1;
+        dray_tune_grid *g;
+        ASSERT_OK(dray_tune_run(rt, pass == 0 ? "nested_cls" : "nested_fn", sp, &o, &g));
+        ASSERT_EQ(dray_tune_grid_num_errors(g), 0);
+        for (size_t i = 0; i < 4; i++) {
+            int64_t n = dray_tune_config_int(dray_tune_grid_config(g, i), "n", 0);
+            double total;
+            ASSERT_TRUE(dray_tune_result_get(dray_tune_grid_last(g, i), "total", &total));
+            ASSERT_EQ((int64_t)total, 4 * (n - 1) * n * (2 * n - 1) / 6);
+            ASSERT_EQ(dray_tune_grid_iterations(g, i), 5);
+        }
+        dray_tune_grid_destroy(g);
+    }
+    dray_tune_space_destroy(sp);
+}
+
 int main(int argc, char **argv)
 {
     dray_config cfg;
@@ -695,7 +796,8 @@ int main(int argc, char **argv)
                                        T_(concurrency_budget_and_stop_fn), T_(class_trainable_pbt),
                                        T_(interrupt_and_resume), T_(bad_input),
                                        T_(hyperband_and_median_run), T_(tpe_run_and_table),
-                                       T_(unavailable_resources), T_(function_trainable_pbt)};
+                                       T_(unavailable_resources), T_(function_trainable_pbt),
+                                       T_(nested_tasks)};
     int rc = run_tests_(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
     dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN);
     return rc;
