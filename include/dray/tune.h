@@ -102,6 +102,7 @@ typedef dray_status (*dray_tune_sample_fn)(const dray_tune_config *partial, dray
 
 /* dray_tune_space_create: an empty space. On DRAY_OK *out is owned: dray_tune_space_destroy(). */
 DRAY_API dray_status dray_tune_space_create(dray_tune_space **out);
+/* dray_tune_space_destroy: frees the space (searchers and PBT borrowing it must be gone). NULL-safe. */
 DRAY_API void dray_tune_space_destroy(dray_tune_space *sp);
 /* Domains. All borrow `path` and values (copied). Bounds follow Ray: uniform [lo, hi); loguniform
  * lo > 0; randint [lo, hi) (hi exclusive); qrandint [lo, hi] inclusive, rounded to multiples of q;
@@ -140,6 +141,8 @@ typedef struct dray_tune_metric {
     double value;
 } dray_tune_metric;
 
+/* dray_tune_result_create / _clone: an empty result / a deep copy of `r` (borrowed). On DRAY_OK *out
+ * is owned: dray_tune_result_destroy() (NULL-safe). */
 DRAY_API dray_status dray_tune_result_create(dray_tune_result **out);
 DRAY_API dray_status dray_tune_result_clone(const dray_tune_result *r, dray_tune_result **out);
 DRAY_API void dray_tune_result_destroy(dray_tune_result *r);
@@ -147,6 +150,7 @@ DRAY_API void dray_tune_result_destroy(dray_tune_result *r);
 DRAY_API dray_status dray_tune_result_set(dray_tune_result *r, const char *name, double value);
 /* dray_tune_result_get: true and *value when `name` is present. */
 DRAY_API bool dray_tune_result_get(const dray_tune_result *r, const char *name, double *value);
+/* dray_tune_result_len / _name_at / _value_at: iteration in report order (names borrowed from r). */
 DRAY_API size_t dray_tune_result_len(const dray_tune_result *r);
 DRAY_API const char *dray_tune_result_name_at(const dray_tune_result *r, size_t i);
 DRAY_API double dray_tune_result_value_at(const dray_tune_result *r, size_t i);
@@ -265,6 +269,7 @@ DRAY_API dray_status dray_tune_sched_create_hyperband(const dray_tune_hyperband_
 DRAY_API dray_status dray_tune_sched_create_median(const dray_tune_median_opts *o,
                                                    dray_tune_sched **out);
 DRAY_API dray_status dray_tune_sched_create_pbt(const dray_tune_pbt_opts *o, dray_tune_sched **out);
+/* dray_tune_sched_destroy: frees a scheduler (not while a run uses it). NULL-safe. */
 DRAY_API void dray_tune_sched_destroy(dray_tune_sched *s);
 
 /* dray_tune_sched_name: "FIFO", "ASHA", "HyperBand", "MedianStopping", "PBT". */
@@ -312,12 +317,14 @@ typedef struct dray_tune_tpe_opts {
     double gamma;            /* fraction of observations counted as good (0.25) */
     uint64_t seed;
 } dray_tune_tpe_opts;
+/* dray_tune_tpe_opts_init: the defaults above (metric and mode must still be set). */
 DRAY_API void dray_tune_tpe_opts_init(dray_tune_tpe_opts *o);
 /* dray_tune_searcher_create_tpe: a Tree-structured Parzen Estimator over the space's random and
  * choice domains (grids are DRAY_EINVAL; constants and sample_from pass through). Borrows sp. */
 DRAY_API dray_status dray_tune_searcher_create_tpe(const dray_tune_space *sp,
                                                    const dray_tune_tpe_opts *o,
                                                    dray_tune_searcher **out);
+/* dray_tune_searcher_destroy: frees a searcher (not while a run uses it). NULL-safe. */
 DRAY_API void dray_tune_searcher_destroy(dray_tune_searcher *s);
 /* dray_tune_searcher_suggest: a config for new trial `trial`; on DRAY_OK *out is owned. */
 DRAY_API dray_status dray_tune_searcher_suggest(dray_tune_searcher *s, int trial,
@@ -454,7 +461,9 @@ DRAY_API dray_status dray_tune_run(dray_runtime *rt, const char *trainable,
  * naming the file when it is corrupt. On DRAY_OK *out is owned: dray_tune_grid_destroy(). */
 DRAY_API dray_status dray_tune_grid_load(dray_runtime *rt, const char *dir, const char *metric,
                                          dray_tune_mode mode, dray_tune_grid **out);
+/* dray_tune_grid_destroy: frees the grid and everything borrowed from it. NULL-safe. */
 DRAY_API void dray_tune_grid_destroy(dray_tune_grid *g);
+/* dray_tune_grid_len: the number of trials, in creation order (trial ids 0..len-1). */
 DRAY_API size_t dray_tune_grid_len(const dray_tune_grid *g);
 /* Per trial (index i < len). Borrowed from g. */
 DRAY_API const dray_tune_config *dray_tune_grid_config(const dray_tune_grid *g, size_t i);
