@@ -784,6 +784,52 @@ TEST(nested_tasks)
     dray_tune_space_destroy(sp);
 }
 
+/* vshape: loss_i = |i - 5| + x for i = 1..10 (best at i = 5); config nan = true reports NaN */
+static dray_status vshape(dray_tune_session *s, const dray_tune_config *cfg, void *user)
+{
+    (void)user;
+    double x = dray_tune_config_num(cfg, "x", 0);
+    bool nan = dray_tune_config_get(cfg, "nan") && dray_tune_config_get(cfg, "nan")->u.b;
+    for (int i = 1; i <= 10; i++) {
+        dray_tune_metric m[] = {{"loss", nan ? NAN : fabs(i - 5.0) + x}};
+        dray_status st = dray_tune_report(s, m, 1);
+        if (st != DRAY_OK)
+            return st == DRAY_ECANCELED ? DRAY_OK : st;
+    }
+    return DRAY_OK;
+}
+static dray_tune_trainable vshape_def = {"vshape", vshape, NULL, NULL, NULL};
+DRAY_TUNE_TRAINABLE(vshape_def)
+
+TEST(best_scopes)
+{
+    dray_tune_space *sp;
+    ASSERT_OK(dray_tune_space_create(&sp));
+    dray_tune_val xs[] = {dray_tune_f(0.5), dray_tune_f(0.25), dray_tune_f(0.75)};
+    dray_tune_val nans[] = {dray_tune_b(false), dray_tune_b(true)};
+    ASSERT_OK(dray_tune_space_grid(sp, "x", xs, 3));
+    ASSERT_OK(dray_tune_space_grid(sp, "nan", nans, 2));
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.verbose = DRAY_TUNE_QUIET;
+    dray_tune_grid *g;
+    ASSERT_OK(dray_tune_run(rt, "vshape", sp, &o, &g));
+    size_t last_i, all_i;
+    double last_v, all_v;
+    ASSERT_OK(dray_tune_grid_best(g, "loss", DRAY_TUNE_MIN, "last", &last_i, &last_v));
+    ASSERT_OK(dray_tune_grid_best(g, "loss", DRAY_TUNE_MIN, "all", &all_i, &all_v));
+    /* trial 1 is x = 0.25, nan = false (first grid parameter fastest); NaN trials never win */
+    ASSERT_EQ(last_i, 1);
+    ASSERT_EQ(all_i, 1);
+    ASSERT_NEAR(last_v, 5.25, 0);
+    ASSERT_NEAR(all_v, 0.25, 0);
+    ASSERT_OK(dray_tune_grid_best(g, "loss", DRAY_TUNE_MAX, "all", &all_i, &all_v));
+    ASSERT_EQ(all_i, 2);
+    ASSERT_NEAR(all_v, 5.75, 0); /* |10 - 5| + 0.75 */
+    dray_tune_grid_destroy(g);
+    dray_tune_space_destroy(sp);
+}
+
 int main(int argc, char **argv)
 {
     dray_config cfg;
@@ -797,7 +843,7 @@ int main(int argc, char **argv)
                                        T_(interrupt_and_resume), T_(bad_input),
                                        T_(hyperband_and_median_run), T_(tpe_run_and_table),
                                        T_(unavailable_resources), T_(function_trainable_pbt),
-                                       T_(nested_tasks)};
+                                       T_(nested_tasks), T_(best_scopes)};
     int rc = run_tests_(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
     dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN);
     return rc;
