@@ -61,14 +61,18 @@ DRAY_API dray_status dray_serve_parse_json(const char *data, size_t len, cJSON *
  * 404 not found, 503 busy, 504 timeout, 500 otherwise). */
 DRAY_API int dray_serve_http_status(dray_status st);
 
+typedef struct dray_serve dray_serve;
+typedef struct dray_serve_handle dray_serve_handle;
+
 /* ==== Deployment classes ===========================================================================
  * Callbacks run on serve's threads; one replica's callbacks never run concurrently with each other,
  * so `state` needs no lock. Returning non-OK with dray_set_error() reports the message to the client;
  * DRAY_EFATAL from call or health_check marks the replica dead: it is replaced. */
 typedef struct dray_serve_class {
     const char *name;
-    /* Builds a replica's state from `user_config` (borrowed; NULL when none). Required. */
-    dray_status (*init)(const cJSON *user_config, void **state);
+    /* Builds a replica's state from `user_config` (borrowed; NULL when none). `serve` (borrowed) is
+     * the instance, for dray_serve_get_handle (composition). Required. */
+    dray_status (*init)(dray_serve *serve, const cJSON *user_config, void **state);
     /* Answers one request. Required unless batch_call is set. */
     dray_status (*call)(void *state, dray_serve_request *req, dray_serve_response *resp);
     /* Answers n requests at once (dynamic batching); resps[i] answers reqs[i]. A non-OK return fails
@@ -99,9 +103,6 @@ DRAY_API const dray_serve_class *dray_serve_class_find(const char *name);
     }
 
 /* ==== Serve instance ===============================================================================*/
-typedef struct dray_serve dray_serve;
-typedef struct dray_serve_handle dray_serve_handle;
-
 typedef struct dray_serve_opts {
     const char *host;            /* default "127.0.0.1" */
     int port;                    /* 0: ephemeral (read it with dray_serve_port); -1: no HTTP */

@@ -140,7 +140,9 @@ static void control_one(dray_serve *s, dray_serve_handle *h, double now)
         drain_one(h, false);
         fresh--;
     }
-    dray__serve_reap(h);
+    dead = dray__serve_reap(h);
+    if (dead > 0)
+        atomic_fetch_add(&h->restarts, (uint64_t)dead);
 }
 
 static void *controller_main(void *arg)

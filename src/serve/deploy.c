@@ -171,7 +171,7 @@ dray_status dray__serve_replica_start(dray_serve_handle *h, dray__serve_replica 
     pthread_mutex_init(&r->lock, NULL);
     pthread_mutex_init(&r->qlock, NULL);
     pthread_cond_init(&r->qcond, NULL);
-    st = r->cls->init(h->user_config, &r->state);
+    st = r->cls->init(h->serve, h->user_config, &r->state);
     if (st != DRAY_OK) {
         char msg[512];
         snprintf(msg, sizeof(msg), "%s", dray_last_error());
@@ -1123,6 +1123,8 @@ dray_status dray_serve_status_json(dray_serve *s, cJSON **out)
         goto fail;
     cJSON_AddStringToObject(root, "host", s->host);
     cJSON_AddNumberToObject(root, "port", s->port);
+    cJSON_AddNumberToObject(root, "http_requests", (double)atomic_load(&s->http_requests));
+    cJSON_AddNumberToObject(root, "http_seconds", (double)atomic_load(&s->http_ns) * 1e-9);
     pthread_rwlock_rdlock(&s->routes_rw);
     for (dray_serve_handle *h = s->deps; h; h = h->next) {
         dray_serve_stats st;
@@ -1150,6 +1152,9 @@ dray_status dray_serve_status_json(dray_serve *s, cJSON **out)
         cJSON_AddNumberToObject(d, "errors", (double)st.errors);
         cJSON_AddNumberToObject(d, "batches", (double)st.batches);
         cJSON_AddNumberToObject(d, "restarts", (double)st.restarts);
+        cJSON_AddNumberToObject(d, "batched_requests", (double)st.batched_requests);
+        cJSON_AddNumberToObject(d, "max_batch_seen", st.max_batch_seen);
+        cJSON_AddNumberToObject(d, "call_seconds", st.call_seconds);
     }
     pthread_rwlock_unlock(&s->routes_rw);
     *out = root;

@@ -23,6 +23,7 @@ typedef struct conn_ctx {
     bool too_big;
     bool pending;    /* queued on a batcher; the connection is suspended */
     bool answered;   /* the batcher filled `call` */
+    double t0;       /* when the headers arrived */
     dray__serve_call call;
 } conn_ctx;
 
@@ -216,6 +217,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ctx->len = 0;
         ctx->too_big = ctx->pending = ctx->answered = false;
         ctx->active = true;
+        ctx->t0 = dray__serve_now();
         atomic_fetch_add(&s->inflight, 1);
         *req_cls = ctx;
         const char *cl = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -279,6 +281,9 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     ctx->active = false;
     *req_cls = NULL;
+    atomic_fetch_add_explicit(&s->http_ns, (uint64_t)((dray__serve_now() - ctx->t0) * 1e9),
+                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->http_requests, 1, memory_order_relaxed);
     atomic_fetch_sub(&s->inflight, 1);
 }
 

@@ -87,6 +87,7 @@ struct dray_serve {
     struct dray_serve_handle *deps;
     pthread_rwlock_t routes_rw; /* ingress reads the list, deploy/delete write */
     atomic_int inflight;      /* HTTP requests being answered */
+    atomic_uint_fast64_t http_requests, http_ns; /* answered, and time from headers to answer */
     atomic_bool stopping;
     /* Controller. */
     pthread_t controller;

@@ -136,8 +136,9 @@ static dray_status read_row(const dray_serve_logreg *m, const cJSON *arr, const 
     return DRAY_OK;
 }
 
-static dray_status logreg_init(const cJSON *cfg, void **state)
+static dray_status logreg_init(dray_serve *serve, const cJSON *cfg, void **state)
 {
+    (void)serve;
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(cfg, "model_path");
     if (!cJSON_IsString(p))
         return dray_set_error(DRAY_EINVAL, "LogisticRegression: user_config needs \"model_path\"");
@@ -162,7 +163,7 @@ static void logreg_destroy(void *state)
 static dray_status logreg_reconfigure(void *state, const cJSON *cfg)
 {
     void *fresh;
-    dray_status st = logreg_init(cfg, &fresh);
+    dray_status st = logreg_init(NULL, cfg, &fresh);
     if (st != DRAY_OK)
         return st;
     dray_serve_logreg *m = state;

@@ -16,8 +16,9 @@ typedef struct echo_state {
     char tag[64];
 } echo_state;
 
-static dray_status echo_init(const cJSON *cfg, void **state)
+static dray_status echo_init(dray_serve *serve, const cJSON *cfg, void **state)
 {
+    (void)serve;
     echo_state *e = calloc(1, sizeof(*e));
     if (!e)
         return DRAY_ENOMEM;
@@ -66,7 +67,7 @@ static dray_serve_class echo_class = {
 };
 DRAY_SERVE_CLASS(echo_class)
 
-static void sleep_ms(double ms)
+static inline void sleep_ms(double ms)
 {
     struct timespec ts = {(time_t)(ms / 1000), (long)((ms - (double)(long)(ms / 1000) * 1000) * 1e6)};
     nanosleep(&ts, NULL);
@@ -80,8 +81,9 @@ typedef struct sleeper_state {
     int unhealthy_after;
 } sleeper_state;
 
-static dray_status sleeper_init(const cJSON *cfg, void **state)
+static dray_status sleeper_init(dray_serve *serve, const cJSON *cfg, void **state)
 {
+    (void)serve;
     sleeper_state *s = calloc(1, sizeof(*s));
     if (!s)
         return DRAY_ENOMEM;
@@ -128,7 +130,7 @@ static dray_serve_class sleeper_class = {
 DRAY_SERVE_CLASS(sleeper_class)
 
 /* Trains a logistic regression on generated separable-ish data and saves it to `path`. */
-static void train_model(const char *path, size_t dim, dray_serve_logreg *m)
+static inline void train_model(const char *path, size_t dim, dray_serve_logreg *m)
 {
     size_t n = 400;
     double *x = malloc(n * dim * sizeof(double)), *y = malloc(n * sizeof(double));
@@ -149,7 +151,7 @@ static void train_model(const char *path, size_t dim, dray_serve_logreg *m)
 }
 
 /* HTTP helpers. */
-static int http(dray_serve *s, const char *method, const char *path, const char *body, char **resp)
+static inline int http(dray_serve *s, const char *method, const char *path, const char *body, char **resp)
 {
     int status = 0;
     ASSERT_OK(dray_serve_http_request("127.0.0.1", dray_serve_port(s), method, path, body,
@@ -157,7 +159,7 @@ static int http(dray_serve *s, const char *method, const char *path, const char 
     return status;
 }
 
-static dray_serve *start_serve(int port)
+static inline dray_serve *start_serve(int port)
 {
     dray_serve_opts o;
     dray_serve_opts_init(&o);
