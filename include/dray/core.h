@@ -325,7 +325,8 @@ DRAY_API const dray_function *dray_function_find(const char *name);
     }                                                                                            \
     static dray_status fname(dray_ctx *ctx __attribute__((unused)),                              \
                              const dray_value *args __attribute__((unused)),                     \
-                             size_t nargs __attribute__((unused)), dray_value *result)
+                             size_t nargs __attribute__((unused)),                       \
+                             dray_value *result __attribute__((unused)))
 
 /* Inside a task. */
 /* dray_ctx_runtime: the runtime running the task (for nested submission). */

@@ -1,0 +1,299 @@
+/* Internals of the core module shared by its files: cells (a task and its result object in one),
+ * the per-thread contexts, queues and the runtime object. Nothing here is public API. */
+#ifndef DRAY_CORE_INTERNAL_H
+#define DRAY_CORE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+
+#include "dray/core.h"
+
+#define DRAY__CACHE_LINE 64
+
+/* ==== Errors ==== */
+dray_status dray__set_errorv(dray_status st, const char *fmt, va_list ap);
+void dray__clear_error(void);
+
+/* ==== Blobs: the heap part of values ==== */
+struct dray__blob {
+    _Atomic uint32_t refs;
+    uint32_t type; /* dray_type */
+    size_t len;    /* bytes: length; string: length without NUL; list/map: entries */
+};
+
+/* Error payload, stored after the blob header of a DRAY_T_ERROR value. */
+typedef struct dray__error {
+    dray__blob hdr;
+    dray_status status;
+    int arg_index;
+    dray_value cause; /* DRAY_T_ERROR or null */
+    const char *function;
+    const char *message;
+    /* strings follow */
+} dray__error;
+
+/* ==== Cells ====
+ * A cell is a task and the object holding its result, or a put object. Refs are pointers to cells.
+ * Completion is a single exchange of `dependents` to DRAY__CLOSED: before it the cell is pending, after
+ * it `status` and `result` are final. Edges on the list are dependent tasks (deps_left is decremented)
+ * or waiters (woken). Cells come from the runtime's slabs (slab.c). */
+typedef struct dray__edge {
+    struct dray__edge *next;
+    uintptr_t target; /* dray_ref* of a dependent, or dray__waiter* | 1 */
+} dray__edge;
+
+#define DRAY__CLOSED ((dray__edge *)(uintptr_t)1)
+
+typedef struct dray__waiter {
+    _Atomic uint32_t refs;   /* one per registration, plus the waiting thread's */
+    _Atomic uint32_t ready;  /* completions seen */
+    _Atomic uint32_t futex;  /* bumped on every signal */
+    uint32_t need;           /* wake the thread when ready reaches this */
+} dray__waiter;
+
+enum dray__cell_kind {
+    DRAY__CELL_FREE = 0,
+    DRAY__CELL_PUT,
+    DRAY__CELL_TASK,
+    DRAY__CELL_ACTOR_CALL,
+    DRAY__CELL_ACTOR_DRAIN, /* an actor's drain, embedded in the actor */
+};
+
+enum dray__cell_flags {
+    DRAY__F_REF_ARGS = 1, /* some argument is a ref */
+    DRAY__F_EXTRA = 2,    /* `extra` is set */
+};
+
+/* Options and overflow storage of a cell that needs them. */
+struct dray__task_extra {
+    dray_value *args;     /* when nargs > 2 */
+    dray__edge *edges;    /* edges beyond the two inline ones */
+    char *name;
+    int retries_left;
+    bool retry_exceptions;
+    bool gated;           /* needs resources beyond one CPU */
+    double num_cpus;
+    dray_resource *res;
+    size_t n_res;
+    struct dray_actor *actor; /* actor calls */
+    int method;               /* -1: the constructor */
+};
+
+/* What a running task sees. */
+struct dray_ctx {
+    dray_runtime *rt;
+    dray_ref *cell;
+    struct dray__worker *worker;
+    void *actor_state;
+};
+
+struct dray_ref {
+    _Atomic uint32_t refs;
+    _Atomic uint32_t deps_left; /* refs not ready + 1 while submitting */
+    int16_t status;             /* final once closed */
+    uint8_t kind;
+    uint8_t flags;
+    uint16_t nargs;
+    _Atomic uint8_t cancel;
+    uint8_t pad_;
+    const dray_function *fn;
+    _Atomic(dray__edge *) dependents;
+    struct dray_ref *next; /* free lists, actor mailbox */
+    union {
+        dray_value args[2]; /* inline arguments while pending (nargs <= 2) */
+        dray_value result;  /* once run */
+    } u;
+    dray__edge edges[2]; /* inline edges to the first two pending ref arguments */
+    struct dray__task_extra *extra;
+};
+
+/* ==== Per-thread counters (single writer, read racily by stats) ==== */
+typedef struct dray__counters {
+    _Atomic uint64_t submitted, finished, failed, retried, canceled, stolen;
+    _Atomic uint64_t allocs, frees, actor_calls;
+} dray__counters;
+
+static inline void dray__count(_Atomic uint64_t *c, uint64_t n)
+{
+    atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n,
+                          memory_order_relaxed);
+}
+
+/* ==== Cell cache: a thread's free list of cells (slab.c) ==== */
+typedef struct dray__cell_cache {
+    dray_ref *head;
+    size_t count;
+} dray__cell_cache;
+
+/* ==== Work-stealing deque (Chase-Lev), deque.c ==== */
+typedef struct dray__ring {
+    size_t mask;
+    struct dray__ring *retired; /* older rings, freed with the deque */
+    _Atomic(dray_ref *) slot[];
+} dray__ring;
+
+typedef struct dray__deque {
+    _Alignas(DRAY__CACHE_LINE) _Atomic int64_t top;
+    _Alignas(DRAY__CACHE_LINE) _Atomic int64_t bottom;
+    _Atomic(dray__ring *) ring;
+} dray__deque;
+
+dray_status dray__deque_init(dray__deque *q, size_t cap);
+void dray__deque_fini(dray__deque *q);
+/* Owner only. */
+dray_status dray__deque_push(dray__deque *q, dray_ref *c);
+dray_ref *dray__deque_pop(dray__deque *q);
+/* Any thread: takes the oldest entry. */
+dray_ref *dray__deque_steal(dray__deque *q);
+/* Any thread, on a deque whose owner never pops (external producers): claims up to `max` of the
+ * oldest entries into out[]; returns how many. */
+size_t dray__deque_steal_batch(dray__deque *q, dray_ref **out, size_t max);
+static inline int64_t dray__deque_size(dray__deque *q)
+{
+    return atomic_load_explicit(&q->bottom, memory_order_relaxed) -
+           atomic_load_explicit(&q->top, memory_order_relaxed);
+}
+
+/* ==== Thread contexts ====
+ * Workers run tasks; producers are external threads that submit (their queue is only stolen from).
+ * Both carry a cell cache and counters. */
+typedef struct dray__worker {
+    dray__deque deque;
+    dray_runtime *rt;
+    int index;
+    int help_depth;
+    bool started;
+    pthread_t thread;
+    uint64_t rng;
+    dray__cell_cache cache;
+    dray__counters c;
+} __attribute__((aligned(DRAY__CACHE_LINE))) dray__worker;
+
+typedef struct dray__producer {
+    dray__deque deque;
+    struct dray__producer *next;
+    pthread_t thread;
+    dray__cell_cache cache;
+    dray__counters c;
+} __attribute__((aligned(DRAY__CACHE_LINE))) dray__producer;
+
+/* The calling thread's context for one runtime. */
+typedef struct dray__tls {
+    dray_runtime *rt;
+    uint64_t rt_id;
+    dray__worker *worker;     /* set on worker threads */
+    dray__producer *producer; /* set on external threads once they used rt */
+} dray__tls;
+
+extern _Thread_local dray__tls dray__tls_slot;
+
+/* ==== Resources (resource.c) ==== */
+typedef struct dray__resource_pool {
+    size_t n;
+    char **names;
+    double *total;
+    double *used;
+} dray__resource_pool;
+
+/* ==== The runtime ==== */
+#define DRAY__MAX_SPARES 256
+
+struct dray_runtime {
+    uint64_t id;
+    int nworkers;             /* regular workers */
+    dray__worker *workers;    /* nworkers + DRAY__MAX_SPARES slots */
+    _Atomic int nslots;       /* started slots (workers + spares) */
+    _Atomic int blocked;      /* workers blocked in a wait without helping */
+    _Atomic(dray__producer *) producers;
+
+    _Alignas(DRAY__CACHE_LINE) _Atomic uint32_t epoch; /* futex word for parked workers */
+    _Atomic int sleepers;
+    _Atomic int stopping;
+    _Atomic int canceling;
+
+    pthread_mutex_t lock; /* slabs, free batches, producers, resources, actors */
+    void *slabs;          /* list of slabs (slab.c) */
+    dray_ref *free_batches; /* batches of free cells, linked through extra */
+    size_t free_cells;
+    dray_ref *orphans;    /* cells freed by threads without a context */
+    size_t n_orphans;
+    _Atomic uint64_t orphan_frees;
+
+    int progress;
+    size_t memory_limit;
+    dray__resource_pool res;
+    dray_ref *res_waiting; /* tasks parked until resources free up, under lock */
+    pthread_cond_t res_cond;
+
+    _Atomic int64_t actors_live;
+    struct dray_actor *actors; /* every live actor, under lock */
+    struct dray__fn_table *fns;
+};
+
+/* ==== Cross-file internals ==== */
+/* The calling thread's context for rt (creates a producer on first use); NULL only on ENOMEM. */
+dray__counters *dray__thread_counters(dray_runtime *rt);
+dray__cell_cache *dray__thread_cache(dray_runtime *rt);
+
+/* slab.c */
+dray_status dray__cell_alloc(dray_runtime *rt, dray_ref **out);
+void dray__cell_free(dray_ref *c);
+dray_runtime *dray__cell_runtime(const dray_ref *c);
+void dray__slabs_destroy(dray_runtime *rt);
+
+/* task.c */
+void dray__schedule(dray_runtime *rt, dray_ref *c);
+void dray__wake(dray_runtime *rt, int n);
+dray_ref *dray__run_cell(dray_runtime *rt, dray__worker *w, dray_ref *c);
+void dray__complete(dray_runtime *rt, dray_ref *c, dray_status st, dray_value result,
+                    dray_ref **next_out);
+bool dray__find_work_and_run(dray_runtime *rt, dray__worker *w);
+void dray__cell_drop_values(dray_ref *c);
+dray_status dray__make_task(dray_runtime *rt, const dray_function *fn, const dray_value *args,
+                            size_t nargs, const dray_task_opts *opts, uint8_t kind,
+                            dray_ref **out);
+void dray__submit_cell(dray_runtime *rt, dray_ref *c);
+dray_value *dray__cell_args(dray_ref *c);
+dray_status dray__wait_cell(dray_runtime *rt, dray_ref *c, int64_t timeout_ms);
+dray_status dray__wait_all(dray_runtime *rt, dray_ref *const *refs, size_t n);
+dray_status dray__wait_some(dray_runtime *rt, dray_ref *const *refs, size_t n, size_t need,
+                            int64_t timeout_ms);
+void dray__worker_blocking(dray_runtime *rt, int delta);
+
+/* worker.c */
+void dray__futex_wait(_Atomic uint32_t *addr, uint32_t val, const struct timespec *timeout);
+void dray__futex_wake(_Atomic uint32_t *addr, int n);
+int64_t dray__now_ns(void);
+
+/* actor.c */
+void dray__actors_destroy(dray_runtime *rt);
+void dray__actor_run_drain(dray_runtime *rt, dray__worker *w, dray_ref *c);
+bool dray__actor_run_call(dray_runtime *rt, dray__worker *w, dray_ref *c);
+void dray__actor_call_ready(dray_runtime *rt, dray_ref *c);
+void dray__actor_drop_call(dray_ref *c);
+
+/* registry.c */
+dray_status dray__fn_table_build(dray_runtime *rt);
+void dray__fn_table_free(dray_runtime *rt);
+const dray_function *dray__fn_lookup(dray_runtime *rt, const char *name);
+
+/* resource.c */
+dray_status dray__resources_init(dray_runtime *rt, const dray_config *cfg);
+void dray__resources_fini(dray_runtime *rt);
+dray_status dray__resources_check(dray_runtime *rt, double cpus, const dray_resource *r, size_t n);
+/* Takes c's resources, or parks c until dray__resources_release frees enough (returns false). */
+bool dray__resources_acquire(dray_runtime *rt, dray_ref *c);
+void dray__task_resources(const dray_ref *c, double *cpus, const dray_resource **r, size_t *n);
+void dray__resources_release(dray_runtime *rt, double cpus, const dray_resource *r, size_t n);
+
+/* progress.c */
+void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, const char *what);
+
+/* value.c */
+dray_status dray__blob_alloc(uint32_t type, size_t len, size_t payload, dray__blob **out);
+void dray__blob_release(dray__blob *b);
+
+#endif /* DRAY_CORE_INTERNAL_H */
