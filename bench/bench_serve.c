@@ -1,8 +1,11 @@
 /* The server side of bench/serve.sh: serves a no-op deployment or the logistic regression model
  * (optionally batched) on 127.0.0.1 for a while, then prints its counters. Usage:
- * bench_serve noop|model|batched REPLICAS SECONDS MODEL_FILE; prints "port N" first, and at the end
+ * bench_serve noop|model|batched REPLICAS SECONDS MODEL_FILE [actors|direct]; replicas run as core
+ * actors on an embedded runtime by default ("direct": in the ingress threads). Prints "port N" first,
+ * and at the end
  * "requests N server_us X model_us Y" (mean server time per request, from headers to answer, and
  * mean time in the deployment's call). */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,11 +48,20 @@ int main(int argc, char **argv)
     }
     const char *mode = argv[1];
     int replicas = atoi(argv[2]), seconds = atoi(argv[3]);
+    bool actors = argc < 6 || strcmp(argv[5], "direct") != 0;
+    dray_runtime *rt = NULL;
+    if (actors && dray_init(NULL, &rt) != DRAY_OK) {
+        fprintf(stderr, "bench_serve: %s\n", dray_last_error());
+        return 1;
+    }
     dray_serve_opts o;
     dray_serve_opts_init(&o);
+    o.rt = rt;
     dray_serve *s;
     if (dray_serve_start(&o, &s) != DRAY_OK) {
         fprintf(stderr, "bench_serve: %s\n", dray_last_error());
+        if (rt)
+            dray_shutdown(rt, DRAY_SHUTDOWN_CANCEL);
         return 1;
     }
     dray_serve_deployment_opts d;
@@ -73,6 +85,8 @@ int main(int argc, char **argv)
     if (dray_serve_run(s, &d, &h) != DRAY_OK) {
         fprintf(stderr, "bench_serve: %s\n", dray_last_error());
         dray_serve_shutdown(s, 1);
+        if (rt)
+            dray_shutdown(rt, DRAY_SHUTDOWN_CANCEL);
         return 1;
     }
     printf("port %d\n", dray_serve_port(s));
@@ -91,5 +105,7 @@ int main(int argc, char **argv)
         cJSON_Delete(st);
     }
     dray_serve_shutdown(s, 5);
+    if (rt)
+        dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN);
     return 0;
 }

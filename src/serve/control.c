@@ -23,11 +23,9 @@ static void health_checks(dray_serve_handle *h, double now)
         if (!routable(r) || !r->cls->health_check ||
             now - r->last_health < h->opts.health_check_period_s)
             continue;
-        pthread_mutex_lock(&r->lock);
         double t0 = dray__serve_now();
-        dray_status st = r->cls->health_check(r->state);
+        dray_status st = dray__serve_replica_health(r);
         double dt = dray__serve_now() - t0;
-        pthread_mutex_unlock(&r->lock);
         r->last_health = dray__serve_now();
         if (st != DRAY_OK || dt > h->opts.health_check_timeout_s) {
             fprintf(stderr, "serve: deployment '%s': replica %llu failed its health check (%s), "

@@ -46,6 +46,14 @@ double dray__serve_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+void dray__serve_deadline(struct timespec *ts, double from_now)
+{
+    clock_gettime(CLOCK_REALTIME, ts);
+    long ns = ts->tv_nsec + (long)(from_now * 1e9);
+    ts->tv_sec += ns / 1000000000;
+    ts->tv_nsec = ns % 1000000000;
+}
+
 static void sleep_s(double s)
 {
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
@@ -154,68 +162,7 @@ dray_status dray_serve_request_json(dray_serve_request *req, const cJSON **out)
     return DRAY_OK;
 }
 
-/* ==== Replicas =====================================================================================*/
-static void *batcher_main(void *arg);
-
-dray_status dray__serve_replica_start(dray_serve_handle *h, dray__serve_replica **out)
-{
-    dray_status st = DRAY_ENOMEM;
-    dray__serve_replica *r = calloc(1, sizeof(*r));
-    if (!r)
-        return dray_set_error(st, "serve: deployment '%s': out of memory", h->name);
-    r->dep = h;
-    r->cls = h->cls;
-    r->id = atomic_fetch_add(&h->serve->next_replica_id, 1);
-    snprintf(r->version, sizeof(r->version), "%s", h->version);
-    r->last_health = dray__serve_now();
-    pthread_mutex_init(&r->lock, NULL);
-    pthread_mutex_init(&r->qlock, NULL);
-    pthread_cond_init(&r->qcond, NULL);
-    st = r->cls->init(h->serve, h->user_config, &r->state);
-    if (st != DRAY_OK) {
-        char msg[512];
-        snprintf(msg, sizeof(msg), "%s", dray_last_error());
-        dray_set_error(st, "serve: deployment '%s': replica init failed: %s", h->name, msg);
-        goto out_free;
-    }
-    if (dray__serve_batches(h)) {
-        r->max_batch = (size_t)(h->opts.max_batch_size > 0 ? h->opts.max_batch_size : 1);
-        r->batch_wait = h->opts.batch_wait_timeout_s;
-        if (pthread_create(&r->batcher, NULL, batcher_main, r) != 0) {
-            st = dray_set_error(DRAY_ENOMEM, "serve: deployment '%s': cannot start batcher",
-                                h->name);
-            goto out_destroy;
-        }
-        r->has_batcher = true;
-    }
-    *out = r;
-    return DRAY_OK;
-out_destroy:
-    r->cls->destroy(r->state);
-out_free:
-    pthread_cond_destroy(&r->qcond);
-    pthread_mutex_destroy(&r->qlock);
-    pthread_mutex_destroy(&r->lock);
-    free(r);
-    return st;
-}
-
-void dray__serve_replica_stop(dray__serve_replica *r)
-{
-    if (r->has_batcher) {
-        pthread_mutex_lock(&r->qlock);
-        r->stop = true;
-        pthread_cond_broadcast(&r->qcond);
-        pthread_mutex_unlock(&r->qlock);
-        pthread_join(r->batcher, NULL);
-    }
-    r->cls->destroy(r->state);
-    pthread_cond_destroy(&r->qcond);
-    pthread_mutex_destroy(&r->qlock);
-    pthread_mutex_destroy(&r->lock);
-    free(r);
-}
-
+/* ==== Routing ======================================================================================*/
 static bool replica_routable(const dray__serve_replica *r)
 {
     return !atomic_load_explicit(&r->dead, memory_order_relaxed) &&
@@ -328,7 +275,7 @@ static void count_call(dray_serve_handle *h, double t0, dray_status st)
         atomic_fetch_add_explicit(&h->errors, 1, memory_order_relaxed);
 }
 
-static void mark_dead(dray__serve_replica *r)
+void dray__serve_mark_dead(dray__serve_replica *r)
 {
     atomic_store(&r->dead, true);
     dray__serve_controller_kick(r->dep->serve);
@@ -353,13 +300,11 @@ dray__serve_replica *dray__serve_route(dray_serve_handle *h)
 dray_status dray__serve_run_inline(dray__serve_replica *r, dray_serve_request *req,
                                    dray_serve_response *resp)
 {
-    pthread_mutex_lock(&r->lock);
     double t0 = dray__serve_now();
-    dray_status st = r->cls->call(r->state, req, resp);
+    dray_status st = dray__serve_replica_call(r, req, resp);
     count_call(r->dep, t0, st);
-    pthread_mutex_unlock(&r->lock);
-    if (st == DRAY_EFATAL)
-        mark_dead(r);
+    if (st == DRAY_EFATAL || st == DRAY_EACTOR)
+        dray__serve_mark_dead(r);
     atomic_fetch_sub_explicit(&r->ongoing, 1, memory_order_release);
     return st;
 }
@@ -368,110 +313,6 @@ dray_status dray__serve_run_inline(dray__serve_replica *r, dray_serve_request *r
 bool dray__serve_batches(const dray_serve_handle *h)
 {
     return h->cls->batch_call && (h->opts.max_batch_size > 1 || !h->cls->call);
-}
-
-void dray__serve_enqueue(dray__serve_replica *r, dray__serve_call *c)
-{
-    c->next = NULL;
-    pthread_mutex_lock(&r->qlock);
-    if (r->qtail)
-        r->qtail->next = c;
-    else
-        r->qhead = c;
-    r->qtail = c;
-    r->qlen++;
-    pthread_cond_signal(&r->qcond);
-    pthread_mutex_unlock(&r->qlock);
-}
-
-static void timespec_at(struct timespec *ts, double from_now)
-{
-    clock_gettime(CLOCK_REALTIME, ts);
-    long ns = ts->tv_nsec + (long)(from_now * 1e9);
-    ts->tv_sec += ns / 1000000000;
-    ts->tv_nsec = ns % 1000000000;
-}
-
-/* Runs one batch of n calls on r and completes them. */
-static void run_batch(dray__serve_replica *r, dray__serve_call **calls, size_t n)
-{
-    dray_serve_handle *h = r->dep;
-    dray_serve_request *reqs[n];
-    dray_serve_response resps[n];
-    memset(resps, 0, sizeof(resps));
-    for (size_t i = 0; i < n; i++)
-        reqs[i] = &calls[i]->req;
-    pthread_mutex_lock(&r->lock);
-    double t0 = dray__serve_now();
-    dray_status st = r->cls->batch_call(r->state, reqs, n, resps);
-    uint64_t ns = (uint64_t)((dray__serve_now() - t0) * 1e9);
-    pthread_mutex_unlock(&r->lock);
-    atomic_fetch_add(&h->call_ns, ns);
-    atomic_fetch_add(&h->batches, 1);
-    atomic_fetch_add(&h->batched_requests, n);
-    atomic_fetch_add(&h->requests, n);
-    int seen = atomic_load(&h->max_batch_seen);
-    while ((int)n > seen && !atomic_compare_exchange_weak(&h->max_batch_seen, &seen, (int)n)) {
-    }
-    if (st != DRAY_OK)
-        atomic_fetch_add(&h->errors, n);
-    if (st == DRAY_EFATAL)
-        mark_dead(r);
-    const char *err = st != DRAY_OK ? dray_last_error() : "";
-    for (size_t i = 0; i < n; i++) {
-        dray__serve_call *c = calls[i];
-        c->st = st;
-        if (st == DRAY_OK) {
-            c->resp = resps[i];
-        } else {
-            dray_serve_response_release(&resps[i]);
-            snprintf(c->err, sizeof(c->err), "%s", err);
-        }
-        atomic_fetch_sub(&r->ongoing, 1);
-        c->done(c);
-    }
-}
-
-static void *batcher_main(void *arg)
-{
-    dray__serve_replica *r = arg;
-    size_t max = r->max_batch;
-    double wait = r->batch_wait;
-    dray__serve_call **calls = calloc(max, sizeof(*calls));
-    pthread_mutex_lock(&r->qlock);
-    for (;;) {
-        while (!r->qhead && !r->stop)
-            pthread_cond_wait(&r->qcond, &r->qlock);
-        if (!r->qhead)
-            break;
-        if (r->qlen < max && !r->stop && wait > 0) {
-            struct timespec ts;
-            timespec_at(&ts, wait);
-            while (r->qlen < max && !r->stop)
-                if (pthread_cond_timedwait(&r->qcond, &r->qlock, &ts) == ETIMEDOUT)
-                    break;
-        }
-        size_t n = 0;
-        while (r->qhead && n < max && calls) {
-            calls[n++] = r->qhead;
-            r->qhead = r->qhead->next;
-            r->qlen--;
-        }
-        if (!r->qhead)
-            r->qtail = NULL;
-        pthread_mutex_unlock(&r->qlock);
-        if (calls) {
-            run_batch(r, calls, n);
-        } else {
-            /* No memory for the batch array: answer one at a time. */
-            dray__serve_call *one = r->qhead;
-            run_batch(r, &one, 1);
-        }
-        pthread_mutex_lock(&r->qlock);
-    }
-    pthread_mutex_unlock(&r->qlock);
-    free(calls);
-    return NULL;
 }
 
 /* ==== Handles ======================================================================================*/
@@ -563,8 +404,10 @@ dray_status dray_serve_handle_kill_replica(dray_serve_handle *h, int index)
     for (int i = 0, k = 0; i < h->n_replicas && !victim; i++)
         if (replica_routable(h->replicas[i]) && k++ == index)
             victim = h->replicas[i];
-    if (victim)
+    if (victim) {
         atomic_store(&victim->dead, true);
+        dray__serve_replica_crash(victim);
+    }
     pthread_rwlock_unlock(&h->rw);
     if (!victim)
         return dray_set_error(DRAY_ERANGE, "deployment '%s': no live replica %d", h->name, index);
@@ -746,7 +589,7 @@ int dray_serve_port(const dray_serve *s)
 dray_status dray_serve_wait_shutdown_request(dray_serve *s, double timeout_s)
 {
     struct timespec ts;
-    timespec_at(&ts, timeout_s < 0 ? 1e9 : timeout_s);
+    dray__serve_deadline(&ts, timeout_s < 0 ? 1e9 : timeout_s);
     pthread_mutex_lock(&s->lock);
     int rc = 0;
     while (!s->shutdown_requested && rc != ETIMEDOUT)
@@ -918,9 +761,7 @@ static dray_status update_dep(dray_serve *s, dray_serve_handle *h, const dray_se
         pthread_rwlock_rdlock(&h->rw);
         for (int i = 0; i < h->n_replicas && st == DRAY_OK; i++) {
             dray__serve_replica *r = h->replicas[i];
-            pthread_mutex_lock(&r->lock);
-            st = cls->reconfigure(r->state, cfg);
-            pthread_mutex_unlock(&r->lock);
+            st = dray__serve_replica_reconfigure(r, cfg);
         }
         pthread_rwlock_unlock(&h->rw);
         if (st != DRAY_OK) {

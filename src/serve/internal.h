@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <time.h>
 
 #include "dray/serve.h"
 
@@ -28,7 +29,9 @@ struct dray__serve_call {
 struct dray__serve_replica {
     struct dray_serve_handle *dep;
     const dray_serve_class *cls;
-    void *state;
+    void *state;              /* direct mode: the class's state */
+    dray_runtime *rt;         /* actor mode: the runtime and the replica's actor */
+    dray_actor *actor;
     uint64_t id;
     char version[64];
     atomic_int ongoing;       /* requests routed here and not answered yet */
@@ -116,9 +119,22 @@ void dray__serve_enqueue(dray__serve_replica *r, dray__serve_call *c);
 /* Fills resp with a JSON error body {"error": ..., "status": ...}. */
 void dray__serve_error_response(dray_serve_response *resp, int http_status, const char *msg);
 double dray__serve_now(void);
+/* *ts = CLOCK_REALTIME now + from_now seconds (for pthread_cond_timedwait). */
+void dray__serve_deadline(struct timespec *ts, double from_now);
 void dray__serve_handle_destroy(dray_serve_handle *h, double drain_timeout_s);
 dray_status dray__serve_replica_start(dray_serve_handle *h, dray__serve_replica **out);
 void dray__serve_replica_stop(dray__serve_replica *r);
+/* Run one callback on the replica's state (actor method or under its lock); errors set here. */
+dray_status dray__serve_replica_call(dray__serve_replica *r, dray_serve_request *req,
+                                     dray_serve_response *resp);
+dray_status dray__serve_replica_batch(dray__serve_replica *r, dray_serve_request *const *reqs,
+                                      size_t n, dray_serve_response *resps);
+dray_status dray__serve_replica_health(dray__serve_replica *r);
+dray_status dray__serve_replica_reconfigure(dray__serve_replica *r, const cJSON *cfg);
+/* Kills the replica's actor as a crash would (pending calls fail); no-op in direct mode. */
+void dray__serve_replica_crash(dray__serve_replica *r);
+/* Marks r dead and wakes the controller to replace it. */
+void dray__serve_mark_dead(dray__serve_replica *r);
 dray_status dray__serve_add_replica(dray_serve_handle *h);
 /* Removes replicas marked dead/draining that are idle; returns how many dead ones were removed. */
 int dray__serve_reap(dray_serve_handle *h);

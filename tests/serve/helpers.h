@@ -159,10 +159,14 @@ static inline int http(dray_serve *s, const char *method, const char *path, cons
     return status;
 }
 
+/* When set, replicas run as actors on this runtime (the *_on_actors tests). */
+static dray_runtime *test_rt;
+
 static inline dray_serve *start_serve(int port)
 {
     dray_serve_opts o;
     dray_serve_opts_init(&o);
+    o.rt = test_rt;
     o.port = port;
     o.max_body_bytes = 4096;
     o.control_period_s = 0.01;
@@ -170,5 +174,14 @@ static inline dray_serve *start_serve(int port)
     ASSERT_OK(dray_serve_start(&o, &s));
     return s;
 }
+
+/* Runs `body` with replicas as actors on a fresh runtime. */
+#define WITH_ACTORS(body)                                                                          \
+    do {                                                                                           \
+        ASSERT_OK(dray_init(NULL, &test_rt));                                                      \
+        body;                                                                                      \
+        ASSERT_OK(dray_shutdown(test_rt, DRAY_SHUTDOWN_DRAIN));                                    \
+        test_rt = NULL;                                                                            \
+    } while (0)
 
 #endif

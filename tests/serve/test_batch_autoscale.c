@@ -232,4 +232,14 @@ TEST(autoscaling_up_down_zero)
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 
-RUN_TESTS(T_(dynamic_batching), T_(batched_model_matches_direct), T_(autoscaling_up_down_zero))
+TEST(all_on_actors)
+{
+    WITH_ACTORS({
+        test_dynamic_batching();
+        test_batched_model_matches_direct();
+        test_autoscaling_up_down_zero();
+    });
+}
+
+RUN_TESTS(T_(dynamic_batching), T_(batched_model_matches_direct), T_(autoscaling_up_down_zero),
+          T_(all_on_actors))

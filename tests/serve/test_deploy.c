@@ -335,6 +335,18 @@ TEST(graceful_shutdown_drains)
     ASSERT_EQ(a.status, 200);
 }
 
+TEST(all_on_actors)
+{
+    WITH_ACTORS({
+        test_backpressure_503();
+        test_composition_through_handles();
+        test_killed_replica_is_replaced_no_silent_loss();
+        test_health_check_restart();
+        test_rolling_update_and_reconfigure();
+        test_graceful_shutdown_drains();
+    });
+}
+
 RUN_TESTS(T_(backpressure_503), T_(composition_through_handles),
           T_(killed_replica_is_replaced_no_silent_loss), T_(health_check_restart),
-          T_(rolling_update_and_reconfigure), T_(graceful_shutdown_drains))
+          T_(rolling_update_and_reconfigure), T_(graceful_shutdown_drains), T_(all_on_actors))

@@ -240,5 +240,13 @@ TEST(keepalive_and_pipelining)
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 
-RUN_TESTS(T_(system_routes), T_(routing_and_errors), T_(unknown_route_and_bad_deploys),
+TEST(model_on_actors)
+{
+    WITH_ACTORS({
+        test_model_answers();
+        test_routing_and_errors();
+    });
+}
+
+RUN_TESTS(T_(model_on_actors), T_(system_routes), T_(routing_and_errors), T_(unknown_route_and_bad_deploys),
           T_(model_answers), T_(keepalive_and_pipelining))
