@@ -1,6 +1,7 @@
 /* The server side of bench/serve.sh: serves a no-op deployment or the logistic regression model
  * (optionally batched) on 127.0.0.1 for a while, then prints its counters. Usage:
- * bench_serve noop|model|batched REPLICAS SECONDS MODEL_FILE [actors|direct]; replicas run as core
+ * bench_serve train MODEL_FILE, then bench_serve noop|model|batched REPLICAS SECONDS MODEL_FILE
+ * [actors|direct]; replicas run as core
  * actors on an embedded runtime by default ("direct": in the ingress threads). Prints "port N" first,
  * and at the end
  * "requests N server_us X model_us Y" (mean server time per request, from headers to answer, and
@@ -40,10 +41,38 @@ static dray_serve_class noop_class = {
     .name = "BenchNoop", .init = noop_init, .call = noop_call, .destroy = noop_destroy};
 DRAY_SERVE_CLASS(noop_class)
 
+/* Trains the benchmark's model (4 features, labels from a linear rule) and saves it to path. */
+static int train(const char *path)
+{
+    enum { N = 2000, D = 4 };
+    static double x[N * D], y[N];
+    unsigned long long s = 1;
+    for (int i = 0; i < N; i++) {
+        double z = 0;
+        for (int j = 0; j < D; j++) {
+            s = s * 6364136223846793005ull + 1442695040888963407ull;
+            x[i * D + j] = (double)(s >> 11) / 9007199254740992.0 * 2 - 1;
+            z += (j % 2 ? -1.0 : 1.0) * (j + 1) * x[i * D + j];
+        }
+        y[i] = z > 0;
+    }
+    dray_serve_logreg m;
+    if (dray_serve_logreg_fit(x, y, N, D, 200, 1.0, &m) != DRAY_OK ||
+        dray_serve_logreg_save(&m, path) != DRAY_OK) {
+        fprintf(stderr, "bench_serve: %s\n", dray_last_error());
+        return 1;
+    }
+    dray_serve_logreg_fini(&m);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "train") == 0)
+        return train(argv[2]);
     if (argc < 5) {
-        fprintf(stderr, "usage: bench_serve noop|model|batched REPLICAS SECONDS MODEL_FILE\n");
+        fprintf(stderr, "usage: bench_serve noop|model|batched REPLICAS SECONDS MODEL_FILE "
+                        "[actors|direct]\n       bench_serve train MODEL_FILE\n");
         return 2;
     }
     const char *mode = argv[1];

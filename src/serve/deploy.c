@@ -266,10 +266,8 @@ static dray__serve_replica *pick_or_wait(dray_serve_handle *h, bool *busy)
     return r;
 }
 
-static void count_call(dray_serve_handle *h, double t0, dray_status st)
+static void count_call(dray_serve_handle *h, dray_status st)
 {
-    uint64_t ns = (uint64_t)((dray__serve_now() - t0) * 1e9);
-    atomic_fetch_add_explicit(&h->call_ns, ns, memory_order_relaxed);
     atomic_fetch_add_explicit(&h->requests, 1, memory_order_relaxed);
     if (st != DRAY_OK)
         atomic_fetch_add_explicit(&h->errors, 1, memory_order_relaxed);
@@ -300,9 +298,8 @@ dray__serve_replica *dray__serve_route(dray_serve_handle *h)
 dray_status dray__serve_run_inline(dray__serve_replica *r, dray_serve_request *req,
                                    dray_serve_response *resp)
 {
-    double t0 = dray__serve_now();
     dray_status st = dray__serve_replica_call(r, req, resp);
-    count_call(r->dep, t0, st);
+    count_call(r->dep, st);
     if (st == DRAY_EFATAL || st == DRAY_EACTOR)
         dray__serve_mark_dead(r);
     atomic_fetch_sub_explicit(&r->ongoing, 1, memory_order_release);
