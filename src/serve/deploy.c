@@ -1001,3 +1001,54 @@ fail:
     cJSON_Delete(root);
     return dray_set_error(DRAY_ENOMEM, "serve: status: out of memory");
 }
+
+/* ==== Handle calls as tasks ========================================================================*/
+
+/* Task: args (handle address, body JSON text or null) -> the response body as a string. */
+DRAY_FUNCTION(dray_serve_handle_task)
+{
+    if (nargs != 2 || args[0].type != DRAY_T_INT)
+        return dray_ctx_fail(ctx, DRAY_EINVAL, "dray_serve_handle_task: expects (handle, body)");
+    dray_serve_handle *h = (dray_serve_handle *)(uintptr_t)args[0].u.i;
+    cJSON *body = NULL;
+    const char *text = dray_string_cstr(&args[1]);
+    if (text && dray_serve_parse_json(text, strlen(text), &body) != DRAY_OK) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", dray_last_error());
+        return dray_ctx_fail(ctx, DRAY_EFORMAT, "%s", msg);
+    }
+    dray_serve_response resp;
+    dray_status st = dray_serve_handle_call(h, body, &resp);
+    cJSON_Delete(body);
+    if (st != DRAY_OK) {
+        char msg[256];
+        snprintf(msg, sizeof(msg), "%s", dray_last_error());
+        return dray_ctx_fail(ctx, st, "%s", msg);
+    }
+    char *out = resp.json ? cJSON_PrintUnformatted(resp.json) : NULL;
+    if (out)
+        st = dray_string_create(out, result);
+    else if (resp.body || resp.body_static)
+        st = dray_string_create_n(resp.body ? resp.body : resp.body_static, resp.len, result);
+    else
+        st = dray_string_create("", result);
+    free(out);
+    dray_serve_response_release(&resp);
+    return st;
+}
+
+dray_status dray_serve_handle_submit(dray_runtime *rt, dray_serve_handle *h, const cJSON *body,
+                                     dray_ref **out)
+{
+    dray_value args[2] = {dray_int((int64_t)(uintptr_t)h), dray_null()};
+    if (body) {
+        char *text = cJSON_PrintUnformatted(body);
+        dray_status st = text ? dray_string_create(text, &args[1]) : DRAY_ENOMEM;
+        free(text);
+        if (st != DRAY_OK)
+            return dray_set_error(st, "deployment '%s': cannot encode the body", h->name);
+    }
+    dray_status st = dray_submit(rt, "dray_serve_handle_task", args, 2, NULL, out);
+    dray_value_release(&args[1]);
+    return st;
+}

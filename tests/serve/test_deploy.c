@@ -168,6 +168,37 @@ TEST(composition_through_handles)
     ASSERT_EQ(http(s, "POST", "/double", "{\"x\": \"no\"}", &body), 400);
     ASSERT_CONTAINS(body, "x: expected a number");
     free(body);
+    /* Handle calls as tasks: refs to the answers, composable with other tasks. */
+    if (test_rt) {
+        dray_serve_handle *eh;
+        ASSERT_OK(dray_serve_get_handle(s, "echo", &eh));
+        dray_ref *refs[3];
+        for (int i = 0; i < 3; i++) {
+            cJSON *b = cJSON_CreateObject();
+            cJSON_AddNumberToObject(b, "i", i);
+            ASSERT_OK(dray_serve_handle_submit(test_rt, eh, b, &refs[i]));
+            cJSON_Delete(b);
+        }
+        for (int i = 0; i < 3; i++) {
+            dray_value v;
+            ASSERT_OK(dray_get(test_rt, refs[i], -1, &v));
+            char want[64];
+            snprintf(want, sizeof(want), "\"echo\":{\"i\":%d}", i);
+            ASSERT_CONTAINS(dray_string_cstr(&v), want);
+            dray_value_release(&v);
+            dray_ref_release(refs[i]);
+        }
+        /* A failing call is an error value. */
+        dray_serve_handle *dh;
+        ASSERT_OK(dray_serve_get_handle(s, "doubler", &dh));
+        cJSON *b = cJSON_Parse("{\"x\": \"no\"}");
+        dray_ref *ref;
+        ASSERT_OK(dray_serve_handle_submit(test_rt, dh, b, &ref));
+        cJSON_Delete(b);
+        ASSERT_STATUS(dray_get(test_rt, ref, -1, NULL), DRAY_EINVAL);
+        ASSERT_CONTAINS(dray_last_error(), "x: expected a number");
+        dray_ref_release(ref);
+    }
     /* The echo deployment has no route: only reachable through its handle. */
     ASSERT_EQ(http(s, "POST", "/echo", "{}", &body), 404);
     free(body);
