@@ -61,9 +61,12 @@ dray_status dray_serve_http_request(const char *host, int port, const char *meth
         st = dray_set_error(DRAY_EINVAL, "http client: path too long: %.80s", path);
         goto out_close;
     }
-    if ((st = write_all(fd, head, (size_t)hn, "headers")) != DRAY_OK ||
-        (len && (st = write_all(fd, body, len, "body")) != DRAY_OK))
-        goto out_close;
+    /* A server may answer (413) and close before reading the whole body: read its answer anyway. */
+    dray_status wst = write_all(fd, head, (size_t)hn, "headers");
+    if (wst == DRAY_OK && len)
+        wst = write_all(fd, body, len, "body");
+    char wmsg[256];
+    snprintf(wmsg, sizeof(wmsg), "%s", wst != DRAY_OK ? dray_last_error() : "");
     size_t n = 0, cap = 4096;
     buf = malloc(cap);
     for (;;) {
@@ -84,6 +87,10 @@ dray_status dray_serve_http_request(const char *host, int port, const char *meth
         ssize_t r = recv(fd, buf + n, cap - n - 1, 0);
         if (r < 0 && errno == EINTR)
             continue;
+        if (r < 0 && wst != DRAY_OK) {
+            st = dray_set_error(wst, "%s", wmsg);
+            goto out_free;
+        }
         if (r < 0) {
             st = dray_set_error(errno == EAGAIN ? DRAY_ETIMEDOUT : DRAY_ENET,
                                 "http client: reading from %s:%d: %s", host, port,
@@ -97,6 +104,10 @@ dray_status dray_serve_http_request(const char *host, int port, const char *meth
     buf[n] = '\0';
     int code = 0;
     char *sep = strstr(buf, "\r\n\r\n");
+    if ((sscanf(buf, "HTTP/1.%*d %d", &code) != 1 || !sep) && wst != DRAY_OK) {
+        st = dray_set_error(wst, "%s", wmsg);
+        goto out_free;
+    }
     if (sscanf(buf, "HTTP/1.%*d %d", &code) != 1 || !sep) {
         st = dray_set_error(DRAY_EFORMAT, "http client: malformed response from %s:%d", host, port);
         goto out_free;

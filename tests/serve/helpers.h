@@ -176,10 +176,10 @@ static inline dray_serve *start_serve(int port)
 }
 
 /* Runs `body` with replicas as actors on a fresh runtime. */
-#define WITH_ACTORS(body)                                                                          \
+#define WITH_ACTORS(...)                                                                           \
     do {                                                                                           \
         ASSERT_OK(dray_init(NULL, &test_rt));                                                      \
-        body;                                                                                      \
+        __VA_ARGS__;                                                                               \
         ASSERT_OK(dray_shutdown(test_rt, DRAY_SHUTDOWN_DRAIN));                                    \
         test_rt = NULL;                                                                            \
     } while (0)

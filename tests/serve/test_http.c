@@ -231,6 +231,12 @@ TEST(keepalive_and_pipelining)
     ASSERT_CONTAINS(out, "success");
     /* Garbage request line: the server answers 400 or closes, and keeps serving others. */
     raw_exchange(dray_serve_port(s), "NOT HTTP AT ALL\r\n\r\n", 1, out, sizeof(out));
+    /* A body announced far over the limit is refused before it is read. */
+    ASSERT_EQ(raw_exchange(dray_serve_port(s),
+                           "POST /api HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\n{",
+                           1, out, sizeof(out)), 1);
+    ASSERT_CONTAINS(out, "HTTP/1.1 413");
+    ASSERT_CONTAINS(out, "exceeds the limit of 4096");
     /* Client gone mid-body. */
     raw_exchange(dray_serve_port(s), "POST /api HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{",
                  0, out, sizeof(out));
@@ -248,5 +254,34 @@ TEST(model_on_actors)
     });
 }
 
-RUN_TESTS(T_(model_on_actors), T_(system_routes), T_(routing_and_errors), T_(unknown_route_and_bad_deploys),
+TEST(slow_client_times_out)
+{
+    dray_serve_opts o;
+    dray_serve_opts_init(&o);
+    o.port = 0;
+    o.request_timeout_s = 1;
+    dray_serve *s;
+    ASSERT_OK(dray_serve_start(&o, &s));
+    deploy_echo(s, "api", "/api");
+    /* Half a request, then silence: the server closes the connection after the timeout. */
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)dray_serve_port(s))};
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    const char *part = "POST /api HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{\"a\"";
+    ASSERT_EQ(send(fd, part, strlen(part), 0), (ssize_t)strlen(part));
+    /* Meanwhile everyone else is served. */
+    char *body = NULL;
+    ASSERT_EQ(http(s, "POST", "/api", "{}", &body), 200);
+    free(body);
+    struct timeval tv = {5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    char buf[256];
+    ssize_t r = recv(fd, buf, sizeof(buf), 0);
+    ASSERT_TRUE(r <= 0); /* closed (0) or reset, not answered and not left hanging */
+    close(fd);
+    ASSERT_OK(dray_serve_shutdown(s, 5));
+}
+
+RUN_TESTS(T_(slow_client_times_out), T_(model_on_actors), T_(system_routes), T_(routing_and_errors), T_(unknown_route_and_bad_deploys),
           T_(model_answers), T_(keepalive_and_pipelining))
