@@ -708,6 +708,7 @@ static dray_status wait_converged(dray_serve *s, dray_serve_handle *h, double ti
     double deadline = dray__serve_now() + timeout_s;
     for (;;) {
         int live = 0, stale = 0;
+        pthread_mutex_lock(&s->lock); /* h->version changes under it */
         pthread_rwlock_rdlock(&h->rw);
         for (int i = 0; i < h->n_replicas; i++) {
             dray__serve_replica *r = h->replicas[i];
@@ -717,7 +718,6 @@ static dray_status wait_converged(dray_serve *s, dray_serve_handle *h, double ti
             stale += strcmp(r->version, h->version) != 0;
         }
         pthread_rwlock_unlock(&h->rw);
-        pthread_mutex_lock(&s->lock);
         int target = h->target;
         pthread_mutex_unlock(&s->lock);
         if (stale == 0 && live == target)
@@ -961,6 +961,7 @@ dray_status dray_serve_status_json(dray_serve *s, cJSON **out)
         goto fail;
     cJSON_AddStringToObject(root, "host", s->host);
     cJSON_AddNumberToObject(root, "port", s->port);
+    pthread_mutex_lock(&s->lock); /* names and versions change under it */
     cJSON_AddNumberToObject(root, "http_requests", (double)atomic_load(&s->http_requests));
     cJSON_AddNumberToObject(root, "http_seconds", (double)atomic_load(&s->http_ns) * 1e-9);
     pthread_rwlock_rdlock(&s->routes_rw);
@@ -971,6 +972,7 @@ dray_status dray_serve_status_json(dray_serve *s, cJSON **out)
         if (!d || !cJSON_AddItemToArray(deps, d)) {
             cJSON_Delete(d);
             pthread_rwlock_unlock(&s->routes_rw);
+            pthread_mutex_unlock(&s->lock);
             goto fail;
         }
         cJSON_AddStringToObject(d, "name", h->name);
@@ -995,6 +997,7 @@ dray_status dray_serve_status_json(dray_serve *s, cJSON **out)
         cJSON_AddNumberToObject(d, "call_seconds", st.call_seconds);
     }
     pthread_rwlock_unlock(&s->routes_rw);
+    pthread_mutex_unlock(&s->lock);
     *out = root;
     return DRAY_OK;
 fail:

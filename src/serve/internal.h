@@ -63,7 +63,7 @@ struct dray_serve_handle {
     pthread_rwlock_t rw;      /* guards the replica array */
     dray__serve_replica **replicas;
     int n_replicas, cap_replicas;
-    int target;               /* replicas wanted (controller) */
+    atomic_int target;        /* replicas wanted (controller, dray_serve_run) */
     atomic_uint_fast64_t rng;
     atomic_int max_ongoing;   /* copies of opts read by the request path */
     atomic_bool autoscaling;
