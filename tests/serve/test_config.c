@@ -1,6 +1,7 @@
 /* Serve config files: parsing with file:line:column errors, applying them (built-in class and a
  * class from a shared library built here), and `dray serve run/status/shutdown` end to end. */
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 
 #include "serve/helpers.h"
@@ -103,39 +104,39 @@ TEST(cli_run_status_shutdown)
     const char *model = "build/test_serve_cli_model.txt";
     dray_serve_logreg m;
     train_model(model, 2, &m);
-    /* A free port: bind one, read it, release it. */
-    dray_serve *probe = start_serve(0);
-    int port = dray_serve_port(probe);
-    ASSERT_OK(dray_serve_shutdown(probe, 1));
+    /* Port 0: the CLI prints the port it got. */
     char text[1024], path[] = "build/test_serve_cli.yaml";
     snprintf(text, sizeof(text),
-             "http_options: {port: %d}\napplications:\n  - route_prefix: /\n"
+             "http_options: {port: 0}\napplications:\n  - route_prefix: /\n"
              "    import_path: LogisticRegression\n    deployments:\n"
              "      - name: LogisticRegression\n        user_config: {model_path: %s}\n",
-             port, model);
+             model);
     FILE *f = fopen(path, "w");
     fputs(text, f);
     fclose(f);
     const char *bin = getenv("DRAY_BUILD_DIR") ? getenv("DRAY_BUILD_DIR") : "build";
     char cmd[512];
+    int pipefd[2];
+    ASSERT_EQ(pipe(pipefd), 0);
     pid_t pid = fork();
     if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGTERM); /* never outlive a failed test */
+        dup2(pipefd[1], 1);
+        close(pipefd[0]);
         snprintf(cmd, sizeof(cmd), "%s/bin/dray", bin);
-        freopen("/dev/null", "w", stdout);
         execl(cmd, cmd, "serve", "run", path, (char *)NULL);
         _exit(127);
     }
-    /* Wait for it to answer. */
+    close(pipefd[1]);
+    FILE *out_f = fdopen(pipefd[0], "r");
+    char line[256] = {0};
+    int port = 0;
+    while (fgets(line, sizeof(line), out_f))
+        if (sscanf(line, "serving on http://127.0.0.1:%d", &port) == 1)
+            break;
+    ASSERT_GT(port, 0);
     int status = 0;
     char *body = NULL;
-    for (int i = 0; i < 500; i++) {
-        if (dray_serve_http_request("127.0.0.1", port, "GET", "/-/healthz", NULL, 0, 1, &status,
-                                    &body) == DRAY_OK)
-            break;
-        sleep_ms(10);
-    }
-    ASSERT_EQ(status, 200);
-    free(body);
     ASSERT_OK(dray_serve_http_request("127.0.0.1", port, "POST", "/", "{\"features\": [1, 1]}",
                                       20, 5, &status, &body));
     ASSERT_EQ(status, 200);
@@ -148,6 +149,7 @@ TEST(cli_run_status_shutdown)
              bin, port);
     ASSERT_EQ(system(cmd), 0);
     f = fopen("build/test_serve_status.txt", "r");
+    ASSERT_TRUE(f != NULL);
     char out[4096] = {0};
     fread(out, 1, sizeof(out) - 1, f);
     fclose(f);
@@ -158,6 +160,7 @@ TEST(cli_run_status_shutdown)
     ASSERT_EQ(system(cmd), 0);
     int wst = 0;
     ASSERT_EQ(waitpid(pid, &wst, 0), pid);
+    fclose(out_f);
     ASSERT_TRUE(WIFEXITED(wst));
     ASSERT_EQ(WEXITSTATUS(wst), 0);
     /* A bad config: non-zero exit. */
