@@ -86,6 +86,8 @@ int main(int argc, char **argv)
     dray_serve_opts o;
     dray_serve_opts_init(&o);
     o.rt = rt;
+    if (getenv("BENCH_SERVE_THREADS")) /* ingress threads, for tuning runs */
+        o.threads = atoi(getenv("BENCH_SERVE_THREADS"));
     dray_serve *s;
     if (dray_serve_start(&o, &s) != DRAY_OK) {
         fprintf(stderr, "bench_serve: %s\n", dray_last_error());

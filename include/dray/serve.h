@@ -145,7 +145,8 @@ typedef struct dray_serve_deployment_opts {
     double batch_wait_timeout_s;    /* default 0.01 */
     double health_check_period_s;   /* default 10 */
     double health_check_timeout_s;  /* default 30 */
-    double num_cpus;                /* resources per replica (advisory locally); default 1 */
+    double num_cpus;                /* CPUs per replica: checked against the runtime's workers
+                                     * (DRAY_ERESOURCE), not reserved; default 1 */
     /* Autoscaling, on when max_replicas > 0. */
     int min_replicas;
     int max_replicas;

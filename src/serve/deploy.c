@@ -879,6 +879,10 @@ dray_status dray_serve_run(dray_serve *s, const dray_serve_deployment_opts *o,
         return dray_set_error(DRAY_EINVAL, "serve_run: deployment has neither name nor class_name");
     if (atomic_load(&s->stopping))
         return dray_set_error(DRAY_ESHUTDOWN, "deployment '%s': serve is shutting down", name);
+    if (s->opts.rt && o->num_cpus > dray_runtime_num_workers(s->opts.rt))
+        return dray_set_error(DRAY_ERESOURCE,
+                              "deployment '%s': a replica needs %g CPUs, the runtime has %d", name,
+                              o->num_cpus, dray_runtime_num_workers(s->opts.rt));
     const dray_serve_class *cls = NULL;
     cJSON *cfg = NULL;
     dray_status st = check_opts(o, name, &cls, &cfg);

@@ -202,6 +202,15 @@ TEST(composition_through_handles)
     /* The echo deployment has no route: only reachable through its handle. */
     ASSERT_EQ(http(s, "POST", "/echo", "{}", &body), 404);
     free(body);
+    if (test_rt) {
+        dray_serve_deployment_opts big;
+        dray_serve_deployment_opts_init(&big);
+        big.name = "big";
+        big.class_name = "TestEcho";
+        big.num_cpus = 1000;
+        ASSERT_STATUS(dray_serve_run(s, &big, NULL), DRAY_ERESOURCE);
+        ASSERT_CONTAINS(dray_last_error(), "needs 1000 CPUs");
+    }
     /* An init that cannot find its handle fails the deploy, naming it. */
     dray_serve_deployment_opts d;
     dray_serve_deployment_opts_init(&d);
