@@ -1,6 +1,6 @@
 /* `dray serve run CONFIG.yaml | status | shutdown`: runs the applications of a serve config file on
- * the embedded runtime until SIGINT/SIGTERM or POST /-/shutdown; status and shutdown talk to a
- * running server over HTTP. */
+ * the embedded runtime until SIGINT/SIGTERM or POST /-/shutdown (SIGHUP reloads the file); status and
+ * shutdown talk to a running server over HTTP. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,12 +9,29 @@
 #include "cli.h"
 #include "dray/serve.h"
 
-static volatile sig_atomic_t got_signal;
+static volatile sig_atomic_t got_signal, got_reload;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    got_signal = 1;
+    if (sig == SIGHUP)
+        got_reload = 1;
+    else
+        got_signal = 1;
+}
+
+/* Re-reads the config and applies it: changed deployments roll or reconfigure in place. */
+static void reload(const char *path, dray_serve *s)
+{
+    dray_serve_config *cfg = NULL;
+    dray_status st = dray_serve_config_load(path, &cfg);
+    if (st == DRAY_OK)
+        st = dray_serve_config_apply(cfg, s);
+    if (st != DRAY_OK)
+        fprintf(stderr, "dray serve run: reload of %s failed: %s\n", path, dray_last_error());
+    else
+        printf("reloaded %s\n", path);
+    fflush(stdout);
+    dray_serve_config_destroy(cfg);
 }
 
 static int usage(void)
@@ -47,7 +64,12 @@ static int serve_run(const char *path)
     fflush(stdout);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
+    signal(SIGHUP, on_signal);
     while (!got_signal && dray_serve_wait_shutdown_request(s, 0.2) == DRAY_ETIMEDOUT) {
+        if (got_reload) {
+            got_reload = 0;
+            reload(path, s);
+        }
     }
     printf("shutting down\n");
     rc = 0;

@@ -145,6 +145,32 @@ TEST(cli_run_status_shutdown)
                 1 / (1 + exp(-(m.bias + m.w[0] + m.w[1]))), 1e-12);
     cJSON_Delete(j);
     free(body);
+    /* Reload on SIGHUP: a new model file through user_config, applied in place. */
+    const char *model2 = "build/test_serve_cli_model2.txt";
+    f = fopen(model2, "w");
+    fputs("dray-logreg 1\n2\n0\n1 1\n", f);
+    fclose(f);
+    snprintf(text, sizeof(text),
+             "http_options: {port: 0}\napplications:\n  - route_prefix: /\n"
+             "    import_path: LogisticRegression\n    deployments:\n"
+             "      - name: LogisticRegression\n        user_config: {model_path: %s}\n",
+             model2);
+    f = fopen(path, "w");
+    fputs(text, f);
+    fclose(f);
+    kill(pid, SIGHUP);
+    bool reloaded = false;
+    while (!reloaded && fgets(line, sizeof(line), out_f))
+        reloaded = strncmp(line, "reloaded", 8) == 0;
+    ASSERT_TRUE(reloaded);
+    ASSERT_OK(dray_serve_http_request("127.0.0.1", port, "POST", "/", "{\"features\": [1, 1]}",
+                                      20, 5, &status, &body));
+    ASSERT_EQ(status, 200);
+    j = cJSON_Parse(body);
+    ASSERT_NEAR(cJSON_GetObjectItem(j, "probability")->valuedouble, 1 / (1 + exp(-2.0)), 1e-12);
+    cJSON_Delete(j);
+    free(body);
+    remove(model2);
     snprintf(cmd, sizeof(cmd), "%s/bin/dray serve status --address 127.0.0.1:%d > build/test_serve_status.txt",
              bin, port);
     ASSERT_EQ(system(cmd), 0);
@@ -154,7 +180,7 @@ TEST(cli_run_status_shutdown)
     fread(out, 1, sizeof(out) - 1, f);
     fclose(f);
     ASSERT_CONTAINS(out, "\"name\":\t\"LogisticRegression\"");
-    ASSERT_CONTAINS(out, "\"requests\":\t1");
+    ASSERT_CONTAINS(out, "\"requests\":\t2");
     snprintf(cmd, sizeof(cmd), "%s/bin/dray serve shutdown --address 127.0.0.1:%d > /dev/null", bin,
              port);
     ASSERT_EQ(system(cmd), 0);
@@ -172,4 +198,56 @@ TEST(cli_run_status_shutdown)
     dray_serve_logreg_fini(&m);
 }
 
-RUN_TESTS(T_(parse_errors), T_(apply_builtin_and_plugin), T_(cli_run_status_shutdown))
+TEST(config_reload)
+{
+    dray_serve *s = start_serve(0);
+    const char *v1 = "applications:\n  - route_prefix: /e\n    import_path: TestEcho\n"
+                     "    deployments:\n      - name: TestEcho\n        num_replicas: 2\n"
+                     "        user_config: {tag: one}\n";
+    dray_serve_config *c = parse(v1);
+    ASSERT_OK(dray_serve_config_apply(c, s));
+    dray_serve_config_destroy(c);
+    char *body = NULL;
+    ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
+    ASSERT_CONTAINS(body, "\"tag\":\"one\"");
+    free(body);
+    /* Same version, new user_config: reconfigured in place. */
+    c = parse("applications:\n  - route_prefix: /e\n    import_path: TestEcho\n"
+              "    deployments:\n      - name: TestEcho\n        num_replicas: 2\n"
+              "        user_config: {tag: two}\n");
+    ASSERT_OK(dray_serve_config_apply(c, s));
+    dray_serve_config_destroy(c);
+    dray_serve_handle *h;
+    ASSERT_OK(dray_serve_get_handle(s, "TestEcho", &h));
+    dray_serve_stats st;
+    dray_serve_handle_stats(h, &st);
+    ASSERT_EQ(st.reconfigures, 1);
+    ASSERT_EQ(st.replicas, 2);
+    for (int i = 0; i < 4; i++) {
+        ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
+        ASSERT_CONTAINS(body, "\"tag\":\"two\"");
+        free(body);
+    }
+    /* New version and replica count: rolled and scaled. */
+    c = parse("applications:\n  - route_prefix: /e\n    import_path: TestEcho\n"
+              "    deployments:\n      - name: TestEcho\n        num_replicas: 3\n"
+              "        version: b\n        user_config: {tag: three}\n");
+    ASSERT_OK(dray_serve_config_apply(c, s));
+    dray_serve_config_destroy(c);
+    dray_serve_handle_stats(h, &st);
+    ASSERT_EQ(st.replicas, 3);
+    ASSERT_EQ(st.reconfigures, 1);
+    ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
+    ASSERT_CONTAINS(body, "\"tag\":\"three\"");
+    free(body);
+    /* A route change is refused, naming the deployment; the running one is untouched. */
+    c = parse("applications:\n  - route_prefix: /other\n    import_path: TestEcho\n");
+    ASSERT_STATUS(dray_serve_config_apply(c, s), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "route_prefix cannot change");
+    dray_serve_config_destroy(c);
+    ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
+    free(body);
+    ASSERT_OK(dray_serve_shutdown(s, 5));
+}
+
+RUN_TESTS(T_(config_reload), T_(parse_errors), T_(apply_builtin_and_plugin), T_(cli_run_status_shutdown))

@@ -13,6 +13,7 @@ typedef struct soak {
     int seed;
     double deadline;
     atomic_int *mismatches, *sent;
+    const char *big; /* a body over the 4096-byte limit */
 } soak;
 
 static double now_s(void)
@@ -35,10 +36,7 @@ static void vanish(int port, const char *data)
 static void *soak_main(void *p)
 {
     soak *k = p;
-    static char big[6000];
-    memset(big, '1', sizeof(big) - 1);
-    big[0] = '[';
-    big[sizeof(big) - 2] = ']';
+    const char *big = k->big;
     unsigned x = (unsigned)k->seed;
     for (int i = 0; i < 400 && now_s() < k->deadline; i++) {
         x = x * 1103515245u + 12345u;
@@ -100,10 +98,14 @@ TEST(soak_mixed_requests)
         d.batch_wait_timeout_s = 0.001;
         ASSERT_OK(dray_serve_run(s, &d, NULL));
         atomic_int mismatches = 0, sent = 0;
+        static char big[6000];
+        memset(big, '1', sizeof(big) - 1);
+        big[0] = '[';
+        big[sizeof(big) - 2] = ']';
         soak k[4];
         pthread_t t[4];
         for (int i = 0; i < 4; i++) {
-            k[i] = (soak){s, i + 1, now_s() + 3.0, &mismatches, &sent};
+            k[i] = (soak){s, i + 1, now_s() + 3.0, &mismatches, &sent, big};
             pthread_create(&t[i], NULL, soak_main, &k[i]);
         }
         for (int i = 0; i < 4; i++)
