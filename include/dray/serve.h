@@ -110,6 +110,7 @@ typedef struct dray_serve_opts {
     size_t max_body_bytes;       /* larger bodies get 413; default 1 MiB */
     int request_timeout_s;       /* idle connections closed after this; default 30 */
     int max_connections;         /* default 4096 */
+    size_t connection_memory;    /* per-connection header/read buffer (MHD pool); default 8 KiB */
     double control_period_s;     /* health/autoscaling loop period; default 0.05 */
     dray_runtime *rt;            /* borrowed; optional (handle submits need it) */
 } dray_serve_opts;

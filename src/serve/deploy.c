@@ -516,6 +516,7 @@ void dray_serve_opts_init(dray_serve_opts *o)
     o->max_body_bytes = 1 << 20;
     o->request_timeout_s = 30;
     o->max_connections = 4096;
+    o->connection_memory = 8192;
     o->control_period_s = 0.05;
 }
 
@@ -557,6 +558,8 @@ dray_status dray_serve_start(const dray_serve_opts *opts, dray_serve **out)
         s->opts.control_period_s = 0.05;
     if (s->opts.max_body_bytes == 0)
         s->opts.max_body_bytes = 1 << 20;
+    if (s->opts.connection_memory < 2048)
+        s->opts.connection_memory = 8192;
     pthread_mutex_init(&s->lock, NULL);
     pthread_rwlock_init(&s->routes_rw, NULL);
     pthread_cond_init(&s->ctl_cond, NULL);

@@ -331,6 +331,9 @@ dray_status dray__serve_http_start(dray_serve *s)
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)s->opts.request_timeout_s,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)s->opts.max_connections,
         MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
+        /* MHD clears a connection's pool for every request: keep it small (headers + read
+         * buffer; bodies go to our own buffer). The default 32 KiB costs a 32 KiB memset each. */
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)s->opts.connection_memory,
         MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
         MHD_OPTION_NOTIFY_CONNECTION, on_connection, s,
         MHD_OPTION_END);
