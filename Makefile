@@ -33,7 +33,7 @@ tsan: deps
 	cd build-tsan && ctest --output-on-failure -j $(JOBS) -L concurrency
 
 fuzz: deps
-	CC=clang cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDRAY_FUZZ=ON -DDRAY_SANITIZE=address
+	CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DDRAY_FUZZ=ON -DDRAY_SANITIZE=address
 	cmake --build build-fuzz -j $(JOBS)
 	./tools/fuzz-run.sh build-fuzz $(FUZZ_SECONDS)
 

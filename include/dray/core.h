@@ -293,7 +293,8 @@ DRAY_API dray_status dray_runtime_stats(dray_runtime *rt, dray_stats *out);
 /* ==== Functions by name ============================================================================
  * A task function receives its arguments with every ref already replaced by its value (borrowed for
  * the call) and writes its result to *result (which it then owns and hands to dray). Returning
- * non-OK fails the task; the message is dray_ctx_fail's or the thread's dray_last_error. */
+ * non-OK fails the task; the message is dray_ctx_fail's or the thread's dray_last_error (or, when the
+ * function stored an error value in *result, that value, with its own cause chain). */
 typedef struct dray_ctx dray_ctx;
 typedef dray_status (*dray_task_fn)(dray_ctx *ctx, const dray_value *args, size_t nargs,
                                     dray_value *result);

@@ -31,7 +31,10 @@ struct dray_actor {
     _Alignas(DRAY__CACHE_LINE) _Atomic(dray_ref *) tail;
     _Alignas(DRAY__CACHE_LINE) dray_ref *head;
     dray_ref stub;
-    _Atomic int scheduled; /* a drain is queued or running */
+    /* Bit 0: a drain is queued or running. Above it, a counter bumped by every event that may make
+     * a call runnable (a push, a dependency ready, a kill), so the drain never stops after missing
+     * one. */
+    _Atomic uint64_t sched;
     dray_ref drain;        /* the cell pushed onto deques to run the drain */
 };
 
@@ -113,12 +116,14 @@ static void actor_release(struct dray_actor *a)
         actor_free(a);
 }
 
-static void schedule_drain(struct dray_actor *a)
+/* Records an event and starts a drain unless one is queued or running. */
+static void poke(struct dray_actor *a)
 {
-    int expected = 0;
-    if (atomic_load_explicit(&a->scheduled, memory_order_seq_cst) ||
-        !atomic_compare_exchange_strong_explicit(&a->scheduled, &expected, 1,
-                                                 memory_order_seq_cst, memory_order_relaxed))
+    uint64_t old = atomic_fetch_add_explicit(&a->sched, 2, memory_order_seq_cst);
+    if (old & 1)
+        return;
+    old = atomic_fetch_or_explicit(&a->sched, 1, memory_order_seq_cst);
+    if (old & 1)
         return;
     atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
     dray__schedule(a->rt, &a->drain);
@@ -127,7 +132,7 @@ static void schedule_drain(struct dray_actor *a)
 void dray__actor_call_ready(dray_runtime *rt, dray_ref *c)
 {
     (void)rt;
-    schedule_drain(c->extra->actor);
+    poke(c->extra->actor);
 }
 
 void dray__actor_drop_call(dray_ref *c)
@@ -255,7 +260,7 @@ bool dray__actor_run_call(dray_runtime *rt, dray__worker *w, dray_ref *c)
     atomic_fetch_add(&a->refs, 1); /* the call's own ref goes with its cell */
     run_call(rt, w, c);
     atomic_fetch_sub(&a->running, 1);
-    schedule_drain(a);
+    poke(a);
     actor_release(a);
     return true;
 }
@@ -305,61 +310,56 @@ static bool handle_kill(dray_runtime *rt, dray__worker *w, struct dray_actor *a)
     return true;
 }
 
-/* The drain: runs ready calls in mailbox order. */
+/* The drain: runs ready calls in mailbox order. It stops only if no event happened since it last
+ * looked (the CAS on sched), so a call pushed or readied meanwhile is never stranded. */
 static void drain(dray_runtime *rt, dray__worker *w, struct dray_actor *a)
 {
-    for (int budget = DRAIN_BUDGET; budget > 0; budget--) {
+    for (int budget = DRAIN_BUDGET; budget > 0;) {
+        uint64_t seen = atomic_load_explicit(&a->sched, memory_order_seq_cst);
+        bool idle = false;
         if (atomic_load_explicit(&a->kill_requested, memory_order_acquire) &&
-            !handle_kill(rt, w, a))
-            goto unschedule;
-        bool busy;
-        dray_ref *c = mailbox_peek(a, &busy);
-        if (!c) {
-            if (busy)
-                continue;
-            goto unschedule;
-        }
-        if (atomic_load_explicit(&c->deps_left, memory_order_acquire) > 0)
-            goto unschedule;
-        if (a->max_concurrency > 1 && c->extra->method >= 0 &&
-            atomic_load(&a->life) == ACTOR_ALIVE &&
-            atomic_load(&a->running) >= a->max_concurrency)
-            goto unschedule;
-        if (!mailbox_pop(a))
-            continue;
-        int life = atomic_load(&a->life);
-        if (c->extra->method >= 0 && life != ACTOR_ALIVE) {
-            char msg[1100];
-            snprintf(msg, sizeof msg, "the actor is dead%s%s",
-                     a->init_status != DRAY_EACTOR ? ": its constructor failed: " : "",
-                     a->init_status != DRAY_EACTOR ? dray_error_message(&a->init_error) : "");
-            finish_call(rt, c, DRAY_EACTOR, msg,
-                        a->init_error.type == DRAY_T_ERROR ? &a->init_error : NULL, -1);
-        } else if (a->max_concurrency > 1 && c->extra->method >= 0) {
-            atomic_fetch_add(&a->running, 1);
-            dray__schedule(rt, c); /* runs through dray__actor_run_call */
+            !handle_kill(rt, w, a)) {
+            idle = true;
         } else {
-            run_call(rt, w, c);
+            bool busy;
+            dray_ref *c = mailbox_peek(a, &busy);
+            if (!c) {
+                if (busy)
+                    continue;
+                idle = true;
+            } else if (atomic_load_explicit(&c->deps_left, memory_order_acquire) > 0) {
+                idle = true;
+            } else if (a->max_concurrency > 1 && c->extra->method >= 0 &&
+                       atomic_load(&a->life) == ACTOR_ALIVE &&
+                       atomic_load(&a->running) >= a->max_concurrency) {
+                idle = true;
+            } else if (mailbox_pop(a)) {
+                budget--;
+                if (c->extra->method >= 0 && atomic_load(&a->life) != ACTOR_ALIVE) {
+                    char msg[1100];
+                    bool ctor = a->init_status != DRAY_EACTOR;
+                    snprintf(msg, sizeof msg, "the actor is dead%s%s",
+                             ctor ? ": its constructor failed: " : "",
+                             ctor ? dray_error_message(&a->init_error) : "");
+                    finish_call(rt, c, DRAY_EACTOR, msg,
+                                a->init_error.type == DRAY_T_ERROR ? &a->init_error : NULL, -1);
+                } else if (a->max_concurrency > 1 && c->extra->method >= 0) {
+                    atomic_fetch_add(&a->running, 1);
+                    dray__schedule(rt, c); /* runs through dray__actor_run_call */
+                } else {
+                    run_call(rt, w, c);
+                }
+            }
+        }
+        if (idle && atomic_compare_exchange_strong_explicit(&a->sched, &seen, seen & ~(uint64_t)1,
+                                                            memory_order_seq_cst,
+                                                            memory_order_seq_cst)) {
+            actor_release(a);
+            return;
         }
     }
-    /* Budget spent: let other work run, come back later. */
+    /* Budget spent: let other work run, come back later (still scheduled). */
     dray__schedule(rt, &a->drain);
-    return;
-unschedule:
-    atomic_store_explicit(&a->scheduled, 0, memory_order_seq_cst);
-    /* Something may have arrived (or become ready) meanwhile: look once more. */
-    {
-        bool busy;
-        dray_ref *c = mailbox_peek(a, &busy);
-        bool runnable = (c && atomic_load(&c->deps_left) == 0 &&
-                         !(a->max_concurrency > 1 &&
-                           atomic_load(&a->running) >= a->max_concurrency)) ||
-                        busy ||
-                        (atomic_load(&a->kill_requested) && atomic_load(&a->running) == 0);
-        if (runnable)
-            schedule_drain(a);
-    }
-    actor_release(a);
 }
 
 /* Entry from the worker loop: c is an actor's drain cell or a dispatched call. */
@@ -423,7 +423,7 @@ dray_status dray_actor_create(dray_runtime *rt, const char *class_name, const dr
     atomic_fetch_add(&rt->actors_live, 1);
     mailbox_push(a, init);
     if (atomic_fetch_sub_explicit(&init->deps_left, 1, memory_order_acq_rel) == 1)
-        schedule_drain(a);
+        poke(a);
     *out = a;
     return DRAY_OK;
 }
@@ -458,7 +458,7 @@ dray_status dray_actor_call_m(dray_runtime *rt, dray_actor *actor, int method,
     atomic_fetch_add_explicit(&actor->refs, 1, memory_order_relaxed);
     mailbox_push(actor, c);
     if (atomic_fetch_sub_explicit(&c->deps_left, 1, memory_order_acq_rel) == 1)
-        schedule_drain(actor);
+        poke(actor);
     *out = c;
     return DRAY_OK;
 }
@@ -486,7 +486,7 @@ dray_status dray_actor_kill(dray_runtime *rt, dray_actor *actor, bool no_restart
     if (!rt || !actor)
         return dray_set_error(DRAY_EINVAL, "dray_actor_kill: runtime or actor is NULL");
     atomic_store(&actor->kill_requested, no_restart ? 2 : 1);
-    schedule_drain(actor);
+    poke(actor);
     return DRAY_OK;
 }
 

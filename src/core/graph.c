@@ -16,8 +16,17 @@ typedef struct gnode {
     uint32_t nnode_args; /* how many arguments are nodes */
 } gnode;
 
+/* Node arguments and keys come from an arena of blocks freed with the graph: one malloc per block,
+ * not per node. */
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+} arena_block;
+
 struct dray_graph {
     dray_runtime *rt;
+    arena_block *arena;
     gnode *nodes;
     size_t n, cap;
     uint32_t *keys; /* open-addressing index of keyed nodes: node id + 1, 0 empty */
@@ -26,6 +35,25 @@ struct dray_graph {
 };
 
 /* ==== Building ==== */
+
+static void *arena_alloc(dray_graph *g, size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    arena_block *b = g->arena;
+    if (!b || b->cap - b->used < size) {
+        size_t cap = size > 65536 ? size : 65536;
+        b = malloc(sizeof(*b) + cap);
+        if (!b)
+            return NULL;
+        b->next = g->arena;
+        b->used = 0;
+        b->cap = cap;
+        g->arena = b;
+    }
+    void *p = b->data + b->used;
+    b->used += size;
+    return p;
+}
 
 dray_status dray_graph_create(dray_runtime *rt, dray_graph **out)
 {
@@ -47,8 +75,11 @@ void dray_graph_destroy(dray_graph *g)
         gnode *nd = &g->nodes[i];
         for (uint32_t a = 0; a < nd->nargs; a++)
             dray_value_release(&nd->args[a]);
-        free(nd->args);
-        free(nd->key);
+    }
+    while (g->arena) {
+        arena_block *next = g->arena->next;
+        free(g->arena);
+        g->arena = next;
     }
     free(g->nodes);
     free(g->keys);
@@ -138,11 +169,13 @@ dray_status dray_graph_add(dray_graph *g, const char *key, const dray_function *
     }
     gnode *nd = &g->nodes[g->n];
     memset(nd, 0, sizeof(*nd));
-    if (nargs && !(nd->args = malloc(nargs * sizeof(dray_value))))
+    if (nargs && !(nd->args = arena_alloc(g, nargs * sizeof(dray_value))))
         return dray_set_error(DRAY_ENOMEM, "out of memory copying node arguments");
-    if (key && !(nd->key = strdup(key))) {
-        free(nd->args);
-        return dray_set_error(DRAY_ENOMEM, "out of memory copying a key");
+    if (key) {
+        size_t kl = strlen(key) + 1;
+        if (!(nd->key = arena_alloc(g, kl)))
+            return dray_set_error(DRAY_ENOMEM, "out of memory copying a key");
+        memcpy(nd->key, key, kl);
     }
     nd->fn = fn;
     nd->nargs = (uint32_t)nargs;
@@ -153,9 +186,7 @@ dray_status dray_graph_add(dray_graph *g, const char *key, const dray_function *
     if (key && key_insert(g, id)) {
         for (size_t i = 0; i < nargs; i++)
             dray_value_release(&nd->args[i]);
-        free(nd->args);
-        free(nd->key);
-        return DRAY_ENOMEM;
+        return DRAY_ENOMEM; /* the arena space is reclaimed with the graph */
     }
     g->n++;
     if (out)
@@ -244,11 +275,31 @@ DRAY_FUNCTION(dray_fused_chain)
         dray_value_release(&prev);
         prev = out;
         if (st) {
-            char msg[1100];
-            snprintf(msg, sizeof msg, "%s: %s", m->fn->name,
-                     dray_last_error()[0] ? dray_last_error() : dray_status_str(st));
+            /* The member's error, wrapped once per later member: the same chain as unfused. */
+            dray_value err = dray_null();
+            if (prev.type == DRAY_T_ERROR)
+                err = dray_value_retain(&prev);
+            else if (dray_error_create(st, m->fn->name,
+                                       dray_last_error()[0] ? dray_last_error()
+                                                            : dray_status_str(st),
+                                       -1, NULL, &err) != DRAY_OK)
+                return st;
+            for (size_t later = k + 1; later < ch->n; later++) {
+                int arg = 0;
+                while (ch->m[later].src[arg] >= 0)
+                    arg++;
+                char msg[64];
+                snprintf(msg, sizeof msg, "input %d failed", arg);
+                dray_value wrapped;
+                if (dray_error_create(DRAY_EDEP, ch->m[later].fn->name, msg, arg, &err,
+                                      &wrapped) != DRAY_OK)
+                    break;
+                dray_value_release(&err);
+                err = wrapped;
+            }
             dray_value_release(&prev);
-            return dray_ctx_fail(ctx, st, "%s", msg);
+            *result = err;
+            return dray_error_status(&err);
         }
     }
     *result = prev;
@@ -483,7 +534,8 @@ dray_status dray_graph_compute(dray_graph *g, const dray_node *outputs, size_t n
         dray__wait_all(g->rt, refs, n);
     size_t got = 0;
     for (; got < n; got++)
-        if ((st = dray_get(g->rt, refs[got], -1, &results[got])))
+        if ((st = dray_get(g->rt, refs[got], -1, NULL)) ||
+            (st = dray_get(g->rt, refs[got], -1, &results[got])))
             break;
     if (st)
         for (size_t i = 0; i < got; i++)

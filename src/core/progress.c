@@ -36,9 +36,7 @@ void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, cons
     int64_t start = dray__now_ns();
     bool drawn = false;
     for (;;) {
-        size_t count = 0;
         bool done = dray__wait_some(rt, refs, n, n, REDRAW_MS) == DRAY_OK;
-        (void)count;
         int64_t now = dray__now_ns();
         if (rt->progress > 0 || now - start >= SHOW_AFTER_NS || (done && drawn)) {
             dray_stats s;
@@ -47,6 +45,10 @@ void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, cons
             uint64_t tot = s.tasks_submitted - s0.tasks_submitted;
             /* Work submitted before the wait began counts too while it is unfinished. */
             uint64_t backlog = s0.tasks_submitted - s0.tasks_finished;
+            /* Finished counters trail completion by a moment: once the wait is over, it is all
+             * done. */
+            if (done || fin > tot + backlog)
+                fin = tot + backlog;
             draw(what, fin, tot + backlog, (double)(now - start) / 1e9);
             drawn = true;
         }

@@ -44,8 +44,6 @@ static void extra_free(struct dray__task_extra *x)
 {
     if (!x)
         return;
-    free(x->args);
-    free(x->edges);
     free(x->name);
     if (x->res) {
         for (size_t i = 0; i < x->n_res; i++)
@@ -197,20 +195,19 @@ dray_status dray__make_task(dray_runtime *rt, const dray_function *fn, const dra
         nrefs += args[i].type == DRAY_T_REF;
     struct dray__task_extra *x = NULL;
     if (nargs > 2 || nrefs > 2 || !opts_default(opts) || kind == DRAY__CELL_ACTOR_CALL) {
-        x = calloc(1, sizeof(*x));
+        /* One block: the extra, then the arguments, then the edges beyond the inline two. */
+        size_t nargs_heap = nargs > 2 ? nargs : 0, nedges = nrefs > 2 ? nrefs - 2 : 0;
+        x = calloc(1, sizeof(*x) + nargs_heap * sizeof(dray_value) + nedges * sizeof(dray__edge));
         if (!x)
-            return dray_set_error(DRAY_ENOMEM, "out of memory creating a task");
+            return dray_set_error(DRAY_ENOMEM, "out of memory creating a task with %zu arguments",
+                                  nargs);
         x->method = -1;
+        if (nargs_heap)
+            x->args = (dray_value *)(x + 1);
+        if (nedges)
+            x->edges = (dray__edge *)((dray_value *)(x + 1) + nargs_heap);
         if ((st = extra_from_opts(rt, opts, x)))
             goto out_free_extra;
-        if (nargs > 2 && !(x->args = malloc(nargs * sizeof(dray_value)))) {
-            st = dray_set_error(DRAY_ENOMEM, "out of memory copying %zu arguments", nargs);
-            goto out_free_extra;
-        }
-        if (nrefs > 2 && !(x->edges = malloc((nrefs - 2) * sizeof(dray__edge)))) {
-            st = dray_set_error(DRAY_ENOMEM, "out of memory creating a task");
-            goto out_free_extra;
-        }
     }
     dray_ref *c;
     if ((st = dray__cell_alloc(rt, &c)))
@@ -490,7 +487,9 @@ dray_ref *dray__run_cell(dray_runtime *rt, dray__worker *w, dray_ref *c)
         if (gated)
             dray__resources_release(rt, c->extra->num_cpus, c->extra->res, c->extra->n_res);
     }
-    if (st != DRAY_OK) {
+    if (st != DRAY_OK && failed_arg < 0 && result.type == DRAY_T_ERROR) {
+        st = dray_error_status(&result); /* the function built its own error value */
+    } else if (st != DRAY_OK) {
         dray_value_release(&result);
         char msg[1200];
         const dray_value *cause = NULL;
@@ -583,17 +582,21 @@ dray_status dray__wait_some(dray_runtime *rt, dray_ref *const *cells, size_t n, 
     int64_t deadline = deadline_of(timeout_ms);
     dray__tls *tls = &dray__tls_slot;
     dray__worker *w = tls->worker && tls->worker->rt == rt ? tls->worker : NULL;
-    size_t spins = 0;
+    size_t spins = 0, first_open = 0;
     for (;;) {
-        size_t done = 0;
-        for (size_t i = 0; i < n && done < need; i++)
+        /* Done cells stay done: skip the finished prefix instead of rescanning it. */
+        while (first_open < n && cell_closed(cells[first_open]))
+            first_open++;
+        size_t done = first_open;
+        for (size_t i = first_open; i < n && done < need; i++)
             done += cell_closed(cells[i]);
         if (done >= need)
             return DRAY_OK;
         if (deadline >= 0 && dray__now_ns() >= deadline)
             return dray_set_error(DRAY_ETIMEDOUT, "timed out after %lld ms", (long long)timeout_ms);
-        /* Help: run queued work while waiting (bounded nesting keeps the stack small). */
-        if (!w || w->help_depth < MAX_HELP_DEPTH) {
+        /* Help: run queued work while waiting (bounded nesting keeps the stack small). With a
+         * deadline an external thread does not help: the task it picks could outlast it. */
+        if ((w && w->help_depth < MAX_HELP_DEPTH) || (!w && deadline < 0)) {
             if (w)
                 w->help_depth++;
             bool ran = dray__find_work_and_run(rt, w);
