@@ -60,11 +60,11 @@ static int serve_run(const char *path)
     dray_serve_config_http(cfg, &o);
     if (dray_serve_start(&o, &s) != DRAY_OK || dray_serve_config_apply(cfg, s) != DRAY_OK)
         goto out;
-    printf("serving on http://%s:%d\n", o.host, dray_serve_port(s));
-    fflush(stdout);
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     signal(SIGHUP, on_signal);
+    printf("serving on http://%s:%d\n", o.host, dray_serve_port(s));
+    fflush(stdout);
     while (!got_signal && dray_serve_wait_shutdown_request(s, 0.2) == DRAY_ETIMEDOUT) {
         if (got_reload) {
             got_reload = 0;

@@ -470,6 +470,28 @@ int dray__serve_reap(dray_serve_handle *h)
     return dead;
 }
 
+/* Frees the handle's owned strings and the handle itself. */
+static void free_handle(dray_serve_handle *h)
+{
+    free(h->name);
+    free(h->route);
+    free(h->class_name);
+    free(h->user_config_text);
+    free(h->version);
+    free(h);
+}
+
+/* Points h->opts at `o` with h's owned strings. */
+static void set_opts(dray_serve_handle *h, const dray_serve_deployment_opts *o)
+{
+    h->opts = *o;
+    h->opts.name = h->name;
+    h->opts.route_prefix = h->route;
+    h->opts.class_name = h->class_name;
+    h->opts.user_config = h->user_config_text;
+    h->opts.version = h->version;
+}
+
 void dray__serve_handle_destroy(dray_serve_handle *h, double drain_timeout_s)
 {
     /* Stop routing, let in-flight calls finish (bounded), then free everything. */
@@ -499,12 +521,7 @@ void dray__serve_handle_destroy(dray_serve_handle *h, double drain_timeout_s)
     pthread_mutex_destroy(&h->zlock);
     pthread_cond_destroy(&h->zcond);
     cJSON_Delete(h->user_config);
-    free(h->name);
-    free(h->route);
-    free(h->class_name);
-    free(h->user_config_text);
-    free(h->version);
-    free(h);
+    free_handle(h);
 }
 
 /* ==== Serve instance ===============================================================================*/
@@ -802,12 +819,7 @@ static dray_status update_dep(dray_serve *s, dray_serve_handle *h, const dray_se
     cJSON_Delete(old_cfg);
     free(old_text);
     dray_serve_deployment_opts old = h->opts;
-    h->opts = *o;
-    h->opts.name = h->name;
-    h->opts.route_prefix = h->route;
-    h->opts.class_name = h->class_name;
-    h->opts.user_config = h->user_config_text;
-    h->opts.version = h->version;
+    set_opts(h, o);
     h->opts.max_batch_size = old.max_batch_size; /* batchers were started with these */
     h->opts.batch_wait_timeout_s = old.batch_wait_timeout_s;
     if (restart) {
@@ -847,12 +859,7 @@ static dray_status new_dep(dray_serve *s, const dray_serve_deployment_opts *o, c
         h->route[--h->route_len] = '\0';
     h->cls = cls;
     h->user_config = cfg;
-    h->opts = *o;
-    h->opts.name = h->name;
-    h->opts.route_prefix = h->route;
-    h->opts.class_name = h->class_name;
-    h->opts.user_config = h->user_config_text;
-    h->opts.version = h->version;
+    set_opts(h, o);
     h->target = initial_target(o);
     atomic_store(&h->max_ongoing, o->max_ongoing_requests);
     atomic_store(&h->autoscaling, o->max_replicas > 0);
@@ -863,12 +870,7 @@ static dray_status new_dep(dray_serve *s, const dray_serve_deployment_opts *o, c
     *out = h;
     return DRAY_OK;
 out_strings:
-    free(h->name);
-    free(h->route);
-    free(h->class_name);
-    free(h->user_config_text);
-    free(h->version);
-    free(h);
+    free_handle(h);
 out_cfg:
     cJSON_Delete(cfg);
     return dray_set_error(st, "deployment '%s': out of memory", name);
