@@ -150,6 +150,16 @@ static inline void train_model(const char *path, size_t dim, dray_serve_logreg *
     free(y);
 }
 
+/* tmp_path: "/tmp/dray-serve-test-PID-name" (a few live at once; rotating buffers). */
+static inline const char *tmp_path(const char *name)
+{
+    static char bufs[8][128];
+    static int next;
+    char *b = bufs[next++ % 8];
+    snprintf(b, sizeof(bufs[0]), "/tmp/dray-serve-test-%d-%s", (int)getpid(), name);
+    return b;
+}
+
 /* HTTP helpers. */
 static inline int http(dray_serve *s, const char *method, const char *path, const char *body, char **resp)
 {

@@ -126,7 +126,7 @@ TEST(dynamic_batching)
 
 TEST(batched_model_matches_direct)
 {
-    const char *path = "build/test_serve_batch_model.txt";
+    const char *path = tmp_path("test_serve_batch_model.txt");
     dray_serve_logreg m;
     train_model(path, 3, &m);
     dray_serve *s = start_serve(0);

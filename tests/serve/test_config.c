@@ -40,13 +40,15 @@ TEST(parse_errors)
 
 TEST(apply_builtin_and_plugin)
 {
-    const char *model = "build/test_serve_config_model.txt";
+    const char *model = tmp_path("test_serve_config_model.txt");
     dray_serve_logreg m;
     train_model(model, 2, &m);
     /* The plugin library, compiled from source here. */
-    const char *so = "build/test_serve_plugin.so";
-    ASSERT_EQ(system("cc -shared -fPIC -O1 -Iinclude -o build/test_serve_plugin.so "
-                     "tests/serve/plugin_echo.c -lcjson"), 0);
+    const char *so = tmp_path("test_serve_plugin.so");
+    char cc[512];
+    snprintf(cc, sizeof(cc), "cc -shared -fPIC -O1 -Iinclude -o %s tests/serve/plugin_echo.c -lcjson",
+             so);
+    ASSERT_EQ(system(cc), 0);
     char text[2048];
     snprintf(text, sizeof(text),
              "http_options:\n  host: 127.0.0.1\n  port: 0\n  max_body_bytes: 2048\n"
@@ -84,9 +86,9 @@ TEST(apply_builtin_and_plugin)
     ASSERT_STREQ(body, "{\"/p\":\"PluginEcho\",\"/m\":\"LogisticRegression\"}");
     free(body);
     /* Applying a config naming a missing library fails, naming it. */
-    dray_serve_config *bad = parse("applications:\n  - import_path: build/nope.so:X\n");
+    dray_serve_config *bad = parse("applications:\n  - import_path: /nonexistent/nope.so:X\n");
     ASSERT_STATUS(dray_serve_config_apply(bad, s), DRAY_ENOTFOUND);
-    ASSERT_CONTAINS(dray_last_error(), "build/nope.so");
+    ASSERT_CONTAINS(dray_last_error(), "/nonexistent/nope.so");
     dray_serve_config_destroy(bad);
     bad = parse("applications:\n  - import_path: NoSuchClass\n");
     ASSERT_STATUS(dray_serve_config_apply(bad, s), DRAY_ENOTFOUND);
@@ -101,11 +103,13 @@ TEST(apply_builtin_and_plugin)
 
 TEST(cli_run_status_shutdown)
 {
-    const char *model = "build/test_serve_cli_model.txt";
+    const char *model = tmp_path("test_serve_cli_model.txt");
     dray_serve_logreg m;
     train_model(model, 2, &m);
+    const char *status_path = tmp_path("status.txt");
     /* Port 0: the CLI prints the port it got. */
-    char text[1024], path[] = "build/test_serve_cli.yaml";
+    char text[1024];
+    const char *path = tmp_path("cli.yaml");
     snprintf(text, sizeof(text),
              "http_options: {port: 0}\napplications:\n  - route_prefix: /\n"
              "    import_path: LogisticRegression\n    deployments:\n"
@@ -146,7 +150,7 @@ TEST(cli_run_status_shutdown)
     cJSON_Delete(j);
     free(body);
     /* Reload on SIGHUP: a new model file through user_config, applied in place. */
-    const char *model2 = "build/test_serve_cli_model2.txt";
+    const char *model2 = tmp_path("test_serve_cli_model2.txt");
     f = fopen(model2, "w");
     fputs("dray-logreg 1\n2\n0\n1 1\n", f);
     fclose(f);
@@ -171,10 +175,10 @@ TEST(cli_run_status_shutdown)
     cJSON_Delete(j);
     free(body);
     remove(model2);
-    snprintf(cmd, sizeof(cmd), "%s/bin/dray serve status --address 127.0.0.1:%d > build/test_serve_status.txt",
-             bin, port);
+    snprintf(cmd, sizeof(cmd), "%s/bin/dray serve status --address 127.0.0.1:%d > %s",
+             bin, port, status_path);
     ASSERT_EQ(system(cmd), 0);
-    f = fopen("build/test_serve_status.txt", "r");
+    f = fopen(status_path, "r");
     ASSERT_TRUE(f != NULL);
     char out[4096] = {0};
     fread(out, 1, sizeof(out) - 1, f);
@@ -194,7 +198,7 @@ TEST(cli_run_status_shutdown)
     ASSERT_NE(system(cmd), 0);
     remove(path);
     remove(model);
-    remove("build/test_serve_status.txt");
+    remove(status_path);
     dray_serve_logreg_fini(&m);
 }
 

@@ -137,7 +137,7 @@ TEST(unknown_route_and_bad_deploys)
 
 TEST(model_answers)
 {
-    const char *path = "build/test_serve_http_model.txt";
+    const char *path = tmp_path("test_serve_http_model.txt");
     dray_serve_logreg m;
     train_model(path, 4, &m);
     dray_serve *s = start_serve(0);

@@ -76,7 +76,7 @@ static void *soak_main(void *p)
 
 TEST(soak_mixed_requests)
 {
-    const char *path = "build/test_serve_soak_model.txt";
+    const char *path = tmp_path("test_serve_soak_model.txt");
     dray_serve_logreg m;
     train_model(path, 2, &m);
     WITH_ACTORS({
