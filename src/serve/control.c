@@ -123,11 +123,20 @@ static void control_one(dray_serve *s, dray_serve_handle *h, double now)
     int want = h->target - fresh;
     if (stale > 0 && want > 1)
         want = 1;
-    for (int i = 0; i < want && !atomic_load(&s->stopping); i++) {
-        if (dray__serve_add_replica(h) != DRAY_OK) {
-            fprintf(stderr, "serve: %s (will retry)\n", dray_last_error());
+    for (int i = 0; i < want && now >= h->retry_at && !atomic_load(&s->stopping); i++) {
+        dray_status st = dray__serve_add_replica(h);
+        if (st != DRAY_OK) {
+            /* Back off (0.1 s doubling to 10 s); the old version keeps serving meanwhile. */
+            double wait = 0.1 * (double)(1u << (h->start_failures < 7 ? h->start_failures : 7));
+            h->retry_at = now + (wait < 10 ? wait : 10);
+            h->start_failures++;
+            h->start_status = st;
+            snprintf(h->start_error, sizeof(h->start_error), "%s", dray_last_error());
+            fprintf(stderr, "%s (retrying in %.1f s)\n", h->start_error, wait);
             break;
         }
+        h->start_failures = 0;
+        h->retry_at = 0;
         fresh++;
     }
     while (stale > 0 && fresh + stale > h->target) {

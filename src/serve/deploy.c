@@ -739,7 +739,13 @@ static dray_status wait_converged(dray_serve *s, dray_serve_handle *h, double ti
         }
         pthread_rwlock_unlock(&h->rw);
         int target = h->target;
+        char failed[256] = "";
+        dray_status fst = h->start_status;
+        if (h->start_failures > 0)
+            snprintf(failed, sizeof(failed), "%s", h->start_error);
         pthread_mutex_unlock(&s->lock);
+        if (failed[0])
+            return dray_set_error(fst, "%s (the previous replicas keep serving)", failed);
         if (stale == 0 && live == target)
             return DRAY_OK;
         if (dray__serve_now() > deadline)
@@ -829,6 +835,8 @@ static dray_status update_dep(dray_serve *s, dray_serve_handle *h, const dray_se
     h->target = initial_target(o);
     atomic_store(&h->max_ongoing, o->max_ongoing_requests);
     atomic_store(&h->autoscaling, o->max_replicas > 0);
+    h->start_failures = 0;
+    h->retry_at = 0;
     if (h->opts.max_replicas > 0 && old.max_replicas > 0) {
         int cur = dray__serve_live_replicas(h);
         h->target = cur < o->min_replicas ? o->min_replicas

@@ -74,6 +74,12 @@ struct dray_serve_handle {
     atomic_uint_fast64_t call_ns;
     /* Autoscaling memory (controller only). */
     double above_since, below_since;
+    /* Replica start failures (under serve->lock): retry after a back-off; dray_serve_run reports
+     * the last one instead of waiting. */
+    double retry_at;
+    unsigned start_failures;
+    dray_status start_status;
+    char start_error[256];
     /* Scale-from-zero waiters. */
     pthread_mutex_t zlock;
     pthread_cond_t zcond;

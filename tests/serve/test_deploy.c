@@ -330,6 +330,19 @@ TEST(rolling_update_and_reconfigure)
         ASSERT_CONTAINS(body, "\"tag\":\"v3\"");
         free(body);
     }
+    /* A new version whose init fails: reported at once, the running replicas keep serving. */
+    dray_serve_deployment_opts bad = d;
+    bad.class_name = "TestDoubler";
+    bad.user_config = "{\"inner\": \"nobody\"}";
+    bad.version = "3";
+    ASSERT_STATUS(dray_serve_run(s, &bad, NULL), DRAY_ENOTFOUND);
+    ASSERT_CONTAINS(dray_last_error(), "nobody");
+    ASSERT_CONTAINS(dray_last_error(), "previous replicas keep serving");
+    ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
+    ASSERT_CONTAINS(body, "\"tag\":\"v3\"");
+    free(body);
+    /* Rolling back to the good version fixes it. */
+    ASSERT_OK(dray_serve_run(s, &d, NULL));
     /* Scale down to 1 and back up to 2. */
     d.num_replicas = 1;
     ASSERT_OK(dray_serve_run(s, &d, NULL));
