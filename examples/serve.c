@@ -178,7 +178,7 @@ int main(void)
         }
         correct_labels += (want >= 0.5) == (ty[i] > 0.5);
         cJSON_Delete(j);
-        free(resp);
+        dray_free(resp);
     }
     /* Bad input is answered with a JSON error, and serving goes on. */
     int status = 0;
@@ -192,7 +192,7 @@ int main(void)
     printf("bad request -> %d %s\n", status, resp);
     if (status != 400 || !strstr(resp, "expected 4 features, got 2"))
         wrong++;
-    free(resp);
+    dray_free(resp);
     printf("%d requests answered over HTTP, %d wrong; model accuracy on them %d/%d\n", N_REQ,
            wrong, correct_labels, N_REQ);
     rc = wrong == 0 && correct_labels >= N_REQ * 8 / 10 ? 0 : 1;

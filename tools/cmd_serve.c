@@ -112,7 +112,7 @@ static int serve_remote(const char *what, int argc, char **argv)
     printf("%s\n", pretty ? pretty : body);
     free(pretty);
     cJSON_Delete(j);
-    free(body);
+    dray_free(body);
     return code == 200 ? 0 : 1;
 }
 

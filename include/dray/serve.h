@@ -270,7 +270,8 @@ DRAY_API void dray_serve_logreg_fini(dray_serve_logreg *m);
 /* ==== HTTP client (for the CLI, tests and examples) ================================================*/
 
 /* dray_serve_http_request: one blocking HTTP/1.1 request to host:port. Borrows everything. On DRAY_OK,
- * *status is the HTTP status and *resp (optional) a malloc'd NUL-terminated body (free()). */
+ * *status is the HTTP status and *resp (optional) an owned NUL-terminated body: free it with
+ * dray_free(). */
 DRAY_API dray_status dray_serve_http_request(const char *host, int port, const char *method,
                                              const char *path, const char *body, size_t len,
                                              double timeout_s, int *status, char **resp);

@@ -58,7 +58,7 @@ static void *one_call(void *p)
         char *resp = NULL;
         ASSERT_EQ(http(a->s, "POST", "/b", body, &resp), 200);
         j = cJSON_Parse(resp);
-        free(resp);
+        dray_free(resp);
     } else {
         cJSON *req = cJSON_Parse(body);
         dray_serve_response r;
@@ -120,7 +120,7 @@ TEST(dynamic_batching)
     /* Malformed JSON in a batch: that request alone gets an error status. */
     char *resp = NULL;
     ASSERT_EQ(http(s, "POST", "/b", "{oops", &resp), 400);
-    free(resp);
+    dray_free(resp);
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 
@@ -149,12 +149,12 @@ TEST(batched_model_matches_direct)
         cJSON *j = cJSON_Parse(body);
         ASSERT_NEAR(cJSON_GetObjectItem(j, "probability")->valuedouble, 1 / (1 + exp(-z)), 1e-12);
         cJSON_Delete(j);
-        free(body);
+        dray_free(body);
     }
     char *body = NULL;
     ASSERT_EQ(http(s, "POST", "/m", "{\"features\": [1]}", &body), 400);
     ASSERT_CONTAINS(body, "expected 3 features, got 1");
-    free(body);
+    dray_free(body);
     dray_serve_logreg_fini(&m);
     ASSERT_OK(dray_serve_shutdown(s, 5));
     remove(path);

@@ -78,13 +78,13 @@ TEST(apply_builtin_and_plugin)
     cJSON *j = cJSON_Parse(body);
     ASSERT_NEAR(cJSON_GetObjectItem(j, "probability")->valuedouble, want, 1e-12);
     cJSON_Delete(j);
-    free(body);
+    dray_free(body);
     ASSERT_EQ(http(s, "POST", "/p", "[1,2]", &body), 200);
     ASSERT_STREQ(body, "{\"plugin\":[1,2],\"greeting\":\"hello\"}");
-    free(body);
+    dray_free(body);
     ASSERT_EQ(http(s, "GET", "/-/routes", NULL, &body), 200);
     ASSERT_STREQ(body, "{\"/p\":\"PluginEcho\",\"/m\":\"LogisticRegression\"}");
-    free(body);
+    dray_free(body);
     /* Applying a config naming a missing library fails, naming it. */
     dray_serve_config *bad = parse("applications:\n  - import_path: /nonexistent/nope.so:X\n");
     ASSERT_STATUS(dray_serve_config_apply(bad, s), DRAY_ENOTFOUND);
@@ -148,7 +148,7 @@ TEST(cli_run_status_shutdown)
     ASSERT_NEAR(cJSON_GetObjectItem(j, "probability")->valuedouble,
                 1 / (1 + exp(-(m.bias + m.w[0] + m.w[1]))), 1e-12);
     cJSON_Delete(j);
-    free(body);
+    dray_free(body);
     /* Reload on SIGHUP: a new model file through user_config, applied in place. */
     const char *model2 = tmp_path("test_serve_cli_model2.txt");
     f = fopen(model2, "w");
@@ -173,7 +173,7 @@ TEST(cli_run_status_shutdown)
     j = cJSON_Parse(body);
     ASSERT_NEAR(cJSON_GetObjectItem(j, "probability")->valuedouble, 1 / (1 + exp(-2.0)), 1e-12);
     cJSON_Delete(j);
-    free(body);
+    dray_free(body);
     remove(model2);
     snprintf(cmd, sizeof(cmd), "%s/bin/dray serve status --address 127.0.0.1:%d > %s",
              bin, port, status_path);
@@ -214,7 +214,7 @@ TEST(config_reload)
     char *body = NULL;
     ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
     ASSERT_CONTAINS(body, "\"tag\":\"one\"");
-    free(body);
+    dray_free(body);
     /* Same version, new user_config: reconfigured in place. */
     c = parse("applications:\n  - route_prefix: /e\n    import_path: TestEcho\n"
               "    deployments:\n      - name: TestEcho\n        num_replicas: 2\n"
@@ -230,7 +230,7 @@ TEST(config_reload)
     for (int i = 0; i < 4; i++) {
         ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
         ASSERT_CONTAINS(body, "\"tag\":\"two\"");
-        free(body);
+        dray_free(body);
     }
     /* New version and replica count: rolled and scaled. */
     c = parse("applications:\n  - route_prefix: /e\n    import_path: TestEcho\n"
@@ -243,14 +243,14 @@ TEST(config_reload)
     ASSERT_EQ(st.reconfigures, 1);
     ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
     ASSERT_CONTAINS(body, "\"tag\":\"three\"");
-    free(body);
+    dray_free(body);
     /* A route change is refused, naming the deployment; the running one is untouched. */
     c = parse("applications:\n  - route_prefix: /other\n    import_path: TestEcho\n");
     ASSERT_STATUS(dray_serve_config_apply(c, s), DRAY_EINVAL);
     ASSERT_CONTAINS(dray_last_error(), "route_prefix cannot change");
     dray_serve_config_destroy(c);
     ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
-    free(body);
+    dray_free(body);
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 

@@ -42,7 +42,7 @@ static void *http_load(void *p)
             atomic_fetch_add(a->failed5xx, 1);
         else
             atomic_fetch_add(a->other, 1);
-        free(body);
+        dray_free(body);
     }
     return NULL;
 }
@@ -91,7 +91,7 @@ TEST(backpressure_503)
     char *body = NULL;
     ASSERT_EQ(http(s, "POST", "/slow", "{}", &body), 503);
     ASSERT_CONTAINS(body, "\"status\":503");
-    free(body);
+    dray_free(body);
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
     dray_serve_stats st;
@@ -100,7 +100,7 @@ TEST(backpressure_503)
     ASSERT_EQ(st.requests, 2);
     /* Free again. */
     ASSERT_EQ(http(s, "POST", "/slow", "{}", &body), 200);
-    free(body);
+    dray_free(body);
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 
@@ -164,10 +164,10 @@ TEST(composition_through_handles)
     ASSERT_EQ(cJSON_GetObjectItem(cJSON_GetObjectItem(inner, "echo"), "x")->valueint, 42);
     ASSERT_STREQ(cJSON_GetObjectItem(inner, "tag")->valuestring, "inner");
     cJSON_Delete(j);
-    free(body);
+    dray_free(body);
     ASSERT_EQ(http(s, "POST", "/double", "{\"x\": \"no\"}", &body), 400);
     ASSERT_CONTAINS(body, "x: expected a number");
-    free(body);
+    dray_free(body);
     /* Handle calls as tasks: refs to the answers, composable with other tasks. */
     if (test_rt) {
         dray_serve_handle *eh;
@@ -201,7 +201,7 @@ TEST(composition_through_handles)
     }
     /* The echo deployment has no route: only reachable through its handle. */
     ASSERT_EQ(http(s, "POST", "/echo", "{}", &body), 404);
-    free(body);
+    dray_free(body);
     if (test_rt) {
         dray_serve_deployment_opts big;
         dray_serve_deployment_opts_init(&big);
@@ -237,7 +237,7 @@ TEST(killed_replica_is_replaced_no_silent_loss)
     char *body = NULL;
     ASSERT_EQ(http(s, "POST", "/w", "{\"crash\": true}", &body), 500);
     ASSERT_CONTAINS(body, "asked to crash");
-    free(body);
+    dray_free(body);
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
     /* Every request was answered: 200, or 5xx, never dropped. */
@@ -310,7 +310,7 @@ TEST(rolling_update_and_reconfigure)
     for (int i = 0; i < 10; i++) {
         ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
         ASSERT_CONTAINS(body, "\"tag\":\"v2\"");
-        free(body);
+        dray_free(body);
     }
     for (int i = 0; i < 2; i++)
         pthread_join(t[i], NULL);
@@ -328,7 +328,7 @@ TEST(rolling_update_and_reconfigure)
     for (int i = 0; i < 6; i++) {
         ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
         ASSERT_CONTAINS(body, "\"tag\":\"v3\"");
-        free(body);
+        dray_free(body);
     }
     /* A new version whose init fails: reported at once, the running replicas keep serving. */
     dray_serve_deployment_opts bad = d;
@@ -340,7 +340,7 @@ TEST(rolling_update_and_reconfigure)
     ASSERT_CONTAINS(dray_last_error(), "previous replicas keep serving");
     ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 200);
     ASSERT_CONTAINS(body, "\"tag\":\"v3\"");
-    free(body);
+    dray_free(body);
     /* Rolling back to the good version fixes it. */
     ASSERT_OK(dray_serve_run(s, &d, NULL));
     /* Scale down to 1 and back up to 2. */
@@ -355,7 +355,7 @@ TEST(rolling_update_and_reconfigure)
     ASSERT_OK(dray_serve_delete(s, "e", 5));
     ASSERT_STATUS(dray_serve_delete(s, "e", 5), DRAY_ENOTFOUND);
     ASSERT_EQ(http(s, "GET", "/e", NULL, &body), 404);
-    free(body);
+    dray_free(body);
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 
@@ -371,7 +371,7 @@ static void *slow_request(void *p)
     char *body = NULL;
     ASSERT_OK(dray_serve_http_request("127.0.0.1", a->port, "POST", "/slow", "{}", 2, 10,
                                       &a->status, &body));
-    free(body);
+    dray_free(body);
     return NULL;
 }
 

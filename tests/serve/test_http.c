@@ -24,7 +24,7 @@ TEST(system_routes)
     char *body = NULL;
     ASSERT_EQ(http(s, "GET", "/-/healthz", NULL, &body), 200);
     ASSERT_STREQ(body, "success");
-    free(body);
+    dray_free(body);
     deploy_echo(s, "a", "/a");
     deploy_echo(s, "b", "/b/c/");
     ASSERT_EQ(http(s, "GET", "/-/routes", NULL, &body), 200);
@@ -33,12 +33,12 @@ TEST(system_routes)
     ASSERT_STREQ(cJSON_GetObjectItem(j, "/b/c")->valuestring, "b");
     ASSERT_EQ(cJSON_GetArraySize(j), 2);
     cJSON_Delete(j);
-    free(body);
+    dray_free(body);
     ASSERT_EQ(http(s, "GET", "/-/nope", NULL, &body), 404);
-    free(body);
+    dray_free(body);
     ASSERT_EQ(http(s, "GET", "/-/status", NULL, &body), 200);
     ASSERT_CONTAINS(body, "\"deployments\"");
-    free(body);
+    dray_free(body);
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 
@@ -56,11 +56,11 @@ TEST(routing_and_errors)
                   ->valueint, 2);
     ASSERT_STREQ(cJSON_GetObjectItem(j, "tag")->valuestring, "t1");
     cJSON_Delete(j);
-    free(body);
+    dray_free(body);
     /* "/apix" is not under "/api": it goes to "/". */
     ASSERT_EQ(http(s, "GET", "/apix", NULL, &body), 200);
     ASSERT_CONTAINS(body, "\"path\":\"/apix\"");
-    free(body);
+    dray_free(body);
     /* Malformed JSON: 400 naming the offset, as JSON. */
     ASSERT_EQ(http(s, "POST", "/api", "{\"k\": [1, 2", &body), 400);
     j = cJSON_Parse(body);
@@ -68,10 +68,10 @@ TEST(routing_and_errors)
     ASSERT_CONTAINS(cJSON_GetObjectItem(j, "error")->valuestring, "malformed JSON at byte");
     ASSERT_EQ(cJSON_GetObjectItem(j, "status")->valueint, 400);
     cJSON_Delete(j);
-    free(body);
+    dray_free(body);
     ASSERT_EQ(http(s, "POST", "/api", "{} trailing", &body), 400);
     ASSERT_CONTAINS(body, "trailing data");
-    free(body);
+    dray_free(body);
     /* Too deep. */
     char deep[200];
     memset(deep, '[', 100);
@@ -79,7 +79,7 @@ TEST(routing_and_errors)
     deep[199] = '\0';
     ASSERT_EQ(http(s, "POST", "/api", deep, &body), 400);
     ASSERT_CONTAINS(body, "nested deeper");
-    free(body);
+    dray_free(body);
     /* Oversized body: 413 (limit 4096 in start_serve). */
     char *big = malloc(10000);
     memset(big, ' ', 9999);
@@ -88,11 +88,11 @@ TEST(routing_and_errors)
     big[9998] = '}';
     ASSERT_EQ(http(s, "POST", "/api", big, &body), 413);
     ASSERT_CONTAINS(body, "exceeds the limit");
-    free(body);
+    dray_free(body);
     free(big);
     /* The server keeps serving. */
     ASSERT_EQ(http(s, "POST", "/api", "{}", &body), 200);
-    free(body);
+    dray_free(body);
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 
@@ -103,7 +103,7 @@ TEST(unknown_route_and_bad_deploys)
     char *body = NULL;
     ASSERT_EQ(http(s, "GET", "/other", NULL, &body), 404);
     ASSERT_CONTAINS(body, "no route for /other");
-    free(body);
+    dray_free(body);
     dray_serve_deployment_opts d;
     dray_serve_deployment_opts_init(&d);
     d.name = "x";
@@ -166,25 +166,25 @@ TEST(model_answers)
         ASSERT_NEAR(cJSON_GetObjectItem(j, "probability")->valuedouble, want, 1e-12);
         ASSERT_EQ(cJSON_GetObjectItem(j, "label")->valueint, want >= 0.5);
         cJSON_Delete(j);
-        free(body);
+        dray_free(body);
     }
     char *body = NULL;
     ASSERT_EQ(http(s, "POST", "/predict", "{\"features\": [1, 2, 3]}", &body), 400);
     ASSERT_CONTAINS(body, "expected 4 features, got 3");
-    free(body);
+    dray_free(body);
     ASSERT_EQ(http(s, "POST", "/predict", "{\"features\": [1, 2, \"x\", 4]}", &body), 400);
     ASSERT_CONTAINS(body, "features[2]: not a number");
-    free(body);
+    dray_free(body);
     ASSERT_EQ(http(s, "POST", "/predict", "", &body), 400);
     ASSERT_CONTAINS(body, "empty");
-    free(body);
+    dray_free(body);
     ASSERT_EQ(http(s, "POST", "/predict", "{\"instances\": [[0,0,0,0],[1,1,1,1]]}", &body), 200);
     cJSON *j = cJSON_Parse(body);
     cJSON *p = cJSON_GetObjectItem(j, "predictions");
     ASSERT_EQ(cJSON_GetArraySize(p), 2);
     ASSERT_NEAR(cJSON_GetArrayItem(p, 0)->valuedouble, 1 / (1 + exp(-m.bias)), 1e-12);
     cJSON_Delete(j);
-    free(body);
+    dray_free(body);
     dray_serve_logreg_fini(&m);
     ASSERT_OK(dray_serve_shutdown(s, 5));
     remove(path);
@@ -242,7 +242,7 @@ TEST(keepalive_and_pipelining)
                  0, out, sizeof(out));
     char *body = NULL;
     ASSERT_EQ(http(s, "GET", "/-/healthz", NULL, &body), 200);
-    free(body);
+    dray_free(body);
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 
@@ -273,7 +273,7 @@ TEST(slow_client_times_out)
     /* Meanwhile everyone else is served. */
     char *body = NULL;
     ASSERT_EQ(http(s, "POST", "/api", "{}", &body), 200);
-    free(body);
+    dray_free(body);
     struct timeval tv = {5, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char buf[256];

@@ -68,7 +68,7 @@ static void *soak_main(void *p)
         }
         if (resp && status != 200 && !strstr(resp, "\"error\""))
             atomic_fetch_add(k->mismatches, 1);
-        free(resp);
+        dray_free(resp);
         atomic_fetch_add(k->sent, 1);
     }
     return NULL;
@@ -114,7 +114,7 @@ TEST(soak_mixed_requests)
         ASSERT_GT(atomic_load(&sent), 40);
         char *body = NULL;
         ASSERT_EQ(http(s, "GET", "/-/healthz", NULL, &body), 200);
-        free(body);
+        dray_free(body);
         ASSERT_OK(dray_serve_shutdown(s, 5));
     });
     dray_serve_logreg_fini(&m);
