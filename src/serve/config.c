@@ -3,6 +3,7 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,8 +82,8 @@ static dray_status get_num(walker *w, const yaml_node_t *n, const char *key, dou
     char *end = NULL;
     errno = 0;
     double v = s ? strtod(s, &end) : 0;
-    if (!s || !*s || *end || errno)
-        return at(w, n, "expected a number for ", key);
+    if (!s || !*s || *end || errno || !isfinite(v))
+        return at(w, n, "expected a finite number for ", key);
     *out = v;
     return DRAY_OK;
 }
@@ -93,7 +94,7 @@ static dray_status get_int(walker *w, const yaml_node_t *n, const char *key, int
     dray_status st = get_num(w, n, key, &v);
     if (st != DRAY_OK)
         return st;
-    if (v != (double)(int)v || v < 0 || v > INT_MAX)
+    if (!(v >= 0 && v <= INT_MAX) || v != (double)(int)v)
         return at(w, n, "expected a non-negative integer for ", key);
     *out = (int)v;
     return DRAY_OK;
@@ -160,6 +161,9 @@ static dray_status each_pair(walker *w, yaml_node_t *n, const char *what, pair_f
         const char *key = scalar(k);
         if (!key)
             return at(w, k, "expected a string key in ", what);
+        for (yaml_node_pair_t *q = n->data.mapping.pairs.start; q < p; q++)
+            if (!strcmp(scalar(yaml_document_get_node(w->doc, q->key)), key))
+                return at(w, k, "duplicate key ", key);
         dray_status st = fn(w, key, k, v, arg);
         if (st != DRAY_OK)
             return st;
@@ -295,8 +299,12 @@ static dray_status http_pair(walker *w, const char *key, yaml_node_t *k, yaml_no
     if (!strcmp(key, "max_body_bytes")) {
         double d;
         dray_status st = get_num(w, v, key, &d);
+        if (st != DRAY_OK)
+            return st;
+        if (!(d >= 1 && d <= 1e15))
+            return at(w, v, "max_body_bytes must be between 1 and 1e15", NULL);
         c->max_body = (long long)d;
-        return st == DRAY_OK && d < 1 ? at(w, v, "max_body_bytes must be positive", NULL) : st;
+        return DRAY_OK;
     }
     return unknown(w, k, key);
 }

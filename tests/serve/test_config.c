@@ -25,7 +25,7 @@ TEST(parse_errors)
 {
     parse_fails("", "empty config");
     parse_fails("applications: [\n  {name: x\n", "t.yaml:");
-    parse_fails("http_options: {port: abc}\napplications: []\n", "t.yaml:1:22: expected a number for port");
+    parse_fails("http_options: {port: abc}\napplications: []\n", "t.yaml:1:22: expected a finite number for port");
     parse_fails("http_options: {port: 70000}\n", "port out of range");
     parse_fails("bogus: 1\n", "t.yaml:1:1: unknown key bogus");
     parse_fails("applications:\n  - name: a\n", "application without import_path");
@@ -36,6 +36,12 @@ TEST(parse_errors)
                 "        autoscaling_config: {max_replicas: 2, wat: 1}\n",
                 "t.yaml:6:47: unknown key wat");
     parse_fails("applications: []\n", "no applications");
+    parse_fails("applications: []\napplications: []\n", "t.yaml:2:1: duplicate key applications");
+    parse_fails("applications:\n  - import_path: X\n    deployments:\n      - num_replicas: 8e12\n",
+                "expected a non-negative integer for num_replicas");
+    parse_fails("applications:\n  - import_path: X\n    deployments:\n"
+                "      - batch_wait_timeout_s: nan\n",
+                "expected a finite number for batch_wait_timeout_s");
 }
 
 TEST(apply_builtin_and_plugin)
