@@ -2,7 +2,7 @@
  * (optionally batched) on 127.0.0.1 for a while, then prints its counters. Usage:
  * bench_serve train MODEL_FILE, then bench_serve noop|model|batched REPLICAS SECONDS MODEL_FILE
  * [actors|direct]; replicas run as core
- * actors on an embedded runtime by default ("direct": in the ingress threads). Prints "port N" first,
+ * actors on an embedded runtime by default ("direct": inline_replicas, in the ingress threads). Prints "port N" first,
  * and at the end
  * "requests N server_us X model_us Y" (mean server time per request, from headers to answer, and
  * mean time in the deployment's call). */
@@ -79,13 +79,14 @@ int main(int argc, char **argv)
     int replicas = atoi(argv[2]), seconds = atoi(argv[3]);
     bool actors = argc < 6 || strcmp(argv[5], "direct") != 0;
     dray_runtime *rt = NULL;
-    if (actors && dray_init(NULL, &rt) != DRAY_OK) {
+    if (dray_init(NULL, &rt) != DRAY_OK) {
         fprintf(stderr, "bench_serve: %s\n", dray_last_error());
         return 1;
     }
     dray_serve_opts o;
     dray_serve_opts_init(&o);
     o.rt = rt;
+    o.inline_replicas = !actors;
     if (getenv("BENCH_SERVE_THREADS")) /* ingress threads, for tuning runs */
         o.threads = atoi(getenv("BENCH_SERVE_THREADS"));
     dray_serve *s;

@@ -1,8 +1,8 @@
-/* Replica executors. With a dray runtime (dray_serve_opts.rt) each replica is a core actor of the
- * built-in class "dray.serve.Replica": init, call, batch, health check and reconfigure run as its
- * methods in mailbox order on the pool, and a crash (DRAY_EFATAL) or dray_actor_kill fails its
- * pending calls with DRAY_EACTOR. Without a runtime the replica runs in the caller's thread under a
- * mutex (no thread hop). Both give the same guarantee: one callback at a time per replica. */
+/* Replica executors. With a dray runtime (dray_serve_opts.rt, unless inline_replicas) each replica
+ * is a core actor of the built-in class "dray_serve_Replica": init, call, batch, health check and
+ * reconfigure run as its methods in mailbox order on the pool, and a crash (DRAY_EFATAL) or
+ * dray_actor_kill fails its pending calls with DRAY_EACTOR. Otherwise the replica runs in the
+ * caller's thread under a mutex (no hop). Either way one callback at a time per replica. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -197,7 +197,7 @@ dray_status dray__serve_replica_start(dray_serve_handle *h, dray__serve_replica 
         return dray_set_error(st, "serve: deployment '%s': out of memory", h->name);
     r->dep = h;
     r->cls = h->cls;
-    r->rt = h->serve->opts.rt;
+    r->rt = h->serve->opts.inline_replicas ? NULL : h->serve->opts.rt;
     r->id = atomic_fetch_add(&h->serve->next_replica_id, 1);
     snprintf(r->version, sizeof(r->version), "%s", h->version);
     r->last_health = dray__serve_now();
