@@ -171,12 +171,15 @@ static inline int http(dray_serve *s, const char *method, const char *path, cons
 
 /* When set, replicas run as actors on this runtime (the *_on_actors tests). */
 static dray_runtime *test_rt;
+/* With test_rt: replicas inline (dray_serve_opts.inline_replicas) instead of actors. */
+static bool test_inline;
 
 static inline dray_serve *start_serve(int port)
 {
     dray_serve_opts o;
     dray_serve_opts_init(&o);
     o.rt = test_rt;
+    o.inline_replicas = test_inline;
     o.port = port;
     o.max_body_bytes = 4096;
     o.control_period_s = 0.01;

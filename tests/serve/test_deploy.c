@@ -400,6 +400,16 @@ TEST(all_on_actors)
     });
 }
 
-RUN_TESTS(T_(backpressure_503), T_(composition_through_handles),
+TEST(inline_with_runtime)
+{
+    test_inline = true;
+    WITH_ACTORS({
+        test_composition_through_handles();
+        test_killed_replica_is_replaced_no_silent_loss();
+    });
+    test_inline = false;
+}
+
+RUN_TESTS(T_(inline_with_runtime), T_(backpressure_503), T_(composition_through_handles),
           T_(killed_replica_is_replaced_no_silent_loss), T_(health_check_restart),
           T_(rolling_update_and_reconfigure), T_(graceful_shutdown_drains), T_(all_on_actors))
