@@ -143,7 +143,7 @@ typedef struct dray_serve_deployment_opts {
     const char *class_name;         /* registered dray_serve_class; required */
     const char *route_prefix;       /* HTTP prefix ("/predict"); NULL: reachable by handle only */
     const char *user_config;        /* JSON text handed to init/reconfigure; NULL: none */
-    const char *version;            /* a change triggers a rolling update; NULL = "1" */
+    const char *version;            /* a change triggers a rolling update; NULL = "1"; <= 40 chars */
     int num_replicas;               /* default 1 (ignored when autoscaling) */
     int max_ongoing_requests;       /* per replica, beyond it 503; default 100 */
     int max_batch_size;             /* > 1 with batch_call: dynamic batching; default 1 */

@@ -690,6 +690,9 @@ static dray_status check_opts(const dray_serve_deployment_opts *o, const char *n
         return dray_set_error(DRAY_EINVAL,
                               "deployment '%s': class '%s' lacks init, destroy or call", name,
                               c->name);
+    if (o->version && strlen(o->version) > 40)
+        return dray_set_error(DRAY_EINVAL, "deployment '%s': version '%.40s...' is longer than 40",
+                              name, o->version);
     if (o->route_prefix && o->route_prefix[0] != '/')
         return dray_set_error(DRAY_EINVAL, "deployment '%s': route_prefix '%s' must start with '/'",
                               name, o->route_prefix);

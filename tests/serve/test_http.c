@@ -121,6 +121,10 @@ TEST(unknown_route_and_bad_deploys)
     ASSERT_STATUS(dray_serve_run(s, &d, NULL), DRAY_EFORMAT);
     ASSERT_CONTAINS(dray_last_error(), "user_config");
     d.user_config = NULL;
+    d.version = "0123456789012345678901234567890123456789x";
+    ASSERT_STATUS(dray_serve_run(s, &d, NULL), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "longer than 40");
+    d.version = NULL;
     d.max_ongoing_requests = 0;
     ASSERT_STATUS(dray_serve_run(s, &d, NULL), DRAY_EINVAL);
     ASSERT_OK(dray_serve_shutdown(s, 5));
