@@ -283,6 +283,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     ctx->active = false;
     *req_cls = NULL;
+    /* Keep small buffers for the next keep-alive request; give big ones back. */
+    if (ctx->cap > 65536) {
+        free(ctx->buf);
+        ctx->buf = NULL;
+        ctx->cap = 0;
+    }
     atomic_fetch_add_explicit(&s->http_ns, (uint64_t)((dray__serve_now() - ctx->t0) * 1e9),
                               memory_order_relaxed);
     atomic_fetch_add_explicit(&s->http_requests, 1, memory_order_relaxed);
