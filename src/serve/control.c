@@ -158,10 +158,7 @@ static void *controller_main(void *arg)
     pthread_mutex_lock(&s->lock);
     while (!s->controller_stop) {
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        long ns = ts.tv_nsec + (long)(s->opts.control_period_s * 1e9);
-        ts.tv_sec += ns / 1000000000;
-        ts.tv_nsec = ns % 1000000000;
+        dray__serve_deadline(&ts, s->opts.control_period_s);
         pthread_cond_timedwait(&s->ctl_cond, &s->lock, &ts);
         if (s->controller_stop)
             break;

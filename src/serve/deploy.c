@@ -252,12 +252,7 @@ static dray__serve_replica *pick_or_wait(dray_serve_handle *h, bool *busy)
            !atomic_load(&h->serve->stopping)) {
         pthread_mutex_lock(&h->zlock);
         struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += 5 * 1000 * 1000;
-        if (ts.tv_nsec >= 1000000000) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000;
-        }
+        dray__serve_deadline(&ts, 0.005);
         pthread_cond_timedwait(&h->zcond, &h->zlock, &ts);
         pthread_mutex_unlock(&h->zlock);
         r = pick_replica(h, busy);
