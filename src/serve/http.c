@@ -134,8 +134,11 @@ static enum MHD_Result system_route(dray_serve *s, struct MHD_Connection *conn, 
         return j ? send_json(conn, j) : MHD_NO;
     }
     char msg[160];
-    snprintf(msg, sizeof(msg), "no system route %s %.100s", method, url);
-    return send_error(conn, 404, msg);
+    bool known = !strcmp(url, "/-/healthz") || !strcmp(url, "/-/routes") ||
+                 !strcmp(url, "/-/status") || !strcmp(url, "/-/shutdown");
+    snprintf(msg, sizeof(msg), "%s %s %.100s", known ? "method not allowed:" : "no system route",
+             method, url);
+    return send_error(conn, known ? 405 : 404, msg);
 }
 
 static void batch_done(dray__serve_call *c)

@@ -36,6 +36,9 @@ TEST(system_routes)
     dray_free(body);
     ASSERT_EQ(http(s, "GET", "/-/nope", NULL, &body), 404);
     dray_free(body);
+    ASSERT_EQ(http(s, "GET", "/-/shutdown", NULL, &body), 405);
+    ASSERT_CONTAINS(body, "method not allowed");
+    dray_free(body);
     ASSERT_EQ(http(s, "GET", "/-/status", NULL, &body), 200);
     ASSERT_CONTAINS(body, "\"deployments\"");
     dray_free(body);
