@@ -282,13 +282,6 @@ static dray_status fn_step(dray_ctx *ctx, trial_actor *a, dray_value *result)
 {
     dray_tune_session *s = a->sess;
     pthread_mutex_lock(&s->mu);
-    if (!s->started && !s->finished) {
-        if (pthread_create(&s->thread, NULL, fn_thread, s) != 0) {
-            pthread_mutex_unlock(&s->mu);
-            return dray_ctx_fail(ctx, DRAY_ERESOURCE, "tune trial: cannot start a thread");
-        }
-        s->started = true;
-    }
     s->want_next = true;
     pthread_cond_broadcast(&s->cv);
     while (!s->have_result && !s->finished)
