@@ -9,6 +9,7 @@ pkgs=(
   python3-numpy python3-pandas python3-dask python3-distributed
   libtbb-dev g++
   libxgboost-dev # tune: examples/tune_xgboost.c tunes XGBoost through its C API
+  wrk                      # HTTP load generator for bench/serve.sh
 )
 pkgs+=("$@")
 missing=()
