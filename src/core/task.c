@@ -265,6 +265,8 @@ dray_status dray_submit_fn(dray_runtime *rt, const dray_function *fn, const dray
     if (atomic_load_explicit(&rt->stopping, memory_order_relaxed))
         return dray_set_error(DRAY_ESHUTDOWN, "dray_submit '%s': the runtime is shut down",
                               fn->name);
+    if (rt->cluster)
+        return dray__cluster_submit(rt, fn, args, nargs, opts, out);
     dray_ref *c;
     dray_status st = dray__make_task(rt, fn, args, nargs, opts, DRAY__CELL_TASK, &c);
     if (st)
@@ -451,7 +453,7 @@ static dray_status call_function(dray_runtime *rt, dray__worker *w, dray_ref *c,
     for (;;) {
         dray__clear_error();
         st = c->fn->fn(&ctx, tmp, c->nargs, result);
-        if (st == DRAY_OK)
+        if (st == DRAY_OK || st == DRAY__DEFERRED)
             break;
         if (!c->extra || !c->extra->retry_exceptions || c->extra->retries_left <= 0)
             break;
@@ -489,6 +491,8 @@ dray_ref *dray__run_cell(dray_runtime *rt, dray__worker *w, dray_ref *c)
         st = call_function(rt, w, c, args, &result, &failed_arg);
         if (gated)
             dray__resources_release(rt, c->extra->num_cpus, c->extra->res, c->extra->n_res);
+        if (st == DRAY__DEFERRED)
+            return NULL; /* the function released c's arguments; c completes later */
     }
     if (st != DRAY_OK && failed_arg < 0 && result.type == DRAY_T_ERROR) {
         st = dray_error_status(&result); /* the function built its own error value */
