@@ -29,8 +29,8 @@ typedef struct head {
     int64_t heartbeat_timeout_ns;
 } head;
 
-/* The role a connection was marked with by the head: a node or a driver. */
-enum { ROLE_NODE = 1, ROLE_DRIVER = 2 };
+/* A connection's user pointer on the head: its node, or this mark for a subscribed driver. */
+#define DRIVER_MARK(h) ((void *)&(h)->n_drivers)
 
 static dray_status nodes_value(head *h, dray_value *out)
 {
@@ -122,7 +122,8 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const 
 {
     (void)data;
     head *h = dray__loop_user(l);
-    node *nd = dray__conn_user(c) && dray__conn_user(c) != (void *)h ? dray__conn_user(c) : NULL;
+    void *u = dray__conn_user(c);
+    node *nd = u && u != DRIVER_MARK(h) ? u : NULL;
     switch (hd->type) {
     case DRAY__MSG_REGISTER: {
         if (strcmp(dray__conn_role(c), "worker") || dray__conn_user(c)) {
@@ -166,7 +167,7 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const 
             return;
         }
         h->drivers[h->n_drivers++] = dray__conn_retain(c);
-        dray__conn_set_user(c, h);
+        dray__conn_set_user(c, DRIVER_MARK(h));
         dray__log("driver %s subscribed", dray__conn_peer(c));
         send_nodes(h, c);
         return;
@@ -187,7 +188,7 @@ static void on_close(dray__loop *l, dray__conn *c)
 {
     head *h = dray__loop_user(l);
     void *u = dray__conn_user(c);
-    if (u == h) {
+    if (u == DRIVER_MARK(h)) {
         for (int i = 0; i < h->n_drivers; i++)
             if (h->drivers[i] == c) {
                 h->drivers[i] = h->drivers[--h->n_drivers];

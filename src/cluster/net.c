@@ -28,6 +28,9 @@
 #define READ_CHUNK (256u << 10)
 #define AUTH_TIMEOUT_NS (5 * 1000000000LL)
 #define TICK_NS (100 * 1000000LL)
+/* A sender writes to the socket itself when the connection has been quiet this long (latency);
+ * messages closer together are queued and flushed by the loop in batches (throughput). */
+#define DIRECT_GAP_NS 50000
 
 typedef struct out_ext {
     size_t mark;      /* write after the out buffer reaches this offset */
@@ -54,6 +57,7 @@ struct dray__conn {
     out_ext *ext;
     size_t ext_head, ext_n, ext_cap;
     bool pollout;
+    int64_t last_send_ns;
 
     uint8_t *ibuf; /* input */
     size_t ilen, ipos, icap;
@@ -250,9 +254,15 @@ dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t
     } else if (dlen) {
         c->ext[c->ext_n++] = (out_ext){c->olen, dray_value_retain(data), 0};
     }
-    pthread_mutex_unlock(&c->lock);
     dray__loop *l = c->loop;
-    if (current_loop != l && !atomic_exchange(&l->flush_pending, 1)) {
+    int64_t now = dray__now_ns();
+    bool direct = current_loop != l && !c->pollout && c->olen == DRAY__WIRE_HDR + ctl_len +
+                  (copy ? dlen : 0) && now - c->last_send_ns > DIRECT_GAP_NS;
+    c->last_send_ns = now;
+    /* A failed direct write is left to the loop, which closes the connection. */
+    bool sent = direct && flush_locked(c) && c->olen == 0;
+    pthread_mutex_unlock(&c->lock);
+    if (!sent && current_loop != l && !atomic_exchange(&l->flush_pending, 1)) {
         uint64_t one = 1;
         ssize_t r = write(l->evfd, &one, sizeof one);
         (void)r;

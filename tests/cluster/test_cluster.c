@@ -147,9 +147,32 @@ static pid_t spawn_worker(const char *addr)
     return pid;
 }
 
+/* The running fixture, so a failing assertion (abort) still stops what the test started. */
+static fx *live_fx;
+
+static void on_abort(int sig)
+{
+    fx *f = live_fx;
+    live_fx = NULL;
+    if (f) {
+        for (int i = 0; i < f->nworkers; i++)
+            if (f->workers[i] > 0)
+                kill(f->workers[i], SIGKILL);
+        dray_cluster_stop_recorded(f->dir, 2000, NULL);
+        char cmd[200];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+        if (system(cmd))
+            fprintf(stderr, "could not remove %s\n", f->dir);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static void fx_start(fx *f, int nworkers)
 {
     memset(f, 0, sizeof(*f));
+    live_fx = f;
+    signal(SIGABRT, on_abort);
     snprintf(f->dir, sizeof f->dir, "/tmp/dray-cltest-XXXXXX");
     ASSERT_TRUE(mkdtemp(f->dir) != NULL);
     setenv("DRAY_CLUSTER_DIR", f->dir, 1);
@@ -183,6 +206,7 @@ static void fx_stop(fx *f)
     ASSERT_EQ(system(cmd), 0);
     unsetenv("DRAY_CLUSTER_DIR");
     unsetenv("DRAY_MIN_NODES");
+    live_fx = NULL;
 }
 
 static dray_runtime *connect_driver(fx *f)
@@ -203,6 +227,30 @@ static int64_t get_int(dray_runtime *rt, dray_ref *r)
     ASSERT_OK(dray_get(rt, r, 20000, &v));
     ASSERT_EQ(v.type, DRAY_T_INT);
     return v.u.i;
+}
+
+/* Submits small batches until tasks have run in both worker processes (and never in this one). */
+static void assert_both_workers_run_tasks(dray_runtime *rt, const fx *f)
+{
+    dray_value a = dray_int(3);
+    pid_t seen[2] = {0, 0};
+    for (int i = 0; i < 40 && !(seen[0] && seen[1]); i++) {
+        dray_ref *p[4];
+        for (int k = 0; k < 4; k++)
+            ASSERT_OK(dray_submit(rt, "cl_slow_square", &a, 1, NULL, &p[k]));
+        for (int k = 0; k < 4; k++) {
+            dray_ref_release(p[k]);
+            ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, NULL, &p[k]));
+        }
+        for (int k = 0; k < 4; k++) {
+            pid_t pid = (pid_t)get_int(rt, p[k]);
+            dray_ref_release(p[k]);
+            ASSERT_NE(pid, getpid());
+            ASSERT_TRUE(pid == f->workers[0] || pid == f->workers[1]);
+            seen[pid == f->workers[1]] = pid;
+        }
+    }
+    ASSERT_TRUE(seen[0] && seen[1]);
 }
 
 /* ==== Tests ==== */
@@ -249,24 +297,7 @@ TEST(tasks_refs_errors_and_data)
     dray_ref_release(r4);
     dray_ref_release(sum);
     /* Tasks ran on both worker processes, none here. */
-    pid_t seen[2] = {0, 0};
-    for (int i = 0; i < 40 && !(seen[0] && seen[1]); i++) {
-        dray_ref *p[4];
-        for (int k = 0; k < 4; k++)
-            ASSERT_OK(dray_submit(rt, "cl_slow_square", &a, 1, NULL, &p[k]));
-        for (int k = 0; k < 4; k++) {
-            dray_ref_release(p[k]);
-            ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, NULL, &p[k]));
-        }
-        for (int k = 0; k < 4; k++) {
-            pid_t pid = (pid_t)get_int(rt, p[k]);
-            dray_ref_release(p[k]);
-            ASSERT_NE(pid, getpid());
-            ASSERT_TRUE(pid == f.workers[0] || pid == f.workers[1]);
-            seen[pid == f.workers[1]] = pid;
-        }
-    }
-    ASSERT_TRUE(seen[0] && seen[1]);
+    assert_both_workers_run_tasks(rt, &f);
     /* A remote failure carries its message, and a dependent sees the cause chain. */
     dray_value seven = dray_int(7);
     dray_ref *bad, *dep;
@@ -467,6 +498,10 @@ TEST(cli_status_lists_nodes)
     fx f;
     fx_start(&f, 2);
     dray_runtime *rt = connect_driver(&f); /* waits for both nodes */
+    /* Let a few heartbeats pass: every node must still be alive after them. */
+    struct timespec ts = {1, 300000000};
+    nanosleep(&ts, NULL);
+    assert_both_workers_run_tasks(rt, &f);
     char cmd[4300], out[4096] = {0};
     snprintf(cmd, sizeof cmd, "%s status --address %s", f.dray, f.addr);
     FILE *p = popen(cmd, "r");

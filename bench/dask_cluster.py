@@ -1,0 +1,59 @@
+"""Dask side of `bench/run cluster --dask`: the same work on dask.distributed (LocalCluster with 2 worker
+processes, 1 thread each), with smaller counts where Dask would take minutes. Prints
+`dask_cluster_<name> value unit`, each the median of --runs runs."""
+import statistics
+import sys
+import time
+
+from distributed import Client, LocalCluster
+
+RUNS = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 5
+
+
+def noop(i):
+    return None
+
+
+def inc(x):
+    return x + 1
+
+
+def zeros(n):
+    return bytes(n)
+
+
+def empty_tasks(client, n=5000):
+    t0 = time.perf_counter()
+    futs = client.map(noop, range(n), pure=False)
+    client.gather(futs)
+    return n / (time.perf_counter() - t0)
+
+
+def latency_us(client, n=300):
+    t0 = time.perf_counter()
+    for i in range(n):
+        assert client.submit(inc, i, pure=False).result() == i + 1
+    return (time.perf_counter() - t0) / n * 1e6
+
+
+def put_get_gbps(client, nbytes=800 << 20):
+    t0 = time.perf_counter()
+    b = client.submit(zeros, nbytes, pure=False).result()
+    t = time.perf_counter() - t0
+    assert len(b) == nbytes
+    return nbytes / t / 1e9
+
+
+def main():
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        for name, fn, unit in (("cluster_empty_tasks_per_s", empty_tasks, "tasks/s"),
+                               ("cluster_submit_get_latency_us", latency_us, "us"),
+                               ("cluster_put_get_gbps", put_get_gbps, "GB/s")):
+            vals = [fn(client) for _ in range(RUNS)]
+            fmt = "%.2f" if unit == "GB/s" else "%.1f" if unit == "us" else "%.0f"
+            print(("dask_%s " + fmt + " %s") % (name, statistics.median(vals), unit), flush=True)
+
+
+if __name__ == "__main__":
+    main()
