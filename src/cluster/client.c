@@ -12,9 +12,26 @@
 #define MAX_NODES 1024
 #define HEADER_ARGS 4 /* the proxy task's arguments before the user's: fn, retries, retry_exc, node retries */
 
+/* A remote actor: where it lives and how to rebuild it elsewhere. */
+typedef struct ractor {
+    uint64_t id;
+    const dray_actor_class *cls;
+    int node;         /* -1 once dead */
+    void *create_msg; /* the encoded ACTOR_CREATE payload, resent on a restart */
+    size_t create_len;
+    int max_restarts, max_task_retries;
+    _Atomic int restarts;
+    bool released;
+    struct dray__cluster *cl;
+    struct ractor *next;
+} ractor;
+
 typedef struct pend {
     uint64_t rid;
-    dray_ref *cell;
+    dray_ref *cell;   /* NULL for a restart's constructor (nobody waits for it) */
+    ractor *actor;    /* actor calls and constructors */
+    uint8_t type;     /* the message type sent */
+    int call_retries;
     const dray_function *fn;
     void *msg; /* the encoded SUBMIT control payload, kept for resending */
     size_t len;
@@ -52,6 +69,8 @@ struct dray__cluster {
     pend *waiting;
     int64_t no_node_timeout_ns;
     int default_retries;
+    ractor *actors;
+    uint64_t next_actor_id;
 };
 
 /* ==== Pending table ==== */
@@ -131,10 +150,51 @@ static void unplace(struct dray__cluster *cl, pend *p)
 /* Fails p's cell with st and a message (lock not held); frees p. */
 static void fail_pend(struct dray__cluster *cl, pend *p, dray_status st, const char *msg)
 {
-    dray_value err = dray_null();
-    dray_error_create(st, p->fn->name, msg, -1, NULL, &err);
-    dray__complete(cl->rt, p->cell, st, err, NULL);
+    if (p->cell) {
+        dray_value err = dray_null();
+        dray_error_create(st, p->actor ? p->actor->cls->name : p->fn->name, msg, -1, NULL, &err);
+        dray__complete(cl->rt, p->cell, st, err, NULL);
+    }
     pend_free(p);
+}
+
+/* Puts p on node i's list and sends it. Lock held. */
+static void send_to(struct dray__cluster *cl, pend *p, int i)
+{
+    rnode *n = &cl->nodes[i];
+    p->node = i;
+    n->inflight++;
+    list_push(&n->list, p);
+    /* A closed connection is not an error here: its on_close resends what is on the node. */
+    dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
+}
+
+/* The least loaded live node, or -1. Lock held. */
+static int least_loaded(struct dray__cluster *cl)
+{
+    int best = -1;
+    double best_load = 0;
+    for (int i = 0; i < cl->n_nodes; i++) {
+        rnode *n = &cl->nodes[i];
+        double load = (double)(n->inflight + 1) / (n->cpus > 0 ? n->cpus : 1);
+        if (n->alive && (best < 0 || load < best_load)) {
+            best = i;
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+/* Enters p in the table under a new request id. Lock held. */
+static dray_status table_add(struct dray__cluster *cl, pend *p)
+{
+    if (cl->count >= cl->nbuckets && table_grow(cl))
+        return DRAY_ENOMEM;
+    p->rid = ++cl->next_rid;
+    p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
+    cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
+    cl->count++;
+    return DRAY_OK;
 }
 
 /* Sends p to the least loaded live node that has not refused it, or parks it. Lock held. Returns
@@ -167,12 +227,7 @@ static bool place(struct dray__cluster *cl, pend *p)
         list_push(&cl->waiting, p);
         return true;
     }
-    rnode *n = &cl->nodes[best];
-    p->node = best;
-    n->inflight++;
-    list_push(&n->list, p);
-    /* A closed connection is not an error here: its on_close resends what is on the node. */
-    dray__conn_send(n->conn, DRAY__MSG_SUBMIT, 0, p->rid, p->msg, p->len, NULL);
+    send_to(cl, p, best);
     return true;
 }
 
@@ -222,18 +277,15 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     }
     p->cell = c;
     p->fn = fn;
+    p->type = DRAY__MSG_SUBMIT;
     p->retries_left = (int)hargs[3].u.i;
     drop_cell_args(c);
     pthread_mutex_lock(&cl->lock);
-    if (cl->count >= cl->nbuckets && table_grow(cl)) {
+    if (table_add(cl, p)) {
         pthread_mutex_unlock(&cl->lock);
         fail_pend(cl, p, DRAY_ENOMEM, "out of memory in the task table");
         return DRAY_OK;
     }
-    p->rid = ++cl->next_rid;
-    p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
-    cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
-    cl->count++;
     bool ok = cl->closing ? false : place(cl, p);
     if (!ok)
         table_take(cl, p->rid);
@@ -318,6 +370,280 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
     return st;
 }
 
+
+/* ==== Actors ==== */
+
+static int cmp_rid(const void *a, const void *b)
+{
+    uint64_t x = (*(pend *const *)a)->rid, y = (*(pend *const *)b)->rid;
+    return x < y ? -1 : x > y;
+}
+
+/* Node `lost` died with the pends in *list. Restarts its actors elsewhere (while max_restarts
+ * allows: the constructor is sent again first, then the calls that may be retried, in their
+ * original order). Takes the actor pends out of *list; returns those that fail (linked by next,
+ * out of the table). Lock held. */
+static pend *restart_actors(struct dray__cluster *cl, int lost, pend **list)
+{
+    pend *fails = NULL;
+    size_t n = 0;
+    for (pend *p = *list; p; p = p->next)
+        n += p->actor != NULL;
+    pend **acts = n ? malloc(n * sizeof(*acts)) : NULL;
+    if (n && !acts)
+        return NULL; /* out of memory: the calls stay pending until shutdown */
+    n = 0;
+    for (pend **pp = list; *pp;) {
+        pend *p = *pp;
+        if (p->actor) {
+            *pp = p->next;
+            acts[n++] = p;
+        } else {
+            pp = &p->next;
+        }
+    }
+    qsort(acts, n, sizeof(*acts), cmp_rid);
+    for (ractor *a = cl->actors; a; a = a->next) {
+        if (a->node != lost || a->released)
+            continue;
+        int to = atomic_load(&a->restarts) < a->max_restarts ? least_loaded(cl) : -1;
+        a->node = to;
+        if (to < 0)
+            continue;
+        atomic_fetch_add(&a->restarts, 1);
+        dray__log("restarting actor %s %llx on node %d", a->cls->name, (unsigned long long)a->id,
+                  cl->nodes[to].id);
+        /* A constructor still pending goes again with its ref; else a fresh one nobody waits on. */
+        pend *init = NULL;
+        for (size_t i = 0; i < n && !init; i++)
+            if (acts[i] && acts[i]->actor == a && acts[i]->type == DRAY__MSG_ACTOR_CREATE) {
+                init = acts[i];
+                acts[i] = NULL;
+            }
+        if (!init && (init = calloc(1, sizeof(*init))) &&
+            (!(init->msg = malloc(a->create_len)) || table_add(cl, init))) {
+            free(init->msg);
+            free(init);
+            init = NULL;
+        }
+        if (!init)
+            continue;
+        if (!init->cell) {
+            memcpy(init->msg, a->create_msg, a->create_len);
+            init->len = a->create_len;
+            init->actor = a;
+            init->type = DRAY__MSG_ACTOR_CREATE;
+        }
+        send_to(cl, init, to);
+    }
+    for (size_t i = 0; i < n; i++) {
+        pend *p = acts[i];
+        if (!p)
+            continue;
+        if (p->actor->node >= 0 && p->type == DRAY__MSG_ACTOR_CALL && p->call_retries > 0) {
+            p->call_retries--;
+            send_to(cl, p, p->actor->node);
+            continue;
+        }
+        table_take(cl, p->rid);
+        p->next = fails;
+        fails = p;
+    }
+    free(acts);
+    return fails;
+}
+
+/* Replaces refs in args by their values (waiting for them). A failed ref is DRAY_EDEP. */
+static dray_status resolve_args(dray_runtime *rt, const dray_value *args, size_t nargs,
+                                dray_value *out)
+{
+    for (size_t i = 0; i < nargs; i++) {
+        out[i] = args[i];
+        if (args[i].type != DRAY_T_REF)
+            continue;
+        dray_status st = dray_get(rt, args[i].u.ref, -1, NULL);
+        if (st)
+            return dray_set_error(DRAY_EDEP, "input %zu failed: %s", i, dray_last_error());
+        out[i] = args[i].u.ref->u.result;
+    }
+    return DRAY_OK;
+}
+
+/* A pending cell completed by the cluster client (constructors and calls of remote actors). */
+static dray_status never_runs(dray_ctx *ctx, const dray_value *a, size_t n, dray_value *r)
+{
+    (void)ctx, (void)a, (void)n, (void)r;
+    return dray_set_error(DRAY_EINVAL, "a remote actor's cell ran locally");
+}
+static dray_function actor_cell_fn = {"dray.cluster.actor", never_runs, NULL};
+
+/* Encodes a payload `items[0..n)` as a list. */
+static dray_status encode_list(const dray_value *items, size_t n, void **msg, size_t *len)
+{
+    dray_value v;
+    dray_status st = dray_list_create(items, n, &v);
+    if (st)
+        return st;
+    st = dray_value_encode(&v, msg, len);
+    dray_value_release(&v);
+    return st;
+}
+
+/* Registers and sends a request for actor a (constructor or call) completing cell c. */
+static dray_status send_actor_request(struct dray__cluster *cl, ractor *a, uint8_t type,
+                                      void *msg, size_t len, dray_ref *c, int retries)
+{
+    pend *p = calloc(1, sizeof(*p));
+    if (!p) {
+        dray_free(msg);
+        return dray_set_error(DRAY_ENOMEM, "out of memory calling actor %s", a->cls->name);
+    }
+    p->cell = c;
+    p->actor = a;
+    p->type = type;
+    p->msg = msg;
+    p->len = len;
+    p->call_retries = retries;
+    pthread_mutex_lock(&cl->lock);
+    int node = type == DRAY__MSG_ACTOR_CREATE ? least_loaded(cl) : a->node;
+    if (type == DRAY__MSG_ACTOR_CREATE)
+        a->node = node;
+    dray_status st = node < 0 ? DRAY_EACTOR : table_add(cl, p);
+    if (!st)
+        send_to(cl, p, node);
+    pthread_mutex_unlock(&cl->lock);
+    if (st)
+        fail_pend(cl, p, st, node < 0 ? (type == DRAY__MSG_ACTOR_CREATE
+                                             ? "no live worker node to place the actor on"
+                                             : "the actor is dead: its node was lost")
+                                      : "out of memory");
+    return DRAY_OK;
+}
+
+dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class *cls,
+                                       const dray_value *args, size_t nargs,
+                                       const dray_actor_opts *opts, void **remote,
+                                       dray_ref **init_ref)
+{
+    struct dray__cluster *cl = rt->cluster;
+    dray_value *vals = nargs ? malloc(nargs * sizeof(dray_value)) : NULL;
+    ractor *a = calloc(1, sizeof(*a));
+    dray_value items[6] = {dray_null(), dray_null(), dray_null(),
+                           dray_int(opts && opts->max_concurrency ? opts->max_concurrency : 1),
+                           dray_int(0), dray_int(opts ? opts->max_task_retries : 0)};
+    dray_status st = (nargs && !vals) || !a ? dray_set_error(DRAY_ENOMEM, "out of memory") : 0;
+    if (!st)
+        st = resolve_args(rt, args, nargs, vals);
+    if (!st)
+        st = dray_string_create(cls->name, &items[0]);
+    if (!st)
+        st = dray_list_create(vals, nargs, &items[1]);
+    if (!st) {
+        pthread_mutex_lock(&cl->lock);
+        a->id = cl->next_actor_id++;
+        pthread_mutex_unlock(&cl->lock);
+        items[2] = dray_int((int64_t)a->id);
+        st = encode_list(items, 6, &a->create_msg, &a->create_len);
+    }
+    dray_value_release(&items[0]);
+    dray_value_release(&items[1]);
+    free(vals);
+    dray_ref *c = NULL;
+    void *msg = NULL;
+    if (!st && !(msg = malloc(a->create_len)))
+        st = dray_set_error(DRAY_ENOMEM, "out of memory");
+    if (!st)
+        st = dray__make_task(rt, &actor_cell_fn, NULL, 0, NULL, DRAY__CELL_TASK, &c);
+    if (st) {
+        free(msg);
+        if (a)
+            dray_free(a->create_msg);
+        free(a);
+        return st;
+    }
+    memcpy(msg, a->create_msg, a->create_len);
+    a->cls = cls;
+    a->cl = cl;
+    a->max_restarts = opts ? opts->max_restarts : 0;
+    a->max_task_retries = opts ? opts->max_task_retries : 0;
+    pthread_mutex_lock(&cl->lock);
+    a->next = cl->actors;
+    cl->actors = a;
+    pthread_mutex_unlock(&cl->lock);
+    send_actor_request(cl, a, DRAY__MSG_ACTOR_CREATE, msg, a->create_len, c, 0);
+    *remote = a;
+    *init_ref = c;
+    return DRAY_OK;
+}
+
+dray_status dray__cluster_actor_call(dray_runtime *rt, void *remote, int method,
+                                     const dray_value *args, size_t nargs, dray_ref **out)
+{
+    struct dray__cluster *cl = rt->cluster;
+    ractor *a = remote;
+    dray_value stack[8], *vals = nargs <= 8 ? stack : malloc(nargs * sizeof(dray_value));
+    if (!vals)
+        return dray_set_error(DRAY_ENOMEM, "out of memory calling actor %s", a->cls->name);
+    dray_value items[3] = {dray_int((int64_t)a->id), dray_int(method), dray_null()};
+    void *msg = NULL;
+    size_t len = 0;
+    dray_status st = resolve_args(rt, args, nargs, vals);
+    if (!st)
+        st = dray_list_create(vals, nargs, &items[2]);
+    if (!st)
+        st = encode_list(items, 3, &msg, &len);
+    dray_value_release(&items[2]);
+    if (vals != stack)
+        free(vals);
+    dray_ref *c;
+    if (st || (st = dray__make_task(rt, &actor_cell_fn, NULL, 0, NULL, DRAY__CELL_TASK, &c))) {
+        dray_free(msg);
+        return st;
+    }
+    send_actor_request(cl, a, DRAY__MSG_ACTOR_CALL, msg, len, c, a->max_task_retries);
+    *out = c;
+    return DRAY_OK;
+}
+
+/* Sends a one-way actor message. */
+static void actor_notify(struct dray__cluster *cl, ractor *a, uint8_t type, const dray_value *items,
+                         size_t n)
+{
+    void *msg;
+    size_t len;
+    if (encode_list(items, n, &msg, &len))
+        return;
+    pthread_mutex_lock(&cl->lock);
+    if (a->node >= 0 && cl->nodes[a->node].alive)
+        dray__conn_send(cl->nodes[a->node].conn, type, 0, 0, msg, len, NULL);
+    pthread_mutex_unlock(&cl->lock);
+    dray_free(msg);
+}
+
+dray_status dray__cluster_actor_kill(dray_runtime *rt, void *remote, bool no_restart)
+{
+    ractor *a = remote;
+    dray_value items[2] = {dray_int((int64_t)a->id), dray_bool(no_restart)};
+    actor_notify(rt->cluster, a, DRAY__MSG_ACTOR_KILL, items, 2);
+    return DRAY_OK;
+}
+
+int dray__cluster_actor_restarts(const void *remote)
+{
+    return atomic_load(&((ractor *)remote)->restarts);
+}
+
+void dray__cluster_actor_release(void *remote)
+{
+    ractor *a = remote;
+    dray_value id = dray_int((int64_t)a->id);
+    /* The record stays until detach: calls still in flight point at it. */
+    actor_notify(a->cl, a, DRAY__MSG_ACTOR_RELEASE, &id, 1);
+    pthread_mutex_lock(&a->cl->lock);
+    a->released = true;
+    pthread_mutex_unlock(&a->cl->lock);
+}
+
 /* ==== Loop callbacks ==== */
 
 static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_value *ctl,
@@ -352,7 +678,10 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
     dray_status st = (dray_status)dray_list_get(ctl, 0)->u.i;
     dray_value v = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) ? dray_value_retain(data)
                                                                 : dray_value_retain(dray_list_get(ctl, 1));
-    dray__complete(cl->rt, p->cell, st, v, NULL);
+    if (p->cell)
+        dray__complete(cl->rt, p->cell, st, v, NULL);
+    else
+        dray_value_release(&v);
     pend_free(p);
 }
 
@@ -452,6 +781,7 @@ static void on_close(dray__loop *l, dray__conn *c)
     nd->list = NULL;
     nd->inflight = 0;
     uint64_t retried = 0;
+    pend *calls = restart_actors(cl, (int)(nd - cl->nodes), &list);
     while (list) {
         pend *p = list, *next = p->next;
         list = next;
@@ -476,6 +806,13 @@ static void on_close(dray__loop *l, dray__conn *c)
         pend *next = failed->next;
         fail_pend(cl, failed, DRAY_ENET, msg);
         failed = next;
+    }
+    snprintf(msg, sizeof msg, "the actor's node %d (%s) was lost while running this call",
+             nd->id, nd->addr);
+    while (calls) {
+        pend *next = calls->next;
+        fail_pend(cl, calls, DRAY_EACTOR, msg);
+        calls = next;
     }
 }
 
@@ -606,6 +943,12 @@ void dray__cluster_detach(dray_runtime *rt)
     for (int i = 0; i < cl->n_nodes; i++)
         if (cl->nodes[i].alive)
             dray__conn_release(cl->nodes[i].conn);
+    while (cl->actors) {
+        ractor *a = cl->actors;
+        cl->actors = a->next;
+        dray_free(a->create_msg);
+        free(a);
+    }
     rt->cluster = NULL;
     pthread_cond_destroy(&cl->cond);
     pthread_mutex_destroy(&cl->lock);

@@ -56,6 +56,11 @@ enum dray__msg_type {
     DRAY__MSG_RESULT,        /* worker to driver: [int status, value]; data per flags */
     DRAY__MSG_STATUS_REQ,    /* client to head: null */
     DRAY__MSG_STATUS,        /* head to client: map */
+    DRAY__MSG_ACTOR_CREATE,  /* driver to worker: [string class, list args, int id, int max_conc,
+                              * int max_restarts, int max_task_retries]; RESULT when init ran */
+    DRAY__MSG_ACTOR_CALL,    /* driver to worker: [int id, int method, list args]; RESULT */
+    DRAY__MSG_ACTOR_KILL,    /* driver to worker: [int id, bool no_restart] */
+    DRAY__MSG_ACTOR_RELEASE, /* driver to worker: [int id] */
     DRAY__MSG_COUNT
 };
 

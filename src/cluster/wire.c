@@ -43,7 +43,8 @@ static const char *type_name(unsigned t)
 {
     static const char *names[] = {"?",         "CHALLENGE", "AUTH",   "AUTH_OK",
                                   "REGISTER",  "SUBSCRIBE", "NODES",  "PING",
-                                  "SUBMIT",    "RESULT",    "STATUS_REQ", "STATUS"};
+                                  "SUBMIT",    "RESULT",    "STATUS_REQ", "STATUS",
+                                  "ACTOR_CREATE", "ACTOR_CALL", "ACTOR_KILL", "ACTOR_RELEASE"};
     return t < DRAY__MSG_COUNT ? names[t] : "?";
 }
 
@@ -155,6 +156,17 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
     }
     case DRAY__MSG_STATUS:
         return is(v, DRAY_T_MAP);
+    case DRAY__MSG_ACTOR_CREATE:
+        return list_of(v, 6) && is(at(v, 0), DRAY_T_STRING) && is(at(v, 1), DRAY_T_LIST) &&
+               dray_list_len(at(v, 1)) <= UINT16_MAX && is(at(v, 2), DRAY_T_INT) &&
+               nonneg_int(at(v, 3)) && nonneg_int(at(v, 4)) && nonneg_int(at(v, 5));
+    case DRAY__MSG_ACTOR_CALL:
+        return list_of(v, 3) && is(at(v, 0), DRAY_T_INT) && nonneg_int(at(v, 1)) &&
+               is(at(v, 2), DRAY_T_LIST) && dray_list_len(at(v, 2)) <= UINT16_MAX;
+    case DRAY__MSG_ACTOR_KILL:
+        return list_of(v, 2) && is(at(v, 0), DRAY_T_INT) && is(at(v, 1), DRAY_T_BOOL);
+    case DRAY__MSG_ACTOR_RELEASE:
+        return list_of(v, 1) && is(at(v, 0), DRAY_T_INT);
     }
     return false;
 }

@@ -13,13 +13,31 @@
 #define PING_NS (500 * 1000000LL)
 #define RAW_LIMIT (64u << 10)
 
+/* An actor hosted here for a driver (touched only on the loop thread). */
+typedef struct wactor {
+    _Atomic int refs; /* the table's and a pending ready job's */
+    uint64_t id;
+    dray_actor *actor;
+    dray__conn *owner; /* the driver that created it (borrowed: freed with its connection) */
+    struct wactor *next;
+} wactor;
+
 typedef struct worker {
     dray_runtime *rt;
     dray__loop *loop;
     dray__conn *head; /* retained */
     int64_t next_ping;
     _Atomic int64_t done, running;
+    wactor *actors;
 } worker;
+
+/* Sends an actor call's result once its cell completes (on the completing thread). */
+typedef struct reply {
+    dray__callback cb;
+    dray__conn *conn; /* retained */
+    uint64_t rid;
+    dray_ref *ref;
+} reply;
 
 typedef struct job {
     worker *w;
@@ -66,8 +84,12 @@ static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value 
         if (!data && !st)
             items[1] = *result;
     }
-    if (st)
-        items[1] = *result;
+    dray_value fallback = dray_null();
+    if (st) {
+        if (result->type != DRAY_T_ERROR)
+            dray_error_create(st, "task", dray_status_str(st), -1, NULL, &fallback);
+        items[1] = result->type == DRAY_T_ERROR ? *result : fallback;
+    }
     if (dray_list_create(items, 2, &ctl) == DRAY_OK) {
         if (dray__conn_send_value(c, DRAY__MSG_RESULT, flags, rid, &ctl, data))
             dray__log("cannot send result %llu to %s: %s", (unsigned long long)rid,
@@ -76,6 +98,17 @@ static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value 
     }
     dray_free(enc);
     dray_value_release(&encv);
+    dray_value_release(&fallback);
+}
+
+/* Sends an error as a RESULT. */
+static void send_error(dray__conn *c, uint64_t rid, dray_status st, const char *fn, const char *msg)
+{
+    dray_value err;
+    if (dray_error_create(st, fn, msg, -1, NULL, &err) == DRAY_OK) {
+        send_result(c, rid, st, &err, 0);
+        dray_value_release(&err);
+    }
 }
 
 /* The local task that runs a remote task: calls the function, retries on failure when asked, and
@@ -159,6 +192,162 @@ static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_v
     dray_ref_release(r);
 }
 
+
+/* ==== Actors ==== */
+
+static void reply_fn(dray__callback *cb, dray_ref *c)
+{
+    reply *r = (reply *)cb;
+    dray_value v = dray_value_retain(&c->u.result);
+    send_result(r->conn, r->rid, (dray_status)c->status, &v, 0);
+    dray_value_release(&v);
+    dray__conn_release(r->conn);
+    dray_ref_release(r->ref);
+    free(r);
+}
+
+/* Sends ref's outcome as RESULT rid when it completes. Takes ref. */
+static void reply_when_done(dray__conn *c, uint64_t rid, dray_ref *ref)
+{
+    reply *r = calloc(1, sizeof(*r));
+    if (!r) {
+        dray_ref_release(ref);
+        send_error(c, rid, DRAY_ENOMEM, "actor", "out of memory on the node");
+        return;
+    }
+    r->cb.fn = reply_fn;
+    r->conn = dray__conn_retain(c);
+    r->rid = rid;
+    r->ref = ref;
+    if (!dray__ref_on_complete(ref, &r->cb))
+        reply_fn(&r->cb, ref);
+}
+
+static wactor *find_actor(worker *w, dray__conn *owner, uint64_t id)
+{
+    for (wactor *a = w->actors; a; a = a->next)
+        if (a->id == id && a->owner == owner)
+            return a;
+    return NULL;
+}
+
+typedef struct ready_job {
+    worker *w;
+    wactor *wa;
+    dray__conn *conn;
+    uint64_t rid;
+} ready_job;
+
+static void wactor_release(wactor *wa)
+{
+    if (atomic_fetch_sub(&wa->refs, 1) == 1) {
+        dray_actor_release(wa->actor);
+        free(wa);
+    }
+}
+
+/* Waits for an actor's constructor on the pool, then answers the create request. */
+static dray_status ready_task(dray_ctx *ctx, const dray_value *args, size_t nargs,
+                              dray_value *out)
+{
+    (void)ctx, (void)nargs;
+    ready_job *j = (ready_job *)(uintptr_t)args[0].u.i;
+    dray_status st = dray_actor_ready(j->w->rt, j->wa->actor, -1);
+    if (st)
+        send_error(j->conn, j->rid, st, "__init__", dray_last_error());
+    else {
+        dray_value nul = dray_null();
+        send_result(j->conn, j->rid, DRAY_OK, &nul, 0);
+    }
+    wactor_release(j->wa);
+    dray__conn_release(j->conn);
+    free(j);
+    *out = dray_null();
+    return DRAY_OK;
+}
+
+static dray_function ready_fn = {"dray.cluster.actor_ready", ready_task, NULL};
+
+static void on_actor_create(worker *w, dray__conn *c, const dray__hdr *h, const dray_value *ctl)
+{
+    const char *cls = dray_string_cstr(dray_list_get(ctl, 0));
+    const dray_value *args = dray_list_get(ctl, 1);
+    uint64_t id = (uint64_t)dray_list_get(ctl, 2)->u.i;
+    dray_actor_opts o = {0};
+    o.max_concurrency = (int)dray_list_get(ctl, 3)->u.i;
+    o.max_restarts = (int)dray_list_get(ctl, 4)->u.i;
+    o.max_task_retries = (int)dray_list_get(ctl, 5)->u.i;
+    size_t n = dray_list_len(args);
+    wactor *wa = calloc(1, sizeof(*wa));
+    ready_job *j = calloc(1, sizeof(*j));
+    dray_status st = !wa || !j ? dray_set_error(DRAY_ENOMEM, "out of memory") :
+                     find_actor(w, c, id) ? dray_set_error(DRAY_EINVAL, "actor id in use") :
+                     dray_actor_create(w->rt, cls, n ? dray_list_get(args, 0) : NULL, n, &o,
+                                       &wa->actor);
+    if (st) {
+        send_error(c, h->rid, st, cls, dray_last_error());
+        free(wa);
+        free(j);
+        return;
+    }
+    wa->id = id;
+    wa->owner = c;
+    wa->next = w->actors;
+    w->actors = wa;
+    j->w = w;
+    j->conn = dray__conn_retain(c);
+    j->rid = h->rid;
+    /* The ready job holds its own count: the driver may release the actor meanwhile. */
+    atomic_init(&wa->refs, 2);
+    j->wa = wa;
+    dray_value arg = dray_int((int64_t)(uintptr_t)j);
+    dray_ref *r;
+    if (dray_submit_fn(w->rt, &ready_fn, &arg, 1, NULL, &r)) {
+        send_error(c, h->rid, DRAY_ESHUTDOWN, cls, "the node is shutting down");
+        dray__conn_release(j->conn);
+        free(j);
+        wactor_release(wa);
+        return;
+    }
+    dray_ref_release(r);
+}
+
+/* Frees the actor entry (the handle is released). */
+static void drop_actor(worker *w, wactor *wa)
+{
+    for (wactor **p = &w->actors; *p; p = &(*p)->next)
+        if (*p == wa) {
+            *p = wa->next;
+            break;
+        }
+    wactor_release(wa);
+}
+
+static void on_actor_message(worker *w, dray__conn *c, const dray__hdr *h, const dray_value *ctl)
+{
+    uint64_t id = (uint64_t)dray_list_get(ctl, 0)->u.i;
+    wactor *wa = find_actor(w, c, id);
+    if (h->type == DRAY__MSG_ACTOR_CALL) {
+        if (!wa) {
+            send_error(c, h->rid, DRAY_EACTOR, "actor", "no such actor on this node");
+            return;
+        }
+        const dray_value *args = dray_list_get(ctl, 2);
+        size_t n = dray_list_len(args);
+        dray_ref *r;
+        dray_status st = dray_actor_call_m(w->rt, wa->actor, (int)dray_list_get(ctl, 1)->u.i,
+                                           n ? dray_list_get(args, 0) : NULL, n, &r);
+        if (st)
+            send_error(c, h->rid, st, "actor", dray_last_error());
+        else
+            reply_when_done(c, h->rid, r);
+    } else if (h->type == DRAY__MSG_ACTOR_KILL && wa) {
+        dray_actor_kill(w->rt, wa->actor, dray_list_get(ctl, 1)->u.b);
+    } else if (h->type == DRAY__MSG_ACTOR_RELEASE && wa) {
+        drop_actor(w, wa);
+    }
+}
+
 static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *h, const dray_value *ctl,
                        const dray_value *data)
 {
@@ -169,8 +358,13 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *h, const d
             dray__log("ignoring message type %u from the head", h->type);
         return;
     }
-    if (h->type == DRAY__MSG_SUBMIT && !strcmp(dray__conn_role(c), "driver"))
+    bool driver = !strcmp(dray__conn_role(c), "driver");
+    if (h->type == DRAY__MSG_SUBMIT && driver)
         on_submit(w, c, h, ctl);
+    else if (h->type == DRAY__MSG_ACTOR_CREATE && driver)
+        on_actor_create(w, c, h, ctl);
+    else if (h->type >= DRAY__MSG_ACTOR_CALL && h->type <= DRAY__MSG_ACTOR_RELEASE && driver)
+        on_actor_message(w, c, h, ctl);
     else
         dray__conn_close(c, "unexpected message type for a worker");
 }
@@ -181,6 +375,12 @@ static void on_close(dray__loop *l, dray__conn *c)
     if (c == w->head) {
         dray__log("lost the head: stopping");
         dray__loop_stop(l);
+    }
+    /* A driver that left takes its actors with it. */
+    for (wactor *a = w->actors, *next; a; a = next) {
+        next = a->next;
+        if (a->owner == c)
+            drop_actor(w, a);
     }
 }
 
@@ -257,6 +457,8 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
     dray__loop_run(w->loop, true);
 out_loop:
     dray__loop_destroy(w->loop);
+    while (w->actors)
+        drop_actor(w, w->actors);
 out_shutdown:
     dray_shutdown(w->rt, DRAY_SHUTDOWN_CANCEL);
 out_free:

@@ -311,6 +311,29 @@ void dray__cluster_detach(dray_runtime *rt) __attribute__((weak));
 dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, const dray_value *args,
                                  size_t nargs, const dray_task_opts *opts, dray_ref **out)
     __attribute__((weak));
+/* Remote actors (dray_actor_* on an attached runtime): create returns the cluster's handle and the
+ * ref that completes when the constructor ran; calls and kills are forwarded; release drops it. */
+dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class *cls,
+                                       const dray_value *args, size_t nargs,
+                                       const dray_actor_opts *opts, void **remote,
+                                       dray_ref **init_ref) __attribute__((weak));
+dray_status dray__cluster_actor_call(dray_runtime *rt, void *remote, int method,
+                                     const dray_value *args, size_t nargs, dray_ref **out)
+    __attribute__((weak));
+dray_status dray__cluster_actor_kill(dray_runtime *rt, void *remote, bool no_restart)
+    __attribute__((weak));
+int dray__cluster_actor_restarts(const void *remote) __attribute__((weak));
+void dray__cluster_actor_release(void *remote) __attribute__((weak));
+
+/* A callback run once a cell completes, on the completing thread (the cell's status and result are
+ * final then). dray__ref_on_complete returns false when the cell already completed: the caller then
+ * runs it. The callback owns its dray__callback. */
+typedef struct dray__callback {
+    dray__edge edge;
+    void (*fn)(struct dray__callback *cb, dray_ref *c);
+} dray__callback;
+bool dray__ref_on_complete(dray_ref *c, dray__callback *cb);
+
 /* Runs this process as a cluster worker when the environment says so (never returns then). */
 void dray__cluster_worker_from_env(void) __attribute__((weak));
 

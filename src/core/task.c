@@ -183,6 +183,11 @@ static bool add_edge(dray_ref *dep, dray__edge *e, uintptr_t target)
     return true;
 }
 
+bool dray__ref_on_complete(dray_ref *c, dray__callback *cb)
+{
+    return add_edge(c, &cb->edge, (uintptr_t)cb | 2);
+}
+
 /* Creates a cell for a task (not yet runnable): arguments retained, edges to pending refs placed.
  * deps_left holds one extra guard count that dray__submit_cell drops. */
 dray_status dray__make_task(dray_runtime *rt, const dray_function *fn, const dray_value *args,
@@ -384,7 +389,10 @@ void dray__complete(dray_runtime *rt, dray_ref *c, dray_status st, dray_value re
     }
     while (rev) {
         dray__edge *next = rev->next;
-        if (rev->target & 1) {
+        if (rev->target & 2) {
+            dray__callback *cb = (dray__callback *)(rev->target & ~(uintptr_t)3);
+            cb->fn(cb, c);
+        } else if (rev->target & 1) {
             signal_waiter((dray__waiter *)(rev->target & ~(uintptr_t)1));
         } else {
             dray_ref *d = (dray_ref *)rev->target;

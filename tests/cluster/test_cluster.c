@@ -107,6 +107,46 @@ DRAY_FUNCTION(cl_nested_sum)
     return DRAY_OK;
 }
 
+/* An actor: a counter starting at its constructor's argument. */
+static dray_status counter_init(dray_ctx *ctx, const dray_value *a, size_t n, void **state)
+{
+    if (n && a[0].u.i < 0)
+        return dray_ctx_fail(ctx, DRAY_EINVAL, "negative start %lld", (long long)a[0].u.i);
+    int64_t *s = malloc(sizeof(int64_t));
+    if (!s)
+        return DRAY_ENOMEM;
+    *s = n ? a[0].u.i : 0;
+    *state = s;
+    return DRAY_OK;
+}
+static void counter_free(void *s)
+{
+    free(s);
+}
+static dray_status counter_add(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                               dray_value *r)
+{
+    (void)ctx, (void)n;
+    *(int64_t *)s += a[0].u.i;
+    *r = dray_int(*(int64_t *)s);
+    return DRAY_OK;
+}
+static dray_status counter_pid(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                               dray_value *r)
+{
+    (void)ctx, (void)s, (void)a, (void)n;
+    *r = dray_int(getpid());
+    return DRAY_OK;
+}
+static dray_status counter_fail(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                                dray_value *r)
+{
+    (void)s, (void)a, (void)n, (void)r;
+    return dray_ctx_fail(ctx, DRAY_ETASK, "counter refused");
+}
+DRAY_ACTOR_CLASS(ClCounter, counter_init, counter_free, {"add", counter_add},
+                 {"pid", counter_pid}, {"fail", counter_fail})
+
 /* ==== Fixture ==== */
 
 typedef struct fx {
@@ -518,6 +558,127 @@ TEST(cli_status_lists_nodes)
     fx_stop(&f);
 }
 
+
+static int64_t call_int(dray_runtime *rt, dray_actor *a, const char *m, int64_t x,
+                        dray_status *st_out)
+{
+    dray_value arg = dray_int(x), v;
+    dray_ref *r;
+    ASSERT_OK(dray_actor_call(rt, a, m, &arg, 1, &r));
+    dray_status st = dray_get(rt, r, 20000, &v);
+    dray_ref_release(r);
+    if (st_out)
+        *st_out = st;
+    else
+        ASSERT_OK(st);
+    int64_t out = st == DRAY_OK ? v.u.i : 0;
+    dray_value_release(&v);
+    return out;
+}
+
+TEST(actors_run_on_a_node_in_order)
+{
+    fx f;
+    fx_start(&f, 2);
+    dray_runtime *rt = connect_driver(&f);
+    dray_value start = dray_int(10);
+    dray_actor *a;
+    ASSERT_OK(dray_actor_create(rt, "ClCounter", &start, 1, NULL, &a));
+    ASSERT_OK(dray_actor_ready(rt, a, 20000));
+    pid_t pid = (pid_t)call_int(rt, a, "pid", 0, NULL);
+    ASSERT_TRUE(pid == f.workers[0] || pid == f.workers[1]);
+    /* 2000 pipelined calls: results in call order, 11, 12, ... */
+    enum { N = 2000 };
+    dray_ref **refs = malloc(N * sizeof(*refs));
+    dray_value one = dray_int(1);
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(dray_actor_call(rt, a, "add", &one, 1, &refs[i]));
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(get_int(rt, refs[i]), 11 + i);
+        dray_ref_release(refs[i]);
+    }
+    free(refs);
+    /* A failing method reports its error and the state survives. */
+    dray_status st;
+    call_int(rt, a, "fail", 0, &st);
+    ASSERT_EQ(st, DRAY_ETASK);
+    ASSERT_CONTAINS(dray_last_error(), "counter refused");
+    ASSERT_EQ(call_int(rt, a, "add", 5, NULL), 10 + N + 5);
+    /* A task result as a call argument. */
+    dray_value three = dray_int(3);
+    dray_ref *sq;
+    ASSERT_OK(dray_submit(rt, "cl_square", &three, 1, NULL, &sq));
+    dray_value sqv = dray_value_of_ref(sq);
+    dray_ref *r;
+    ASSERT_OK(dray_actor_call(rt, a, "add", &sqv, 1, &r));
+    ASSERT_EQ(get_int(rt, r), 10 + N + 5 + 9);
+    dray_ref_release(r);
+    dray_ref_release(sq);
+    dray_actor_release(a);
+    /* A constructor that fails surfaces in dray_actor_ready. */
+    dray_actor *bad;
+    dray_value neg = dray_int(-4);
+    ASSERT_OK(dray_actor_create(rt, "ClCounter", &neg, 1, NULL, &bad));
+    ASSERT_STATUS(dray_actor_ready(rt, bad, 20000), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "negative start -4");
+    call_int(rt, bad, "add", 1, &st);
+    ASSERT_EQ(st, DRAY_EACTOR);
+    dray_actor_release(bad);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+static int worker_index(const fx *f, pid_t pid)
+{
+    return pid == f->workers[0] ? 0 : pid == f->workers[1] ? 1 : -1;
+}
+
+TEST(actor_restarts_when_its_node_is_killed)
+{
+    fx f;
+    fx_start(&f, 2);
+    dray_runtime *rt = connect_driver(&f);
+    dray_value start = dray_int(100);
+    dray_actor_opts o = {0};
+    o.max_restarts = 1;
+    dray_actor *a, *once;
+    ASSERT_OK(dray_actor_create(rt, "ClCounter", &start, 1, &o, &a));
+    ASSERT_OK(dray_actor_create(rt, "ClCounter", &start, 1, NULL, &once));
+    ASSERT_EQ(call_int(rt, a, "add", 1, NULL), 101);
+    ASSERT_EQ(call_int(rt, once, "add", 1, NULL), 101);
+    int wi = worker_index(&f, (pid_t)call_int(rt, a, "pid", 0, NULL));
+    int wo = worker_index(&f, (pid_t)call_int(rt, once, "pid", 0, NULL));
+    ASSERT_GE(wi, 0);
+    ASSERT_GE(wo, 0);
+    ASSERT_EQ(kill(f.workers[wi], SIGKILL), 0);
+    int st;
+    waitpid(f.workers[wi], &st, 0);
+    f.workers[wi] = -1;
+    /* After the loss: the restartable actor runs on the other node with fresh state (init ran
+     * again with 100); calls already lost fail with DRAY_EACTOR. */
+    int64_t v = 0;
+    dray_status cst = DRAY_EACTOR;
+    for (int i = 0; i < 100 && cst == DRAY_EACTOR; i++)
+        v = call_int(rt, a, "add", 1, &cst);
+    ASSERT_OK(cst);
+    ASSERT_EQ(v, 101);
+    ASSERT_EQ(dray_actor_restarts(a), 1);
+    ASSERT_EQ(worker_index(&f, (pid_t)call_int(rt, a, "pid", 0, NULL)), 1 - wi);
+    /* The actor without restarts is dead if it lived there, else unaffected. */
+    call_int(rt, once, "add", 1, &cst);
+    if (wo == wi) {
+        ASSERT_EQ(cst, DRAY_EACTOR);
+        ASSERT_CONTAINS(dray_last_error(), "dead");
+    } else {
+        ASSERT_OK(cst);
+    }
+    dray_actor_release(a);
+    dray_actor_release(once);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
 RUN_TESTS(T_(worker_main), T_(tasks_refs_errors_and_data), T_(killed_worker_tasks_are_retried),
           T_(lost_tasks_fail_instead_of_hanging), T_(wrong_secret_is_refused),
-          T_(garbage_to_every_port_is_survived), T_(cli_status_lists_nodes))
+          T_(garbage_to_every_port_is_survived), T_(cli_status_lists_nodes),
+          T_(actors_run_on_a_node_in_order), T_(actor_restarts_when_its_node_is_killed))
