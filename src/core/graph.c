@@ -16,8 +16,17 @@ typedef struct gnode {
     uint32_t nnode_args; /* how many arguments are nodes */
 } gnode;
 
+/* Node arguments and keys come from an arena of blocks freed with the graph: one malloc per block,
+ * not per node. */
+typedef struct arena_block {
+    struct arena_block *next;
+    size_t used, cap;
+    _Alignas(16) unsigned char data[];
+} arena_block;
+
 struct dray_graph {
     dray_runtime *rt;
+    arena_block *arena;
     gnode *nodes;
     size_t n, cap;
     uint32_t *keys; /* open-addressing index of keyed nodes: node id + 1, 0 empty */
@@ -26,6 +35,25 @@ struct dray_graph {
 };
 
 /* ==== Building ==== */
+
+static void *arena_alloc(dray_graph *g, size_t size)
+{
+    size = (size + 15) & ~(size_t)15;
+    arena_block *b = g->arena;
+    if (!b || b->cap - b->used < size) {
+        size_t cap = size > 65536 ? size : 65536;
+        b = malloc(sizeof(*b) + cap);
+        if (!b)
+            return NULL;
+        b->next = g->arena;
+        b->used = 0;
+        b->cap = cap;
+        g->arena = b;
+    }
+    void *p = b->data + b->used;
+    b->used += size;
+    return p;
+}
 
 dray_status dray_graph_create(dray_runtime *rt, dray_graph **out)
 {
@@ -47,8 +75,11 @@ void dray_graph_destroy(dray_graph *g)
         gnode *nd = &g->nodes[i];
         for (uint32_t a = 0; a < nd->nargs; a++)
             dray_value_release(&nd->args[a]);
-        free(nd->args);
-        free(nd->key);
+    }
+    while (g->arena) {
+        arena_block *next = g->arena->next;
+        free(g->arena);
+        g->arena = next;
     }
     free(g->nodes);
     free(g->keys);
@@ -138,11 +169,13 @@ dray_status dray_graph_add(dray_graph *g, const char *key, const dray_function *
     }
     gnode *nd = &g->nodes[g->n];
     memset(nd, 0, sizeof(*nd));
-    if (nargs && !(nd->args = malloc(nargs * sizeof(dray_value))))
+    if (nargs && !(nd->args = arena_alloc(g, nargs * sizeof(dray_value))))
         return dray_set_error(DRAY_ENOMEM, "out of memory copying node arguments");
-    if (key && !(nd->key = strdup(key))) {
-        free(nd->args);
-        return dray_set_error(DRAY_ENOMEM, "out of memory copying a key");
+    if (key) {
+        size_t kl = strlen(key) + 1;
+        if (!(nd->key = arena_alloc(g, kl)))
+            return dray_set_error(DRAY_ENOMEM, "out of memory copying a key");
+        memcpy(nd->key, key, kl);
     }
     nd->fn = fn;
     nd->nargs = (uint32_t)nargs;
@@ -153,9 +186,7 @@ dray_status dray_graph_add(dray_graph *g, const char *key, const dray_function *
     if (key && key_insert(g, id)) {
         for (size_t i = 0; i < nargs; i++)
             dray_value_release(&nd->args[i]);
-        free(nd->args);
-        free(nd->key);
-        return DRAY_ENOMEM;
+        return DRAY_ENOMEM; /* the arena space is reclaimed with the graph */
     }
     g->n++;
     if (out)

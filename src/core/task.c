@@ -44,8 +44,6 @@ static void extra_free(struct dray__task_extra *x)
 {
     if (!x)
         return;
-    free(x->args);
-    free(x->edges);
     free(x->name);
     if (x->res) {
         for (size_t i = 0; i < x->n_res; i++)
@@ -202,20 +200,19 @@ dray_status dray__make_task(dray_runtime *rt, const dray_function *fn, const dra
         nrefs += args[i].type == DRAY_T_REF;
     struct dray__task_extra *x = NULL;
     if (nargs > 2 || nrefs > 2 || !opts_default(opts) || kind == DRAY__CELL_ACTOR_CALL) {
-        x = calloc(1, sizeof(*x));
+        /* One block: the extra, then the arguments, then the edges beyond the inline two. */
+        size_t nargs_heap = nargs > 2 ? nargs : 0, nedges = nrefs > 2 ? nrefs - 2 : 0;
+        x = calloc(1, sizeof(*x) + nargs_heap * sizeof(dray_value) + nedges * sizeof(dray__edge));
         if (!x)
-            return dray_set_error(DRAY_ENOMEM, "out of memory creating a task");
+            return dray_set_error(DRAY_ENOMEM, "out of memory creating a task with %zu arguments",
+                                  nargs);
         x->method = -1;
+        if (nargs_heap)
+            x->args = (dray_value *)(x + 1);
+        if (nedges)
+            x->edges = (dray__edge *)((dray_value *)(x + 1) + nargs_heap);
         if ((st = extra_from_opts(rt, opts, x)))
             goto out_free_extra;
-        if (nargs > 2 && !(x->args = malloc(nargs * sizeof(dray_value)))) {
-            st = dray_set_error(DRAY_ENOMEM, "out of memory copying %zu arguments", nargs);
-            goto out_free_extra;
-        }
-        if (nrefs > 2 && !(x->edges = malloc((nrefs - 2) * sizeof(dray__edge)))) {
-            st = dray_set_error(DRAY_ENOMEM, "out of memory creating a task");
-            goto out_free_extra;
-        }
     }
     dray_ref *c;
     if ((st = dray__cell_alloc(rt, &c)))
