@@ -286,16 +286,20 @@ dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, ui
 void dray__conn_close(dray__conn *c, const char *why)
 {
     dray__loop *l = c->loop;
-    if (atomic_exchange(&c->closed, true))
+    /* Under the output lock: a sender on another thread never writes to a closed descriptor. */
+    pthread_mutex_lock(&c->lock);
+    bool was = atomic_exchange(&c->closed, true);
+    if (!was) {
+        epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        drop_output(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (was)
         return;
     if (why)
         dray__log("closing connection %s (%s): %s", c->peer, c->role[0] ? c->role : "unauthenticated",
                   why);
-    epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-    pthread_mutex_lock(&c->lock);
-    drop_output(c);
-    pthread_mutex_unlock(&c->lock);
     if (c->authed && l->ops.on_close)
         l->ops.on_close(l, c);
     pthread_mutex_lock(&l->lock);
