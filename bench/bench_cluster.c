@@ -1,7 +1,7 @@
 /* Cluster benchmarks, run by bench/cluster.sh against a head and two worker processes of this same
  * executable (started with DRAY_WORKER_ADDRESS, which makes dray_init serve as a worker). As the
  * driver (DRAY_ADDRESS set) it prints `name value unit` lines, each the median of --runs runs.
- * Usage: bench_cluster [--runs N] [--tasks N] [--put-mb N] */
+ * Usage: bench_cluster [--runs N] [--tasks N] [--latency-n N] [--calls N] [--put-mb N] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +30,24 @@ DRAY_FUNCTION(bc_zeros)
         memset(p, 0, (size_t)args[0].u.i);
     return st;
 }
+
+static dray_status cnt_init(dray_ctx *ctx, const dray_value *a, size_t n, void **state)
+{
+    (void)ctx, (void)a, (void)n;
+    *state = calloc(1, sizeof(int64_t));
+    return *state ? DRAY_OK : DRAY_ENOMEM;
+}
+static void cnt_free(void *s)
+{
+    free(s);
+}
+static dray_status cnt_incr(dray_ctx *ctx, void *s, const dray_value *a, size_t n, dray_value *r)
+{
+    (void)ctx, (void)a, (void)n;
+    *r = dray_int(++*(int64_t *)s);
+    return DRAY_OK;
+}
+DRAY_ACTOR_CLASS(BcCounter, cnt_init, cnt_free, {"incr", cnt_incr})
 
 static double now(void)
 {
@@ -93,6 +111,35 @@ static double latency_us(dray_runtime *rt, int n)
     return (now() - t0) / n * 1e6;
 }
 
+/* One actor on a worker node, n pipelined calls, then wait for all; results checked in order. */
+static double actor_calls(dray_runtime *rt, int n)
+{
+    dray_actor *a;
+    check(dray_actor_create(rt, "BcCounter", NULL, 0, NULL, &a), "actor_create");
+    check(dray_actor_ready(rt, a, -1), "actor_ready");
+    int m = dray_actor_method_index(a, "incr");
+    dray_ref **refs = malloc((size_t)n * sizeof(*refs));
+    if (!refs)
+        exit(1);
+    double t0 = now();
+    for (int i = 0; i < n; i++)
+        check(dray_actor_call_m(rt, a, m, NULL, 0, &refs[i]), "actor_call");
+    check(dray_wait(rt, refs, (size_t)n, (size_t)n, -1, NULL, NULL), "wait");
+    double t = now() - t0;
+    for (int i = 0; i < n; i++) {
+        dray_value v;
+        check(dray_get(rt, refs[i], 0, &v), "get");
+        if (v.u.i != i + 1) {
+            fprintf(stderr, "bench_cluster: call %d returned %lld\n", i, (long long)v.u.i);
+            exit(1);
+        }
+        dray_ref_release(refs[i]);
+    }
+    free(refs);
+    dray_actor_release(a);
+    return n / t;
+}
+
 /* An object made on a worker node and read by the driver on another process. */
 static double put_get_gbps(dray_runtime *rt, int64_t bytes)
 {
@@ -115,7 +162,7 @@ static double put_get_gbps(dray_runtime *rt, int64_t bytes)
 
 int main(int argc, char **argv)
 {
-    int runs = 5, tasks = 100000, lat = 10000;
+    int runs = 5, tasks = 100000, lat = 10000, calls = 100000;
     int64_t put_mb = 800;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--runs"))
@@ -124,6 +171,8 @@ int main(int argc, char **argv)
             tasks = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--latency-n"))
             lat = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--calls"))
+            calls = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--put-mb"))
             put_mb = atoll(argv[i + 1]);
     }
@@ -142,6 +191,9 @@ int main(int argc, char **argv)
     for (int i = 0; i < runs; i++)
         v[i] = latency_us(rt, lat);
     printf("cluster_submit_get_latency_us %.1f us\n", median(v, runs));
+    for (int i = 0; i < runs; i++)
+        v[i] = actor_calls(rt, calls);
+    printf("cluster_actor_calls_per_s %.0f calls/s\n", median(v, runs));
     for (int i = 0; i < runs; i++)
         v[i] = put_get_gbps(rt, put_mb << 20);
     printf("cluster_put_get_gbps %.2f GB/s\n", median(v, runs));

@@ -22,6 +22,25 @@ def zeros(n):
     return bytes(n)
 
 
+class Counter:
+    def __init__(self):
+        self.n = 0
+
+    def incr(self):
+        self.n += 1
+        return self.n
+
+
+def actor_calls(client, n=2000):
+    counter = client.submit(Counter, actor=True).result()
+    t0 = time.perf_counter()
+    futs = [counter.incr() for _ in range(n)]
+    out = [f.result() for f in futs]
+    t = time.perf_counter() - t0
+    assert out == list(range(1, n + 1))
+    return n / t
+
+
 def empty_tasks(client, n=5000):
     t0 = time.perf_counter()
     futs = client.map(noop, range(n), pure=False)
@@ -49,6 +68,7 @@ def main():
                       dashboard_address=None) as cluster, Client(cluster) as client:
         for name, fn, unit in (("cluster_empty_tasks_per_s", empty_tasks, "tasks/s"),
                                ("cluster_submit_get_latency_us", latency_us, "us"),
+                               ("cluster_actor_calls_per_s", actor_calls, "calls/s"),
                                ("cluster_put_get_gbps", put_get_gbps, "GB/s")):
             vals = [fn(client) for _ in range(RUNS)]
             fmt = "%.2f" if unit == "GB/s" else "%.1f" if unit == "us" else "%.0f"

@@ -246,9 +246,23 @@ static dray_status encode_submit(const dray_function *fn, const dray_value *args
         return st;
     st = dray_value_encode(&v, msg, len);
     dray_value_release(&v);
-    if (st)
-        return dray_set_error(st, "task '%s': its arguments cannot be sent to a node: %s",
-                              fn->name, dray_last_error());
+    if (st) {
+        /* Name the argument that cannot travel. */
+        size_t bad = 0;
+        for (; bad < nargs; bad++) {
+            void *b;
+            size_t l;
+            if (dray_value_encode(&args[bad], &b, &l))
+                break;
+            dray_free(b);
+        }
+        const dray_value *a = bad < nargs ? &args[bad] : NULL;
+        return dray_set_error(st, "task '%s': argument %zu (%s%s%s) cannot be sent to a node "
+                              "(only values the codec encodes can travel)", fn->name, bad,
+                              a ? dray_type_name((dray_type)a->type) : "?",
+                              a && a->type == DRAY_T_EXT ? " " : "",
+                              a && a->type == DRAY_T_EXT ? a->u.ext->type->name : "");
+    }
     return DRAY_OK;
 }
 
@@ -346,7 +360,7 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
         dray_ref_retain(c); /* dispatch may drop the cell's arguments, which include refs */
         st = dispatch(cl, c, all, n);
         if (st) {
-            /* Nothing was sent: fail the cell through the normal path. */
+            /* Nothing was sent: the cell completes failed and the caller gets the error. */
             dray_value err = dray_null();
             char msg[600];
             snprintf(msg, sizeof msg, "%s", dray_last_error());

@@ -107,6 +107,14 @@ DRAY_FUNCTION(cl_nested_sum)
     return DRAY_OK;
 }
 
+/* An extension type with no encoder: it cannot travel to a node. */
+static void local_destroy(dray_ext_obj *o)
+{
+    free(o);
+}
+static dray_ext_type local_only_type = {"test.local_only", local_destroy, NULL, NULL, NULL};
+DRAY_EXT_TYPE(local_only_type)
+
 /* An actor: a counter starting at its constructor's argument. */
 static dray_status counter_init(dray_ctx *ctx, const dray_value *a, size_t n, void **state)
 {
@@ -350,6 +358,15 @@ TEST(tasks_refs_errors_and_data)
     ASSERT_CONTAINS(dray_last_error(), "boom on input 7");
     dray_ref_release(bad);
     dray_ref_release(dep);
+    /* A value that cannot be encoded fails at submit, naming the argument and its type. */
+    dray_ext_obj *lo = malloc(sizeof(*lo));
+    ASSERT_TRUE(lo != NULL);
+    dray_ext_obj_init(lo, &local_only_type);
+    dray_value lov[2] = {dray_int(1), dray_value_of_ext(lo)};
+    dray_ref *lr;
+    ASSERT_NE(dray_submit(rt, "cl_add", lov, 2, NULL, &lr), DRAY_OK);
+    ASSERT_CONTAINS(dray_last_error(), "argument 1 (ext test.local_only) cannot be sent");
+    dray_value_release(&lov[1]);
     /* An unknown function fails at submit, naming it. */
     dray_ref *none;
     ASSERT_STATUS(dray_submit(rt, "no_such_fn", NULL, 0, NULL, &none), DRAY_ENOTFOUND);
