@@ -2,7 +2,7 @@
 # bench/run cluster [--dask] [--runs N]: a head (`dray start --head`) and two worker processes on this
 # machine over loopback, driven by bench_cluster; with --dask the same work on dask.distributed
 # (LocalCluster, 2 worker processes, 1 thread each) and ratio_<name> lines (dray / Dask for rates,
-# Dask / dray for latencies). Every process started here is stopped and its directory removed.
+# Dask / dray for latencies and times). Every process started here is stopped and its directory removed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}
@@ -33,6 +33,15 @@ for i in 1 2; do
   pids+=($!)
 done
 DRAY_ADDRESS=127.0.0.1:$port DRAY_MIN_NODES=2 "$build/bin/bench_cluster" --runs "$runs" | tee -a "$out"
+# The seed's array example as a driver on the same nodes (every dray binary has the array functions).
+if [ -x "$build/bin/array_mean" ]; then
+  for i in $(seq "$runs"); do
+    res=$(DRAY_ADDRESS=127.0.0.1:$port DRAY_MIN_NODES=2 "$build/bin/array_mean")
+    grep -q "check: ok" <<<"$res" || { echo "array_mean on the cluster failed its check" >&2; exit 1; }
+    sed -n 's/.* tasks, \([0-9.]*\) s,.*/\1/p' <<<"$res"
+  done | sort -g | awk '{v[NR]=$1} END {printf "cluster_array_random_mean_s %.3f s\n", v[int((NR+1)/2)]}' |
+    tee -a "$out"
+fi
 if [ $dask = 1 ]; then
   /usr/bin/python3 bench/dask_cluster.py --runs "$runs" | tee -a "$out"
 fi
@@ -43,7 +52,7 @@ awk '
       if (k ~ /^dask_/) {
         base = k; sub(/^dask_/, "", base)
         if (!(base in v) || v[base] == 0 || v[k] == 0) continue
-        r = (base ~ /latency/) ? v[k] / v[base] : v[base] / v[k]
+        r = (base ~ /(latency|mean_s$)/) ? v[k] / v[base] : v[base] / v[k]
         printf "ratio_%s %.3g x\n", base, r
       }
     }
