@@ -86,7 +86,6 @@ static int start_worker(const char *address, const dray_cluster_opts *o, const c
             printf("worker node started (joining %s); log: %s/%s.log\n", address, dir, name);
             return 0;
         }
-        snprintf(name, sizeof name, "worker-%d", (int)getpid());
         dray_cluster_record_pid(dir, name, getpid());
     }
     dray_status st = dray_cluster_worker_run(address, o);

@@ -79,7 +79,7 @@ static int run_submit(int argc, char **argv)
     unsetenv("DRAY_WORKER_ADDRESS");
     setenv("DRAY_ADDRESS", address, 1);
     snprintf(val, sizeof val, "%d", before + workers);
-    setenv("DRAY_MIN_NODES", val, 0);
+    setenv("DRAY_MIN_NODES", val, 1);
     pid_t driver;
     if (posix_spawnp(&driver, prog[0], NULL, NULL, prog, environ)) {
         fprintf(stderr, "dray submit: cannot start %s: %s\n", prog[0], strerror(errno));

@@ -695,7 +695,51 @@ TEST(actor_restarts_when_its_node_is_killed)
     fx_stop(&f);
 }
 
+
+/* The program `dray submit` runs: as its workers (DRAY_WORKER_ADDRESS) dray_init serves; as the
+ * driver it runs tasks on those workers; alone it runs them locally. */
+TEST(submit_driver_main)
+{
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(NULL, &rt));
+    bool remote = getenv("DRAY_ADDRESS") != NULL;
+    dray_ref *refs[20];
+    for (int i = 0; i < 20; i++) {
+        dray_value a = dray_int(i);
+        ASSERT_OK(dray_submit(rt, i % 2 ? "cl_square" : "cl_pid", &a, 1, NULL, &refs[i]));
+    }
+    for (int i = 0; i < 20; i++) {
+        int64_t v = get_int(rt, refs[i]);
+        if (i % 2)
+            ASSERT_EQ(v, (int64_t)i * i);
+        else if (remote)
+            ASSERT_NE(v, getpid());
+        else
+            ASSERT_EQ(v, getpid());
+        dray_ref_release(refs[i]);
+    }
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+}
+
+TEST(submit_starts_and_stops_its_workers)
+{
+    fx f;
+    fx_start(&f, 0);
+    char exe[4096], cmd[9000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ASSERT_GT(n, 0);
+    exe[n] = 0;
+    snprintf(cmd, sizeof cmd, "%s submit --address %s --workers 2 -- %s submit_driver_main "
+             ">%s/submit.out 2>&1", f.dray, f.addr, exe, f.dir);
+    ASSERT_EQ(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "grep -q '1 passed' %s/submit.out", f.dir);
+    ASSERT_EQ(system(cmd), 0);
+    /* Its workers are gone and unrecorded: only the head is left to stop (fx_stop checks). */
+    fx_stop(&f);
+}
+
 RUN_TESTS(T_(worker_main), T_(tasks_refs_errors_and_data), T_(killed_worker_tasks_are_retried),
           T_(lost_tasks_fail_instead_of_hanging), T_(wrong_secret_is_refused),
           T_(garbage_to_every_port_is_survived), T_(cli_status_lists_nodes),
-          T_(actors_run_on_a_node_in_order), T_(actor_restarts_when_its_node_is_killed))
+          T_(actors_run_on_a_node_in_order), T_(actor_restarts_when_its_node_is_killed),
+          T_(submit_driver_main), T_(submit_starts_and_stops_its_workers))
