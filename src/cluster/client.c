@@ -71,6 +71,7 @@ struct dray__cluster {
     int default_retries;
     ractor *actors;
     uint64_t next_actor_id;
+    unsigned rr; /* where the next placement starts looking (ties go round-robin) */
 };
 
 /* ==== Pending table ==== */
@@ -169,12 +170,14 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
     dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
 }
 
-/* The least loaded live node, or -1. Lock held. */
+/* The least loaded live node, or -1; ties go round-robin. Lock held. */
 static int least_loaded(struct dray__cluster *cl)
 {
     int best = -1;
     double best_load = 0;
-    for (int i = 0; i < cl->n_nodes; i++) {
+    unsigned start = cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
+    for (int k = 0; k < cl->n_nodes; k++) {
+        int i = (int)((start + (unsigned)k) % (unsigned)cl->n_nodes);
         rnode *n = &cl->nodes[i];
         double load = (double)(n->inflight + 1) / (n->cpus > 0 ? n->cpus : 1);
         if (n->alive && (best < 0 || load < best_load)) {
@@ -203,7 +206,9 @@ static bool place(struct dray__cluster *cl, pend *p)
 {
     int best = -1, alive = 0;
     double best_load = 0;
-    for (int i = 0; i < cl->n_nodes; i++) {
+    unsigned start = cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
+    for (int k = 0; k < cl->n_nodes; k++) {
+        int i = (int)((start + (unsigned)k) % (unsigned)cl->n_nodes);
         rnode *n = &cl->nodes[i];
         if (!n->alive)
             continue;
@@ -416,7 +421,8 @@ static pend *restart_actors(struct dray__cluster *cl, int lost, pend **list)
             pp = &p->next;
         }
     }
-    qsort(acts, n, sizeof(*acts), cmp_rid);
+    if (n)
+        qsort(acts, n, sizeof(*acts), cmp_rid);
     for (ractor *a = cl->actors; a; a = a->next) {
         if (a->node != lost || a->released)
             continue;

@@ -5,7 +5,7 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <spawn.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -14,8 +14,6 @@
 #include "dray/cluster.h"
 #include "dray/core.h"
 #include "test.h"
-
-extern char **environ;
 
 DRAY_FUNCTION(cl_square)
 {
@@ -187,11 +185,18 @@ static pid_t spawn_worker(const char *addr)
     char *argv[] = {exe, "worker_main", NULL};
     setenv("DRAY_WORKER_ADDRESS", addr, 1);
     setenv("DRAY_WORKER_CPUS", "1", 1);
-    pid_t pid;
-    int err = posix_spawn(&pid, exe, NULL, NULL, argv, environ);
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        /* A worker never outlives this test, even when it dies without cleaning up. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        execv(exe, argv);
+        _exit(127);
+    }
     unsetenv("DRAY_WORKER_ADDRESS");
     unsetenv("DRAY_WORKER_CPUS");
-    ASSERT_EQ(err, 0);
+    ASSERT_GT(pid, 0);
     return pid;
 }
 
@@ -738,8 +743,102 @@ TEST(submit_starts_and_stops_its_workers)
     fx_stop(&f);
 }
 
+
+/* Waits (bounded) until the runtime has finished at least n tasks. */
+static void wait_finished(dray_runtime *rt, uint64_t n)
+{
+    for (int i = 0; i < 2000; i++) {
+        dray_stats st;
+        ASSERT_OK(dray_runtime_stats(rt, &st));
+        if (st.tasks_finished >= n)
+            return;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_TRUE(!"tasks did not finish in 10 s");
+}
+
+/* A lazy graph (2,000 slow leaves summed by a binary tree of adds: 3,999 tasks) with a worker killed
+ * mid-way: the result equals the sum of squares computed here. */
+TEST(graph_survives_a_killed_worker)
+{
+    fx f;
+    fx_start(&f, 2);
+    dray_runtime *rt = connect_driver(&f);
+    enum { LEAVES = 2000 };
+    dray_graph *g;
+    ASSERT_OK(dray_graph_create(rt, &g));
+    dray_node *level = malloc(LEAVES * sizeof(*level));
+    int64_t want = 0;
+    for (int i = 0; i < LEAVES; i++) {
+        dray_value a = dray_int(i);
+        ASSERT_OK(dray_graph_add_named(g, NULL, "cl_slow_square", &a, 1, &level[i]));
+        want += (int64_t)i * i;
+    }
+    size_t n = LEAVES;
+    while (n > 1) {
+        size_t m = 0;
+        for (size_t i = 0; i + 1 < n; i += 2) {
+            dray_value ab[2] = {dray_value_of_node(level[i]), dray_value_of_node(level[i + 1])};
+            ASSERT_OK(dray_graph_add_named(g, NULL, "cl_add", ab, 2, &level[m++]));
+        }
+        if (n % 2)
+            level[m++] = level[n - 1];
+        n = m;
+    }
+    dray_ref *out;
+    ASSERT_OK(dray_graph_submit(g, &level[0], 1, &out));
+    wait_finished(rt, 300);
+    ASSERT_EQ(kill(f.workers[1], SIGKILL), 0);
+    int st;
+    waitpid(f.workers[1], &st, 0);
+    f.workers[1] = -1;
+    ASSERT_EQ(get_int(rt, out), want);
+    dray_stats s;
+    ASSERT_OK(dray_runtime_stats(rt, &s));
+    ASSERT_GT(s.tasks_retried, 0);
+    dray_ref_release(out);
+    dray_graph_destroy(g);
+    free(level);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+/* A node that joins while a job runs gets part of it. */
+TEST(node_joining_mid_job_gets_work)
+{
+    fx f;
+    fx_start(&f, 1);
+    dray_runtime *rt = connect_driver(&f);
+    enum { N = 600 };
+    dray_ref **refs = malloc(N * sizeof(*refs));
+    for (int i = 0; i < N; i++) {
+        dray_value a = dray_int(i);
+        ASSERT_OK(dray_submit(rt, "cl_slow_square", &a, 1, NULL, &refs[i]));
+    }
+    wait_finished(rt, 50);
+    f.workers[f.nworkers++] = spawn_worker(f.addr);
+    /* Tasks sent from now on go to the least loaded node: the new one. */
+    pid_t last = 0;
+    for (int k = 0; k < 400 && last != f.workers[1]; k++) {
+        dray_ref *p;
+        ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, NULL, &p));
+        last = (pid_t)get_int(rt, p);
+        dray_ref_release(p);
+    }
+    ASSERT_EQ(last, f.workers[1]);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(get_int(rt, refs[i]), (int64_t)i * i);
+        dray_ref_release(refs[i]);
+    }
+    free(refs);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
 RUN_TESTS(T_(worker_main), T_(tasks_refs_errors_and_data), T_(killed_worker_tasks_are_retried),
           T_(lost_tasks_fail_instead_of_hanging), T_(wrong_secret_is_refused),
           T_(garbage_to_every_port_is_survived), T_(cli_status_lists_nodes),
           T_(actors_run_on_a_node_in_order), T_(actor_restarts_when_its_node_is_killed),
-          T_(submit_driver_main), T_(submit_starts_and_stops_its_workers))
+          T_(submit_driver_main), T_(submit_starts_and_stops_its_workers),
+          T_(graph_survives_a_killed_worker), T_(node_joining_mid_job_gets_work))
