@@ -678,6 +678,14 @@ dray_status dray_tune_run(dray_runtime *rt, const char *trainable, const dray_tu
         r.res[r.n_res++] = opts->resources[i];
     int workers = dray_runtime_num_workers(rt);
     int by_cpu = opts->num_cpus > 0 ? (int)floor(workers / opts->num_cpus) : 4 * workers;
+    /* GPUs and custom resources bound concurrency too: floor(offered / per trial) of each. */
+    for (size_t i = 0; i < r.n_res; i++) {
+        double total = 0;
+        if (r.res[i].amount > 0 &&
+            dray_runtime_resource(rt, r.res[i].name, &total) == DRAY_OK &&
+            floor(total / r.res[i].amount) < by_cpu)
+            by_cpu = (int)floor(total / r.res[i].amount);
+    }
     if (by_cpu < 1)
         by_cpu = 1;
     r.max_conc = opts->max_concurrent_trials > 0 && opts->max_concurrent_trials < by_cpu

@@ -604,6 +604,36 @@ TEST(unavailable_resources)
     dray_tune_space_destroy(sp);
 }
 
+TEST(custom_resources_bound_concurrency)
+{
+    /* 4 workers but 2 GPUs: trials needing one GPU each never run more than 2 at once. */
+    dray_config cfg;
+    dray_config_init(&cfg);
+    cfg.num_workers = 4;
+    cfg.progress = 0;
+    dray_resource gpus = {"GPU", 2};
+    cfg.resources = &gpus;
+    cfg.n_resources = 1;
+    dray_runtime *grt;
+    ASSERT_OK(dray_init(&cfg, &grt));
+    dray_tune_space *sp = xy_space();
+    ASSERT_OK(dray_tune_space_const(sp, "sleep_us", dray_tune_i(3000)));
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.verbose = DRAY_TUNE_QUIET;
+    o.num_cpus = 1;
+    o.num_gpus = 1;
+    atomic_store(&live_max, 0);
+    dray_tune_grid *g;
+    ASSERT_OK(dray_tune_run(grt, "quad", sp, &o, &g));
+    ASSERT_EQ(dray_tune_grid_num_errors(g), 0);
+    ASSERT_LE(atomic_load(&live_max), 2);
+    ASSERT_GE(atomic_load(&live_max), 1);
+    dray_tune_grid_destroy(g);
+    dray_tune_space_destroy(sp);
+    ASSERT_OK(dray_shutdown(grt, DRAY_SHUTDOWN_DRAIN));
+}
+
 /* acc: a function trainable with state carried by checkpoints: acc += 1 - |x - 0.7| per step */
 static dray_status acc_fn(dray_tune_session *s, const dray_tune_config *cfg, void *user)
 {
@@ -842,7 +872,9 @@ int main(int argc, char **argv)
                                        T_(concurrency_budget_and_stop_fn), T_(class_trainable_pbt),
                                        T_(interrupt_and_resume), T_(bad_input),
                                        T_(hyperband_and_median_run), T_(tpe_run_and_table),
-                                       T_(unavailable_resources), T_(function_trainable_pbt),
+                                       T_(unavailable_resources),
+                                       T_(custom_resources_bound_concurrency),
+                                       T_(function_trainable_pbt),
                                        T_(nested_tasks), T_(best_scopes)};
     int rc = run_tests_(cases, sizeof(cases) / sizeof(cases[0]), argc, argv);
     dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN);
