@@ -113,8 +113,8 @@ typedef struct dray_serve_opts {
     int max_connections;         /* default 4096 */
     size_t connection_memory;    /* per-connection header/read buffer (MHD pool); default 8 KiB */
     double control_period_s;     /* health/autoscaling loop period; default 0.05 */
-    dray_runtime *rt;            /* borrowed; optional: replicas become its actors, handle submits
-                                  * run on it */
+    dray_runtime *rt;            /* borrowed, must outlive the instance; optional: replicas become
+                                  * its actors, handle submits run on it */
     bool inline_replicas;        /* run replicas in the calling thread (under a per-replica lock)
                                   * even with a runtime: no thread hop, the fastest path */
 } dray_serve_opts;
