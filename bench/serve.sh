@@ -63,6 +63,7 @@ col() { awk -v c="$2" '{print $c}' "$tmp/$1" | median; }
 
 for _ in $(seq "$runs"); do
   one_run bare "$bin/bench_serve_bare" 120 2
+  one_run bare8k "$bin/bench_serve_bare" 120 2 8192
   one_run noop "$bin/bench_serve" noop 1 120 "$tmp/model.txt" actors
   one_run noop2 "$bin/bench_serve" noop 2 120 "$tmp/model.txt" actors
   one_run noopd "$bin/bench_serve" noop 1 120 "$tmp/model.txt" direct
@@ -74,6 +75,7 @@ done
 
 echo "serve_bare_mhd_req_per_s $(col bare 1) req/s"
 echo "serve_bare_mhd_p99_ms $(col bare 3) ms"
+echo "serve_bare_mhd_8k_pool_req_per_s $(col bare8k 1) req/s"
 echo "serve_noop_req_per_s $(col noop 1) req/s"
 echo "serve_noop_p50_ms $(col noop 2) ms"
 echo "serve_noop_p99_ms $(col noop 3) ms"
