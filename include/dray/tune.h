@@ -431,8 +431,9 @@ typedef struct dray_tune_run_opts {
     /* Optional user stop: true stops the trial. Borrows the result. */
     bool (*stop_fn)(int trial, const dray_tune_result *r, void *user);
     void *stop_user;
-    /* Optional: true interrupts the experiment; running trials are checkpointed and left PENDING,
-     * the state is saved (with storage_path) and a later run with resume continues it. */
+    /* Optional, polled after each batch of results (with stop_user): true interrupts the
+     * experiment; running trials are left PENDING with their last checkpoint, the state is saved
+     * (with storage_path) and a later run with resume continues it. */
     bool (*stop_experiment)(void *user);
     double time_budget_s;        /* 0: none. Running trials are stopped when it passes */
     int max_failures;            /* retries of a failing trial (0) */
@@ -446,7 +447,7 @@ typedef struct dray_tune_run_opts {
 /* dray_tune_run_opts_init: the defaults above. */
 DRAY_API void dray_tune_run_opts_init(dray_tune_run_opts *o);
 
-/* dray_tune_run: runs the experiment: trials of trainable `name` on `rt`, configs from the space
+/* dray_tune_run: runs the experiment: trials of the registered trainable `trainable` on `rt`, configs from the space
  * (borrowed) or opts->searcher. A failing trial is retried max_failures times then marked ERROR with
  * its message; the experiment goes on. Returns DRAY_OK when the experiment ran (even with trial
  * errors): *out is owned: dray_tune_grid_destroy(). Bad options are DRAY_EINVAL naming them. */

@@ -264,8 +264,11 @@ size_t dray__tune_table(const dray__tune_trial *trials, size_t n, const char *me
         double v = NAN;
         if (metric && t->n_hist)
             dray_tune_result_get(t->hist[t->n_hist - 1], metric, &v);
-        APPEND("%-8d %-10s %-48s %6lld %9.2f %12.6g\n", t->id, dray_tune_status_name(t->status),
-               cfgbuf, (long long)t->iter, t->time_total, v);
+        char vbuf[32] = "";
+        if (!isnan(v))
+            snprintf(vbuf, sizeof(vbuf), "%.6g", v);
+        APPEND("%-8d %-10s %-48s %6lld %9.2f %12s\n", t->id, dray_tune_status_name(t->status),
+               cfgbuf, (long long)t->iter, t->time_total, vbuf);
     }
     if (n > shown)
         APPEND("... %zu more trials\n", n - shown);

@@ -554,30 +554,37 @@ static dray_status loop(runner *r)
             break;
         }
         /* keep up to max_pending trials created ahead (like Ray's max_pending_trials): schedulers
-         * such as HyperBand see whole brackets before they run */
-        bool busy = false;
-        while (!r->search_done && !busy && r->n_pending < r->max_pending) {
-            dray_tune_config *cfg = NULL;
-            st = dray_tune_searcher_suggest(r->search, (int)r->n, &cfg);
-            if (st == DRAY_ENOTFOUND || st == DRAY_EBUSY) {
-                r->search_done = st == DRAY_ENOTFOUND;
-                busy = st == DRAY_EBUSY;
-                st = DRAY_OK;
-                break;
+         * such as HyperBand see whole brackets before they run; then fill free slots with the
+         * scheduler's choice, topping up again while slots stay free */
+        bool busy = false, started = true;
+        while (started) {
+            while (!r->search_done && !busy && r->n_pending < r->max_pending) {
+                dray_tune_config *cfg = NULL;
+                st = dray_tune_searcher_suggest(r->search, (int)r->n, &cfg);
+                if (st == DRAY_ENOTFOUND || st == DRAY_EBUSY) {
+                    r->search_done = st == DRAY_ENOTFOUND;
+                    busy = st == DRAY_EBUSY;
+                    st = DRAY_OK;
+                    break;
+                }
+                if (st != DRAY_OK || (r->suggested++, st = add_trial(r, cfg)) != DRAY_OK)
+                    goto out;
             }
-            if (st != DRAY_OK || (r->suggested++, st = add_trial(r, cfg)) != DRAY_OK)
-                goto out;
-        }
-        /* fill free slots with the scheduler's choice */
-        while ((int)r->n_run < r->max_conc) {
-            int id = -1;
-            if (r->sched->ops->choose)
-                dray_tune_sched_choose_trial(r->sched, &r->host, &id);
-            else
-                id = fifo_choose(r);
-            if (id < 0)
+            started = false;
+            while ((int)r->n_run < r->max_conc) {
+                int id = -1;
+                if (r->sched->ops->choose)
+                    dray_tune_sched_choose_trial(r->sched, &r->host, &id);
+                else
+                    id = fifo_choose(r);
+                dray_tune_status cs = id >= 0 ? r->t[id].status : DRAY_TUNE_ERROR;
+                if (cs != DRAY_TUNE_PENDING && cs != DRAY_TUNE_PAUSED)
+                    break; /* nothing to run (or a scheduler bug: never start a trial twice) */
+                start(r, &r->t[id]);
+                started = true;
+            }
+            if ((int)r->n_run >= r->max_conc)
                 break;
-            start(r, &r->t[id]);
         }
         if (r->n_run == 0)
             break;

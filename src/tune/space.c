@@ -1,6 +1,6 @@
 /* tune search spaces: domains (grid, choice, uniform, quniform, loguniform, randint, qrandint, randn,
  * sample_from), variant resolution, and the basic searcher (Ray's BasicVariantGenerator: grid x
- * num_samples, first grid parameter varying fastest). */
+ * num_samples, grids ordered by path with the first varying fastest). */
 #include "internal.h"
 
 #include <stdio.h>
@@ -294,6 +294,35 @@ dray_tune_val dray__tune_param_sample(const dray__tune_param *p, dray_tune_rng *
     }
 }
 
+/* path_cmp: Ray compares parameter paths as tuples of keys: level by level, a shorter path first
+ * when one is a prefix of the other. */
+static int path_cmp(const char *a, const char *b)
+{
+    for (;;) {
+        size_t la = strcspn(a, "/"), lb = strcspn(b, "/");
+        int c = memcmp(a, b, la < lb ? la : lb);
+        if (c != 0)
+            return c;
+        if (la != lb)
+            return la < lb ? -1 : 1;
+        if (!a[la] || !b[lb])
+            return !a[la] && !b[lb] ? 0 : !a[la] ? -1 : 1;
+        a += la + 1;
+        b += lb + 1;
+    }
+}
+
+/* grid_digit: the value index of grid parameter `i` in combination `grid_index`. Like Ray's
+ * BasicVariantGenerator, grids are ordered by path and the first one varies fastest. */
+static size_t grid_digit(const dray_tune_space *sp, size_t i, size_t grid_index)
+{
+    size_t stride = 1;
+    for (size_t j = 0; j < sp->n; j++)
+        if (j != i && sp->p[j].dom == DRAY__DOM_GRID && path_cmp(sp->p[j].path, sp->p[i].path) < 0)
+            stride *= sp->p[j].n_vals;
+    return grid_index / stride % sp->p[i].n_vals;
+}
+
 dray_status dray_tune_space_sample(const dray_tune_space *sp, size_t grid_index, dray_tune_rng *rng,
                                    dray_tune_config **out)
 {
@@ -302,14 +331,13 @@ dray_status dray_tune_space_sample(const dray_tune_space *sp, size_t grid_index,
     if (st != DRAY_OK)
         return st;
     /* Pass 1 places every parameter in declaration order (so configs keep that order); grids take
-     * their digit of grid_index, first grid fastest; random domains are drawn in the same order. */
+     * their digit of grid_index; random domains are drawn in declaration order. */
     size_t idx = grid_index % dray_tune_space_grid_size(sp);
     for (size_t i = 0; i < sp->n && st == DRAY_OK; i++) {
         const dray__tune_param *p = &sp->p[i];
         dray_tune_val v;
         if (p->dom == DRAY__DOM_GRID) {
-            v = p->vals[idx % p->n_vals];
-            idx /= p->n_vals;
+            v = p->vals[grid_digit(sp, i, idx)];
         } else if (p->dom == DRAY__DOM_SAMPLE_FROM) {
             continue;
         } else {

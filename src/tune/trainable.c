@@ -1,4 +1,4 @@
-/* tune trainables: the registry of named trainables and the actor class "dray.tune.Trial" that runs
+/* tune trainables: the registry of named trainables and the actor class "dray_tune_Trial" that runs
  * one trial. A function trainable runs in its own thread and hands each report to the actor's step
  * method (lock-step, like Ray's FunctionTrainable); a class trainable's step runs in the method. */
 #include "internal.h"
@@ -226,6 +226,13 @@ static dray_status trial_init(dray_ctx *ctx, const dray_value *args, size_t narg
             memcpy(s->start_ckpt, kbytes, klen);
             s->start_ckpt_len = klen;
         }
+        /* start the function now: its first iteration overlaps the first step call, and it waits
+         * in its first report until that call asks for the result */
+        if (pthread_create(&s->thread, NULL, fn_thread, s) != 0) {
+            trial_destroy(a);
+            return dray_ctx_fail(ctx, DRAY_ERESOURCE, "tune trial: cannot start a thread");
+        }
+        s->started = true;
     } else {
         if ((st = t->cls->setup(dray_ctx_runtime(ctx), cfg, t->user, &a->state)) != DRAY_OK) {
             char why[512];
@@ -275,13 +282,6 @@ static dray_status fn_step(dray_ctx *ctx, trial_actor *a, dray_value *result)
 {
     dray_tune_session *s = a->sess;
     pthread_mutex_lock(&s->mu);
-    if (!s->started && !s->finished) {
-        if (pthread_create(&s->thread, NULL, fn_thread, s) != 0) {
-            pthread_mutex_unlock(&s->mu);
-            return dray_ctx_fail(ctx, DRAY_ERESOURCE, "tune trial: cannot start a thread");
-        }
-        s->started = true;
-    }
     s->want_next = true;
     pthread_cond_broadcast(&s->cv);
     while (!s->have_result && !s->finished)

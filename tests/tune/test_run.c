@@ -818,13 +818,13 @@ TEST(best_scopes)
     double last_v, all_v;
     ASSERT_OK(dray_tune_grid_best(g, "loss", DRAY_TUNE_MIN, "last", &last_i, &last_v));
     ASSERT_OK(dray_tune_grid_best(g, "loss", DRAY_TUNE_MIN, "all", &all_i, &all_v));
-    /* trial 1 is x = 0.25, nan = false (first grid parameter fastest); NaN trials never win */
-    ASSERT_EQ(last_i, 1);
-    ASSERT_EQ(all_i, 1);
+    /* grids by path: "nan" varies fastest, so trial 2 is x = 0.25, nan = false; NaN never wins */
+    ASSERT_EQ(last_i, 2);
+    ASSERT_EQ(all_i, 2);
     ASSERT_NEAR(last_v, 5.25, 0);
     ASSERT_NEAR(all_v, 0.25, 0);
     ASSERT_OK(dray_tune_grid_best(g, "loss", DRAY_TUNE_MAX, "all", &all_i, &all_v));
-    ASSERT_EQ(all_i, 2);
+    ASSERT_EQ(all_i, 4);
     ASSERT_NEAR(all_v, 5.75, 0); /* |10 - 5| + 0.75 */
     dray_tune_grid_destroy(g);
     dray_tune_space_destroy(sp);

@@ -27,7 +27,8 @@ TEST(grid_times_samples)
     dray_tune_config *c;
     double prev_drop = -1;
     while (dray_tune_searcher_suggest(s, count, &c) == DRAY_OK) {
-        /* Ray's order: the first grid parameter varies fastest, the grid repeats num_samples times */
+        /* Ray's order: grids by path ("lr" < "optimizer/name"), the first varying fastest; the grid
+         * repeats num_samples times */
         int k = count % 6;
         ASSERT_NEAR(dray_tune_config_num(c, "lr", -1), lr[k % 3].u.f, 0);
         ASSERT_STREQ(dray_tune_config_str(c, "optimizer/name", ""), opt[k / 3].u.s);
@@ -53,6 +54,30 @@ TEST(grid_times_samples)
     dray_tune_searcher_destroy(s);
     ASSERT_STATUS(dray_tune_searcher_create_basic(sp, 0, 1, &s), DRAY_EINVAL);
     ASSERT_CONTAINS(dray_last_error(), "num_samples");
+    dray_tune_space_destroy(sp);
+}
+
+/* Ray sorts grid parameters by path (tuples of keys): the first in that order varies fastest,
+ * whatever the declaration order; configs keep the declaration order */
+TEST(grid_order_by_path)
+{
+    dray_tune_space *sp = space();
+    dray_tune_val two[] = {dray_tune_i(0), dray_tune_i(1)};
+    ASSERT_OK(dray_tune_space_grid(sp, "b", two, 2));
+    ASSERT_OK(dray_tune_space_grid(sp, "a-x", two, 2));
+    ASSERT_OK(dray_tune_space_grid(sp, "a/y", two, 2));
+    /* path order: ("a", "y") < ("a-x",) < ("b",) */
+    const char *fastest_first[] = {"a/y", "a-x", "b"};
+    dray_tune_rng rng;
+    dray_tune_rng_seed(&rng, 1);
+    for (size_t g = 0; g < 8; g++) {
+        dray_tune_config *c;
+        ASSERT_OK(dray_tune_space_sample(sp, g, &rng, &c));
+        for (size_t k = 0; k < 3; k++)
+            ASSERT_EQ(dray_tune_config_int(c, fastest_first[k], -1), (int64_t)((g >> k) & 1));
+        ASSERT_STREQ(dray_tune_config_path_at(c, 0), "b");
+        dray_tune_config_destroy(c);
+    }
     dray_tune_space_destroy(sp);
 }
 
@@ -249,5 +274,5 @@ TEST(bad_spaces)
     dray_tune_space_destroy(sp);
 }
 
-RUN_TESTS(T_(grid_times_samples), T_(seeded_reproducible), T_(distributions),
+RUN_TESTS(T_(grid_times_samples), T_(grid_order_by_path), T_(seeded_reproducible), T_(distributions),
           T_(conditional_and_nested), T_(bad_spaces))
