@@ -299,6 +299,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     ctx->active = false;
     *req_cls = NULL;
+    /* A batched answer whose client left is never sent (MHD completes the request without calling
+     * the handler again): free it here. A call still queued cannot be here: its connection stays
+     * suspended until the batcher resumes it, and the daemon stops only once batches drained. */
+    if (ctx->pending && ctx->answered) {
+        dray_serve_response_release(&ctx->call.resp);
+        cJSON_Delete(ctx->call.req.priv_);
+        ctx->call.req.priv_ = NULL;
+        ctx->pending = false;
+    }
     /* Keep small buffers for the next keep-alive request; give big ones back. */
     if (ctx->cap > 65536) {
         free(ctx->buf);
