@@ -1,11 +1,13 @@
 /* The server side of bench/serve.sh: serves a no-op deployment or the logistic regression model
  * (optionally batched) on 127.0.0.1 for a while, then prints its counters. Usage:
  * bench_serve train MODEL_FILE, then bench_serve noop|model|batched REPLICAS SECONDS MODEL_FILE
- * [actors|direct]; replicas run as core
+ * [actors|direct] (SECONDS at most: SIGTERM ends it sooner); replicas run as core
  * actors on an embedded runtime by default ("direct": inline_replicas, in the ingress threads). Prints "port N" first,
  * and at the end
  * "requests N server_us X model_us Y" (mean server time per request, from headers to answer, and
  * mean time in the deployment's call). */
+#include <pthread.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -78,6 +80,11 @@ int main(int argc, char **argv)
     const char *mode = argv[1];
     int replicas = atoi(argv[2]), seconds = atoi(argv[3]);
     bool actors = argc < 6 || strcmp(argv[5], "direct") != 0;
+    /* SIGTERM ends the run early; block it before any thread starts so only sigtimedwait sees it. */
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, NULL);
     dray_runtime *rt = NULL;
     if (dray_init(NULL, &rt) != DRAY_OK) {
         fprintf(stderr, "bench_serve: %s\n", dray_last_error());
@@ -123,7 +130,8 @@ int main(int argc, char **argv)
     }
     printf("port %d\n", dray_serve_port(s));
     fflush(stdout);
-    sleep((unsigned)seconds);
+    struct timespec limit = {seconds, 0};
+    sigtimedwait(&term, NULL, &limit);
     cJSON *st;
     if (dray_serve_status_json(s, &st) == DRAY_OK) {
         double n = cJSON_GetObjectItem(st, "http_requests")->valuedouble;

@@ -38,10 +38,14 @@ one_run() {
   [[ $name == *model* ]] && script="-s $tmp/post.lua"
   "$@" > "$tmp/server.out" &
   local pid=$!
-  for _ in $(seq 100); do grep -q '^port' "$tmp/server.out" 2>/dev/null && break; sleep 0.05; done
+  for _ in $(seq 600); do grep -q '^port' "$tmp/server.out" 2>/dev/null && break; sleep 0.05; done
   local port; port=$(awk '/^port/ {print $2}' "$tmp/server.out")
+  if [ -z "$port" ]; then
+    echo "bench/serve.sh: $name: the server did not start" >&2; kill "$pid" 2>/dev/null; exit 1
+  fi
   # shellcheck disable=SC2086
   wrk -t1 -c"$conns" -d"${secs}s" --latency $script "http://127.0.0.1:$port/" > "$tmp/wrk.out"
+  kill -TERM "$pid"
   wait "$pid"
   local rps p50 p99 over
   rps=$(awk '/^Requests\/sec/ {print $2}' "$tmp/wrk.out")
@@ -58,18 +62,20 @@ median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
 col() { awk -v c="$2" '{print $c}' "$tmp/$1" | median; }
 
 for _ in $(seq "$runs"); do
-  one_run bare "$bin/bench_serve_bare" "$((secs + 1))" 2
-  one_run noop "$bin/bench_serve" noop 1 "$((secs + 1))" "$tmp/model.txt" actors
-  one_run noop2 "$bin/bench_serve" noop 2 "$((secs + 1))" "$tmp/model.txt" actors
-  one_run noopd "$bin/bench_serve" noop 1 "$((secs + 1))" "$tmp/model.txt" direct
-  one_run model "$bin/bench_serve" model 1 "$((secs + 1))" "$tmp/model.txt" actors
-  one_run model2 "$bin/bench_serve" model 2 "$((secs + 1))" "$tmp/model.txt" actors
-  one_run modeld "$bin/bench_serve" model 1 "$((secs + 1))" "$tmp/model.txt" direct
-  one_run modelb "$bin/bench_serve" batched 1 "$((secs + 1))" "$tmp/model.txt" actors
+  one_run bare "$bin/bench_serve_bare" 120 2
+  one_run bare8k "$bin/bench_serve_bare" 120 2 8192
+  one_run noop "$bin/bench_serve" noop 1 120 "$tmp/model.txt" actors
+  one_run noop2 "$bin/bench_serve" noop 2 120 "$tmp/model.txt" actors
+  one_run noopd "$bin/bench_serve" noop 1 120 "$tmp/model.txt" direct
+  one_run model "$bin/bench_serve" model 1 120 "$tmp/model.txt" actors
+  one_run model2 "$bin/bench_serve" model 2 120 "$tmp/model.txt" actors
+  one_run modeld "$bin/bench_serve" model 1 120 "$tmp/model.txt" direct
+  one_run modelb "$bin/bench_serve" batched 1 120 "$tmp/model.txt" actors
 done
 
 echo "serve_bare_mhd_req_per_s $(col bare 1) req/s"
 echo "serve_bare_mhd_p99_ms $(col bare 3) ms"
+echo "serve_bare_mhd_8k_pool_req_per_s $(col bare8k 1) req/s"
 echo "serve_noop_req_per_s $(col noop 1) req/s"
 echo "serve_noop_p50_ms $(col noop 2) ms"
 echo "serve_noop_p99_ms $(col noop 3) ms"

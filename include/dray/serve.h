@@ -32,6 +32,7 @@ typedef struct dray_serve_request {
     size_t len;
     const cJSON *json;   /* the parsed body: set for handle calls and once dray_serve_request_json ran */
     void *priv_;         /* internal */
+    void *conn_;         /* internal: the HTTP connection (NULL for handle calls) */
 } dray_serve_request;
 
 /* The answer a deployment fills in. Set one of `json` (taken: serve frees it), `body`+`len` (taken:
@@ -50,6 +51,13 @@ typedef struct dray_serve_response {
  * parsed on the first call. Empty or malformed bodies are DRAY_EFORMAT with dray_last_error naming
  * the byte offset; the server answers such a failure with HTTP 400. */
 DRAY_API dray_status dray_serve_request_json(dray_serve_request *req, const cJSON **out);
+
+/* dray_serve_request_query: the value of query parameter `key` ("/p?key=value"), URL-decoded, or
+ * NULL (absent, or a handle call). Borrowed: lives as long as the request. */
+DRAY_API const char *dray_serve_request_query(const dray_serve_request *req, const char *key);
+
+/* dray_serve_request_header: the value of HTTP header `name` (case-insensitive), or NULL. Borrowed. */
+DRAY_API const char *dray_serve_request_header(const dray_serve_request *req, const char *name);
 
 /* dray_serve_response_release: frees what a response holds and zeroes it. NULL-safe. */
 DRAY_API void dray_serve_response_release(dray_serve_response *resp);
@@ -113,8 +121,8 @@ typedef struct dray_serve_opts {
     int max_connections;         /* default 4096 */
     size_t connection_memory;    /* per-connection header/read buffer (MHD pool); default 8 KiB */
     double control_period_s;     /* health/autoscaling loop period; default 0.05 */
-    dray_runtime *rt;            /* borrowed; optional: replicas become its actors, handle submits
-                                  * run on it */
+    dray_runtime *rt;            /* borrowed, must outlive the instance; optional: replicas become
+                                  * its actors, handle submits run on it */
     bool inline_replicas;        /* run replicas in the calling thread (under a per-replica lock)
                                   * even with a runtime: no thread hop, the fastest path */
 } dray_serve_opts;

@@ -822,14 +822,9 @@ static dray_status update_dep(dray_serve *s, dray_serve_handle *h, const dray_se
         free(old_ver);
     cJSON_Delete(old_cfg);
     free(old_text);
+    /* Batching settings changed only with a restart: new replicas start their batchers with them. */
     dray_serve_deployment_opts old = h->opts;
     set_opts(h, o);
-    h->opts.max_batch_size = old.max_batch_size; /* batchers were started with these */
-    h->opts.batch_wait_timeout_s = old.batch_wait_timeout_s;
-    if (restart) {
-        h->opts.max_batch_size = o->max_batch_size;
-        h->opts.batch_wait_timeout_s = o->batch_wait_timeout_s;
-    }
     h->target = initial_target(o);
     atomic_store(&h->max_ongoing, o->max_ongoing_requests);
     atomic_store(&h->autoscaling, o->max_replicas > 0);

@@ -141,6 +141,18 @@ static enum MHD_Result system_route(dray_serve *s, struct MHD_Connection *conn, 
     return send_error(conn, known ? 405 : 404, msg);
 }
 
+const char *dray_serve_request_query(const dray_serve_request *req, const char *key)
+{
+    return req->conn_ && key ? MHD_lookup_connection_value(req->conn_, MHD_GET_ARGUMENT_KIND, key)
+                             : NULL;
+}
+
+const char *dray_serve_request_header(const dray_serve_request *req, const char *name)
+{
+    return req->conn_ && name ? MHD_lookup_connection_value(req->conn_, MHD_HEADER_KIND, name)
+                              : NULL;
+}
+
 static void batch_done(dray__serve_call *c)
 {
     conn_ctx *ctx = c->done_arg;
@@ -181,6 +193,7 @@ static enum MHD_Result dispatch(conn_ctx *ctx, struct MHD_Connection *conn, cons
     c->req.path = rest[0] == '/' ? rest : "/";
     c->req.body = ctx->buf;
     c->req.len = ctx->len;
+    c->req.conn_ = conn;
     dray__serve_replica *r = dray__serve_route(h);
     if (!r) {
         pthread_rwlock_unlock(&s->routes_rw);
@@ -286,6 +299,15 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     ctx->active = false;
     *req_cls = NULL;
+    /* A batched answer whose client left is never sent (MHD completes the request without calling
+     * the handler again): free it here. A call still queued cannot be here: its connection stays
+     * suspended until the batcher resumes it, and the daemon stops only once batches drained. */
+    if (ctx->pending && ctx->answered) {
+        dray_serve_response_release(&ctx->call.resp);
+        cJSON_Delete(ctx->call.req.priv_);
+        ctx->call.req.priv_ = NULL;
+        ctx->pending = false;
+    }
     /* Keep small buffers for the next keep-alive request; give big ones back. */
     if (ctx->cap > 65536) {
         free(ctx->buf);

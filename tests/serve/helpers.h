@@ -41,6 +41,11 @@ static dray_status echo_call(void *state, dray_serve_request *req, dray_serve_re
     cJSON_AddItemToObject(o, "echo", body ? cJSON_Duplicate(body, 1) : cJSON_CreateNull());
     cJSON_AddStringToObject(o, "path", req->path);
     cJSON_AddStringToObject(o, "tag", e->tag);
+    const char *q = dray_serve_request_query(req, "q"), *hdr = dray_serve_request_header(req, "x-test");
+    if (q)
+        cJSON_AddStringToObject(o, "q", q);
+    if (hdr)
+        cJSON_AddStringToObject(o, "x_test", hdr);
     resp->json = o;
     return DRAY_OK;
 }

@@ -236,6 +236,13 @@ TEST(keepalive_and_pipelining)
     ASSERT_CONTAINS(out, "\"path\":\"/1\"");
     ASSERT_CONTAINS(out, "\"echo\":[1,2,3]");
     ASSERT_CONTAINS(out, "success");
+    /* Query parameters and headers reach the deployment. */
+    ASSERT_EQ(raw_exchange(dray_serve_port(s),
+                           "GET /api/x?q=a%20b&z=1 HTTP/1.1\r\nHost: x\r\nX-Test: hello\r\n\r\n", 1,
+                           out, sizeof(out)), 1);
+    ASSERT_CONTAINS(out, "\"path\":\"/x\"");
+    ASSERT_CONTAINS(out, "\"q\":\"a b\"");
+    ASSERT_CONTAINS(out, "\"x_test\":\"hello\"");
     /* Garbage request line: the server answers 400 or closes, and keeps serving others. */
     raw_exchange(dray_serve_port(s), "NOT HTTP AT ALL\r\n\r\n", 1, out, sizeof(out));
     /* A body announced far over the limit is refused before it is read. */

@@ -51,8 +51,12 @@ static void *soak_main(void *p)
         case 3: body = big; want = 413; break;
         case 4: body = "{}"; route = "/nowhere"; want = 404; break;
         case 5:
+            /* Gone mid-body, or gone right after a whole request that then waits in a batch. */
             vanish(dray_serve_port(k->s),
-                   "POST /m HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"feat");
+                   route[1] == 'm'
+                       ? "POST /m HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{\"feat"
+                       : "POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 22\r\n\r\n"
+                         "{\"features\": [0.5, 1]}");
             continue;
         case 6: body = "{\"instances\": [[1, 2], [3, 4]]}"; want = 200; break;
         default: body = "{\"features\": [\"a\", 1]}"; want = 400; break;
