@@ -25,6 +25,7 @@ struct dray_ndarray {
     int64_t shape[DRAY__MAXD];
     int64_t size;
     void *data;
+    size_t mapped; /* bytes mapped for data (big chunks), 0 when malloc'd */
 };
 
 /* dray__nd_create_uninit: like dray_ndarray_create without zeroing. */
