@@ -138,8 +138,8 @@ void dray__chunk_geom(const dray_array *a, const int64_t *idx, int64_t *shape, i
 bool dray__is_fusable(const dray_array *a);
 /* dray__same_grid: a's axis ax grid equals b's axis bx grid. */
 bool dray__same_grid(const dray_array *a, int ax, const dray_array *b, int bx);
-/* dray__rechunk_like: a rechunked (when needed) to `ref`'s grid on every axis where a's size is not
- * 1 (a and ref have the same ndim). Returns a new count. */
+/* dray__conform: `a` on `ref`'s grid (right-aligned) on every axis where a's size is not 1: a itself
+ * when it already is, a re-gridded copy for generators, else a rechunk. Returns a new count. */
 dray_status dray__conform(dray_array *a, const dray_array *ref, dray_array **out);
 
 /* ==== Fused evaluation program (vm.c) ====

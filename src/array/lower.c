@@ -96,13 +96,15 @@ static int cast_to(compiler *c, int k, dray_dtype t)
     return emit(c, &in);
 }
 
-static int cost(const dray_array *a, int depth)
+/* An upper bound on the instructions `a` needs (counting shared subtrees once per use), cut off as
+ * soon as it passes `limit` so that deeply shared graphs (x = x * x, repeated) stay cheap. */
+static int cost(const dray_array *a, int limit)
 {
-    if (!dray__is_fusable(a) || depth > 64)
+    if (!dray__is_fusable(a))
         return 1;
     int n = 2;
-    for (int k = 0; k < a->n_in; k++)
-        n += cost(a->in[k], depth + 1) + 1;
+    for (int k = 0; k < a->n_in && n <= limit; k++)
+        n += cost(a->in[k], limit - n) + 1;
     return n;
 }
 
@@ -114,7 +116,7 @@ static int compile_node(compiler *c, const dray_array *a)
     int left = DRAY__VM_MAX_INSNS - 4 - (int)c->p->n_insns;
     dray__vm_insn in = {.dtype = (uint8_t)a->dtype};
     int nd = c->root->ndim, shift = nd - a->ndim, r = -1;
-    if (!dray__is_fusable(a) || (a != c->root && cost(a, 0) > left)) {
+    if (!dray__is_fusable(a) || (a != c->root && cost(a, left) > left)) {
         in.op = DRAY__VM_INPUT;
         in.slot = (int16_t)c->p->n_slots;
         r = emit(c, &in);
@@ -152,11 +154,7 @@ static int compile_node(compiler *c, const dray_array *a)
             r = emit(c, &in);
             break;
         case DRAY__K_CAST:
-            in.op = DRAY__VM_CAST;
-            in.a = (int16_t)compile_node(c, a->in[0]);
-            r = in.a < 0 ? -1 : in.a == -1 ? -1 : emit(c, &in);
-            if (r >= 0 && c->p->insns[in.a].dtype == a->dtype)
-                r = in.a, c->p->n_insns--;
+            r = cast_to(c, compile_node(c, a->in[0]), a->dtype);
             break;
         case DRAY__K_UNARY: {
             int x = cast_to(c, compile_node(c, a->in[0]), a->dtype);

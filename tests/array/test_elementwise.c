@@ -255,4 +255,31 @@ TEST(edges)
     free(vz);
 }
 
-RUN_TESTS(T_(binary_broadcast), T_(unary_and_where), T_(promotion), T_(fusion), T_(edges))
+/* x = x * x repeated 40 times shares every subtree: building and compiling stays linear, the
+ * program splits when it outgrows one task, and the values are right. */
+TEST(deep_shared)
+{
+    const int64_t n = 16, ch = 5;
+    double v[16];
+    for (int i = 0; i < 16; i++)
+        v[i] = 1.0 + i / 1e6;
+    dray_array *x;
+    ASSERT_OK(dray_array_from_buffer(DRAY_FLOAT64, 1, &n, &ch, v, &x));
+    for (int k = 0; k < 40; k++) {
+        dray_array *y;
+        ASSERT_OK(dray_array_binary(DRAY_MUL, x, x, &y));
+        dray_array_release(x);
+        x = y;
+    }
+    dray_ndarray *r = compute(x);
+    for (int i = 0; i < 16; i++) {
+        double w = v[i];
+        for (int k = 0; k < 40; k++)
+            w = w * w;
+        ASSERT_TRUE(dray_ndarray_get(r, i) == w);
+    }
+    dray_ndarray_release(r);
+    dray_array_release(x);
+}
+
+RUN_TESTS(T_(deep_shared), T_(binary_broadcast), T_(unary_and_where), T_(promotion), T_(fusion), T_(edges))
