@@ -237,9 +237,31 @@ static dray_status part_uniform_rows(dray__vm_run *r, part_ctx *c)
     return DRAY_OK;
 }
 
+static dray_status reduce_chunk(const dray__vm_prog *p, const dray__geom *g,
+                                dray_ndarray *const *inputs, int n_inputs,
+                                const dray__red_spec *rs, dray_ndarray **out);
+
 dray_status dray__vm_reduce(const dray__vm_prog *p, const dray__geom *g,
                             dray_ndarray *const *inputs, int n_inputs, const dray__red_spec *rs,
                             dray_ndarray **out)
+{
+    dray__vm_flat f;
+    bool all = rs->ndim == p->ndim && rs->ndim < 32 && rs->axes == (1u << rs->ndim) - 1;
+    if (!all || !dray__vm_flatten(p, g, inputs, n_inputs, &f))
+        return reduce_chunk(p, g, inputs, n_inputs, rs, out);
+    /* over all axes a partial is one position and flat indices are global flat indices */
+    dray__red_spec flat = *rs;
+    flat.ndim = 1;
+    flat.axes = 1;
+    flat.gshape[0] = f.prog->gshape[0];
+    dray_status st = reduce_chunk(f.prog, &f.geom, f.inputs, n_inputs, &flat, out);
+    free(f.prog);
+    return st;
+}
+
+static dray_status reduce_chunk(const dray__vm_prog *p, const dray__geom *g,
+                                dray_ndarray *const *inputs, int n_inputs,
+                                const dray__red_spec *rs, dray_ndarray **out)
 {
     dray__vm_run r;
     part_ctx c;

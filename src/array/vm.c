@@ -541,8 +541,71 @@ static dray_status store_tile(dray__vm_run *r, const int64_t *pos, int64_t n, vo
     return DRAY_OK;
 }
 
+bool dray__vm_flatten(const dray__vm_prog *p, const dray__geom *g, dray_ndarray *const *inputs,
+                      int n_inputs, dray__vm_flat *f)
+{
+    int nd = p->ndim;
+    int64_t total = 1, size = 1;
+    f->prog = NULL;
+    if (nd < 2 || n_inputs != p->n_slots)
+        return false;
+    for (int d = 0; d < nd; d++) {
+        if (d > 0 && (g->off[d] != 0 || g->shape[d] != p->gshape[d]))
+            return false;
+        total *= p->gshape[d];
+        size *= g->shape[d];
+    }
+    for (unsigned k = 0; k < p->n_insns; k++) {
+        const dray__vm_insn *in = &p->insns[k];
+        if (in->op == DRAY__VM_LINEAR)
+            return false;
+        for (int d = 0; in->op == DRAY__VM_RANDOM && d < nd; d++)
+            if (in->lshape[d] != p->gshape[d])
+                return false;
+    }
+    for (int s = 0; s < n_inputs; s++) {
+        const dray_ndarray *c = inputs[s];
+        if (c->ndim != nd || memcmp(c->shape, g->shape, sizeof(int64_t) * (size_t)nd))
+            return false;
+        f->views[s] = *c;
+        f->views[s].ndim = 1;
+        f->views[s].shape[0] = c->size;
+        f->inputs[s] = &f->views[s];
+    }
+    size_t bytes = dray__vm_prog_bytes(p->n_insns);
+    if (!(f->prog = malloc(bytes)))
+        return false;
+    memcpy(f->prog, p, bytes);
+    f->prog->ndim = 1;
+    f->prog->gshape[0] = total;
+    for (unsigned k = 0; k < p->n_insns; k++)
+        f->prog->insns[k].lshape[0] = total;
+    memset(&f->geom, 0, sizeof(f->geom));
+    f->geom.off[0] = g->off[0] * (total / (p->gshape[0] ? p->gshape[0] : 1));
+    f->geom.shape[0] = size;
+    return true;
+}
+
+static dray_status eval_chunk(const dray__vm_prog *p, const dray__geom *g,
+                              dray_ndarray *const *inputs, int n_inputs, dray_ndarray **out);
+
 dray_status dray__vm_eval(const dray__vm_prog *p, const dray__geom *g, dray_ndarray *const *inputs,
                           int n_inputs, dray_ndarray **out)
+{
+    dray__vm_flat f;
+    if (!dray__vm_flatten(p, g, inputs, n_inputs, &f))
+        return eval_chunk(p, g, inputs, n_inputs, out);
+    dray_status st = eval_chunk(f.prog, &f.geom, f.inputs, n_inputs, out);
+    free(f.prog);
+    if (st == DRAY_OK) { /* same C-order data: give it back its shape */
+        (*out)->ndim = p->ndim;
+        memcpy((*out)->shape, g->shape, sizeof(int64_t) * (size_t)p->ndim);
+    }
+    return st;
+}
+
+static dray_status eval_chunk(const dray__vm_prog *p, const dray__geom *g,
+                              dray_ndarray *const *inputs, int n_inputs, dray_ndarray **out)
 {
     dray__vm_run r;
     store_ctx sc;

@@ -282,4 +282,40 @@ TEST(deep_shared)
     dray_array_release(x);
 }
 
-RUN_TESTS(T_(deep_shared), T_(binary_broadcast), T_(unary_and_where), T_(promotion), T_(fusion), T_(edges))
+/* Narrow chunks spanning every axis but the first are walked as one run: values, reductions over
+ * all axes (with flat argmin) and a random source must match the row-by-row definitions. */
+TEST(narrow_chunks)
+{
+    const int64_t s[3] = {300, 3, 2}, c[3] = {70, 3, 2};
+    double *v;
+    dray_array *a = test_f64(3, s, c, -1, 1, &v), *u, *e, *sum, *am;
+    ASSERT_OK(dray_array_random_uniform(4, 3, s, c, 0, 1, &u));
+    ASSERT_OK(dray_array_binary(DRAY_ADD, a, u, &e));
+    ASSERT_OK(dray_array_reduce(DRAY_SUM, e, NULL, 0, NULL, &sum));
+    ASSERT_OK(dray_array_reduce(DRAY_ARGMIN, e, NULL, 0, NULL, &am));
+    dray_ndarray *x = compute(e), *xs = compute(sum), *xa = compute(am);
+    double total = 0, best = INFINITY;
+    int64_t bi = -1;
+    for (int64_t i = 0; i < 1800; i++) {
+        double w = v[i] + dray_random_uniform_at(4, (uint64_t)i);
+        ASSERT_TRUE(dray_ndarray_get(x, i) == w);
+        total += w;
+        if (w < best) {
+            best = w;
+            bi = i;
+        }
+    }
+    ASSERT_CLOSE(dray_ndarray_get(xs, 0), total, 1e-12);
+    ASSERT_EQ(((const int64_t *)dray_ndarray_cdata(xa))[0], bi);
+    dray_ndarray_release(x);
+    dray_ndarray_release(xs);
+    dray_ndarray_release(xa);
+    dray_array_release(am);
+    dray_array_release(sum);
+    dray_array_release(e);
+    dray_array_release(u);
+    dray_array_release(a);
+    free(v);
+}
+
+RUN_TESTS(T_(narrow_chunks), T_(deep_shared), T_(binary_broadcast), T_(unary_and_where), T_(promotion), T_(fusion), T_(edges))
