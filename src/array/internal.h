@@ -134,6 +134,8 @@ dray_status dray__array_copy_grid(dray_array *a, int aax, const dray_array *b, i
 int64_t dray__array_nchunks(const dray_array *a);
 /* dray__chunk_shape: chunk `idx` (multi-index) shape and offset. */
 void dray__chunk_geom(const dray_array *a, const int64_t *idx, int64_t *shape, int64_t *off);
+/* dray__promote: NumPy's result type of two array dtypes (int32 + float32 is float64). */
+dray_dtype dray__promote(dray_dtype a, dray_dtype b);
 /* dray__is_fusable: elementwise or generator nodes, evaluated inside their consumer. */
 bool dray__is_fusable(const dray_array *a);
 /* dray__same_grid: a's axis ax grid equals b's axis bx grid. */
