@@ -247,8 +247,9 @@ DRAY_API dray_status dray_npy_parse_header(const void *buf, size_t len, dray_dty
                                            int *ndim, int64_t *shape, bool *fortran,
                                            size_t *data_offset);
 
-/* dray_array_compute_stats: dray_array_compute that also reports how many graph tasks it built
- * (*tasks), which shows fusion at work: the seed example is 100 fused partials plus its tree. */
+/* dray_array_compute_stats: dray_array_compute that also reports how many tasks the array level
+ * put in the graph (*tasks, before the core's own fusion of linear chains), which shows the
+ * array-level fusion at work: the seed example is 100 fused partials plus its tree. */
 DRAY_API dray_status dray_array_compute_stats(dray_runtime *rt, dray_array *a, dray_ndarray **out,
                                               size_t *tasks);
 

@@ -43,11 +43,8 @@ static dray_status compute_chunks(dray_runtime *rt, dray__lower *L, const dray_v
     if (st == DRAY_OK) {
         for (size_t j = 0; j < nn; j++)
             results[where[j]] = res[j];
-        if (tasks) {
-            dray_graph_stats gs;
-            dray_graph_last_stats(dray__lower_graph(L), &gs);
-            *tasks = nn ? gs.tasks : 0;
-        }
+        if (tasks) /* the array level's tasks, before the core fuses linear chains */
+            *tasks = nn ? dray_graph_size(dray__lower_graph(L)) : 0;
     } else {
         for (int64_t k = 0; k < n; k++)
             dray_value_release(&results[k]);

@@ -271,7 +271,30 @@ TEST(deep_shared)
         dray_array_release(x);
         x = y;
     }
-    dray_ndarray *r = compute(x);
+    dray_ndarray *r;
+    size_t tasks;
+    ASSERT_OK(dray_array_compute_stats(test_rt(), x, &r, &tasks));
+    ASSERT_EQ(tasks, 4); /* all 40 multiplications fused: one task per chunk */
+    dray_ndarray_release(r);
+    /* 60 more: the program splits (48 instructions at most) but stays right */
+    for (int k = 0; k < 60; k++) {
+        dray_array *y;
+        ASSERT_OK(dray_array_binary_scalar(k % 2 ? DRAY_DIV : DRAY_MUL, x, 1.5, false, &y));
+        dray_array_release(x);
+        x = y;
+    }
+    ASSERT_OK(dray_array_compute_stats(test_rt(), x, &r, &tasks));
+    ASSERT_TRUE(tasks >= 8 && tasks <= 24); /* 160 instructions per chunk: 3 to 6 programs */
+    for (int i = 0; i < 16; i++) {
+        double w = v[i];
+        for (int k = 0; k < 40; k++)
+            w = w * w;
+        for (int k = 0; k < 60; k++)
+            w = k % 2 ? w / 1.5 : w * 1.5;
+        ASSERT_TRUE(dray_ndarray_get(r, i) == w);
+    }
+    dray_ndarray_release(r);
+    ASSERT_OK(dray_array_compute_stats(test_rt(), x, &r, &tasks));
     for (int i = 0; i < 16; i++) {
         double w = v[i];
         for (int k = 0; k < 40; k++)
