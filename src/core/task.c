@@ -592,7 +592,9 @@ dray_status dray__wait_some(dray_runtime *rt, dray_ref *const *cells, size_t n, 
             done += cell_closed(cells[i]);
         if (done >= need)
             return DRAY_OK;
-        if (deadline >= 0 && dray__now_ns() >= deadline)
+        /* The clock is read every 64 rounds while spinning, and always before blocking. */
+        if (deadline >= 0 && (spins % 64 == 0 || spins + 1 >= SPIN_BEFORE_BLOCK) &&
+            dray__now_ns() >= deadline)
             return dray_set_error(DRAY_ETIMEDOUT, "timed out after %lld ms", (long long)timeout_ms);
         /* Help: run queued work while waiting (bounded nesting keeps the stack small). With a
          * deadline an external thread does not help: the task it picks could outlast it. */
