@@ -141,7 +141,7 @@ DRAY_API void dray_random_uniform_accumulate(uint64_t seed, uint64_t first, doub
 typedef enum dray_binop {
     DRAY_ADD = 0, DRAY_SUB, DRAY_MUL, DRAY_DIV, DRAY_POW,
     DRAY_LT, DRAY_LE, DRAY_GT, DRAY_GE, DRAY_EQ, DRAY_NE,
-    DRAY_MIN_, DRAY_MAX_, /* elementwise minimum / maximum */
+    DRAY_MINIMUM, DRAY_MAXIMUM, /* elementwise minimum / maximum */
     DRAY__BINOP_COUNT
 } dray_binop;
 

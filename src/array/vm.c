@@ -186,10 +186,10 @@ DRAY__HOT static void f_binary(int op, const double *x, const double *y, double 
     case DRAY_MUL: for (int64_t j = 0; j < n; j++) z[j] = x[j] * y[j]; break;
     case DRAY_DIV: for (int64_t j = 0; j < n; j++) z[j] = x[j] / y[j]; break;
     case DRAY_POW: for (int64_t j = 0; j < n; j++) z[j] = pow(x[j], y[j]); break;
-    case DRAY_MIN_:
+    case DRAY_MINIMUM:
         for (int64_t j = 0; j < n; j++) z[j] = (x[j] <= y[j] || x[j] != x[j]) ? x[j] : y[j];
         break;
-    case DRAY_MAX_:
+    case DRAY_MAXIMUM:
         for (int64_t j = 0; j < n; j++) z[j] = (x[j] >= y[j] || x[j] != x[j]) ? x[j] : y[j];
         break;
     default: break;
@@ -239,8 +239,8 @@ static dray_status i_binary(int op, dray_dtype t, const int64_t *x, const int64_
             if (ipow(x[j], y[j], &z[j]) != DRAY_OK)
                 return DRAY_EINVAL;
         break;
-    case DRAY_MIN_: for (int64_t j = 0; j < n; j++) z[j] = x[j] <= y[j] ? x[j] : y[j]; break;
-    case DRAY_MAX_: for (int64_t j = 0; j < n; j++) z[j] = x[j] >= y[j] ? x[j] : y[j]; break;
+    case DRAY_MINIMUM: for (int64_t j = 0; j < n; j++) z[j] = x[j] <= y[j] ? x[j] : y[j]; break;
+    case DRAY_MAXIMUM: for (int64_t j = 0; j < n; j++) z[j] = x[j] >= y[j] ? x[j] : y[j]; break;
     default: return dray_set_error(DRAY_ETYPE, "array program: integer op %d", op);
     }
     return DRAY_OK;

@@ -16,7 +16,7 @@ static double ref_bin(dray_binop op, double x, double y)
     case DRAY_GE: return x >= y;
     case DRAY_EQ: return x == y;
     case DRAY_NE: return x != y;
-    case DRAY_MIN_: return x <= y ? x : y;
+    case DRAY_MINIMUM: return x <= y ? x : y;
     default: return x >= y ? x : y;
     }
 }
