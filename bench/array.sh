@@ -39,7 +39,9 @@ if [ "$dask" = 1 ]; then
   awk -v d="$(val dask_array_random_mean_s)" -v s="$(val array_random_mean_s)" \
       -v de="$(val dask_array_elementwise_s)" -v se="$(val array_elementwise_s)" \
       -v dm="$(val dask_array_matmul_gflops)" -v sm="$(val array_matmul_gflops)" \
+      -v dc="$(val dask_array_random_mean_cpu_s)" -v sc="$(val array_random_mean_cpu_s)" \
     'BEGIN { printf "ratio_array_random_mean %.1f x\n", d / s;
+             printf "ratio_array_random_mean_cpu %.1f x\n", dc / sc;
              printf "ratio_array_elementwise %.1f x\n", de / se;
              printf "ratio_array_matmul %.2f x\n", sm / dm }'
 fi
