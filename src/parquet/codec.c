@@ -1,12 +1,16 @@
 /* Page compression for Parquet through Debian's libraries: snappy (raw blocks), gzip (zlib, gzip
- * framing), zstd (frames) and LZ4_RAW (lz4 blocks). A compressor keeps its library context for the life of a writer. */
+ * framing), zstd (frames) and LZ4_RAW (lz4 blocks). A compressor keeps its library context for the
+ * life of a writer. */
 #include <lz4.h>
 #include <snappy-c.h>
 #include <stdlib.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "internal.h"
+
+const char dray__pq_oom[] = "out of memory";
 
 struct pq_compressor {
     int codec, level;
@@ -75,8 +79,10 @@ dray_status dray__pq_compress(pq_compressor *c, const void *src, size_t n, pq_bu
             return DRAY_ENOMEM;
         size_t len = ZSTD_compress2(c->zstd, out->data, cap, src, n);
         if (ZSTD_isError(len))
-            return dray_set_error(DRAY_EIO, "parquet: zstd compression failed: %s",
-                                  ZSTD_getErrorName(len));
+            return dray_set_error(ZSTD_getErrorCode(len) == ZSTD_error_memory_allocation
+                                      ? DRAY_ENOMEM
+                                      : DRAY_EIO,
+                                  "parquet: zstd compression failed: %s", ZSTD_getErrorName(len));
         out->len = len;
         return DRAY_OK;
     }
@@ -116,7 +122,7 @@ static const char *gunzip(const uint8_t *src, size_t n, uint8_t *dst, size_t wan
     z_stream z;
     memset(&z, 0, sizeof(z));
     if (inflateInit2(&z, 15 + 32) != Z_OK) /* gzip or zlib framing, detected */
-        return "cannot start gzip decompression";
+        return dray__pq_oom;
     z.next_in = (Bytef *)src;
     z.avail_in = (uInt)n;
     z.next_out = dst;
@@ -173,12 +179,14 @@ const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t
     case PQ_CODEC_ZSTD: {
         size_t got = 0;
         if (!*zstd && !(*zstd = ZSTD_createDCtx()))
-            return "out of memory for a zstd context";
+            return dray__pq_oom;
         while (n > 0) { /* a page may hold several frames */
             size_t fsz = ZSTD_findFrameCompressedSize(src, n);
             if (ZSTD_isError(fsz))
                 return "zstd data is corrupt";
             size_t r = ZSTD_decompressDCtx(*zstd, dst + got, want - got, src, fsz);
+            if (ZSTD_isError(r) && ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation)
+                return dray__pq_oom;
             if (ZSTD_isError(r))
                 return "zstd data is corrupt or larger than the page size";
             got += r;

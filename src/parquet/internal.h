@@ -15,7 +15,8 @@ enum { PQ_BOOLEAN = 0, PQ_INT32, PQ_INT64, PQ_INT96, PQ_FLOAT, PQ_DOUBLE, PQ_BYT
 enum { PQ_ENC_PLAIN = 0, PQ_ENC_PLAIN_DICT = 2, PQ_ENC_RLE = 3, PQ_ENC_BIT_PACKED = 4,
        PQ_ENC_DELTA_BINARY_PACKED = 5, PQ_ENC_DELTA_LENGTH_BYTE_ARRAY = 6,
        PQ_ENC_DELTA_BYTE_ARRAY = 7, PQ_ENC_RLE_DICT = 8, PQ_ENC_BYTE_STREAM_SPLIT = 9 };
-enum { PQ_CODEC_NONE = 0, PQ_CODEC_SNAPPY = 1, PQ_CODEC_GZIP = 2, PQ_CODEC_ZSTD = 6, PQ_CODEC_LZ4_RAW = 7 };
+enum { PQ_CODEC_NONE = 0, PQ_CODEC_SNAPPY = 1, PQ_CODEC_GZIP = 2, PQ_CODEC_ZSTD = 6,
+       PQ_CODEC_LZ4_RAW = 7 };
 enum { PQ_PAGE_DATA = 0, PQ_PAGE_INDEX = 1, PQ_PAGE_DICT = 2, PQ_PAGE_DATA_V2 = 3 };
 enum { PQ_CT_NONE = -1, PQ_CT_UTF8 = 0, PQ_CT_DATE = 6, PQ_CT_TS_MILLIS = 9, PQ_CT_TS_MICROS = 10,
        PQ_CT_UINT_8 = 11, PQ_CT_UINT_16, PQ_CT_UINT_32, PQ_CT_UINT_64, PQ_CT_INT_8, PQ_CT_INT_16,
@@ -190,6 +191,9 @@ const char *dray__rle_decode_bitmap(const uint8_t *p, size_t len, uint8_t *out, 
 /* Decodes the first n values of the delta stream at [p, p+len) into out; *used gets the stream's full
  * size in bytes (all its values are walked). Returns NULL or a static reason. */
 const char *dray__delta_decode(const uint8_t *p, size_t len, uint64_t *out, size_t n, size_t *used);
+
+/* The static reason parsers and codecs give when an allocation failed (compared by address). */
+extern const char dray__pq_oom[];
 
 /* ---- Compression ---- */
 typedef struct pq_compressor pq_compressor;

@@ -192,7 +192,16 @@ const char *dray__rle_decode_bitmap(const uint8_t *p, size_t len, uint8_t *out, 
             size_t take = (size_t)groups * 8 < n - k ? (size_t)groups * 8 : n - k;
             if ((take + 7) / 8 > have)
                 return "bit-packed definition levels longer than their data";
-            for (size_t i = 0; i < take; i++) {
+            size_t i = 0;
+            if (((off + (int64_t)k) & 7) == 0) { /* aligned: the levels are the bitmap's bytes */
+                size_t whole = take / 8;
+                uint8_t *dst = out + ((off + (int64_t)k) >> 3);
+                memcpy(dst, p, whole);
+                for (size_t b = 0; b < whole; b++)
+                    cnt += (size_t)__builtin_popcount(dst[b]);
+                i = whole * 8;
+            }
+            for (; i < take; i++) {
                 bool v = p[i >> 3] >> (i & 7) & 1;
                 put_bit(out, off + (int64_t)(k + i), v);
                 cnt += v;

@@ -386,7 +386,7 @@ static void parse_rowgroup(pq_tr *r, pq_rowgroup *g)
             }
             g->chunks = calloc(n ? n : 1, sizeof(*g->chunks));
             if (!g->chunks) {
-                tr_fail(r, "out of memory");
+                tr_fail(r, dray__pq_oom);
                 return;
             }
             g->nchunks = (int)n;
@@ -530,7 +530,7 @@ const char *dray__pq_meta_parse(const uint8_t *p, size_t n, pq_meta *m)
             }
             m->schema = calloc(cnt, sizeof(*m->schema));
             if (!m->schema) {
-                tr_fail(&r, "out of memory");
+                tr_fail(&r, dray__pq_oom);
                 break;
             }
             m->nschema = (int)cnt;
@@ -550,7 +550,7 @@ const char *dray__pq_meta_parse(const uint8_t *p, size_t n, pq_meta *m)
             }
             m->rgs = calloc(cnt ? cnt : 1, sizeof(*m->rgs));
             if (!m->rgs) {
-                tr_fail(&r, "out of memory");
+                tr_fail(&r, dray__pq_oom);
                 break;
             }
             m->nrgs = (int)cnt;

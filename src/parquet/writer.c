@@ -64,7 +64,8 @@ bool dray__pq_parse_format(const char *fmt, pq_atype *t)
         int kind, width;
     } simple[] = {{'c', AK_I8, 1},  {'s', AK_I16, 2}, {'i', AK_I32, 4}, {'l', AK_I64, 8},
                   {'C', AK_U8, 1},  {'S', AK_U16, 2}, {'I', AK_U32, 4}, {'L', AK_U64, 8},
-                  {'f', AK_F32, 4}, {'g', AK_F64, 8}, {'b', AK_BOOL, 0}, {'u', AK_UTF8, 0}};
+                  {'f', AK_F32, 4}, {'g', AK_F64, 8}, {'b', AK_BOOL, 0}, {'u', AK_UTF8, 0},
+                  {'z', AK_UTF8, 0}}; /* binary: a utf8 layout without the STRING annotation */
     memset(t, 0, sizeof(*t));
     if (!fmt || !fmt[0])
         return false;
@@ -321,7 +322,21 @@ static inline int64_t get_int(const void *buf, int kind, int64_t i)
     }
 }
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n)
+/* The last n < 8 bytes at p as one little-endian word, without a variable-length memcpy call. */
+static inline uint64_t load_tail(const uint8_t *p, size_t n)
+{
+    uint32_t a, b;
+    if (n >= 4) { /* two overlapping 4-byte loads */
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        return (uint64_t)a | (uint64_t)b << 32;
+    }
+    if (n == 0)
+        return 0;
+    return (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16;
+}
+
+static inline uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull);
     while (n >= 8) {
@@ -332,10 +347,11 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
         p += 8;
         n -= 8;
     }
-    uint64_t x = 0;
-    memcpy(&x, p, n);
-    h = (h ^ x) * 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 32);
+    h = (h ^ load_tail(p, n)) * 0xc4ceb9fe1a85ec53ull;
+    /* final mix so every input bit reaches the low bits that index the table */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
 }
 
 static void dict_reset(pq_dict *d)
@@ -447,9 +463,25 @@ static inline void str_at(const chunk_view *v, int64_t row, const uint8_t **p, u
     *n = (uint32_t)(v->soff[k + 1] - v->soff[k]);
 }
 
+static inline uint64_t load_be_prefix(const uint8_t *p, uint32_t n)
+{
+    uint64_t x = 0;
+    if (n >= 8)
+        memcpy(&x, p, 8);
+    else
+        for (uint32_t i = 0; i < n; i++)
+            x |= (uint64_t)p[i] << (8 * i);
+    return __builtin_bswap64(x);
+}
+
+/* Unsigned byte-wise order (Parquet's for strings), shorter first on a tie. */
 static inline int bytes_cmp(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t bn)
 {
-    int c = memcmp(a, b, an < bn ? an : bn);
+    uint64_t x = load_be_prefix(a, an), y = load_be_prefix(b, bn);
+    if (x != y) /* zero padding keeps the order of the first 8 bytes */
+        return x < y ? -1 : 1;
+    uint32_t m = an < bn ? an : bn;
+    int c = m > 8 ? memcmp(a + 8, b + 8, m - 8) : 0;
     return c ? c : (an > bn) - (an < bn);
 }
 
@@ -523,7 +555,10 @@ static void stats_fixed(const chunk_view *v, chunk_stats *s)
 }
 
 /* Timestamps in seconds are stored as milliseconds (Parquet has no seconds unit). */
-static inline int64_t ts_scale(const pq_wcol *c) { return c->at.kind == AK_TS && c->at.unit == 0 ? 1000 : 1; }
+static inline int64_t ts_scale(const pq_wcol *c)
+{
+    return c->at.kind == AK_TS && c->at.unit == 0 ? 1000 : 1;
+}
 
 /* PLAIN bytes of one stat value into b. */
 static void plain_stat(const pq_wcol *c, const chunk_stats *s, bool max, pq_buf *b)
@@ -534,7 +569,8 @@ static void plain_stat(const pq_wcol *c, const chunk_stats *s, bool max, pq_buf 
         break;
     case PQ_INT32: {
         bool u = c->at.kind == AK_U8 || c->at.kind == AK_U16 || c->at.kind == AK_U32;
-        int32_t x = u ? (int32_t)(uint32_t)(max ? s->umax : s->umin) : (int32_t)(max ? s->imax : s->imin);
+        int32_t x = u ? (int32_t)(uint32_t)(max ? s->umax : s->umin)
+                      : (int32_t)(max ? s->imax : s->imin);
         pq_buf_put(b, &x, 4);
         break;
     }
@@ -954,7 +990,7 @@ static dray_status check_batch(dray_parquet_writer *w, const struct ArrowArray *
         const struct ArrowArray *a = b->children[i];
         const pq_wcol *c = &w->cols[i];
         int64_t need = b->offset + b->length;
-        if (!a || a->length + a->offset < need || a->offset < 0)
+        if (!a || a->length < need || a->offset < 0)
             return dray_set_error(DRAY_EINVAL, "parquet: '%s': column '%s' is shorter than the batch",
                                   w->path, c->name);
         int nb = c->at.kind == AK_UTF8 && !c->is_dict ? 3 : 2;
@@ -1024,7 +1060,7 @@ static void put_schema_leaf(pq_buf *m, const pq_wcol *c)
     dray__tc_fi32(m, &last, 3, 1); /* OPTIONAL */
     dray__tc_fbin(m, &last, 4, c->name, strlen(c->name));
     int ct = PQ_CT_NONE, bits = 0;
-    bool is_signed = true;
+    bool is_signed = true, binary = strcmp(c->format, "z") == 0;
     switch (c->at.kind) {
     case AK_I8: ct = PQ_CT_INT_8, bits = 8; break;
     case AK_I16: ct = PQ_CT_INT_16, bits = 16; break;
@@ -1034,7 +1070,7 @@ static void put_schema_leaf(pq_buf *m, const pq_wcol *c)
     case AK_U16: ct = PQ_CT_UINT_16, bits = 16, is_signed = false; break;
     case AK_U32: ct = PQ_CT_UINT_32, bits = 32, is_signed = false; break;
     case AK_U64: ct = PQ_CT_UINT_64, bits = 64, is_signed = false; break;
-    case AK_UTF8: ct = PQ_CT_UTF8; break;
+    case AK_UTF8: ct = binary ? PQ_CT_NONE : PQ_CT_UTF8; break;
     case AK_DATE32: ct = PQ_CT_DATE; break;
     case AK_TS: {
         int unit = c->at.unit == 0 ? PQ_UNIT_MILLIS : c->at.unit;
@@ -1049,7 +1085,7 @@ static void put_schema_leaf(pq_buf *m, const pq_wcol *c)
     }
     if (ct != PQ_CT_NONE)
         dray__tc_fi32(m, &last, 6, ct);
-    if (c->at.kind == AK_F32 || c->at.kind == AK_F64 || c->at.kind == AK_BOOL) {
+    if (c->at.kind == AK_F32 || c->at.kind == AK_F64 || c->at.kind == AK_BOOL || binary) {
         tc_stop(m);
         return;
     }

@@ -48,7 +48,8 @@ TEST(ours_read_by_duckdb_and_hyparquet)
 {
     if (!pqt_npm())
         return;
-    enum { N = (DRAY_PARQUET_LZ4_RAW + 1) * 2 };
+    /* every codec with dictionary off and on, then an empty file and one of only nulls */
+    enum { NC = (DRAY_PARQUET_LZ4_RAW + 1) * 2, N = NC + 2 };
     char *paths[N], *want[N];
     pqt_text args = {0};
     pqt_printf(&args, "dump-files");
@@ -56,7 +57,10 @@ TEST(ours_read_by_duckdb_and_hyparquet)
         char name[64];
         snprintf(name, sizeof(name), "ours-%d.parquet", i);
         paths[i] = pqt_tmp(name);
-        write_ours(paths[i], (dray_parquet_codec)(i / 2), i % 2, 1200, 500, 3 + i / 2, &want[i]);
+        if (i < NC)
+            write_ours(paths[i], (dray_parquet_codec)(i / 2), i % 2, 1200, 500, 3 + i / 2, &want[i]);
+        else
+            write_ours(paths[i], DRAY_PARQUET_SNAPPY, true, i == NC ? 0 : 300, 128, 1, &want[i]);
         pqt_printf(&args, " '%s'", paths[i]);
     }
     free(pqt_oracle(args.s)); /* one node process reads them all */
@@ -67,7 +71,7 @@ TEST(ours_read_by_duckdb_and_hyparquet)
             snprintf(out, sizeof(out), "%s.%s.txt", paths[i], readers[k]);
             char *got = read_text(out);
             snprintf(what, sizeof(what), "%s reading ours (%s, dictionary %d)", readers[k],
-                     codec_names[i / 2], i % 2);
+                     i < NC ? codec_names[i / 2] : i == NC ? "empty file" : "all nulls", i % 2);
             pqt_same_text(want[i], got, what);
             free(got);
         }
@@ -109,7 +113,8 @@ TEST(ours_schema_types)
         "ts_us\tINT64\tN\tTimestampType(isAdjustedToUTC=0, unit=TimeUnit(MILLIS=<null>, MICROS=MicroSeconds(), NANOS=<null>))\n"
         "ts_ns\tINT64\tN\tTimestampType(isAdjustedToUTC=0, unit=TimeUnit(MILLIS=<null>, MICROS=<null>, NANOS=NanoSeconds()))\n"
         "ts_tz\tINT64\tTIMESTAMP_MICROS\tTimestampType(isAdjustedToUTC=1, unit=TimeUnit(MILLIS=<null>, MICROS=MicroSeconds(), NANOS=<null>))\n"
-        "cat\tBYTE_ARRAY\tUTF8\tStringType()\n";
+        "cat\tBYTE_ARRAY\tUTF8\tStringType()\n"
+        "bin\tBYTE_ARRAY\tN\tN\n";
     pqt_same_text(expect, got, "schema types seen by DuckDB");
     free(got);
     free(want);

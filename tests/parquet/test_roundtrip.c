@@ -200,6 +200,8 @@ TEST(statistics)
         for (int c = 0; c < PQT_NCOLS; c++) {
             const struct ArrowArray *a = b->children[c];
             const char *fmt = pqt_cols[c][1];
+            bool is_s = strcmp(fmt, "u") == 0 || strcmp(fmt, "z") == 0 ||
+                        strcmp(pqt_cols[c][0], "cat") == 0;
             dray_parquet_stats st;
             ASSERT_OK(dray_parquet_column_stats(f, g, c, &st));
             int64_t nulls = 0;
@@ -214,7 +216,7 @@ TEST(statistics)
                     nulls++;
                     continue;
                 }
-                if (strcmp(fmt, "u") == 0 || strcmp(pqt_cols[c][0], "cat") == 0) {
+                if (is_s) {
                     const struct ArrowArray *sa = a->dictionary ? a->dictionary : a;
                     int64_t k = a->dictionary ? ((const int32_t *)a->buffers[1])[r] : r;
                     const int32_t *off = sa->buffers[1];
@@ -261,7 +263,6 @@ TEST(statistics)
             ASSERT_EQ(st.has_min_max, any);
             if (!any)
                 continue;
-            bool is_s = strcmp(fmt, "u") == 0 || strcmp(pqt_cols[c][0], "cat") == 0;
             if (is_s) {
                 ASSERT_EQ(st.min_len, bmin_len);
                 ASSERT_EQ(st.max_len, bmax_len);
@@ -306,6 +307,13 @@ TEST(bad_arguments)
     b->n_children = 3;
     ASSERT_STATUS(dray_parquet_writer_write(w, b), DRAY_EINVAL);
     b->n_children = PQT_NCOLS;
+    /* a column shorter than the batch (its own offset does not lengthen it) names the column */
+    b->children[1]->length = 5;
+    b->children[1]->offset = 5;
+    ASSERT_STATUS(dray_parquet_writer_write(w, b), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "i16");
+    b->children[1]->length = 10;
+    b->children[1]->offset = 0;
     dray_parquet_writer_abort(w);
     ASSERT_TRUE(access(path, F_OK) != 0); /* abort removes the file */
     dray_parquet_file *f;

@@ -1,5 +1,6 @@
 /* Several threads decode row groups of one open file at once (a dray_parquet_file is immutable after
- * open); each result equals the single-threaded decode. Listed in concurrency.txt for ThreadSanitizer. */
+ * open), and several writers run in parallel; each result equals the single-threaded one. Listed in
+ * concurrency.txt for ThreadSanitizer. */
 #include <pthread.h>
 
 #include "pq_test.h"
@@ -66,4 +67,51 @@ TEST(parallel_row_groups)
     pqt_free(s, b);
 }
 
-RUN_TESTS(T_(parallel_row_groups))
+typedef struct wjob {
+    struct ArrowSchema *s;
+    struct ArrowArray *b;
+    char *path;
+    dray_parquet_codec codec;
+} wjob;
+
+static void *write_worker(void *p)
+{
+    wjob *j = p;
+    dray_parquet_write_opts o;
+    dray_parquet_write_opts_init(&o);
+    o.codec = j->codec;
+    o.row_group_rows = 300;
+    pqt_write(j->path, j->s, j->b, &o);
+    return NULL;
+}
+
+/* Writers on different files in parallel threads (the frame writes one file per partition). */
+TEST(parallel_writers)
+{
+    enum { NT = 4 };
+    wjob jobs[NT];
+    pthread_t th[NT];
+    for (int i = 0; i < NT; i++) {
+        char name[32];
+        snprintf(name, sizeof(name), "w%d.parquet", i);
+        pqt_make(1000 + i * 100, (uint64_t)i + 1, 5, 20, &jobs[i].s, &jobs[i].b);
+        jobs[i].path = pqt_tmp(name);
+        jobs[i].codec = (dray_parquet_codec)(i % 5);
+        ASSERT_EQ(pthread_create(&th[i], NULL, write_worker, &jobs[i]), 0);
+    }
+    for (int i = 0; i < NT; i++) {
+        ASSERT_EQ(pthread_join(th[i], NULL), 0);
+        pqt_text want = {0};
+        pqt_render_header(&want, jobs[i].s);
+        pqt_render_rows(&want, jobs[i].s, jobs[i].b, 0, jobs[i].b->length);
+        char *got = pqt_render_file(jobs[i].path, NULL, 0);
+        pqt_same_text(want.s, got, "file written in a thread");
+        free(want.s);
+        free(got);
+        unlink(jobs[i].path);
+        free(jobs[i].path);
+        pqt_free(jobs[i].s, jobs[i].b);
+    }
+}
+
+RUN_TESTS(T_(parallel_row_groups), T_(parallel_writers))
