@@ -567,10 +567,15 @@ bool dray__vm_flatten(const dray__vm_prog *p, const dray__geom *g, dray_ndarray 
         const dray_ndarray *c = inputs[s];
         if (c->ndim != nd || memcmp(c->shape, g->shape, sizeof(int64_t) * (size_t)nd))
             return false;
-        f->views[s] = *c;
-        f->views[s].ndim = 1;
-        f->views[s].shape[0] = c->size;
-        f->inputs[s] = &f->views[s];
+        /* a view with only what evaluation reads (the header's count is other threads' business) */
+        dray_ndarray *v = &f->views[s];
+        memset(v, 0, sizeof(*v));
+        v->dtype = c->dtype;
+        v->ndim = 1;
+        v->shape[0] = c->size;
+        v->size = c->size;
+        v->data = c->data;
+        f->inputs[s] = v;
     }
     size_t bytes = dray__vm_prog_bytes(p->n_insns);
     if (!(f->prog = malloc(bytes)))
