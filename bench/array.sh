@@ -19,21 +19,29 @@ done
 [ -x "$bin" ] || { echo "build first: $bin missing" >&2; exit 1; }
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-# seed and bound interleaved so that load from other processes hits both alike
+# Each dray metric is followed at once by its Dask anchor, so that load from other processes on a
+# shared machine hits both alike.
+dask_run() {
+  if [ "$dask" = 1 ]; then /usr/bin/python3 bench/array_dask.py "$reps" "$@" | tee -a "$out"; fi
+}
 "$bin" bound "$reps" | tee -a "$out"
 "$bin" seed "$reps" | tee -a "$out"
+dask_run seed
 "$bin" rss | tee -a "$out"
 "$bin" elementwise "$reps" | tee -a "$out"
+dask_run elementwise
 "$bin" matmul "$reps" | tee -a "$out"
+dask_run matmul
 val() { awk -v k="$1" '$1 == k { print $2 }' "$out"; }
 awk -v s="$(val array_random_mean_s)" -v b="$(val array_bound_s)" \
   'BEGIN { printf "ratio_array_seed_vs_bound %.2f x\n", s / b }'
 if [ "$dask" = 1 ]; then
-  /usr/bin/python3 bench/array_dask.py "$reps" | tee -a "$out"
   awk -v d="$(val dask_array_random_mean_s)" -v s="$(val array_random_mean_s)" \
       -v de="$(val dask_array_elementwise_s)" -v se="$(val array_elementwise_s)" \
       -v dm="$(val dask_array_matmul_gflops)" -v sm="$(val array_matmul_gflops)" \
+      -v dc="$(val dask_array_random_mean_cpu_s)" -v sc="$(val array_random_mean_cpu_s)" \
     'BEGIN { printf "ratio_array_random_mean %.1f x\n", d / s;
+             printf "ratio_array_random_mean_cpu %.1f x\n", dc / sc;
              printf "ratio_array_elementwise %.1f x\n", de / se;
              printf "ratio_array_matmul %.2f x\n", sm / dm }'
 fi

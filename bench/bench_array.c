@@ -38,6 +38,16 @@ static void die(const char *what)
 
 enum { N = 10000, C = 1000 };
 
+/* CPU seconds of the whole process (all threads, user + system): unlike wall time, barely moved
+ * by other processes competing for the cores. */
+static double cpu_now(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
 static double seed_once(dray_runtime *rt)
 {
     const int64_t shape[2] = {N, N}, chunks[2] = {C, C};
@@ -144,10 +154,15 @@ int main(int argc, char **argv)
     if (dray_init(NULL, &rt))
         die("init");
     if (!strcmp(mode, "seed")) {
+        double cpu[64];
         seed_once(rt); /* warm-up: page faults, thread start */
-        for (int k = 0; k < reps; k++)
+        for (int k = 0; k < reps; k++) {
+            double c0 = cpu_now();
             t[k] = seed_once(rt);
+            cpu[k] = cpu_now() - c0;
+        }
         printf("array_random_mean_s %.4f s\n", median(t, reps));
+        printf("array_random_mean_cpu_s %.4f s\n", median(cpu, reps));
     } else if (!strcmp(mode, "rss")) {
         seed_once(rt);
         struct rusage ru;

@@ -141,7 +141,7 @@ DRAY_API void dray_random_uniform_accumulate(uint64_t seed, uint64_t first, doub
 typedef enum dray_binop {
     DRAY_ADD = 0, DRAY_SUB, DRAY_MUL, DRAY_DIV, DRAY_POW,
     DRAY_LT, DRAY_LE, DRAY_GT, DRAY_GE, DRAY_EQ, DRAY_NE,
-    DRAY_MIN_, DRAY_MAX_, /* elementwise minimum / maximum */
+    DRAY_MINIMUM, DRAY_MAXIMUM, /* elementwise minimum / maximum */
     DRAY__BINOP_COUNT
 } dray_binop;
 
@@ -247,8 +247,9 @@ DRAY_API dray_status dray_npy_parse_header(const void *buf, size_t len, dray_dty
                                            int *ndim, int64_t *shape, bool *fortran,
                                            size_t *data_offset);
 
-/* dray_array_compute_stats: dray_array_compute that also reports how many graph tasks it built
- * (*tasks), which shows fusion at work: the seed example is 100 fused partials plus its tree. */
+/* dray_array_compute_stats: dray_array_compute that also reports how many tasks the array level
+ * put in the graph (*tasks, before the core's own fusion of linear chains), which shows the
+ * array-level fusion at work: the seed example is 100 fused partials plus its tree. */
 DRAY_API dray_status dray_array_compute_stats(dray_runtime *rt, dray_array *a, dray_ndarray **out,
                                               size_t *tasks);
 

@@ -43,11 +43,8 @@ static dray_status compute_chunks(dray_runtime *rt, dray__lower *L, const dray_v
     if (st == DRAY_OK) {
         for (size_t j = 0; j < nn; j++)
             results[where[j]] = res[j];
-        if (tasks) {
-            dray_graph_stats gs;
-            dray_graph_last_stats(dray__lower_graph(L), &gs);
-            *tasks = nn ? gs.tasks : 0;
-        }
+        if (tasks) /* the array level's tasks, before the core fuses linear chains */
+            *tasks = nn ? dray_graph_size(dray__lower_graph(L)) : 0;
     } else {
         for (int64_t k = 0; k < n; k++)
             dray_value_release(&results[k]);
@@ -124,6 +121,37 @@ dray_status dray_array_compute(dray_runtime *rt, dray_array *a, dray_ndarray **o
     return dray_array_compute_stats(rt, a, out, NULL);
 }
 
+/* Starts computing chunks vals[0..n) with one submit: nodes become owned ref values in row[], other
+ * chunk values are retained. */
+static dray_status submit_chunks(dray__lower *L, const dray_value *vals, int64_t n,
+                                 dray_value *row)
+{
+    dray_node *nodes = malloc(sizeof(dray_node) * (size_t)(n ? n : 1));
+    dray_ref **refs = malloc(sizeof(dray_ref *) * (size_t)(n ? n : 1));
+    dray_status st = DRAY_OK;
+    size_t nn = 0;
+    if (!nodes || !refs) {
+        st = dray_set_error(DRAY_ENOMEM, "array submit");
+        goto out;
+    }
+    for (int64_t k = 0; k < n; k++) {
+        if (vals[k].type == DRAY_T_NODE)
+            nodes[nn++].id = (uint32_t)vals[k].u.node;
+        else
+            row[k] = dray_value_retain(&vals[k]);
+    }
+    /* one submit, so chunks sharing upstream work share it */
+    if (nn && (st = dray_graph_submit(dray__lower_graph(L), nodes, nn, refs)) != DRAY_OK)
+        goto out;
+    for (int64_t k = 0, j = 0; k < n && nn; k++)
+        if (vals[k].type == DRAY_T_NODE)
+            row[k] = dray_value_of_ref(refs[j++]); /* takes the submit's count */
+out:
+    free(nodes);
+    free(refs);
+    return st;
+}
+
 dray_status dray_array_persist(dray_runtime *rt, dray_array *a, dray_array **out)
 {
     dray__lower *L;
@@ -143,16 +171,7 @@ dray_status dray_array_persist(dray_runtime *rt, dray_array *a, dray_array **out
         goto out_p;
     if ((st = dray__lower_root(L, a, &vals)) != DRAY_OK)
         goto out_lower;
-    for (int64_t k = 0; k < n && st == DRAY_OK; k++) {
-        if (vals[k].type == DRAY_T_NODE) {
-            dray_node node = {(uint32_t)vals[k].u.node};
-            dray_ref *ref;
-            if ((st = dray_graph_submit(dray__lower_graph(L), &node, 1, &ref)) == DRAY_OK)
-                p->chunks[k] = dray_value_of_ref(ref); /* takes the submit's count */
-        } else {
-            p->chunks[k] = dray_value_retain(&vals[k]);
-        }
-    }
+    st = submit_chunks(L, vals, n, p->chunks);
     /* Locally persist means "computed": wait for every chunk and surface the first failure. */
     for (int64_t k = 0; k < n && st == DRAY_OK; k++) {
         if (p->chunks[k].type != DRAY_T_REF)
@@ -170,37 +189,6 @@ out_lower:
     dray__lower_destroy(L);
 out_p:
     dray_array_release(p);
-    return st;
-}
-
-/* Starts computing one row of chunks (index i along axis 0): nodes are submitted and become owned
- * ref values in row[], other chunk values are retained. */
-static dray_status submit_row(dray__lower *L, const dray_value *vals, int64_t per_row,
-                              dray_value *row)
-{
-    dray_node *nodes = malloc(sizeof(dray_node) * (size_t)per_row);
-    dray_ref **refs = malloc(sizeof(dray_ref *) * (size_t)per_row);
-    dray_status st = DRAY_OK;
-    size_t nn = 0;
-    if (!nodes || !refs) {
-        st = dray_set_error(DRAY_ENOMEM, "npy write");
-        goto out;
-    }
-    for (int64_t k = 0; k < per_row; k++) {
-        if (vals[k].type == DRAY_T_NODE)
-            nodes[nn++].id = (uint32_t)vals[k].u.node;
-        else
-            row[k] = dray_value_retain(&vals[k]);
-    }
-    /* one submit for the row, so chunks sharing upstream work share it */
-    if (nn && (st = dray_graph_submit(dray__lower_graph(L), nodes, nn, refs)) != DRAY_OK)
-        goto out;
-    for (int64_t k = 0, j = 0; k < per_row && nn; k++)
-        if (vals[k].type == DRAY_T_NODE)
-            row[k] = dray_value_of_ref(refs[j++]); /* takes the submit's count */
-out:
-    free(nodes);
-    free(refs);
     return st;
 }
 
@@ -277,13 +265,13 @@ dray_status dray_array_write_npy(dray_runtime *rt, dray_array *a, const char *pa
     if (!cur || !next)
         st = dray_set_error(DRAY_ENOMEM, "npy write");
     if (st == DRAY_OK)
-        st = submit_row(L, vals, per_row, next);
+        st = submit_chunks(L, vals, per_row, next);
     for (int64_t i = 0; i < rows && st == DRAY_OK; i++) {
         dray_value *t = cur;
         cur = next;
         next = t;
         if (i + 1 < rows)
-            st = submit_row(L, vals + (i + 1) * per_row, per_row, next);
+            st = submit_chunks(L, vals + (i + 1) * per_row, per_row, next);
         if (st == DRAY_OK)
             st = write_row(rt, a, cur, per_row, i, fd, path);
         release_row(cur, per_row);

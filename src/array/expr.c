@@ -405,7 +405,7 @@ dray_status dray_array_from_buffer(dray_dtype dtype, int ndim, const int64_t *sh
 
 /* ==== Elementwise ==== */
 
-static dray_dtype promote(dray_dtype a, dray_dtype b)
+dray_dtype dray__promote(dray_dtype a, dray_dtype b)
 {
     if (a == b)
         return a;
@@ -466,7 +466,7 @@ static dray_status ewise(int kind, dray_dtype dt, dray_array *const *ins, int n,
 
 static dray_status binary_dtype(dray_binop op, dray_dtype ta, dray_dtype tb, dray_dtype *out)
 {
-    dray_dtype t = promote(ta, tb);
+    dray_dtype t = dray__promote(ta, tb);
     if ((unsigned)op >= DRAY__BINOP_COUNT)
         return dray_set_error(DRAY_EINVAL, "unknown binary op %d", (int)op);
     if (op >= DRAY_LT && op <= DRAY_NE)
@@ -536,7 +536,7 @@ dray_status dray_array_unary(dray_unop op, dray_array *a, dray_array **out)
 dray_status dray_array_where(dray_array *cond, dray_array *a, dray_array *b, dray_array **out)
 {
     dray_array *ins[3] = {cond, a, b};
-    return ewise(DRAY__K_WHERE, promote(a->dtype, b->dtype), ins, 3, out);
+    return ewise(DRAY__K_WHERE, dray__promote(a->dtype, b->dtype), ins, 3, out);
 }
 
 dray_status dray_array_astype(dray_array *a, dray_dtype dtype, dray_array **out)

@@ -25,6 +25,7 @@ struct dray_ndarray {
     int64_t shape[DRAY__MAXD];
     int64_t size;
     void *data;
+    size_t mapped; /* bytes mapped for data (big chunks), 0 when malloc'd */
 };
 
 /* dray__nd_create_uninit: like dray_ndarray_create without zeroing. */
@@ -133,12 +134,14 @@ dray_status dray__array_copy_grid(dray_array *a, int aax, const dray_array *b, i
 int64_t dray__array_nchunks(const dray_array *a);
 /* dray__chunk_shape: chunk `idx` (multi-index) shape and offset. */
 void dray__chunk_geom(const dray_array *a, const int64_t *idx, int64_t *shape, int64_t *off);
+/* dray__promote: NumPy's result type of two array dtypes (int32 + float32 is float64). */
+dray_dtype dray__promote(dray_dtype a, dray_dtype b);
 /* dray__is_fusable: elementwise or generator nodes, evaluated inside their consumer. */
 bool dray__is_fusable(const dray_array *a);
 /* dray__same_grid: a's axis ax grid equals b's axis bx grid. */
 bool dray__same_grid(const dray_array *a, int ax, const dray_array *b, int bx);
-/* dray__rechunk_like: a rechunked (when needed) to `ref`'s grid on every axis where a's size is not
- * 1 (a and ref have the same ndim). Returns a new count. */
+/* dray__conform: `a` on `ref`'s grid (right-aligned) on every axis where a's size is not 1: a itself
+ * when it already is, a re-gridded copy for generators, else a rechunk. Returns a new count. */
 dray_status dray__conform(dray_array *a, const dray_array *ref, dray_array **out);
 
 /* ==== Fused evaluation program (vm.c) ====

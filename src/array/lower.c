@@ -96,25 +96,59 @@ static int cast_to(compiler *c, int k, dray_dtype t)
     return emit(c, &in);
 }
 
-static int cost(const dray_array *a, int depth)
+/* Budget: compile_node(c, a, reserve) leaves `reserve` instructions free for what its callers
+ * still have to emit. A fusable node is compiled in place only when the room left covers itself, its
+ * casts and at least a leaf per operand not compiled yet; otherwise it becomes an INPUT leaf
+ * (computed by its own tasks). Each operand is compiled reserving room for the node, its casts and
+ * a leaf for every later operand still to compile, so a long chain fuses as deep as fits and the
+ * program never overflows. */
+
+/* The dtype operand k is computed in (the compile_node cases below cast to it). */
+static dray_dtype operand_dtype(const dray_array *a, int k)
 {
-    if (!dray__is_fusable(a) || depth > 64)
-        return 1;
-    int n = 2;
-    for (int k = 0; k < a->n_in; k++)
-        n += cost(a->in[k], depth + 1) + 1;
-    return n;
+    if (a->kind == DRAY__K_WHERE && k == 0)
+        return DRAY_BOOL;
+    if (a->kind == DRAY__K_BINARY && a->p.bin.op >= DRAY_LT && a->p.bin.op <= DRAY_NE) {
+        dray_dtype ta = a->in[0]->dtype, tb = a->in[1]->dtype;
+        return dray__promote(ta, tb);
+    }
+    return a->dtype;
 }
 
-static int compile_node(compiler *c, const dray_array *a)
+static bool compiled(const compiler *c, const dray_array *a)
+{
+    for (int k = 0; k < c->n_done; k++)
+        if (c->done[k] == a)
+            return true;
+    return false;
+}
+
+/* Instructions node `a` needs beyond operands compiled so far: itself, its casts, and a leaf for
+ * each operand from `from` on that is neither compiled nor a repeat of an earlier operand. */
+static int still_needed(const compiler *c, const dray_array *a, int from)
+{
+    int need = 1;
+    for (int k = 0; k < a->n_in; k++) {
+        need += a->in[k]->dtype != operand_dtype(a, k);
+        bool repeat = false;
+        for (int j = 0; j < k; j++)
+            repeat |= a->in[j] == a->in[k];
+        need += k >= from && !repeat && !compiled(c, a->in[k]);
+    }
+    return need;
+}
+
+static int compile_node(compiler *c, const dray_array *a, int reserve)
 {
     for (int k = 0; k < c->n_done; k++)
         if (c->done[k] == a)
             return c->done_at[k];
-    int left = DRAY__VM_MAX_INSNS - 4 - (int)c->p->n_insns;
+    int left = DRAY__VM_MAX_INSNS - (int)c->p->n_insns - reserve;
     dray__vm_insn in = {.dtype = (uint8_t)a->dtype};
     int nd = c->root->ndim, shift = nd - a->ndim, r = -1;
-    if (!dray__is_fusable(a) || (a != c->root && cost(a, 0) > left)) {
+    /* operand k reserves what the node still needs after it, and our own reserve */
+#define OPERAND(k) compile_node(c, a->in[k], reserve + still_needed(c, a, (k) + 1))
+    if (!dray__is_fusable(a) || left < still_needed(c, a, 0)) {
         in.op = DRAY__VM_INPUT;
         in.slot = (int16_t)c->p->n_slots;
         r = emit(c, &in);
@@ -152,14 +186,10 @@ static int compile_node(compiler *c, const dray_array *a)
             r = emit(c, &in);
             break;
         case DRAY__K_CAST:
-            in.op = DRAY__VM_CAST;
-            in.a = (int16_t)compile_node(c, a->in[0]);
-            r = in.a < 0 ? -1 : in.a == -1 ? -1 : emit(c, &in);
-            if (r >= 0 && c->p->insns[in.a].dtype == a->dtype)
-                r = in.a, c->p->n_insns--;
+            r = cast_to(c, OPERAND(0), a->dtype);
             break;
         case DRAY__K_UNARY: {
-            int x = cast_to(c, compile_node(c, a->in[0]), a->dtype);
+            int x = cast_to(c, OPERAND(0), a->dtype);
             in.op = DRAY__VM_UNARY;
             in.sub = (uint8_t)a->p.un.op;
             in.a = (int16_t)x;
@@ -174,8 +204,8 @@ static int compile_node(compiler *c, const dray_array *a)
             if (cmp && ((ta == DRAY_FLOAT32 && (tb == DRAY_INT32 || tb == DRAY_INT64)) ||
                         (tb == DRAY_FLOAT32 && (ta == DRAY_INT32 || ta == DRAY_INT64))))
                 ct = DRAY_FLOAT64;
-            int x = cast_to(c, compile_node(c, a->in[0]), ct);
-            int y = x < 0 ? -1 : cast_to(c, compile_node(c, a->in[1]), ct);
+            int x = cast_to(c, OPERAND(0), ct);
+            int y = x < 0 ? -1 : cast_to(c, OPERAND(1), ct);
             in.op = DRAY__VM_BINARY;
             in.sub = (uint8_t)op;
             in.a = (int16_t)x;
@@ -184,9 +214,9 @@ static int compile_node(compiler *c, const dray_array *a)
             break;
         }
         case DRAY__K_WHERE: {
-            int x = cast_to(c, compile_node(c, a->in[0]), DRAY_BOOL);
-            int y = x < 0 ? -1 : cast_to(c, compile_node(c, a->in[1]), a->dtype);
-            int z = y < 0 ? -1 : cast_to(c, compile_node(c, a->in[2]), a->dtype);
+            int x = cast_to(c, OPERAND(0), DRAY_BOOL);
+            int y = x < 0 ? -1 : cast_to(c, OPERAND(1), a->dtype);
+            int z = y < 0 ? -1 : cast_to(c, OPERAND(2), a->dtype);
             in.op = DRAY__VM_WHERE;
             in.a = (int16_t)x;
             in.b = (int16_t)y;
@@ -203,6 +233,7 @@ static int compile_node(compiler *c, const dray_array *a)
         c->done_at[c->n_done++] = r;
     }
     return r;
+#undef OPERAND
 }
 
 /* Compiles `root` (ending with a cast to `final_dt` when >= 0) into a bytes value. */
@@ -215,7 +246,7 @@ static dray_status compile(const dray_array *root, int final_dt, compiler *c, dr
         return dray_set_error(DRAY_ENOMEM, "array program");
     dray__vm_prog_init(c->p, root->ndim, root->shape);
     c->root = root;
-    int r = compile_node(c, root);
+    int r = compile_node(c, root, 2); /* room for the final cast or copy */
     if (r >= 0 && final_dt >= 0)
         r = cast_to(c, r, (dray_dtype)final_dt);
     if (r >= 0 && r != (int)c->p->n_insns - 1) {

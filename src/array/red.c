@@ -69,7 +69,7 @@ typedef struct part_ctx {
     double *f;                    /* fields, each np long */
     int64_t *i;
     double *comp;                 /* compensation for long sums along the last axis */
-    bool fast_uniform;            /* the program is one uniform random leaf: fused add */
+    int64_t row, row_off;         /* rows mode: row length and the chunk's first global row */
 } part_ctx;
 
 DRAY__HOT static double tile_sum(const double *x, int64_t n)
@@ -100,12 +100,13 @@ static void chan_merge(double *n, double *mean, double *m2, double nb, double me
     *n = nt;
 }
 
-static dray_status part_tile(dray__vm_run *r, const int64_t *pos, int64_t n, void *vctx)
+/* Accumulates n values x (a run along the last axis at position pos of a chunk at global offset
+ * goff, nd axes) into the partial. */
+static dray_status part_apply(part_ctx *c, int nd, const int64_t *goff, const int64_t *pos,
+                              int64_t n, const dray__vm_reg *x)
 {
-    part_ctx *c = vctx;
     const dray__red_spec *rs = c->rs;
-    int nd = r->nd, last = nd - 1, op = rs->op;
-    const dray__vm_reg *x = dray__vm_result(r);
+    int last = nd - 1, op = rs->op;
     int64_t base = 0;
     for (int d = 0; d < nd; d++)
         base += pos[d] * c->pstride[d];
@@ -167,12 +168,12 @@ static dray_status part_tile(dray__vm_run *r, const int64_t *pos, int64_t n, voi
         int64_t g0;
         int64_t gstep; /* index step along the tile */
         if (c->arg_axis >= 0) {
-            g0 = r->g->off[c->arg_axis] + pos[c->arg_axis];
+            g0 = goff[c->arg_axis] + pos[c->arg_axis];
             gstep = c->arg_axis == last ? 1 : 0;
         } else {
             g0 = 0;
             for (int d = 0; d < nd; d++)
-                g0 += (r->g->off[d] + pos[d]) * c->gstride[d];
+                g0 += (goff[d] + pos[d]) * c->gstride[d];
             gstep = 1;
         }
         for (int64_t j = 0; j < n; j++) {
@@ -201,6 +202,45 @@ static dray_status part_tile(dray__vm_run *r, const int64_t *pos, int64_t n, voi
     }
     default:
         return dray_set_error(DRAY_EINVAL, "array reduction: unknown op %d", op);
+    }
+    return DRAY_OK;
+}
+
+static dray_status part_tile(dray__vm_run *r, const int64_t *pos, int64_t n, void *vctx)
+{
+    return part_apply(vctx, r->nd, r->g->off, pos, n, dray__vm_result(r));
+}
+
+/* Rows mode: the program runs flat over a chunk of short rows (length c->row, the partial's
+ * positions), and each row's piece of a tile accumulates as a run of a 2-D (rows, row) chunk. */
+static dray_status part_rows_tile(dray__vm_run *r, const int64_t *pos, int64_t n, void *vctx)
+{
+    part_ctx *c = vctx;
+    const dray__vm_reg *x = dray__vm_result(r);
+    const int64_t goff[2] = {c->row_off, 0};
+    int op = c->rs->op;
+    if (op == DRAY_SUM || op == DRAY_MEAN) { /* the common case, without a call per short row */
+        int64_t col = pos[0] % c->row;
+        if (c->iacc) {
+            for (int64_t j = 0; j < n; j++) {
+                c->i[col] = (int64_t)((uint64_t)c->i[col] + (uint64_t)x->i[j]);
+                col = col + 1 == c->row ? 0 : col + 1;
+            }
+        } else {
+            for (int64_t j = 0; j < n; j++) {
+                c->f[col] += x->f[j];
+                col = col + 1 == c->row ? 0 : col + 1;
+            }
+        }
+        return DRAY_OK;
+    }
+    for (int64_t j = 0; j < n;) {
+        int64_t flat = pos[0] + j, p2[2] = {flat / c->row, flat % c->row};
+        int64_t len = c->row - p2[1] < n - j ? c->row - p2[1] : n - j;
+        dray_status st = part_apply(c, 2, goff, p2, len, (const dray__vm_reg *)(x->i + j));
+        if (st != DRAY_OK)
+            return st;
+        j += len;
     }
     return DRAY_OK;
 }
@@ -237,9 +277,40 @@ static dray_status part_uniform_rows(dray__vm_run *r, part_ctx *c)
     return DRAY_OK;
 }
 
+static dray_status reduce_chunk(const dray__vm_prog *p, const dray__geom *g,
+                                dray_ndarray *const *inputs, int n_inputs,
+                                const dray__red_spec *rs, int64_t row, int64_t row_off,
+                                dray_ndarray **out);
+
 dray_status dray__vm_reduce(const dray__vm_prog *p, const dray__geom *g,
                             dray_ndarray *const *inputs, int n_inputs, const dray__red_spec *rs,
                             dray_ndarray **out)
+{
+    dray__vm_flat f;
+    int nd = p->ndim;
+    bool all = rs->ndim == nd && nd < 32 && rs->axes == (1u << nd) - 1;
+    /* over the first axis only, with short rows: run flat, accumulate row by row */
+    int64_t row = 1;
+    for (int d = 1; d < nd; d++)
+        row *= g->shape[d];
+    bool rows = rs->ndim == nd && nd >= 2 && rs->axes == 1 && row > 0 && row <= TILE / 4;
+    if (!(all || rows) || !dray__vm_flatten(p, g, inputs, n_inputs, &f))
+        return reduce_chunk(p, g, inputs, n_inputs, rs, 0, 0, out);
+    dray__red_spec flat = *rs;
+    flat.ndim = 1;
+    flat.axes = 1;
+    flat.gshape[0] = f.prog->gshape[0];
+    /* over all axes a partial is one position and flat indices are global flat indices */
+    dray_status st = reduce_chunk(f.prog, &f.geom, f.inputs, n_inputs, &flat, all ? 0 : row,
+                                  g->off[0], out);
+    free(f.prog);
+    return st;
+}
+
+static dray_status reduce_chunk(const dray__vm_prog *p, const dray__geom *g,
+                                dray_ndarray *const *inputs, int n_inputs,
+                                const dray__red_spec *rs, int64_t row, int64_t row_off,
+                                dray_ndarray **out)
 {
     dray__vm_run r;
     part_ctx c;
@@ -272,6 +343,15 @@ dray_status dray__vm_reduce(const dray__vm_prog *p, const dray__geom *g,
         c.arg_axis = __builtin_ctz(rs->axes);
     else if ((rs->op == DRAY_ARGMIN || rs->op == DRAY_ARGMAX) && nd == 1)
         c.arg_axis = 0;
+    if (row) { /* rows mode: partial positions are a row of a 2-D (rows, row) view */
+        c.row = row;
+        c.row_off = row_off;
+        c.last_reduced = false;
+        c.np = row;
+        c.pstride[0] = 0;
+        c.pstride[1] = 1;
+        c.arg_axis = 0;
+    }
     int nf = dray__red_fields(rs->op);
     int64_t pshape[2] = {nf, c.np};
     st = dray__nd_create_uninit(c.iacc ? DRAY_INT64 : DRAY_FLOAT64, 2, pshape, &part);
@@ -290,10 +370,10 @@ dray_status dray__vm_reduce(const dray__vm_prog *p, const dray__geom *g,
     const dray__vm_insn *i0 = &p->insns[0];
     if (p->n_insns == 1 && i0->op == DRAY__VM_RANDOM && i0->sub == DRAY__R_UNIFORM &&
         i0->dtype == DRAY_FLOAT64 && (rs->op == DRAY_SUM || rs->op == DRAY_MEAN) && nd > 0 &&
-        !c.last_reduced && r.rstride[0][nd - 1] == 1)
+        !c.last_reduced && !row && r.rstride[0][nd - 1] == 1)
         st = part_uniform_rows(&r, &c);
     else
-        st = dray__vm_walk(&r, part_tile, &c);
+        st = dray__vm_walk(&r, row ? part_rows_tile : part_tile, &c);
     if (st != DRAY_OK)
         goto out_part;
     for (int64_t o = 0; c.comp && o < c.np; o++)

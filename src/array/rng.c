@@ -2,12 +2,12 @@
  * 1, 2, 3", SC'11), five AES rounds over a 128-bit counter with a key schedule of additions. Element
  * i of a random array is half (i & 1) of block i >> 1, a pure function of (seed, i). Three paths give
  * identical bits: VAES (two blocks per instruction), AES-NI, and a portable software AES round. */
-#include <cpuid.h>
 #include <string.h>
 
 #include "internal.h"
 
 #if defined(__x86_64__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define DRAY__X86 1
 #endif

@@ -345,8 +345,7 @@ dray_status dray_array_concatenate(dray_array *const *arrays, int n, int axis, d
             return dray_set_error(DRAY_EINVAL, "concatenate: shapes %s and %s differ off axis %d",
                                   dray__shape_str(f->ndim, f->shape, s1, sizeof(s1)),
                                   dray__shape_str(x->ndim, x->shape, s2, sizeof(s2)), axis);
-        if (t != x->dtype)
-            t = t > x->dtype ? t : x->dtype;
+        t = dray__promote(t, x->dtype);
         total += x->shape[axis];
         nchunks += x->nch[axis];
     }

@@ -186,10 +186,10 @@ DRAY__HOT static void f_binary(int op, const double *x, const double *y, double 
     case DRAY_MUL: for (int64_t j = 0; j < n; j++) z[j] = x[j] * y[j]; break;
     case DRAY_DIV: for (int64_t j = 0; j < n; j++) z[j] = x[j] / y[j]; break;
     case DRAY_POW: for (int64_t j = 0; j < n; j++) z[j] = pow(x[j], y[j]); break;
-    case DRAY_MIN_:
+    case DRAY_MINIMUM:
         for (int64_t j = 0; j < n; j++) z[j] = (x[j] <= y[j] || x[j] != x[j]) ? x[j] : y[j];
         break;
-    case DRAY_MAX_:
+    case DRAY_MAXIMUM:
         for (int64_t j = 0; j < n; j++) z[j] = (x[j] >= y[j] || x[j] != x[j]) ? x[j] : y[j];
         break;
     default: break;
@@ -239,8 +239,8 @@ static dray_status i_binary(int op, dray_dtype t, const int64_t *x, const int64_
             if (ipow(x[j], y[j], &z[j]) != DRAY_OK)
                 return DRAY_EINVAL;
         break;
-    case DRAY_MIN_: for (int64_t j = 0; j < n; j++) z[j] = x[j] <= y[j] ? x[j] : y[j]; break;
-    case DRAY_MAX_: for (int64_t j = 0; j < n; j++) z[j] = x[j] >= y[j] ? x[j] : y[j]; break;
+    case DRAY_MINIMUM: for (int64_t j = 0; j < n; j++) z[j] = x[j] <= y[j] ? x[j] : y[j]; break;
+    case DRAY_MAXIMUM: for (int64_t j = 0; j < n; j++) z[j] = x[j] >= y[j] ? x[j] : y[j]; break;
     default: return dray_set_error(DRAY_ETYPE, "array program: integer op %d", op);
     }
     return DRAY_OK;
@@ -541,8 +541,76 @@ static dray_status store_tile(dray__vm_run *r, const int64_t *pos, int64_t n, vo
     return DRAY_OK;
 }
 
+bool dray__vm_flatten(const dray__vm_prog *p, const dray__geom *g, dray_ndarray *const *inputs,
+                      int n_inputs, dray__vm_flat *f)
+{
+    int nd = p->ndim;
+    int64_t total = 1, size = 1;
+    f->prog = NULL;
+    if (nd < 2 || n_inputs != p->n_slots)
+        return false;
+    for (int d = 0; d < nd; d++) {
+        if (d > 0 && (g->off[d] != 0 || g->shape[d] != p->gshape[d]))
+            return false;
+        total *= p->gshape[d];
+        size *= g->shape[d];
+    }
+    for (unsigned k = 0; k < p->n_insns; k++) {
+        const dray__vm_insn *in = &p->insns[k];
+        if (in->op == DRAY__VM_LINEAR)
+            return false;
+        for (int d = 0; in->op == DRAY__VM_RANDOM && d < nd; d++)
+            if (in->lshape[d] != p->gshape[d])
+                return false;
+    }
+    for (int s = 0; s < n_inputs; s++) {
+        const dray_ndarray *c = inputs[s];
+        if (c->ndim != nd || memcmp(c->shape, g->shape, sizeof(int64_t) * (size_t)nd))
+            return false;
+        /* a view with only what evaluation reads (the header's count is other threads' business) */
+        dray_ndarray *v = &f->views[s];
+        memset(v, 0, sizeof(*v));
+        v->dtype = c->dtype;
+        v->ndim = 1;
+        v->shape[0] = c->size;
+        v->size = c->size;
+        v->data = c->data;
+        f->inputs[s] = v;
+    }
+    size_t bytes = dray__vm_prog_bytes(p->n_insns);
+    if (!(f->prog = malloc(bytes)))
+        return false;
+    memcpy(f->prog, p, bytes);
+    f->prog->ndim = 1;
+    f->prog->gshape[0] = total;
+    for (unsigned k = 0; k < p->n_insns; k++)
+        f->prog->insns[k].lshape[0] = total;
+    memset(&f->geom, 0, sizeof(f->geom));
+    f->geom.off[0] = g->off[0] * (total / (p->gshape[0] ? p->gshape[0] : 1));
+    f->geom.shape[0] = size;
+    return true;
+}
+
+static dray_status eval_chunk(const dray__vm_prog *p, const dray__geom *g,
+                              dray_ndarray *const *inputs, int n_inputs, dray_ndarray **out);
+
 dray_status dray__vm_eval(const dray__vm_prog *p, const dray__geom *g, dray_ndarray *const *inputs,
                           int n_inputs, dray_ndarray **out)
+{
+    dray__vm_flat f;
+    if (!dray__vm_flatten(p, g, inputs, n_inputs, &f))
+        return eval_chunk(p, g, inputs, n_inputs, out);
+    dray_status st = eval_chunk(f.prog, &f.geom, f.inputs, n_inputs, out);
+    free(f.prog);
+    if (st == DRAY_OK) { /* same C-order data: give it back its shape */
+        (*out)->ndim = p->ndim;
+        memcpy((*out)->shape, g->shape, sizeof(int64_t) * (size_t)p->ndim);
+    }
+    return st;
+}
+
+static dray_status eval_chunk(const dray__vm_prog *p, const dray__geom *g,
+                              dray_ndarray *const *inputs, int n_inputs, dray_ndarray **out)
 {
     dray__vm_run r;
     store_ctx sc;

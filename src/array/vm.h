@@ -28,6 +28,20 @@ typedef struct dray__vm_run {
     int64_t out_stride[DRAY__MAXD];
 } dray__vm_run;
 
+/* A chunk seen as 1-D: when the chunk spans every axis but the first and nothing broadcasts or
+ * depends on a position along an axis, the whole chunk is one contiguous run of flat indices, so it
+ * can be walked as one long row (narrow arrays otherwise cost a tile per short row). */
+typedef struct dray__vm_flat {
+    dray__vm_prog *prog; /* the flattened copy (free it), NULL when not flattened */
+    dray__geom geom;
+    dray_ndarray views[DRAY__VM_MAX_INSNS]; /* borrowed inputs dressed as 1-D */
+    dray_ndarray *inputs[DRAY__VM_MAX_INSNS];
+} dray__vm_flat;
+
+/* dray__vm_flatten: fills *f and returns true when the chunk can be walked as 1-D. */
+bool dray__vm_flatten(const dray__vm_prog *p, const dray__geom *g, dray_ndarray *const *inputs,
+                      int n_inputs, dray__vm_flat *f);
+
 /* dray__vm_phys: 0 when dtype computes in doubles, 1 in int64. */
 int dray__vm_phys(dray_dtype t);
 size_t dray__vm_prog_bytes(unsigned n_insns);

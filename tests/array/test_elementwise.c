@@ -16,7 +16,7 @@ static double ref_bin(dray_binop op, double x, double y)
     case DRAY_GE: return x >= y;
     case DRAY_EQ: return x == y;
     case DRAY_NE: return x != y;
-    case DRAY_MIN_: return x <= y ? x : y;
+    case DRAY_MINIMUM: return x <= y ? x : y;
     default: return x >= y ? x : y;
     }
 }
@@ -255,4 +255,90 @@ TEST(edges)
     free(vz);
 }
 
-RUN_TESTS(T_(binary_broadcast), T_(unary_and_where), T_(promotion), T_(fusion), T_(edges))
+/* x = x * x repeated 40 times shares every subtree: building and compiling stays linear, the
+ * program splits when it outgrows one task, and the values are right. */
+TEST(deep_shared)
+{
+    const int64_t n = 16, ch = 5;
+    double v[16];
+    for (int i = 0; i < 16; i++)
+        v[i] = 1.0 + i / 1e6;
+    dray_array *x;
+    ASSERT_OK(dray_array_from_buffer(DRAY_FLOAT64, 1, &n, &ch, v, &x));
+    for (int k = 0; k < 40; k++) {
+        dray_array *y;
+        ASSERT_OK(dray_array_binary(DRAY_MUL, x, x, &y));
+        dray_array_release(x);
+        x = y;
+    }
+    dray_ndarray *r;
+    size_t tasks;
+    ASSERT_OK(dray_array_compute_stats(test_rt(), x, &r, &tasks));
+    ASSERT_EQ(tasks, 4); /* all 40 multiplications fused: one task per chunk */
+    dray_ndarray_release(r);
+    /* 60 more: the program splits (48 instructions at most) but stays right */
+    for (int k = 0; k < 60; k++) {
+        dray_array *y;
+        ASSERT_OK(dray_array_binary_scalar(k % 2 ? DRAY_DIV : DRAY_MUL, x, 1.5, false, &y));
+        dray_array_release(x);
+        x = y;
+    }
+    ASSERT_OK(dray_array_compute_stats(test_rt(), x, &r, &tasks));
+    ASSERT_TRUE(tasks >= 8 && tasks <= 24); /* 160 instructions per chunk: 3 to 6 programs */
+    for (int i = 0; i < 16; i++) {
+        double w = v[i];
+        for (int k = 0; k < 40; k++)
+            w = w * w;
+        for (int k = 0; k < 60; k++)
+            w = k % 2 ? w / 1.5 : w * 1.5;
+        ASSERT_TRUE(dray_ndarray_get(r, i) == w);
+    }
+    dray_ndarray_release(r);
+    ASSERT_OK(dray_array_compute_stats(test_rt(), x, &r, &tasks));
+    for (int i = 0; i < 16; i++) {
+        double w = v[i];
+        for (int k = 0; k < 40; k++)
+            w = w * w;
+        ASSERT_TRUE(dray_ndarray_get(r, i) == w);
+    }
+    dray_ndarray_release(r);
+    dray_array_release(x);
+}
+
+/* Narrow chunks spanning every axis but the first are walked as one run: values, reductions over
+ * all axes (with flat argmin) and a random source must match the row-by-row definitions. */
+TEST(narrow_chunks)
+{
+    const int64_t s[3] = {300, 3, 2}, c[3] = {70, 3, 2};
+    double *v;
+    dray_array *a = test_f64(3, s, c, -1, 1, &v), *u, *e, *sum, *am;
+    ASSERT_OK(dray_array_random_uniform(4, 3, s, c, 0, 1, &u));
+    ASSERT_OK(dray_array_binary(DRAY_ADD, a, u, &e));
+    ASSERT_OK(dray_array_reduce(DRAY_SUM, e, NULL, 0, NULL, &sum));
+    ASSERT_OK(dray_array_reduce(DRAY_ARGMIN, e, NULL, 0, NULL, &am));
+    dray_ndarray *x = compute(e), *xs = compute(sum), *xa = compute(am);
+    double total = 0, best = INFINITY;
+    int64_t bi = -1;
+    for (int64_t i = 0; i < 1800; i++) {
+        double w = v[i] + dray_random_uniform_at(4, (uint64_t)i);
+        ASSERT_TRUE(dray_ndarray_get(x, i) == w);
+        total += w;
+        if (w < best) {
+            best = w;
+            bi = i;
+        }
+    }
+    ASSERT_CLOSE(dray_ndarray_get(xs, 0), total, 1e-12);
+    ASSERT_EQ(((const int64_t *)dray_ndarray_cdata(xa))[0], bi);
+    dray_ndarray_release(x);
+    dray_ndarray_release(xs);
+    dray_ndarray_release(xa);
+    dray_array_release(am);
+    dray_array_release(sum);
+    dray_array_release(e);
+    dray_array_release(u);
+    dray_array_release(a);
+    free(v);
+}
+
+RUN_TESTS(T_(narrow_chunks), T_(deep_shared), T_(binary_broadcast), T_(unary_and_where), T_(promotion), T_(fusion), T_(edges))

@@ -110,6 +110,25 @@ TEST(numpy_then_read)
     dray_ndarray_release(x);
 }
 
+/* The `dray npy` command reads a NumPy file lazily and prints NumPy's statistics. */
+TEST(cli)
+{
+    setup();
+    const char *bd = getenv("DRAY_BUILD_DIR");
+    if (!bd)
+        return; /* run outside ctest */
+    python("np.save('c.npy', np.arange(12.0).reshape(3, 4))");
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "%s/bin/dray npy %s 2 > %s", bd, tmp("c.npy"), tmp("c.txt"));
+    ASSERT_EQ(system(cmd), 0);
+    python("out = open('c.txt').read()\n"
+           "a = np.load('c.npy')\n"
+           "vals = dict(l.split()[:2] for l in out.splitlines())\n"
+           "assert vals['shape'] == '(3,' and vals['dtype'] == 'float64', out\n"
+           "for k, f in [('sum', a.sum), ('mean', a.mean), ('std', a.std), ('min', a.min), ('max', a.max)]:\n"
+           "    assert abs(float(vals[k]) - f()) < 1e-12, (k, vals[k], f())");
+}
+
 static void write_file(const char *path, const void *data, size_t len)
 {
     FILE *f = fopen(path, "wb");
@@ -168,4 +187,4 @@ TEST(malformed)
     ASSERT_EQ(system(cmd), 0);
 }
 
-RUN_TESTS(T_(write_then_numpy), T_(numpy_then_read), T_(malformed))
+RUN_TESTS(T_(write_then_numpy), T_(numpy_then_read), T_(cli), T_(malformed))

@@ -38,6 +38,19 @@ TEST(aes_known_answer)
 /* The portable path gives the same bits as the hardware path (when this CPU has AES-NI). */
 TEST(portable_matches_hardware)
 {
+    /* whole runs through each path, odd start and odd length */
+    dray__rng_key hw, sw, ni;
+    dray__rng_key_init(&hw, 31337, 0);
+    sw = hw;
+    sw.impl = 0;
+    ni = hw;
+    ni.impl = hw.impl >= 1 ? 1 : 0;
+    double a[1001], b[1001], c[1001];
+    dray__rng_uniform_fill(&hw, 77, a, 1001);
+    dray__rng_uniform_fill(&sw, 77, b, 1001);
+    dray__rng_uniform_fill(&ni, 77, c, 1001);
+    ASSERT_TRUE(memcmp(a, b, sizeof(a)) == 0);
+    ASSERT_TRUE(memcmp(a, c, sizeof(a)) == 0);
     for (uint64_t seed = 0; seed < 20; seed++) {
         dray__rng_key k;
         dray__rng_key_init(&k, seed * 7919, (uint32_t)(seed % 3));

@@ -96,6 +96,23 @@ TEST(all_ops_all_axes)
     free(v);
 }
 
+/* Chunks spanning the trailing axes take the flat walks (all axes, or the first axis row by row). */
+TEST(all_ops_spanning_chunks)
+{
+    const int64_t s[3] = {N0, N1, N2}, c[3] = {2, N1, N2};
+    double *v;
+    dray_array *a = test_f64(3, s, c, -1, 1, &v);
+    v[17] = v[17 + N1 * N2]; /* a tie along axis 0 for argmin/argmax */
+    dray_array_release(a);
+    ASSERT_OK(dray_array_from_buffer(DRAY_FLOAT64, 3, s, c, v, &a));
+    for (int op = 0; op < DRAY__REDUCE_COUNT; op++) {
+        check_op(a, v, (dray_reduce_op)op, 1, false, 0);
+        check_op(a, v, (dray_reduce_op)op, 7, true, 2);
+    }
+    dray_array_release(a);
+    free(v);
+}
+
 TEST(tree_with_many_chunks)
 {
     /* 1-element chunks along the reduced axis: 27 partials, split_every 3 -> 9 -> 3 -> 1 */
@@ -226,5 +243,5 @@ TEST(fused_sources)
     free(v);
 }
 
-RUN_TESTS(T_(all_ops_all_axes), T_(tree_with_many_chunks), T_(ints_bools_nans_empty),
+RUN_TESTS(T_(all_ops_spanning_chunks), T_(all_ops_all_axes), T_(tree_with_many_chunks), T_(ints_bools_nans_empty),
           T_(fused_sources))

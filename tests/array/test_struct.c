@@ -103,6 +103,20 @@ TEST(concat_stack)
         ASSERT_TRUE(dray_ndarray_get(x, 12 + i) == v2[i]);
     dray_ndarray_release(x);
     dray_array_release(c);
+    /* int64 with float32 concatenates as float64, like NumPy */
+    int64_t iv[2] = {1, 2};
+    float fv[3] = {0.5f, 1.5f, 2.5f};
+    dray_array *ai, *af, *cf;
+    ASSERT_OK(dray_array_from_buffer(DRAY_INT64, 1, (int64_t[]){2}, NULL, iv, &ai));
+    ASSERT_OK(dray_array_from_buffer(DRAY_FLOAT32, 1, (int64_t[]){3}, NULL, fv, &af));
+    ASSERT_OK(dray_array_concatenate((dray_array *[]){ai, af}, 2, 0, &cf));
+    ASSERT_EQ(dray_array_dtype(cf), DRAY_FLOAT64);
+    x = compute(cf);
+    ASSERT_TRUE(dray_ndarray_get(x, 1) == 2.0 && dray_ndarray_get(x, 4) == 2.5);
+    dray_ndarray_release(x);
+    dray_array_release(cf);
+    dray_array_release(ai);
+    dray_array_release(af);
     ASSERT_STATUS(dray_array_concatenate((dray_array *[]){a, b}, 2, 1, &c), DRAY_EINVAL);
     ASSERT_CONTAINS(dray_last_error(), "(3, 4) and (5, 4)");
     /* stack two (3,4) along a new middle axis -> (3, 2, 4) */
