@@ -2,7 +2,8 @@
  * with nulls, category utf8 of 20 values, ts timestamp[us], note utf8 of many values), as in-memory Arrow
  * bytes per second; median of --runs. Prints `name value unit` lines. Used by bench/parquet.sh, which
  * measures DuckDB on the same table in the same run.
- *   bench_parquet [--rows N] [--runs R] [--codec none|snappy|gzip|zstd] [--threads T] --out DIR */
+ *   bench_parquet [--rows N] [--runs R] [--codec none|snappy|gzip|zstd|lz4_raw] [--threads T]
+ *                 [--only write|read] --out DIR        (--only: for profiling one side) */
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -188,7 +189,7 @@ int main(int argc, char **argv)
 {
     int64_t rows = 2500000;
     int runs = 3, threads = 2;
-    const char *out = NULL, *codec = "snappy";
+    const char *out = NULL, *codec = "snappy", *only = "";
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--rows"))
             rows = atoll(argv[i + 1]);
@@ -198,18 +199,21 @@ int main(int argc, char **argv)
             out = argv[i + 1];
         else if (!strcmp(argv[i], "--codec"))
             codec = argv[i + 1];
+        else if (!strcmp(argv[i], "--only"))
+            only = argv[i + 1];
         else if (!strcmp(argv[i], "--threads"))
             threads = atoi(argv[i + 1]);
     }
     if (!out || runs < 1 || runs > 99 || threads < 1 || threads > 16) {
-        fprintf(stderr, "usage: bench_parquet [--rows N] [--runs R] [--codec C] [--threads T] --out DIR\n");
+        fprintf(stderr, "usage: bench_parquet [--rows N] [--runs R] [--codec C] [--threads T] "
+                        "[--only write|read] --out DIR\n");
         return 2;
     }
     dray_parquet_write_opts o;
     dray_parquet_write_opts_init(&o);
     o.row_group_rows = 1 << 19;
-    const char *codecs[] = {"none", "snappy", "gzip", "zstd"};
-    for (int c = 0; c < 4; c++)
+    const char *codecs[] = {"none", "snappy", "gzip", "zstd", "lz4_raw"};
+    for (int c = 0; c < 5; c++)
         if (!strcmp(codec, codecs[c]))
             o.codec = (dray_parquet_codec)c;
     table t;
@@ -218,11 +222,19 @@ int main(int argc, char **argv)
     snprintf(path, sizeof(path), "%s/dray.parquet", out);
     double tw[99], tr[99], tr1[99];
     for (int r = 0; r < runs; r++) {
+        if (!strcmp(only, "read") && r > 0) {
+            tw[r] = tw[0];
+            continue;
+        }
         double t0 = now();
         write_file(&t, path, &o);
         tw[r] = now() - t0;
     }
     double check = 0;
+    if (!strcmp(only, "write")) {
+        printf("parquet_write_%s_mbps %.1f MB/s\n", codec, (double)t.bytes / 1e6 / median(tw, runs));
+        return 0;
+    }
     for (int r = 0; r < runs; r++) {
         double t0 = now();
         check = read_file(path, 1);

@@ -53,6 +53,8 @@ console.log(`duckdb_parquet_write_${CODEC}_mbps ${(MB / med(tw)).toFixed(1)} MB/
 console.log(`duckdb_parquet_read_${CODEC}_mbps ${(MB / med(tr)).toFixed(1)} MB/s`)
 ')
   echo "$duck"
+  awk -v c="$codec" -v a="$(stat -c %s "$work/dray.parquet")" -v b="$(stat -c %s "$work/duck.parquet")" \
+    'BEGIN { printf "parquet_file_%s_mb %.1f MB\nduckdb_parquet_file_%s_mb %.1f MB\n", c, a / 1e6, c, b / 1e6 }'
   awk -v c="$codec" -v t="$threads" '
     $1 == "parquet_write_" c "_mbps" { ow = $2 } $1 == "parquet_read_" c "_" t "threads_mbps" { orr = $2 }
     $1 == "duckdb_parquet_write_" c "_mbps" { dw = $2 } $1 == "duckdb_parquet_read_" c "_mbps" { dr = $2 }

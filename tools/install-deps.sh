@@ -8,6 +8,8 @@ pkgs=(
   libsnappy-dev libzstd-dev zlib1g-dev liblz4-dev libopenblas-dev
   python3-numpy python3-pandas python3-dask python3-distributed
   libtbb-dev g++
+  libxgboost-dev # tune: examples/tune_xgboost.c tunes XGBoost through its C API
+  wrk                      # HTTP load generator for bench/serve.sh
 )
 pkgs+=("$@")
 missing=()

@@ -274,6 +274,10 @@ DRAY_API dray_status dray_shutdown(dray_runtime *rt, dray_shutdown_mode mode);
 /* dray_runtime_num_workers: the number of worker threads. */
 DRAY_API int dray_runtime_num_workers(const dray_runtime *rt);
 
+/* dray_runtime_resource: how much of resource `name` ("CPU", "GPU", custom) the runtime offers in
+ * total (0 for a resource it does not have). */
+DRAY_API dray_status dray_runtime_resource(dray_runtime *rt, const char *name, double *total);
+
 typedef struct dray_stats {
     uint64_t tasks_submitted;
     uint64_t tasks_finished;  /* succeeded or failed */
@@ -368,9 +372,10 @@ DRAY_API dray_status dray_submit_fn(dray_runtime *rt, const dray_function *fn,
 DRAY_API dray_status dray_put(dray_runtime *rt, const dray_value *v, dray_ref **out);
 
 /* dray_get: waits up to `timeout_ms` (-1 forever) for `ref` and returns its value. Borrows ref.
- * DRAY_OK: *out is an owned copy (dray_value_release). A failed task: its status (DRAY_ETASK,
- * DRAY_EDEP, DRAY_ECANCELED, ...), dray_last_error() holds the readable cause chain, and *out the
- * error value (owned) when out is not NULL. DRAY_ETIMEDOUT: nothing is written. Inside a task, the
+ * DRAY_OK: *out is an owned copy (dray_value_release). A failed task: its error status (the code
+ * the function returned, DRAY_EDEP when one of its inputs failed, DRAY_ECANCELED when canceled),
+ * dray_last_error() holds the readable cause chain, and *out the error value (owned) when out is not
+ * NULL. DRAY_ETIMEDOUT: nothing is written. Inside a task, the
  * worker runs other work while it waits. */
 DRAY_API dray_status dray_get(dray_runtime *rt, dray_ref *ref, int64_t timeout_ms, dray_value *out);
 

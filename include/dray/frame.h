@@ -23,7 +23,7 @@ extern "C" {
 #endif
 
 /* ==== Types ========================================================================================= */
-typedef enum dray_dtype {
+typedef enum dray_col_type {
     DRAY_DT_BOOL = 0, /* bit-packed, Arrow "b" */
     DRAY_DT_INT8,
     DRAY_DT_INT16,
@@ -40,7 +40,7 @@ typedef enum dray_dtype {
     DRAY_DT_TIMESTAMP, /* int64 since the epoch in `unit`, Arrow "ts?:" */
     DRAY_DT_DICT,      /* int32 indices into a utf8 dictionary */
     DRAY__DT_COUNT
-} dray_dtype;
+} dray_col_type;
 
 typedef enum dray_time_unit {
     DRAY_TU_SECOND = 0,
@@ -49,17 +49,17 @@ typedef enum dray_time_unit {
     DRAY_TU_NANO
 } dray_time_unit;
 
-/* dray_dtype_name: "int64", "utf8", ...; never NULL. */
-DRAY_API const char *dray_dtype_name(dray_dtype t);
+/* dray_col_type_name: "int64", "utf8", ...; never NULL. */
+DRAY_API const char *dray_col_type_name(dray_col_type t);
 
-/* dray_dtype_parse: the type named `name` ("int64", "float64", "string"/"utf8", "bool", "date32",
+/* dray_col_type_parse: the type named `name` ("int64", "float64", "string"/"utf8", "bool", "date32",
  * "timestamp[us]", "dict", ...). Unknown names are DRAY_EINVAL naming them. */
-DRAY_API dray_status dray_dtype_parse(const char *name, dray_dtype *type, dray_time_unit *unit);
+DRAY_API dray_status dray_col_type_parse(const char *name, dray_col_type *type, dray_time_unit *unit);
 
 /* A named, typed column of a schema (an explicit CSV schema, for instance). */
 typedef struct dray_field {
     const char *name;
-    dray_dtype type;
+    dray_col_type type;
     dray_time_unit unit; /* timestamps only */
 } dray_field;
 
@@ -73,7 +73,7 @@ typedef struct dray_column dray_column;
  * from `values` (n * width bytes; bool: one byte per value, 0 or not). `valid` (may be NULL: all
  * valid) has one byte per row, 0 = null. Borrows both. On DRAY_OK *out is owned:
  * dray_column_release(). */
-DRAY_API dray_status dray_column_from_values(dray_dtype type, dray_time_unit unit, const void *values,
+DRAY_API dray_status dray_column_from_values(dray_col_type type, dray_time_unit unit, const void *values,
                                              const uint8_t *valid, int64_t n, dray_column **out);
 
 /* dray_column_from_strings: a utf8 column (or dict with `dict` true) of `n` strings copied from
@@ -86,7 +86,7 @@ DRAY_API dray_column *dray_column_retain(dray_column *c);
 DRAY_API void dray_column_release(dray_column *c);
 
 /* Queries (all borrow c). */
-DRAY_API dray_dtype dray_column_type(const dray_column *c);
+DRAY_API dray_col_type dray_column_type(const dray_column *c);
 DRAY_API dray_time_unit dray_column_unit(const dray_column *c);
 DRAY_API int64_t dray_column_length(const dray_column *c);
 DRAY_API int64_t dray_column_null_count(const dray_column *c);
@@ -190,7 +190,7 @@ DRAY_API dray_status dray_expr_compile(const char *text, const dray_table *schem
                                        dray_expr **out);
 
 /* dray_expr_type: the type of the expression's result. */
-DRAY_API dray_dtype dray_expr_type(const dray_expr *e);
+DRAY_API dray_col_type dray_expr_type(const dray_expr *e);
 
 /* dray_expr_eval: evaluates e on t (which must have the columns e was compiled against, by name).
  * On DRAY_OK *out is an owned column of num_rows(t) rows. */

@@ -2,8 +2,9 @@
  *
  * A batch of rows is an ArrowArray of struct type ("+s") whose children are flat columns of these
  * formats: "c" "s" "i" "l" (int8..64), "C" "S" "I" "L" (uint8..64), "f" "g" (float32/64), "b" (bool),
- * "u" (utf8), "tdD" (date32), "tss:" "tsm:" "tsu:" "tsn:" (timestamp, optional time zone) and utf8
- * dictionaries (an integer index array whose `dictionary` is "u"). Nested Parquet schemas are refused.
+ * "u" (utf8), "z" (binary), "tdD" (date32), "tss:" "tsm:" "tsu:" "tsn:" (timestamp, optional time
+ * zone) and utf8 dictionaries (an integer index array whose `dictionary` is "u"). Nested Parquet
+ * schemas are refused.
  *
  * Thread-safety: a writer is used by one thread at a time. A dray_parquet_file is immutable after
  * dray_parquet_open: any number of threads may read row groups and statistics of the same file at once.
@@ -29,6 +30,7 @@ typedef enum dray_parquet_codec {
     DRAY_PARQUET_SNAPPY,
     DRAY_PARQUET_GZIP,
     DRAY_PARQUET_ZSTD,
+    DRAY_PARQUET_LZ4_RAW, /* Parquet's LZ4_RAW (plain LZ4 blocks) */
 } dray_parquet_codec;
 
 typedef struct dray_parquet_write_opts {

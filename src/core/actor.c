@@ -36,6 +36,7 @@ struct dray_actor {
      * one. */
     _Atomic uint64_t sched;
     dray_ref drain;        /* the cell pushed onto deques to run the drain */
+    void *remote;          /* on a runtime attached to a cluster: the cluster's handle */
 };
 
 #define ACTOR_OF_DRAIN(c) ((struct dray_actor *)((char *)(c)-offsetof(struct dray_actor, drain)))
@@ -392,6 +393,20 @@ dray_status dray_actor_create(dray_runtime *rt, const char *class_name, const dr
     if (!a)
         return dray_set_error(DRAY_ENOMEM, "out of memory creating actor '%s'", class_name);
     memset(a, 0, sizeof(*a));
+    if (rt->cluster) {
+        /* The actor lives on a node; this handle forwards to it. */
+        dray_status st = dray__cluster_actor_create(rt, cls, args, nargs, opts, &a->remote,
+                                                    &a->init_ref);
+        if (st) {
+            free(a);
+            return st;
+        }
+        atomic_init(&a->refs, 1);
+        a->rt = rt;
+        a->cls = cls;
+        *out = a;
+        return DRAY_OK;
+    }
     atomic_init(&a->refs, 1);
     a->rt = rt;
     a->cls = cls;
@@ -449,6 +464,8 @@ dray_status dray_actor_call_m(dray_runtime *rt, dray_actor *actor, int method,
     if (method < 0 || (size_t)method >= actor->cls->n_methods)
         return dray_set_error(DRAY_ENOTFOUND, "actor class '%s' has no method number %d",
                               actor->cls->name, method);
+    if (actor->remote)
+        return dray__cluster_actor_call(rt, actor->remote, method, args, nargs, out);
     dray_ref *c;
     dray_status st = dray__make_task(rt, NULL, args, nargs, NULL, DRAY__CELL_ACTOR_CALL, &c);
     if (st)
@@ -485,6 +502,8 @@ dray_status dray_actor_kill(dray_runtime *rt, dray_actor *actor, bool no_restart
 {
     if (!rt || !actor)
         return dray_set_error(DRAY_EINVAL, "dray_actor_kill: runtime or actor is NULL");
+    if (actor->remote)
+        return dray__cluster_actor_kill(rt, actor->remote, no_restart);
     atomic_store(&actor->kill_requested, no_restart ? 2 : 1);
     poke(actor);
     return DRAY_OK;
@@ -492,6 +511,8 @@ dray_status dray_actor_kill(dray_runtime *rt, dray_actor *actor, bool no_restart
 
 int dray_actor_restarts(const dray_actor *actor)
 {
+    if (actor && actor->remote)
+        return dray__cluster_actor_restarts(actor->remote);
     return actor ? atomic_load(&((dray_actor *)actor)->restarts) : 0;
 }
 
@@ -502,6 +523,11 @@ void dray_actor_release(dray_actor *actor)
     dray_ref *init = actor->init_ref;
     actor->init_ref = NULL;
     dray_ref_release(init);
+    if (actor->remote) {
+        dray__cluster_actor_release(actor->remote);
+        free(actor);
+        return;
+    }
     actor_release(actor);
 }
 

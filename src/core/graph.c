@@ -359,12 +359,16 @@ static dray_status submit_node(dray_graph *g, plan *p, uint32_t tail, dray_ref *
                           ? dray_value_of_ref(p->refs[nd->args[a].u.node])
                           : nd->args[a];
         dray_ref *c;
-        st = dray__make_task(g->rt, nd->fn, args, nd->nargs, NULL, DRAY__CELL_TASK, &c);
+        if (g->rt->cluster) {
+            st = dray__cluster_submit(g->rt, nd->fn, args, nd->nargs, NULL, &c);
+        } else if (!(st = dray__make_task(g->rt, nd->fn, args, nd->nargs, NULL, DRAY__CELL_TASK,
+                                          &c))) {
+            dray__submit_cell(g->rt, c);
+        }
         if (args != stack)
             free(args);
         if (st)
             return st;
-        dray__submit_cell(g->rt, c);
         *out = c;
         return DRAY_OK;
     }
@@ -470,7 +474,8 @@ dray_status dray_graph_submit(dray_graph *g, const dray_node *outputs, size_t n,
         if (!p.needed[i])
             continue;
         long pred = single_pred(&g->nodes[i]);
-        if (pred >= 0 && p.consumers[pred] == 1 && !p.is_output[pred]) {
+        /* On a cluster every node is its own task: fused chains are not sent over the wire. */
+        if (pred >= 0 && p.consumers[pred] == 1 && !p.is_output[pred] && !g->rt->cluster) {
             p.fused_into[pred] = (int32_t)i;
             fused++;
         }

@@ -231,6 +231,7 @@ struct dray_runtime {
     _Atomic int64_t actors_live;
     struct dray_actor *actors; /* every live actor, under lock */
     struct dray__fn_table *fns;
+    struct dray__cluster *cluster; /* set when attached to a cluster (src/cluster) */
 };
 
 /* ==== Cross-file internals ==== */
@@ -295,5 +296,45 @@ void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, cons
 /* value.c */
 dray_status dray__blob_alloc(uint32_t type, size_t len, size_t payload, dray__blob **out);
 void dray__blob_release(dray__blob *b);
+
+/* ==== Cluster hooks ====
+ * Defined by src/cluster, weak here so the core links without that module. A task function that
+ * returns DRAY__DEFERRED leaves its cell pending: before anything can complete the cell it must have
+ * released the cell's arguments itself (ctx->cell, nargs set to 0); whoever deferred it completes it
+ * later with dray__complete (the cluster client does so when the remote result arrives). */
+#define DRAY__DEFERRED 1
+/* Attaches rt to the cluster at `address`; called by dray_init. */
+dray_status dray__cluster_attach(dray_runtime *rt, const char *address) __attribute__((weak));
+/* Stops the cluster client of rt and fails what it still waits for; called by dray_shutdown. */
+void dray__cluster_detach(dray_runtime *rt) __attribute__((weak));
+/* Submits a task to the cluster (dray_submit_fn on an attached runtime). */
+dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, const dray_value *args,
+                                 size_t nargs, const dray_task_opts *opts, dray_ref **out)
+    __attribute__((weak));
+/* Remote actors (dray_actor_* on an attached runtime): create returns the cluster's handle and the
+ * ref that completes when the constructor ran; calls and kills are forwarded; release drops it. */
+dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class *cls,
+                                       const dray_value *args, size_t nargs,
+                                       const dray_actor_opts *opts, void **remote,
+                                       dray_ref **init_ref) __attribute__((weak));
+dray_status dray__cluster_actor_call(dray_runtime *rt, void *remote, int method,
+                                     const dray_value *args, size_t nargs, dray_ref **out)
+    __attribute__((weak));
+dray_status dray__cluster_actor_kill(dray_runtime *rt, void *remote, bool no_restart)
+    __attribute__((weak));
+int dray__cluster_actor_restarts(const void *remote) __attribute__((weak));
+void dray__cluster_actor_release(void *remote) __attribute__((weak));
+
+/* A callback run once a cell completes, on the completing thread (the cell's status and result are
+ * final then). dray__ref_on_complete returns false when the cell already completed: the caller then
+ * runs it. The callback owns its dray__callback. */
+typedef struct dray__callback {
+    dray__edge edge;
+    void (*fn)(struct dray__callback *cb, dray_ref *c);
+} dray__callback;
+bool dray__ref_on_complete(dray_ref *c, dray__callback *cb);
+
+/* Runs this process as a cluster worker when the environment says so (never returns then). */
+void dray__cluster_worker_from_env(void) __attribute__((weak));
 
 #endif /* DRAY_CORE_INTERNAL_H */

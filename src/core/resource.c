@@ -135,3 +135,14 @@ void dray__resources_release(dray_runtime *rt, double cpus, const dray_resource 
         waiting = next;
     }
 }
+
+dray_status dray_runtime_resource(dray_runtime *rt, const char *name, double *total)
+{
+    if (!rt || !name || !total)
+        return dray_set_error(DRAY_EINVAL, "dray_runtime_resource: NULL argument");
+    pthread_mutex_lock(&rt->lock);
+    long k = find(&rt->res, name);
+    *total = k < 0 ? 0 : rt->res.total[k];
+    pthread_mutex_unlock(&rt->lock);
+    return DRAY_OK;
+}

@@ -16,7 +16,7 @@ _Thread_local dray__tls dray__tls_slot;
 /* Runtime ids let a thread tell a live runtime from a freed one at the same address. */
 static _Atomic uint64_t next_runtime_id = 1;
 
-#define SPIN_ROUNDS 64   /* rounds of looking for work before a worker parks */
+#define SPIN_ROUNDS 16   /* rounds of looking for work before a worker parks (~10 us) */
 #define BATCH_CLAIM 64   /* most tasks taken from an external submitter at once */
 
 /* ==== Futex and time ==== */
@@ -330,8 +330,10 @@ dray_status dray_init(const dray_config *cfg, dray_runtime **out)
     if (cfg->num_workers < 0 || cfg->num_workers > 4096)
         return dray_set_error(DRAY_EINVAL, "dray_init: num_workers %d is out of range 0..4096",
                               cfg->num_workers);
+    if (dray__cluster_worker_from_env)
+        dray__cluster_worker_from_env();
     const char *address = cfg->address ? cfg->address : getenv("DRAY_ADDRESS");
-    if (address && *address)
+    if (address && *address && !dray__cluster_attach)
         return dray_set_error(DRAY_EUNSUPPORTED,
                               "dray_init: cluster address '%s' given, but this build has only "
                               "the embedded local runtime",
@@ -367,6 +369,10 @@ dray_status dray_init(const dray_config *cfg, dray_runtime **out)
         }
     }
     atomic_store_explicit(&rt->nslots, rt->nworkers, memory_order_release);
+    if (address && *address && (st = dray__cluster_attach(rt, address))) {
+        dray_shutdown(rt, DRAY_SHUTDOWN_CANCEL);
+        return st;
+    }
     *out = rt;
     return DRAY_OK;
 out_free_fns:
@@ -438,6 +444,8 @@ dray_status dray_shutdown(dray_runtime *rt, dray_shutdown_mode mode)
         return dray_set_error(DRAY_EINVAL, "dray_shutdown: called from inside a task");
     if (mode == DRAY_SHUTDOWN_CANCEL)
         atomic_store(&rt->canceling, 1);
+    if (rt->cluster && mode == DRAY_SHUTDOWN_CANCEL)
+        dray__cluster_detach(rt);
     /* Drain: this thread helps run what is queued, then waits for running tasks. */
     int quiet_rounds = 0;
     while (quiet_rounds < 2) {
@@ -453,6 +461,8 @@ dray_status dray_shutdown(dray_runtime *rt, dray_shutdown_mode mode)
         if (atomic_load(&rt->nslots) == 0)
             break;
     }
+    if (rt->cluster)
+        dray__cluster_detach(rt);
     atomic_store(&rt->stopping, 1);
     atomic_fetch_add(&rt->epoch, 1);
     dray__futex_wake(&rt->epoch, INT32_MAX);

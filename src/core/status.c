@@ -2,6 +2,7 @@
  * outside the runtime object). */
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "internal.h"
 
@@ -38,7 +39,11 @@ const char *dray_last_error(void)
 
 dray_status dray__set_errorv(dray_status st, const char *fmt, va_list ap)
 {
-    vsnprintf(last_error, sizeof(last_error), fmt, ap);
+    /* Format aside first: the arguments may point into last_error itself
+     * (dray_set_error(st, "...: %s", dray_last_error())). */
+    char tmp[sizeof(last_error)];
+    vsnprintf(tmp, sizeof(tmp), fmt, ap);
+    memcpy(last_error, tmp, sizeof(tmp));
     return st;
 }
 

@@ -181,6 +181,11 @@ static bool add_edge(dray_ref *dep, dray__edge *e, uintptr_t target)
     return true;
 }
 
+bool dray__ref_on_complete(dray_ref *c, dray__callback *cb)
+{
+    return add_edge(c, &cb->edge, (uintptr_t)cb | 2);
+}
+
 /* Creates a cell for a task (not yet runnable): arguments retained, edges to pending refs placed.
  * deps_left holds one extra guard count that dray__submit_cell drops. */
 dray_status dray__make_task(dray_runtime *rt, const dray_function *fn, const dray_value *args,
@@ -262,6 +267,8 @@ dray_status dray_submit_fn(dray_runtime *rt, const dray_function *fn, const dray
     if (atomic_load_explicit(&rt->stopping, memory_order_relaxed))
         return dray_set_error(DRAY_ESHUTDOWN, "dray_submit '%s': the runtime is shut down",
                               fn->name);
+    if (rt->cluster)
+        return dray__cluster_submit(rt, fn, args, nargs, opts, out);
     dray_ref *c;
     dray_status st = dray__make_task(rt, fn, args, nargs, opts, DRAY__CELL_TASK, &c);
     if (st)
@@ -379,7 +386,10 @@ void dray__complete(dray_runtime *rt, dray_ref *c, dray_status st, dray_value re
     }
     while (rev) {
         dray__edge *next = rev->next;
-        if (rev->target & 1) {
+        if (rev->target & 2) {
+            dray__callback *cb = (dray__callback *)(rev->target & ~(uintptr_t)3);
+            cb->fn(cb, c);
+        } else if (rev->target & 1) {
             signal_waiter((dray__waiter *)(rev->target & ~(uintptr_t)1));
         } else {
             dray_ref *d = (dray_ref *)rev->target;
@@ -448,7 +458,7 @@ static dray_status call_function(dray_runtime *rt, dray__worker *w, dray_ref *c,
     for (;;) {
         dray__clear_error();
         st = c->fn->fn(&ctx, tmp, c->nargs, result);
-        if (st == DRAY_OK)
+        if (st == DRAY_OK || st == DRAY__DEFERRED)
             break;
         if (!c->extra || !c->extra->retry_exceptions || c->extra->retries_left <= 0)
             break;
@@ -486,6 +496,8 @@ dray_ref *dray__run_cell(dray_runtime *rt, dray__worker *w, dray_ref *c)
         st = call_function(rt, w, c, args, &result, &failed_arg);
         if (gated)
             dray__resources_release(rt, c->extra->num_cpus, c->extra->res, c->extra->n_res);
+        if (st == DRAY__DEFERRED)
+            return NULL; /* the function released c's arguments; c completes later */
     }
     if (st != DRAY_OK && failed_arg < 0 && result.type == DRAY_T_ERROR) {
         st = dray_error_status(&result); /* the function built its own error value */
@@ -592,7 +604,9 @@ dray_status dray__wait_some(dray_runtime *rt, dray_ref *const *cells, size_t n, 
             done += cell_closed(cells[i]);
         if (done >= need)
             return DRAY_OK;
-        if (deadline >= 0 && dray__now_ns() >= deadline)
+        /* The clock is read every 64 rounds while spinning, and always before blocking. */
+        if (deadline >= 0 && (spins % 64 == 0 || spins + 1 >= SPIN_BEFORE_BLOCK) &&
+            dray__now_ns() >= deadline)
             return dray_set_error(DRAY_ETIMEDOUT, "timed out after %lld ms", (long long)timeout_ms);
         /* Help: run queued work while waiting (bounded nesting keeps the stack small). With a
          * deadline an external thread does not help: the task it picks could outlast it. */

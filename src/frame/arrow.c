@@ -187,13 +187,13 @@ static void import_keep_free(dray__keep *k)
 }
 
 /* format_type: the dray type of an Arrow format string; *large for "U" (int64 offsets). */
-static bool format_type(const char *f, dray_dtype *t, dray_time_unit *u, bool *large)
+static bool format_type(const char *f, dray_col_type *t, dray_time_unit *u, bool *large)
 {
     *large = false;
     *u = DRAY_TU_SECOND;
     for (int i = 0; i < DRAY__DT_COUNT; i++) {
         if (fixed_formats[i] && i != DRAY_DT_DICT && !strcmp(f, fixed_formats[i])) {
-            *t = (dray_dtype)i;
+            *t = (dray_col_type)i;
             return true;
         }
     }
@@ -216,7 +216,7 @@ static dray_status import_column(const struct ArrowSchema *s, const struct Arrow
                                  int64_t off, int64_t n, import_keep *keep, dray_column **out);
 
 /* copy_column: builds an owned column of n rows starting at `off` of a (any supported layout). */
-static dray_status copy_column(dray_dtype t, dray_time_unit u, bool large, const struct ArrowArray *a,
+static dray_status copy_column(dray_col_type t, dray_time_unit u, bool large, const struct ArrowArray *a,
                                int64_t off, int64_t n, dray_column **out)
 {
     const uint8_t *valid = a->null_count != 0 ? a->buffers[0] : NULL;
@@ -315,7 +315,7 @@ static dray_status import_column(const struct ArrowSchema *s, const struct Arrow
         return dray_set_error(DRAY_EFORMAT, "import: column '%s' is malformed", name);
     if (s->dictionary)
         return import_dict(s, a, off, n, keep, out);
-    dray_dtype t;
+    dray_col_type t;
     dray_time_unit u;
     bool large;
     if (!format_type(s->format, &t, &u, &large))
@@ -417,7 +417,7 @@ dray_status dray__table_empty_from_schema(const struct ArrowSchema *s, dray_tabl
     dray_status st = cols && names ? DRAY_OK : dray_set_error(DRAY_ENOMEM, "schema");
     for (size_t i = 0; i < n && !st; i++) {
         const struct ArrowSchema *c = s->children[i];
-        dray_dtype t;
+        dray_col_type t;
         dray_time_unit u;
         bool large;
         names[i] = c->name ? c->name : "";

@@ -10,12 +10,12 @@ static const char *const dtype_names[DRAY__DT_COUNT] = {
     "bool",   "int8",    "int16",   "int32", "int64",  "uint8",     "uint16", "uint32",
     "uint64", "float32", "float64", "utf8",  "date32", "timestamp", "dict"};
 
-const char *dray_dtype_name(dray_dtype t)
+const char *dray_col_type_name(dray_col_type t)
 {
     return (unsigned)t < DRAY__DT_COUNT ? dtype_names[t] : "?";
 }
 
-dray_status dray_dtype_parse(const char *name, dray_dtype *type, dray_time_unit *unit)
+dray_status dray_col_type_parse(const char *name, dray_col_type *type, dray_time_unit *unit)
 {
     static const char *const units[] = {"s", "ms", "us", "ns"};
     *unit = DRAY_TU_MICRO;
@@ -29,7 +29,7 @@ dray_status dray_dtype_parse(const char *name, dray_dtype *type, dray_time_unit 
     }
     for (int t = 0; t < DRAY__DT_COUNT; t++) {
         if (!strcmp(name, dtype_names[t])) {
-            *type = (dray_dtype)t;
+            *type = (dray_col_type)t;
             return DRAY_OK;
         }
     }
@@ -46,7 +46,7 @@ dray_status dray_dtype_parse(const char *name, dray_dtype *type, dray_time_unit 
     return dray_set_error(DRAY_EINVAL, "unknown type '%s'", name);
 }
 
-int dray__dtype_width(dray_dtype t)
+int dray__dtype_width(dray_col_type t)
 {
     switch (t) {
     case DRAY_DT_INT8: case DRAY_DT_UINT8: return 1;
@@ -58,19 +58,19 @@ int dray__dtype_width(dray_dtype t)
     }
 }
 
-bool dray__dtype_is_int(dray_dtype t)
+bool dray__dtype_is_int(dray_col_type t)
 {
     return t >= DRAY_DT_INT8 && t <= DRAY_DT_UINT64;
 }
 
-bool dray__dtype_is_numeric(dray_dtype t)
+bool dray__dtype_is_numeric(dray_col_type t)
 {
     return t >= DRAY_DT_INT8 && t <= DRAY_DT_FLOAT64;
 }
 
 /* ---- life cycle ---- */
 
-dray_status dray__column_alloc(dray_dtype type, dray_time_unit unit, int64_t n, bool with_validity,
+dray_status dray__column_alloc(dray_col_type type, dray_time_unit unit, int64_t n, bool with_validity,
                                int64_t chars_cap, dray_column **out)
 {
     dray_column *c = calloc(1, sizeof(*c));
@@ -152,12 +152,12 @@ void dray_column_release(dray_column *c)
     free(c);
 }
 
-dray_status dray_column_from_values(dray_dtype type, dray_time_unit unit, const void *values,
+dray_status dray_column_from_values(dray_col_type type, dray_time_unit unit, const void *values,
                                     const uint8_t *valid, int64_t n, dray_column **out)
 {
     if (type == DRAY_DT_UTF8 || type == DRAY_DT_DICT || (unsigned)type >= DRAY__DT_COUNT || n < 0)
         return dray_set_error(DRAY_EINVAL, "dray_column_from_values: type %s is not fixed width",
-                              dray_dtype_name(type));
+                              dray_col_type_name(type));
     dray_column *c;
     dray_status st = dray__column_alloc(type, unit, n, valid != NULL, 0, &c);
     if (st)
@@ -290,7 +290,7 @@ out:
 
 /* ---- queries ---- */
 
-dray_dtype dray_column_type(const dray_column *c) { return c->type; }
+dray_col_type dray_column_type(const dray_column *c) { return c->type; }
 dray_time_unit dray_column_unit(const dray_column *c) { return c->unit; }
 int64_t dray_column_length(const dray_column *c) { return c->length; }
 int64_t dray_column_null_count(const dray_column *c) { return c->null_count; }
@@ -481,7 +481,7 @@ dray_status dray__column_filter_bits(const dray_column *c, const uint8_t *mask, 
 
 /* ---- builders ---- */
 
-dray_status dray__builder_init(dray__builder *b, dray_dtype type, dray_time_unit unit, int64_t cap,
+dray_status dray__builder_init(dray__builder *b, dray_col_type type, dray_time_unit unit, int64_t cap,
                                int64_t chars_cap)
 {
     memset(b, 0, sizeof(*b));

@@ -270,7 +270,7 @@ static dray_status plan_columns(dray__csv_plan *p, const char *name, const dray_
     size_t nf = (size_t)(unsigned)p->nfields + 1;
     p->field_col = malloc(nf * sizeof(int));
     p->names = calloc(nf, sizeof(char *));
-    p->types = calloc(nf, sizeof(dray_dtype));
+    p->types = calloc(nf, sizeof(dray_col_type));
     p->units = calloc(nf, sizeof(dray_time_unit));
     if (!p->field_col || !p->names || !p->types || !p->units)
         return dray_set_error(DRAY_ENOMEM, "csv plan");
@@ -527,7 +527,7 @@ static dray_status store(rparse *r, int f, const char *v, size_t vl, bool quoted
         static const int64_t hi[] = {0, 0, 127, 32767, INT32_MAX, INT64_MAX, 255, 65535, UINT32_MAX};
         int t = b->type;
         if (!dray__parse_i64(v, vl, &i) || t > DRAY_DT_UINT32 || i < lo[t + 1] || i > hi[t + 1])
-            return bad_value(r, at, f, v, vl, dray_dtype_name(b->type));
+            return bad_value(r, at, f, v, vl, dray_col_type_name(b->type));
         int w = dray__dtype_width(b->type);
         if (w == 8)
             ((int64_t *)b->data)[row] = i;
@@ -840,7 +840,7 @@ dray_status dray__csv_parse_range(const dray__csv_plan *pl, const char *name, co
     }
     int64_t est = (int64_t)(end > pos ? end - pos : 0) / (pl->est_row_bytes ? pl->est_row_bytes : 64) + 16;
     for (int c = 0; c < pl->ncols; c++) {
-        dray_dtype t = pl->types[c];
+        dray_col_type t = pl->types[c];
         int64_t chars = t == DRAY_DT_UTF8 || t == DRAY_DT_DICT ? est * 8 : 0;
         /* dict columns collect the bytes and int32 lengths, then encode (finish_column) */
         if ((st = dray__builder_init(&r.b[c], t, pl->units[c],

@@ -17,7 +17,7 @@ typedef struct dray__csv_plan {
     int *field_col;   /* field -> output column, or -1 when not in usecols */
     int ncols;        /* output columns */
     char **names;     /* output column names (borrowed from fields) */
-    dray_dtype *types;
+    dray_col_type *types;
     dray_time_unit *units;
     char **na;        /* null markers */
     size_t *na_len;

@@ -27,7 +27,7 @@ static const struct { const char *name; int nargs; } fns[F__COUNT] = {
 typedef struct node {
     node_kind kind;
     int op;               /* op or fn_id */
-    int type;             /* dray_dtype of the result, or T_NULL */
+    int type;             /* dray_col_type of the result, or T_NULL */
     dray_time_unit unit;
     struct node *a[2];
     char *name;           /* column name / string literal */
@@ -109,7 +109,7 @@ static node *new_node(parser *ps, node_kind k, int type)
 }
 
 static bool is_str(int t) { return t == DRAY_DT_UTF8 || t == DRAY_DT_DICT; }
-static bool is_num(int t) { return dray__dtype_is_numeric((dray_dtype)t) || t == DRAY_DT_BOOL; }
+static bool is_num(int t) { return dray__dtype_is_numeric((dray_col_type)t) || t == DRAY_DT_BOOL; }
 static bool is_time(int t) { return t == DRAY_DT_DATE32 || t == DRAY_DT_TIMESTAMP; }
 
 static node *parse_or(parser *ps);
@@ -171,8 +171,8 @@ out_type:
     node_free(n);
     {
         char buf[64];
-        snprintf(buf, sizeof(buf), "%s and %s", lt == T_NULL ? "null" : dray_dtype_name(lt),
-                 rt == T_NULL ? "null" : dray_dtype_name(rt));
+        snprintf(buf, sizeof(buf), "%s and %s", lt == T_NULL ? "null" : dray_col_type_name(lt),
+                 rt == T_NULL ? "null" : dray_col_type_name(rt));
         return fail(ps, pos, "operands of incompatible types", buf);
     }
 out_free:
@@ -507,9 +507,9 @@ dray_status dray_expr_compile(const char *text, const dray_table *schema_like, d
     return DRAY_OK;
 }
 
-dray_dtype dray_expr_type(const dray_expr *e)
+dray_col_type dray_expr_type(const dray_expr *e)
 {
-    return e->root->type == T_NULL ? DRAY_DT_BOOL : (dray_dtype)e->root->type;
+    return e->root->type == T_NULL ? DRAY_DT_BOOL : (dray_col_type)e->root->type;
 }
 
 void dray_expr_destroy(dray_expr *e)
@@ -572,7 +572,7 @@ static dray_status combine_valid(const ectx *x, const val *a, const val *b, uint
 static dray_status new_result(const ectx *x, int t, dray_time_unit u, uint8_t *valid, bool all_null,
                               dray_column **out)
 {
-    dray_status st = dray__column_alloc((dray_dtype)t, u, x->n, all_null, 0, out);
+    dray_status st = dray__column_alloc((dray_col_type)t, u, x->n, all_null, 0, out);
     if (st) {
         free(valid);
         return st;
@@ -581,7 +581,7 @@ static dray_status new_result(const ectx *x, int t, dray_time_unit u, uint8_t *v
         free(valid);
         memset((*out)->validity, 0, (size_t)dray__bitmap_bytes(x->n));
         memset((*out)->data, 0, t == DRAY_DT_BOOL ? (size_t)dray__bitmap_bytes(x->n)
-                                                    : (size_t)x->n * (size_t)dray__dtype_width((dray_dtype)t));
+                                                    : (size_t)x->n * (size_t)dray__dtype_width((dray_col_type)t));
     } else {
         (*out)->validity = valid;
     }
@@ -918,7 +918,7 @@ static dray_status broadcast(const ectx *x, val *v)
         v->col->chars_len = (int64_t)v->slen * x->n;
         return DRAY_OK;
     }
-    if ((st = dray__column_alloc((dray_dtype)v->type, v->unit, x->n, false, 0, &v->col)))
+    if ((st = dray__column_alloc((dray_col_type)v->type, v->unit, x->n, false, 0, &v->col)))
         return st;
     for (int64_t i = 0; i < x->n; i++) {
         if (v->type == DRAY_DT_FLOAT64)
@@ -1018,10 +1018,10 @@ static dray_status eval_call(const ectx *x, const node *nd, val *out)
         goto done;
     }
     bool with_valid = f != F_ISNULL && f != F_NOTNULL && c->validity;
-    if ((st = dray__column_alloc((dray_dtype)nd->type, c->unit, n, false, 0, &r)))
+    if ((st = dray__column_alloc((dray_col_type)nd->type, c->unit, n, false, 0, &r)))
         goto out;
     if (nd->type == DRAY_DT_DATE32 || nd->type == DRAY_DT_INT64 || nd->type == DRAY_DT_FLOAT64)
-        memset(r->data, 0, (size_t)n * (size_t)dray__dtype_width((dray_dtype)nd->type));
+        memset(r->data, 0, (size_t)n * (size_t)dray__dtype_width((dray_col_type)nd->type));
     if (with_valid && (st = copy_validity(c, r)))
         goto done;
     switch (f) {
@@ -1144,8 +1144,8 @@ static dray_status eval(const ectx *x, const node *nd, val *out)
         dray_column *c = dray_table_column(x->t, (size_t)k);
         if ((int)c->type != nd->type)
             return dray_set_error(DRAY_ETYPE, "expression \"%s\": column '%s' is %s, compiled as %s",
-                                  x->text, nd->name, dray_dtype_name(c->type),
-                                  dray_dtype_name((dray_dtype)nd->type));
+                                  x->text, nd->name, dray_col_type_name(c->type),
+                                  dray_col_type_name((dray_col_type)nd->type));
         out->col = dray_column_retain(c);
         return DRAY_OK;
     }
@@ -1203,7 +1203,7 @@ dray_status dray__expr_eval_mask(const dray_expr *e, const dray_table *t, uint8_
 {
     if (e->root->type != DRAY_DT_BOOL && e->root->type != T_NULL)
         return dray_set_error(DRAY_ETYPE, "filter \"%s\" is %s, not bool", e->text,
-                              dray_dtype_name((dray_dtype)e->root->type));
+                              dray_col_type_name((dray_col_type)e->root->type));
     dray_column *c;
     dray_status st = dray_expr_eval(e, t, &c);
     if (st)

@@ -467,7 +467,7 @@ dray_status dray_frame_groupby(const dray_frame *f, const char *const *keys, siz
                  dray_table_column(f->schema, (size_t)c)->type != DRAY_DT_BOOL)
             st = dray_set_error(DRAY_ETYPE, "groupby: '%s' of %s column '%s'",
                                 agg_names[aggs[a].agg],
-                                dray_dtype_name(dray_table_column(f->schema, (size_t)c)->type),
+                                dray_col_type_name(dray_table_column(f->schema, (size_t)c)->type),
                                 aggs[a].column);
         if (st) {
             free(vals);

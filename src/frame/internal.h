@@ -19,7 +19,7 @@ typedef struct dray__keep {
 
 struct dray_column {
     atomic_int refs;
-    dray_dtype type;
+    dray_col_type type;
     dray_time_unit unit;
     int64_t length;
     int64_t null_count;
@@ -46,13 +46,13 @@ static inline void dray__bit_clear(uint8_t *b, int64_t i) { b[i >> 3] &= (uint8_
 static inline int64_t dray__bitmap_bytes(int64_t n) { return (n + 7) / 8; }
 
 /* dray__dtype_width: bytes per value of a fixed-width type (0 for bool, utf8; 4 for dict). */
-int dray__dtype_width(dray_dtype t);
-bool dray__dtype_is_int(dray_dtype t);
-bool dray__dtype_is_numeric(dray_dtype t);
+int dray__dtype_width(dray_col_type t);
+bool dray__dtype_is_int(dray_col_type t);
+bool dray__dtype_is_numeric(dray_col_type t);
 
 /* dray__column_alloc: a column with uninitialised buffers for n rows: data (and validity when
  * with_validity, all bits valid). For utf8, data is n+1 offsets and chars gets chars_cap bytes. */
-dray_status dray__column_alloc(dray_dtype type, dray_time_unit unit, int64_t n, bool with_validity,
+dray_status dray__column_alloc(dray_col_type type, dray_time_unit unit, int64_t n, bool with_validity,
                                int64_t chars_cap, dray_column **out);
 
 /* dray__column_finish_nulls: counts nulls from the validity bitmap, dropping it when there are none. */
@@ -99,7 +99,7 @@ dray_status dray__sort_rows(dray_column *const *keys, size_t nk, const bool *des
 
 /* ---- Growable builder (CSV reader, kernels) ---- */
 typedef struct dray__builder {
-    dray_dtype type;
+    dray_col_type type;
     dray_time_unit unit;
     int64_t len, cap;    /* rows */
     uint8_t *data;       /* values or int32 offsets (utf8, cap+1) */
@@ -109,7 +109,7 @@ typedef struct dray__builder {
     int64_t chars_len, chars_cap;
 } dray__builder;
 
-dray_status dray__builder_init(dray__builder *b, dray_dtype type, dray_time_unit unit, int64_t cap,
+dray_status dray__builder_init(dray__builder *b, dray_col_type type, dray_time_unit unit, int64_t cap,
                                int64_t chars_cap);
 void dray__builder_fini(dray__builder *b);
 /* dray__builder_grow: room for `rows` more rows (and, for utf8, `chars` more bytes). */

@@ -818,12 +818,12 @@ dray_status dray_frame_join(const dray_frame *left, const dray_frame *right,
         if (a < 0 || b < 0)
             return dray_set_error(DRAY_EINVAL, "join: no column '%s' on the %s", a < 0 ? left_on[k] : right_on[k],
                                   a < 0 ? "left" : "right");
-        dray_dtype ta = dray_table_column(left->schema, (size_t)a)->type,
+        dray_col_type ta = dray_table_column(left->schema, (size_t)a)->type,
                    tb = dray_table_column(right->schema, (size_t)b)->type;
         bool sa = ta == DRAY_DT_UTF8 || ta == DRAY_DT_DICT, sb = tb == DRAY_DT_UTF8 || tb == DRAY_DT_DICT;
         if (sa != sb)
             return dray_set_error(DRAY_ETYPE, "join: key '%s' is %s, '%s' is %s", left_on[k],
-                                  dray_dtype_name(ta), right_on[k], dray_dtype_name(tb));
+                                  dray_col_type_name(ta), right_on[k], dray_col_type_name(tb));
     }
     const char **names = calloc(2 * nkeys + 1, sizeof(*names));
     dray_value spec = dray_null(), kl = dray_null();

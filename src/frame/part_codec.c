@@ -93,7 +93,7 @@ static dray_status decode_column(rd *r, int depth, dray_column **out)
     if (hdr[0] >= DRAY__DT_COUNT || hdr[1] > DRAY_TU_NANO || hdr[2] > 1 || n > (uint64_t)INT32_MAX ||
         n > r->left * 8 + 8)
         return bad("bad column header");
-    dray_dtype t = (dray_dtype)hdr[0];
+    dray_col_type t = (dray_col_type)hdr[0];
     if (t == DRAY_DT_DICT && depth > 0)
         return bad("nested dictionary");
     int64_t len = (int64_t)n;

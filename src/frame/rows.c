@@ -203,7 +203,7 @@ static dray_status radix_sort(const dray_column *c, bool desc, int64_t *idx, int
 dray_status dray__sort_rows(dray_column *const *keys, size_t nk, const bool *desc, int64_t *idx,
                             int64_t n)
 {
-    dray_dtype t = nk == 1 ? keys[0]->type : DRAY_DT_UTF8;
+    dray_col_type t = nk == 1 ? keys[0]->type : DRAY_DT_UTF8;
     if (nk == 1 && (t == DRAY_DT_FLOAT64 || t == DRAY_DT_INT64 || t == DRAY_DT_INT32 ||
                     t == DRAY_DT_DATE32 || t == DRAY_DT_TIMESTAMP))
         return radix_sort(keys[0], desc && desc[0], idx, n);

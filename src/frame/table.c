@@ -340,8 +340,8 @@ dray_status dray_table_concat(dray_table *const *tables, size_t n, dray_table **
                 tables[i]->cols[c]->type != f->cols[c]->type)
                 return dray_set_error(DRAY_EINVAL, "concat: table %zu column %zu is '%s' %s, "
                                       "table 0 has '%s' %s", i, c, tables[i]->names[c],
-                                      dray_dtype_name(tables[i]->cols[c]->type), f->names[c],
-                                      dray_dtype_name(f->cols[c]->type));
+                                      dray_col_type_name(tables[i]->cols[c]->type), f->names[c],
+                                      dray_col_type_name(f->cols[c]->type));
     }
     dray_status st = DRAY_OK;
     dray_column **parts = malloc(n * sizeof(*parts));

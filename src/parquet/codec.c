@@ -1,11 +1,16 @@
 /* Page compression for Parquet through Debian's libraries: snappy (raw blocks), gzip (zlib, gzip
- * framing) and zstd (frames). A compressor keeps its library context for the life of a writer. */
+ * framing), zstd (frames) and LZ4_RAW (lz4 blocks). A compressor keeps its library context for the
+ * life of a writer. */
+#include <lz4.h>
 #include <snappy-c.h>
 #include <stdlib.h>
 #include <zlib.h>
 #include <zstd.h>
+#include <zstd_errors.h>
 
 #include "internal.h"
+
+const char dray__pq_oom[] = "out of memory";
 
 struct pq_compressor {
     int codec, level;
@@ -74,9 +79,23 @@ dray_status dray__pq_compress(pq_compressor *c, const void *src, size_t n, pq_bu
             return DRAY_ENOMEM;
         size_t len = ZSTD_compress2(c->zstd, out->data, cap, src, n);
         if (ZSTD_isError(len))
-            return dray_set_error(DRAY_EIO, "parquet: zstd compression failed: %s",
-                                  ZSTD_getErrorName(len));
+            return dray_set_error(ZSTD_getErrorCode(len) == ZSTD_error_memory_allocation
+                                      ? DRAY_ENOMEM
+                                      : DRAY_EIO,
+                                  "parquet: zstd compression failed: %s", ZSTD_getErrorName(len));
         out->len = len;
+        return DRAY_OK;
+    }
+    case PQ_CODEC_LZ4_RAW: {
+        if (n > LZ4_MAX_INPUT_SIZE)
+            return dray_set_error(DRAY_ERANGE, "parquet: page too large for lz4");
+        size_t cap = (size_t)LZ4_compressBound((int)n);
+        if (!pq_buf_reserve(out, cap))
+            return DRAY_ENOMEM;
+        int len = LZ4_compress_default(src, (char *)out->data, (int)n, (int)cap);
+        if (len <= 0 && n > 0)
+            return dray_set_error(DRAY_EIO, "parquet: lz4 compression failed");
+        out->len = (size_t)len;
         return DRAY_OK;
     }
     case PQ_CODEC_GZIP: {
@@ -103,7 +122,7 @@ static const char *gunzip(const uint8_t *src, size_t n, uint8_t *dst, size_t wan
     z_stream z;
     memset(&z, 0, sizeof(z));
     if (inflateInit2(&z, 15 + 32) != Z_OK) /* gzip or zlib framing, detected */
-        return "cannot start gzip decompression";
+        return dray__pq_oom;
     z.next_in = (Bytef *)src;
     z.avail_in = (uInt)n;
     z.next_out = dst;
@@ -126,7 +145,10 @@ static const char *gunzip(const uint8_t *src, size_t n, uint8_t *dst, size_t wan
     return err;
 }
 
-const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *dst, size_t want)
+void dray__pq_decompress_fini(void *zstd) { ZSTD_freeDCtx(zstd); }
+
+const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *dst, size_t want,
+                                void **zstd)
 {
     switch (codec) {
     case PQ_CODEC_NONE:
@@ -146,13 +168,25 @@ const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t
         if (n > UINT32_MAX || want > UINT32_MAX)
             return "gzip page too large";
         return gunzip(src, n, dst, want);
+    case PQ_CODEC_LZ4_RAW: {
+        if (n > INT32_MAX || want > INT32_MAX)
+            return "lz4 page too large";
+        int got = LZ4_decompress_safe((const char *)src, (char *)dst, (int)n, (int)want);
+        if (got < 0 || (size_t)got != want)
+            return "lz4 data is corrupt or does not match the page size";
+        return NULL;
+    }
     case PQ_CODEC_ZSTD: {
         size_t got = 0;
+        if (!*zstd && !(*zstd = ZSTD_createDCtx()))
+            return dray__pq_oom;
         while (n > 0) { /* a page may hold several frames */
             size_t fsz = ZSTD_findFrameCompressedSize(src, n);
             if (ZSTD_isError(fsz))
                 return "zstd data is corrupt";
-            size_t r = ZSTD_decompress(dst + got, want - got, src, fsz);
+            size_t r = ZSTD_decompressDCtx(*zstd, dst + got, want - got, src, fsz);
+            if (ZSTD_isError(r) && ZSTD_getErrorCode(r) == ZSTD_error_memory_allocation)
+                return dray__pq_oom;
             if (ZSTD_isError(r))
                 return "zstd data is corrupt or larger than the page size";
             got += r;
@@ -164,6 +198,6 @@ const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t
         return NULL;
     }
     default:
-        return "unsupported compression codec (only none, snappy, gzip, zstd)";
+        return "unsupported compression codec (only none, snappy, gzip, zstd, lz4_raw)";
     }
 }

@@ -2,22 +2,6 @@
  * that format v2 writers (DuckDB's PARQUET_VERSION v2 among them) use. Arithmetic wraps in 64 bits. */
 #include "internal.h"
 
-static bool uleb(const uint8_t **p, const uint8_t *end, uint64_t *v)
-{
-    uint64_t x = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*p >= end)
-            return false;
-        uint8_t c = *(*p)++;
-        x |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *v = x;
-            return true;
-        }
-    }
-    return false;
-}
-
 static inline uint64_t unzig(uint64_t u) { return (u >> 1) ^ (0 - (u & 1)); }
 
 /* Reads value j of width w (1..64) bit-packed at p (have bytes); missing bytes read as zero. */
@@ -48,8 +32,8 @@ const char *dray__delta_decode(const uint8_t *p, size_t len, uint64_t *out, size
 {
     const uint8_t *start = p, *end = p + len;
     uint64_t block, nmini, total, first;
-    if (!uleb(&p, end, &block) || !uleb(&p, end, &nmini) || !uleb(&p, end, &total) ||
-        !uleb(&p, end, &first))
+    if (!pq_uleb(&p, end, &block) || !pq_uleb(&p, end, &nmini) || !pq_uleb(&p, end, &total) ||
+        !pq_uleb(&p, end, &first))
         return "delta header ends early";
     if (block == 0 || block % 128 || nmini == 0 || nmini > block || (block / nmini) % 32 ||
         block > (1u << 20))
@@ -64,7 +48,7 @@ const char *dray__delta_decode(const uint8_t *p, size_t len, uint64_t *out, size
     size_t left = total > 0 ? (size_t)(total - 1) : 0; /* values still encoded, read all of them */
     while (left > 0) {
         uint64_t md;
-        if (!uleb(&p, end, &md))
+        if (!pq_uleb(&p, end, &md))
             return "delta block header ends early";
         uint64_t min_delta = unzig(md);
         if ((uint64_t)(end - p) < nmini)

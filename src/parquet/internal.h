@@ -15,7 +15,8 @@ enum { PQ_BOOLEAN = 0, PQ_INT32, PQ_INT64, PQ_INT96, PQ_FLOAT, PQ_DOUBLE, PQ_BYT
 enum { PQ_ENC_PLAIN = 0, PQ_ENC_PLAIN_DICT = 2, PQ_ENC_RLE = 3, PQ_ENC_BIT_PACKED = 4,
        PQ_ENC_DELTA_BINARY_PACKED = 5, PQ_ENC_DELTA_LENGTH_BYTE_ARRAY = 6,
        PQ_ENC_DELTA_BYTE_ARRAY = 7, PQ_ENC_RLE_DICT = 8, PQ_ENC_BYTE_STREAM_SPLIT = 9 };
-enum { PQ_CODEC_NONE = 0, PQ_CODEC_SNAPPY = 1, PQ_CODEC_GZIP = 2, PQ_CODEC_ZSTD = 6 };
+enum { PQ_CODEC_NONE = 0, PQ_CODEC_SNAPPY = 1, PQ_CODEC_GZIP = 2, PQ_CODEC_ZSTD = 6,
+       PQ_CODEC_LZ4_RAW = 7 };
 enum { PQ_PAGE_DATA = 0, PQ_PAGE_INDEX = 1, PQ_PAGE_DICT = 2, PQ_PAGE_DATA_V2 = 3 };
 enum { PQ_CT_NONE = -1, PQ_CT_UTF8 = 0, PQ_CT_DATE = 6, PQ_CT_TS_MILLIS = 9, PQ_CT_TS_MICROS = 10,
        PQ_CT_UINT_8 = 11, PQ_CT_UINT_16, PQ_CT_UINT_32, PQ_CT_UINT_64, PQ_CT_INT_8, PQ_CT_INT_16,
@@ -59,6 +60,24 @@ static inline void pq_buf_u32le(pq_buf *b, uint32_t v)
 }
 void dray__pq_buf_varint(pq_buf *b, uint64_t v);
 void dray__pq_buf_free(pq_buf *b);
+
+/* pq_uleb: reads an unsigned LEB128 varint at *p (before end) into *v; false when it ends early or
+ * runs past 64 bits. */
+static inline bool pq_uleb(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 64; shift += 7) {
+        if (*p >= end)
+            return false;
+        uint8_t c = *(*p)++;
+        x |= (uint64_t)(c & 0x7f) << shift;
+        if (!(c & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
 
 static inline uint32_t pq_load_u32le(const uint8_t *p)
 {
@@ -173,14 +192,20 @@ const char *dray__rle_decode_bitmap(const uint8_t *p, size_t len, uint8_t *out, 
  * size in bytes (all its values are walked). Returns NULL or a static reason. */
 const char *dray__delta_decode(const uint8_t *p, size_t len, uint64_t *out, size_t n, size_t *used);
 
+/* The static reason parsers and codecs give when an allocation failed (compared by address). */
+extern const char dray__pq_oom[];
+
 /* ---- Compression ---- */
 typedef struct pq_compressor pq_compressor;
 dray_status dray__pq_compressor_create(int codec, int level, pq_compressor **out);
 void dray__pq_compressor_destroy(pq_compressor *c);
 /* Compresses [src, src+n) into out (replacing its contents). */
 dray_status dray__pq_compress(pq_compressor *c, const void *src, size_t n, pq_buf *out);
-/* Decompresses exactly `want` bytes into dst; returns NULL or a static reason. */
-const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *dst, size_t want);
+/* Decompresses exactly `want` bytes into dst; returns NULL or a static reason. *zstd caches a zstd
+ * context between calls (start with NULL, free with dray__pq_decompress_fini). */
+const char *dray__pq_decompress(int codec, const uint8_t *src, size_t n, uint8_t *dst, size_t want,
+                                void **zstd);
+void dray__pq_decompress_fini(void *zstd);
 
 /* ---- Arrow column types we speak ---- */
 enum { AK_I8, AK_I16, AK_I32, AK_I64, AK_U8, AK_U16, AK_U32, AK_U64, AK_F32, AK_F64, AK_BOOL,

@@ -159,10 +159,6 @@ static dray_status map_column(dray_parquet_file *f, int i, pq_rcol *c)
     }
     if (fmt)
         snprintf(c->fmt, sizeof(c->fmt), "%s", fmt);
-    if (strcmp(c->fmt, "z") == 0) {
-        c->at.kind = AK_UTF8; /* same layout */
-        return DRAY_OK;
-    }
     if (!dray__pq_parse_format(c->fmt, &c->at))
         return ferr(f, "internal format mapping failed");
     return DRAY_OK;
@@ -176,10 +172,11 @@ static dray_status build_columns(dray_parquet_file *f)
         return dray_set_error(DRAY_EUNSUPPORTED,
                               "parquet: '%s': nested schemas (groups, lists, maps) are not supported",
                               f->path);
-    f->ncols = m->nschema - 1;
-    f->cols = calloc(f->ncols ? (size_t)f->ncols : 1, sizeof(*f->cols));
+    int n = m->nschema - 1;
+    f->cols = calloc(n ? (size_t)n : 1, sizeof(*f->cols));
     if (!f->cols)
-        return DRAY_ENOMEM;
+        return dray_set_error(DRAY_ENOMEM, "parquet: '%s': out of memory", f->path);
+    f->ncols = n;
     for (int i = 0; i < f->ncols; i++) {
         pq_rcol *c = &f->cols[i];
         c->se = &m->schema[i + 1];
@@ -247,7 +244,7 @@ static dray_status open_common(dray_parquet_file *f)
     f->footer_start = f->size - 8 - flen;
     const char *why = dray__pq_meta_parse(f->data + f->footer_start, flen, &f->meta);
     if (why) {
-        if (strcmp(why, "out of memory") == 0)
+        if (why == dray__pq_oom)
             return dray_set_error(DRAY_ENOMEM, "parquet: '%s': out of memory", f->path);
         return dray_set_error(DRAY_EFORMAT, "parquet: '%s': corrupt footer: %s", f->path, why);
     }
@@ -603,10 +600,14 @@ typedef struct dec_ctx {
     size_t idx_cap;
     uint64_t *u64, *u64b;
     size_t u64_cap, u64b_cap;
+    void *zstd; /* decompression context, made on first use */
 } dec_ctx;
 
 static dray_status derr(const dec_ctx *d, const char *what)
 {
+    if (what == dray__pq_oom)
+        return dray_set_error(DRAY_ENOMEM, "parquet: '%s': row group %d column '%s': out of memory",
+                              d->f->path, d->rg, d->c->name);
     return dray_set_error(DRAY_EFORMAT, "parquet: '%s': row group %d column '%s': %s", d->f->path,
                           d->rg, d->c->name, what);
 }
@@ -638,7 +639,7 @@ static dray_status page_body(dec_ctx *d, const uint8_t *src, size_t n, size_t wa
         return derr(d, "page larger than 2 GiB");
     if (!grow_scratch((void **)&d->page, &d->page_cap, want + 8, 1))
         return DRAY_ENOMEM;
-    const char *why = dray__pq_decompress(d->ch->codec, src, n, d->page, want);
+    const char *why = dray__pq_decompress(d->ch->codec, src, n, d->page, want, &d->zstd);
     if (why)
         return derr(d, why);
     *out = d->page;
@@ -654,7 +655,7 @@ static dray_status read_dict(dec_ctx *d, const pq_page_header *h, const uint8_t 
     if (d->c->ptype == PQ_BOOLEAN)
         return derr(d, "dictionary page in a boolean column");
     size_t want = (size_t)h->uncompressed_size;
-    d->dict_buf = malloc(want + 1);
+    d->dict_buf = malloc(want + 16); /* slack for 16-byte copies of short entries */
     if (!d->dict_buf)
         return DRAY_ENOMEM;
     if (d->ch->codec == PQ_CODEC_NONE) {
@@ -662,7 +663,7 @@ static dray_status read_dict(dec_ctx *d, const pq_page_header *h, const uint8_t 
             return derr(d, "dictionary page size mismatch");
         memcpy(d->dict_buf, src, n);
     } else {
-        const char *why = dray__pq_decompress(d->ch->codec, src, n, d->dict_buf, want);
+        const char *why = dray__pq_decompress(d->ch->codec, src, n, d->dict_buf, want, &d->zstd);
         if (why)
             return derr(d, why);
     }
@@ -700,8 +701,13 @@ static dray_status read_dict(dec_ctx *d, const pq_page_header *h, const uint8_t 
 static inline void put_fixed(const pq_rcol *c, uint8_t *dst, const uint8_t *src)
 {
     switch (c->conv) {
-    case CONV_NONE:
-        memcpy(dst, src, (size_t)c->at.width);
+    case CONV_NONE: /* constant sizes: no memcpy call per value */
+        if (c->at.width == 8)
+            memcpy(dst, src, 8);
+        else if (c->at.width == 4)
+            memcpy(dst, src, 4);
+        else
+            memcpy(dst, src, (size_t)c->at.width);
         return;
     case CONV_NARROW: {
         int32_t x;
@@ -853,6 +859,16 @@ static dray_status decode_v2_values(dec_ctx *d, col_out *o, int enc, const uint8
     return DRAY_OK;
 }
 
+/* Moves k dense values of type T at out[0..k) to the valid rows of out[0..nv), zeroing null slots;
+ * from the back, so nothing is overwritten before it moves. */
+#define SPREAD(T)                                                                                  \
+    do {                                                                                           \
+        T *o_ = (T *)(void *)out;                                                                  \
+        int64_t j_ = (int64_t)k - 1;                                                               \
+        for (int64_t i_ = nv - 1; i_ >= 0; i_--)                                                   \
+            o_[i_] = bit_at(valid, r0 + i_) ? o_[j_--] : 0;                                        \
+    } while (0)
+
 /* Decodes the values of one data page: rows [r0, r0+nv) with k non-null values in [v, v+vlen). */
 static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t *v, size_t vlen,
                                  int64_t r0, int64_t nv, size_t k)
@@ -877,15 +893,26 @@ static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t 
             if (d->idx[j] >= d->dict_n)
                 return derr(d, "dictionary index out of range");
         if (c->ptype == PQ_BYTE_ARRAY) {
-            size_t j = 0;
+            size_t total = 16; /* slack for the 16-byte copies below */
+            for (size_t j = 0; j < k; j++)
+                total += d->dict_len[d->idx[j]];
+            if ((st = reserve_str(d, o, total)))
+                return st;
+            uint8_t *sd = o->sdata;
+            size_t len = o->sdata_len, j = 0;
             for (int64_t r = r0; r < r0 + nv; r++) {
                 if (dense || bit_at(valid, r)) {
-                    uint32_t e = d->idx[j++];
-                    if ((st = append_str(d, o, d->dict_buf + d->dict_off[e], d->dict_len[e])))
-                        return st;
+                    uint32_t e = d->idx[j++], n = d->dict_len[e];
+                    const uint8_t *src = d->dict_buf + d->dict_off[e];
+                    if (n <= 16) /* dict_buf and the output both have 16 bytes of slack */
+                        memcpy(sd + len, src, 16);
+                    else
+                        memcpy(sd + len, src, n);
+                    len += n;
                 }
-                o->offs[r + 1] = (int32_t)o->sdata_len;
+                o->offs[r + 1] = (int32_t)len;
             }
+            o->sdata_len = len;
             return DRAY_OK;
         }
         int W = c->at.width, P = c->pwidth;
@@ -954,6 +981,8 @@ static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t 
                               enc >= 0 && enc <= 9 ? names[enc] : "(unknown)");
     }
     if (c->ptype == PQ_BYTE_ARRAY) {
+        if ((st = reserve_str(d, o, vlen))) /* the page holds at least the strings' bytes */
+            return st;
         size_t p = 0;
         for (int64_t r = r0; r < r0 + nv; r++) {
             if (dense || bit_at(valid, r)) {
@@ -963,8 +992,8 @@ static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t 
                 p += 4;
                 if (len > vlen - p)
                     return derr(d, "string runs past the page");
-                if ((st = append_str(d, o, v + p, len)))
-                    return st;
+                memcpy(o->sdata + o->sdata_len, v + p, len);
+                o->sdata_len += len;
                 p += len;
             }
             o->offs[r + 1] = (int32_t)o->sdata_len;
@@ -978,12 +1007,11 @@ static dray_status decode_values(dec_ctx *d, col_out *o, int enc, const uint8_t 
     if (c->conv == CONV_NONE) {
         memcpy(out, v, k * (size_t)W);
         if (!dense) { /* spread the dense values to their rows, from the back */
-            int64_t j = (int64_t)k - 1;
-            for (int64_t i = nv - 1; i >= 0; i--) {
-                if (bit_at(valid, r0 + i))
-                    memmove(out + i * W, out + j-- * W, (size_t)W);
-                else
-                    memset(out + i * W, 0, (size_t)W);
+            switch (W) {
+            case 8: SPREAD(uint64_t); break;
+            case 4: SPREAD(uint32_t); break;
+            case 2: SPREAD(uint16_t); break;
+            default: SPREAD(uint8_t); break;
             }
         }
         return DRAY_OK;
@@ -1168,6 +1196,7 @@ out_scratch:
     free(d.idx);
     free(d.u64);
     free(d.u64b);
+    dray__pq_decompress_fini(d.zstd);
     return st;
 }
 
@@ -1204,8 +1233,10 @@ dray_status dray_parquet_read_row_group(const dray_parquet_file *f, int rg, cons
     a.release = release_array;
     for (size_t i = 0; i < ncols; i++) {
         struct ArrowArray *c = calloc(1, sizeof(*c));
-        if (!c)
+        if (!c) {
+            st = DRAY_ENOMEM;
             goto out_release;
+        }
         if ((st = read_column(f, rg, cols ? cols[i] : (int)i, c)) != DRAY_OK) {
             free(c);
             goto out_release;

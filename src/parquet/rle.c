@@ -98,23 +98,6 @@ void dray__rle_encode_bitmap(pq_buf *b, const uint8_t *bits, int64_t off, size_t
     b->len += groups;
 }
 
-/* Reads the run header at *p; returns false on malformed input. */
-static bool run_header(const uint8_t **p, const uint8_t *end, uint64_t *h)
-{
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (*p >= end)
-            return false;
-        uint8_t c = *(*p)++;
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80)) {
-            *h = v;
-            return true;
-        }
-    }
-    return false;
-}
-
 const char *dray__rle_decode(const uint8_t *p, size_t len, int w, uint32_t *out, size_t n)
 {
     const uint8_t *end = p + len;
@@ -125,7 +108,7 @@ const char *dray__rle_decode(const uint8_t *p, size_t len, int w, uint32_t *out,
     int vbytes = (w + 7) / 8;
     while (k < n) {
         uint64_t h;
-        if (!run_header(&p, end, &h))
+        if (!pq_uleb(&p, end, &h))
             return "RLE/bit-packed data ends early";
         if (h & 1) {
             uint64_t groups = h >> 1;
@@ -199,7 +182,7 @@ const char *dray__rle_decode_bitmap(const uint8_t *p, size_t len, uint8_t *out, 
     size_t k = 0, cnt = 0;
     while (k < n) {
         uint64_t h;
-        if (!run_header(&p, end, &h))
+        if (!pq_uleb(&p, end, &h))
             return "definition levels end early";
         if (h & 1) {
             uint64_t groups = h >> 1;
@@ -209,7 +192,16 @@ const char *dray__rle_decode_bitmap(const uint8_t *p, size_t len, uint8_t *out, 
             size_t take = (size_t)groups * 8 < n - k ? (size_t)groups * 8 : n - k;
             if ((take + 7) / 8 > have)
                 return "bit-packed definition levels longer than their data";
-            for (size_t i = 0; i < take; i++) {
+            size_t i = 0;
+            if (((off + (int64_t)k) & 7) == 0) { /* aligned: the levels are the bitmap's bytes */
+                size_t whole = take / 8;
+                uint8_t *dst = out + ((off + (int64_t)k) >> 3);
+                memcpy(dst, p, whole);
+                for (size_t b = 0; b < whole; b++)
+                    cnt += (size_t)__builtin_popcount(dst[b]);
+                i = whole * 8;
+            }
+            for (; i < take; i++) {
                 bool v = p[i >> 3] >> (i & 7) & 1;
                 put_bit(out, off + (int64_t)(k + i), v);
                 cnt += v;

@@ -116,19 +116,12 @@ static void tr_fail(pq_tr *r, const char *why)
 
 static uint64_t tr_varint(pq_tr *r)
 {
-    uint64_t v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-        if (r->p >= r->end) {
-            tr_fail(r, "metadata ends inside a number");
-            return 0;
-        }
-        uint8_t c = *r->p++;
-        v |= (uint64_t)(c & 0x7f) << shift;
-        if (!(c & 0x80))
-            return v;
+    uint64_t v;
+    if (!pq_uleb(&r->p, r->end, &v)) {
+        tr_fail(r, "metadata ends inside a number or has an overlong one");
+        return 0;
     }
-    tr_fail(r, "metadata has an overlong number");
-    return 0;
+    return v;
 }
 
 static int64_t tr_zigzag(pq_tr *r)
@@ -393,7 +386,7 @@ static void parse_rowgroup(pq_tr *r, pq_rowgroup *g)
             }
             g->chunks = calloc(n ? n : 1, sizeof(*g->chunks));
             if (!g->chunks) {
-                tr_fail(r, "out of memory");
+                tr_fail(r, dray__pq_oom);
                 return;
             }
             g->nchunks = (int)n;
@@ -537,7 +530,7 @@ const char *dray__pq_meta_parse(const uint8_t *p, size_t n, pq_meta *m)
             }
             m->schema = calloc(cnt, sizeof(*m->schema));
             if (!m->schema) {
-                tr_fail(&r, "out of memory");
+                tr_fail(&r, dray__pq_oom);
                 break;
             }
             m->nschema = (int)cnt;
@@ -557,7 +550,7 @@ const char *dray__pq_meta_parse(const uint8_t *p, size_t n, pq_meta *m)
             }
             m->rgs = calloc(cnt ? cnt : 1, sizeof(*m->rgs));
             if (!m->rgs) {
-                tr_fail(&r, "out of memory");
+                tr_fail(&r, dray__pq_oom);
                 break;
             }
             m->nrgs = (int)cnt;

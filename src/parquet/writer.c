@@ -64,7 +64,8 @@ bool dray__pq_parse_format(const char *fmt, pq_atype *t)
         int kind, width;
     } simple[] = {{'c', AK_I8, 1},  {'s', AK_I16, 2}, {'i', AK_I32, 4}, {'l', AK_I64, 8},
                   {'C', AK_U8, 1},  {'S', AK_U16, 2}, {'I', AK_U32, 4}, {'L', AK_U64, 8},
-                  {'f', AK_F32, 4}, {'g', AK_F64, 8}, {'b', AK_BOOL, 0}, {'u', AK_UTF8, 0}};
+                  {'f', AK_F32, 4}, {'g', AK_F64, 8}, {'b', AK_BOOL, 0}, {'u', AK_UTF8, 0},
+                  {'z', AK_UTF8, 0}}; /* binary: a utf8 layout without the STRING annotation */
     memset(t, 0, sizeof(*t));
     if (!fmt || !fmt[0])
         return false;
@@ -260,8 +261,9 @@ dray_status dray_parquet_writer_open(const char *path, const struct ArrowSchema 
         w->opts.dictionary_max_bytes = 1 << 20;
     if (!(w->path = strdup(path)))
         goto out_free;
-    static const int codecs[] = {PQ_CODEC_NONE, PQ_CODEC_SNAPPY, PQ_CODEC_GZIP, PQ_CODEC_ZSTD};
-    if ((unsigned)w->opts.codec > DRAY_PARQUET_ZSTD) {
+    static const int codecs[] = {PQ_CODEC_NONE, PQ_CODEC_SNAPPY, PQ_CODEC_GZIP, PQ_CODEC_ZSTD,
+                                 PQ_CODEC_LZ4_RAW};
+    if ((unsigned)w->opts.codec > DRAY_PARQUET_LZ4_RAW) {
         st = dray_set_error(DRAY_EINVAL, "parquet: '%s': unknown codec %d", path, w->opts.codec);
         goto out_free;
     }
@@ -320,7 +322,21 @@ static inline int64_t get_int(const void *buf, int kind, int64_t i)
     }
 }
 
-static uint64_t hash_bytes(const uint8_t *p, size_t n)
+/* The last n < 8 bytes at p as one little-endian word, without a variable-length memcpy call. */
+static inline uint64_t load_tail(const uint8_t *p, size_t n)
+{
+    uint32_t a, b;
+    if (n >= 4) { /* two overlapping 4-byte loads */
+        memcpy(&a, p, 4);
+        memcpy(&b, p + n - 4, 4);
+        return (uint64_t)a | (uint64_t)b << 32;
+    }
+    if (n == 0)
+        return 0;
+    return (uint64_t)p[0] | (uint64_t)p[n / 2] << 8 | (uint64_t)p[n - 1] << 16;
+}
+
+static inline uint64_t hash_bytes(const uint8_t *p, size_t n)
 {
     uint64_t h = 0x9e3779b97f4a7c15ull ^ (n * 0xff51afd7ed558ccdull);
     while (n >= 8) {
@@ -331,10 +347,11 @@ static uint64_t hash_bytes(const uint8_t *p, size_t n)
         p += 8;
         n -= 8;
     }
-    uint64_t x = 0;
-    memcpy(&x, p, n);
-    h = (h ^ x) * 0xc4ceb9fe1a85ec53ull;
-    return h ^ (h >> 32);
+    h = (h ^ load_tail(p, n)) * 0xc4ceb9fe1a85ec53ull;
+    /* final mix so every input bit reaches the low bits that index the table */
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
 }
 
 static void dict_reset(pq_dict *d)
@@ -363,6 +380,17 @@ static bool dict_grow_table(pq_dict *d)
     return true;
 }
 
+static inline bool bytes_equal(const uint8_t *a, const uint8_t *b, uint32_t n)
+{
+    if (n <= 8) { /* short strings: no call */
+        for (uint32_t i = 0; i < n; i++)
+            if (a[i] != b[i])
+                return false;
+        return true;
+    }
+    return memcmp(a, b, n) == 0;
+}
+
 /* Index of string p[0..n) in d, inserting it; -1 out of memory. */
 static int64_t dict_find_or_add(pq_dict *d, const uint8_t *p, uint32_t n)
 {
@@ -375,7 +403,7 @@ static int64_t dict_find_or_add(pq_dict *d, const uint8_t *p, uint32_t n)
         if (!e)
             break;
         e--;
-        if (d->hash[e] == h && d->len[e] == n && memcmp(d->ptr[e], p, n) == 0)
+        if (d->hash[e] == h && d->len[e] == n && bytes_equal(d->ptr[e], p, n))
             return e;
         s = (s + 1) & (d->tcap - 1);
     }
@@ -435,9 +463,25 @@ static inline void str_at(const chunk_view *v, int64_t row, const uint8_t **p, u
     *n = (uint32_t)(v->soff[k + 1] - v->soff[k]);
 }
 
+static inline uint64_t load_be_prefix(const uint8_t *p, uint32_t n)
+{
+    uint64_t x = 0;
+    if (n >= 8)
+        memcpy(&x, p, 8);
+    else
+        for (uint32_t i = 0; i < n; i++)
+            x |= (uint64_t)p[i] << (8 * i);
+    return __builtin_bswap64(x);
+}
+
+/* Unsigned byte-wise order (Parquet's for strings), shorter first on a tie. */
 static inline int bytes_cmp(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t bn)
 {
-    int c = memcmp(a, b, an < bn ? an : bn);
+    uint64_t x = load_be_prefix(a, an), y = load_be_prefix(b, bn);
+    if (x != y) /* zero padding keeps the order of the first 8 bytes */
+        return x < y ? -1 : 1;
+    uint32_t m = an < bn ? an : bn;
+    int c = m > 8 ? memcmp(a + 8, b + 8, m - 8) : 0;
     return c ? c : (an > bn) - (an < bn);
 }
 
@@ -455,60 +499,66 @@ static void stat_str(chunk_stats *s, const uint8_t *p, uint32_t n)
         s->bmax = p, s->bmax_len = n;
 }
 
-/* Fixed-width statistics over the chunk's valid values, in one pass per type. */
+/* Min/max of the valid values of one C type T into locals, then into s->LO/s->HI (as U). Floats skip
+ * NaN. Separate loops for the no-null case keep them tight. */
+#define PQ_MINMAX(T, U, LO, HI, SKIP)                                                              \
+    do {                                                                                           \
+        const T *x = (const T *)v->vals + v->off;                                                  \
+        T lo = 0, hi = 0;                                                                          \
+        bool any = false;                                                                          \
+        for (int64_t r = 0; r < v->n; r++) {                                                       \
+            if ((v->valid && !is_valid(v->valid, v->off + r)) || SKIP(x[r]))                      \
+                continue;                                                                          \
+            if (!any) {                                                                            \
+                lo = hi = x[r];                                                                    \
+                any = true;                                                                        \
+            }                                                                                      \
+            lo = x[r] < lo ? x[r] : lo;                                                            \
+            hi = x[r] > hi ? x[r] : hi;                                                            \
+        }                                                                                          \
+        s->any = any;                                                                              \
+        s->LO = (U)lo;                                                                             \
+        s->HI = (U)hi;                                                                             \
+    } while (0)
+#define PQ_NEVER(x) ((void)(x), 0)
+#define PQ_ISNAN(x) isnan(x)
+
+/* Fixed-width statistics over the chunk's valid values. */
 static void stats_fixed(const chunk_view *v, chunk_stats *s)
 {
-    int kind = v->col->at.kind;
-    for (int64_t r = 0; r < v->n; r++) {
-        int64_t i = v->off + r;
-        if (!is_valid(v->valid, i))
-            continue;
-        if (kind == AK_F32 || kind == AK_F64) {
-            double x = kind == AK_F32 ? ((const float *)v->vals)[i] : ((const double *)v->vals)[i];
-            if (isnan(x))
-                continue;
-            if (!s->any) {
-                s->any = true;
-                s->fmin = s->fmax = x;
-            } else {
-                if (x < s->fmin)
-                    s->fmin = x;
-                if (x > s->fmax)
-                    s->fmax = x;
-            }
-        } else if (kind == AK_BOOL) {
-            int64_t x = ((const uint8_t *)v->vals)[i >> 3] >> (i & 7) & 1;
-            if (!s->any) {
-                s->any = true;
-                s->imin = s->imax = x;
-            } else {
-                s->imin = x < s->imin ? x : s->imin;
-                s->imax = x > s->imax ? x : s->imax;
-            }
-        } else if (kind == AK_U8 || kind == AK_U16 || kind == AK_U32 || kind == AK_U64) {
-            uint64_t x = (uint64_t)get_int(v->vals, kind, i);
-            if (!s->any) {
-                s->any = true;
-                s->umin = s->umax = x;
-            } else {
-                s->umin = x < s->umin ? x : s->umin;
-                s->umax = x > s->umax ? x : s->umax;
-            }
-        } else {
-            int64_t x = get_int(v->vals, kind, i);
-            if (!s->any) {
-                s->any = true;
-                s->imin = s->imax = x;
-            } else {
-                s->imin = x < s->imin ? x : s->imin;
-                s->imax = x > s->imax ? x : s->imax;
-            }
+    switch (v->col->at.kind) {
+    case AK_I8: PQ_MINMAX(int8_t, int64_t, imin, imax, PQ_NEVER); break;
+    case AK_I16: PQ_MINMAX(int16_t, int64_t, imin, imax, PQ_NEVER); break;
+    case AK_I32: case AK_DATE32: PQ_MINMAX(int32_t, int64_t, imin, imax, PQ_NEVER); break;
+    case AK_I64: case AK_TS: PQ_MINMAX(int64_t, int64_t, imin, imax, PQ_NEVER); break;
+    case AK_U8: PQ_MINMAX(uint8_t, uint64_t, umin, umax, PQ_NEVER); break;
+    case AK_U16: PQ_MINMAX(uint16_t, uint64_t, umin, umax, PQ_NEVER); break;
+    case AK_U32: PQ_MINMAX(uint32_t, uint64_t, umin, umax, PQ_NEVER); break;
+    case AK_U64: PQ_MINMAX(uint64_t, uint64_t, umin, umax, PQ_NEVER); break;
+    case AK_F32: PQ_MINMAX(float, double, fmin, fmax, PQ_ISNAN); break;
+    case AK_F64: PQ_MINMAX(double, double, fmin, fmax, PQ_ISNAN); break;
+    case AK_BOOL: {
+        const uint8_t *bits = v->vals;
+        bool seen[2] = {false, false};
+        for (int64_t r = 0; r < v->n && !(seen[0] && seen[1]); r++) {
+            int64_t i = v->off + r;
+            if (is_valid(v->valid, i))
+                seen[bits[i >> 3] >> (i & 7) & 1] = true;
         }
+        s->any = seen[0] || seen[1];
+        s->imin = seen[0] ? 0 : 1;
+        s->imax = seen[1] ? 1 : 0;
+        break;
+    }
+    default: break;
     }
 }
 
 /* Timestamps in seconds are stored as milliseconds (Parquet has no seconds unit). */
-static inline int64_t ts_scale(const pq_wcol *c) { return c->at.kind == AK_TS && c->at.unit == 0 ? 1000 : 1; }
+static inline int64_t ts_scale(const pq_wcol *c)
+{
+    return c->at.kind == AK_TS && c->at.unit == 0 ? 1000 : 1;
+}
 
 /* PLAIN bytes of one stat value into b. */
 static void plain_stat(const pq_wcol *c, const chunk_stats *s, bool max, pq_buf *b)
@@ -519,7 +569,8 @@ static void plain_stat(const pq_wcol *c, const chunk_stats *s, bool max, pq_buf 
         break;
     case PQ_INT32: {
         bool u = c->at.kind == AK_U8 || c->at.kind == AK_U16 || c->at.kind == AK_U32;
-        int32_t x = u ? (int32_t)(uint32_t)(max ? s->umax : s->umin) : (int32_t)(max ? s->imax : s->imin);
+        int32_t x = u ? (int32_t)(uint32_t)(max ? s->umax : s->umin)
+                      : (int32_t)(max ? s->imax : s->imin);
         pq_buf_put(b, &x, 4);
         break;
     }
@@ -939,7 +990,7 @@ static dray_status check_batch(dray_parquet_writer *w, const struct ArrowArray *
         const struct ArrowArray *a = b->children[i];
         const pq_wcol *c = &w->cols[i];
         int64_t need = b->offset + b->length;
-        if (!a || a->length + a->offset < need || a->offset < 0)
+        if (!a || a->length < need || a->offset < 0)
             return dray_set_error(DRAY_EINVAL, "parquet: '%s': column '%s' is shorter than the batch",
                                   w->path, c->name);
         int nb = c->at.kind == AK_UTF8 && !c->is_dict ? 3 : 2;
@@ -1009,7 +1060,7 @@ static void put_schema_leaf(pq_buf *m, const pq_wcol *c)
     dray__tc_fi32(m, &last, 3, 1); /* OPTIONAL */
     dray__tc_fbin(m, &last, 4, c->name, strlen(c->name));
     int ct = PQ_CT_NONE, bits = 0;
-    bool is_signed = true;
+    bool is_signed = true, binary = strcmp(c->format, "z") == 0;
     switch (c->at.kind) {
     case AK_I8: ct = PQ_CT_INT_8, bits = 8; break;
     case AK_I16: ct = PQ_CT_INT_16, bits = 16; break;
@@ -1019,7 +1070,7 @@ static void put_schema_leaf(pq_buf *m, const pq_wcol *c)
     case AK_U16: ct = PQ_CT_UINT_16, bits = 16, is_signed = false; break;
     case AK_U32: ct = PQ_CT_UINT_32, bits = 32, is_signed = false; break;
     case AK_U64: ct = PQ_CT_UINT_64, bits = 64, is_signed = false; break;
-    case AK_UTF8: ct = PQ_CT_UTF8; break;
+    case AK_UTF8: ct = binary ? PQ_CT_NONE : PQ_CT_UTF8; break;
     case AK_DATE32: ct = PQ_CT_DATE; break;
     case AK_TS: {
         int unit = c->at.unit == 0 ? PQ_UNIT_MILLIS : c->at.unit;
@@ -1034,7 +1085,7 @@ static void put_schema_leaf(pq_buf *m, const pq_wcol *c)
     }
     if (ct != PQ_CT_NONE)
         dray__tc_fi32(m, &last, 6, ct);
-    if (c->at.kind == AK_F32 || c->at.kind == AK_F64 || c->at.kind == AK_BOOL) {
+    if (c->at.kind == AK_F32 || c->at.kind == AK_F64 || c->at.kind == AK_BOOL || binary) {
         tc_stop(m);
         return;
     }

@@ -219,6 +219,10 @@ TEST(extension_values)
 
 TEST(status_strings)
 {
+    /* A message built from the current message keeps it. */
+    dray_set_error(DRAY_EIO, "disk on fire");
+    dray_set_error(DRAY_ETASK, "load: %s", dray_last_error());
+    ASSERT_STREQ(dray_last_error(), "load: disk on fire");
     ASSERT_STREQ(dray_status_str(DRAY_ENOMEM), "out of memory");
     ASSERT_STREQ(dray_status_name(DRAY_ETIMEDOUT), "DRAY_ETIMEDOUT");
     ASSERT_STREQ(dray_status_str((dray_status)-999), "unknown status");

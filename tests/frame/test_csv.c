@@ -34,7 +34,7 @@ TEST(inference)
                              "-7,,false,1970-01-01,2024-01-01T10:00:00.5,NA,\n"
                              "NA,2e3,True,,,\"y\",\n", NULL);
     ASSERT_EQ(dray_table_num_rows(t), 3);
-    static const dray_dtype want[7] = {DRAY_DT_INT64, DRAY_DT_FLOAT64, DRAY_DT_BOOL, DRAY_DT_DATE32,
+    static const dray_col_type want[7] = {DRAY_DT_INT64, DRAY_DT_FLOAT64, DRAY_DT_BOOL, DRAY_DT_DATE32,
                                        DRAY_DT_TIMESTAMP, DRAY_DT_UTF8, DRAY_DT_FLOAT64};
     for (int c = 0; c < 7; c++)
         ASSERT_EQ(dray_column_type(dray_table_column(t, (size_t)c)), want[c]);

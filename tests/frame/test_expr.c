@@ -39,7 +39,7 @@ static dray_table *make(void)
     return t;
 }
 
-static dray_column *eval(const dray_table *t, const char *text, dray_dtype want)
+static dray_column *eval(const dray_table *t, const char *text, dray_col_type want)
 {
     dray_expr *e;
     ASSERT_OK(dray_expr_compile(text, t, &e));

@@ -11,8 +11,11 @@
 //   node oracle.mjs duckdb-stats-check FILE RG    "ok" when the statistics match the data (RG rows/group)
 //   node oracle.mjs duckdb-stats FILE             row group, column, min, max, null count per chunk
 //   node oracle.mjs duckdb-write OUT CODEC DICT VERSION ROWS RGSIZE   writes the test table, prints it
+//   node oracle.mjs dump-files FILE...            writes FILE.duckdb.txt and FILE.hyparquet.txt for each
+//   node oracle.mjs duckdb-write-many SPEC...     SPEC = OUT,CODEC,DICT,VERSION,ROWS,RGSIZE: writes OUT
+//                                                 and OUT.want.txt (DuckDB's reading) for each
 import { createRequire } from 'node:module'
-import { readFileSync } from 'node:fs'
+import { readFileSync, writeFileSync } from 'node:fs'
 
 const require = createRequire(process.env.DRAY_NPM_DIR + '/node_modules/')
 const duck = await import(require.resolve('@duckdb/node-api'))
@@ -147,23 +150,35 @@ function testTableSql(rows) {
   FROM range(${rows}) t(i)`
 }
 
+async function duckdbWrite(conn, out, codec, dict, version, rows, rgsize) {
+  const opts = [`FORMAT parquet`, `COMPRESSION ${codec}`, `ROW_GROUP_SIZE ${rgsize}`, `PARQUET_VERSION ${version}`]
+  if (dict === '0') opts.push('DICTIONARY_SIZE_LIMIT 0')
+  await conn.run(`COPY (${testTableSql(Number(rows))}) TO ${q(out)} (${opts.join(', ')})`)
+  return duckdbDump(conn, out)
+}
+
 const [cmd, ...args] = process.argv.slice(2)
-const conn = cmd.startsWith('duckdb') ? await connect() : null
+const conn = cmd.startsWith('duckdb') || cmd === 'dump-files' ? await connect() : null
 if (conn) await conn.run("SET TimeZone = 'UTC'")
 switch (cmd) {
   case 'duckdb-dump': process.stdout.write(await duckdbDump(conn, args[0])); break
+  case 'dump-files':
+    for (const f of args) {
+      writeFileSync(f + '.duckdb.txt', await duckdbDump(conn, f))
+      writeFileSync(f + '.hyparquet.txt', await hyparquetDump(f))
+    }
+    break
   case 'hyparquet-dump': process.stdout.write(await hyparquetDump(args[0])); break
   case 'duckdb-schema': process.stdout.write(await duckdbSchema(conn, args[0])); break
   case 'duckdb-stats-check': process.stdout.write(await duckdbStatsCheck(conn, args[0], Number(args[1]))); break
   case 'duckdb-stats': process.stdout.write(await duckdbStats(conn, args[0])); break
-  case 'duckdb-write': {
-    const [out, codec, dict, version, rows, rgsize] = args
-    const opts = [`FORMAT parquet`, `COMPRESSION ${codec}`, `ROW_GROUP_SIZE ${rgsize}`, `PARQUET_VERSION ${version}`]
-    if (dict === '0') opts.push('DICTIONARY_SIZE_LIMIT 0')
-    await conn.run(`COPY (${testTableSql(Number(rows))}) TO ${q(out)} (${opts.join(', ')})`)
-    process.stdout.write(await duckdbDump(conn, out))
+  case 'duckdb-write': process.stdout.write(await duckdbWrite(conn, ...args)); break
+  case 'duckdb-write-many':
+    for (const spec of args) {
+      const [out, ...rest] = spec.split(',')
+      writeFileSync(out + '.want.txt', await duckdbWrite(conn, out, ...rest))
+    }
     break
-  }
   default:
     process.stderr.write(`oracle.mjs: unknown command ${cmd}\n`)
     process.exit(2)

@@ -229,12 +229,13 @@ PQT_FN uint64_t pqt_rand(uint64_t *s)
     return *s;
 }
 
-/* The test columns: name and Arrow format. "cat" is a utf8 dictionary with int32 indices. */
+/* The test columns: name and Arrow format. "cat" is a utf8 dictionary with int32 indices, "bin" is
+ * binary. */
 static const char *const pqt_cols[][2] = {
     {"i8", "c"},     {"i16", "s"},    {"i32", "i"},    {"i64", "l"},    {"u8", "C"},
     {"u16", "S"},    {"u32", "I"},    {"u64", "L"},    {"f32", "f"},    {"f64", "g"},
     {"b", "b"},      {"str", "u"},    {"d", "tdD"},    {"ts_s", "tss:"}, {"ts_ms", "tsm:"},
-    {"ts_us", "tsu:"}, {"ts_ns", "tsn:"}, {"ts_tz", "tsu:UTC"}, {"cat", "i"},
+    {"ts_us", "tsu:"}, {"ts_ns", "tsn:"}, {"ts_tz", "tsu:UTC"}, {"cat", "i"}, {"bin", "z"},
 };
 #define PQT_NCOLS ((int)(sizeof(pqt_cols) / sizeof(pqt_cols[0])))
 
@@ -280,13 +281,15 @@ PQT_FN struct ArrowSchema *pqt_new_schema(const char *fmt, const char *name)
 PQT_FN void pqt_make(int64_t rows, uint64_t seed, int null_every, int card, struct ArrowSchema **schema,
                      struct ArrowArray **batch)
 {
-    static const char *words[] = {"", "a", "alpha", "héllo ✓", "zeta", "Zulu", "b\tc", "a longer string value"};
+    static const char *words[] = {"",     "a",    "alpha", "héllo ✓",
+                                  "zeta", "Zulu", "b\tc",  "a longer string value"};
     struct ArrowSchema *s = pqt_new_schema("+s", "");
     struct ArrowArray *b = pqt_new_array(rows, 1);
     uint64_t st = seed * 2654435761u + 1;
     for (int c = 0; c < PQT_NCOLS; c++) {
         const char *fmt = pqt_cols[c][1];
-        bool is_str = strcmp(pqt_cols[c][0], "str") == 0, is_cat = strcmp(pqt_cols[c][0], "cat") == 0;
+        bool is_str = strcmp(fmt, "u") == 0 || strcmp(fmt, "z") == 0;
+        bool is_cat = strcmp(pqt_cols[c][0], "cat") == 0;
         struct ArrowSchema *cs = pqt_new_schema(fmt, pqt_cols[c][0]);
         struct ArrowArray *ca = pqt_new_array(rows, is_str ? 3 : 2);
         uint8_t *valid = calloc((size_t)rows / 8 + 1, 1);
@@ -307,7 +310,8 @@ PQT_FN void pqt_make(int64_t rows, uint64_t seed, int null_every, int card, stru
                 char tmp[64];
                 uint64_t x = pqt_rand(&st);
                 int n = (x % 4 == 0) ? snprintf(tmp, sizeof(tmp), "%s", words[x / 4 % 8])
-                                     : snprintf(tmp, sizeof(tmp), "v%llu", (unsigned long long)(x % (uint64_t)card));
+                                     : snprintf(tmp, sizeof(tmp), "v%llu",
+                                                (unsigned long long)(x % (uint64_t)card));
                 if (valid[r >> 3] >> (r & 7) & 1) {
                     while (len + (size_t)n > cap)
                         data = realloc(data, cap *= 2);
@@ -402,6 +406,16 @@ PQT_FN char *pqt_tmp(const char *name)
     return p;
 }
 
+/* pqt_write: writes batch b of schema s to path in one call, with options o (NULL = defaults). */
+PQT_FN void pqt_write(const char *path, struct ArrowSchema *s, struct ArrowArray *b,
+                      const dray_parquet_write_opts *o)
+{
+    dray_parquet_writer *w;
+    ASSERT_OK(dray_parquet_writer_open(path, s, o, &w));
+    ASSERT_OK(dray_parquet_writer_write(w, b));
+    ASSERT_OK(dray_parquet_writer_close(w));
+}
+
 /* pqt_run: stdout of a shell command (caller frees); fails the test on a non-zero exit. */
 PQT_FN char *pqt_run(const char *cmd)
 {
@@ -447,10 +461,14 @@ PQT_FN const char *pqt_npm(void)
 PQT_FN char *pqt_oracle(const char *args)
 {
     const char *src = getenv("DRAY_SOURCE_DIR");
-    char cmd[8192];
-    snprintf(cmd, sizeof(cmd), "DRAY_NPM_DIR='%s' node '%s/tests/parquet/oracle.mjs' %s", pqt_npm(),
+    size_t cap = strlen(args) + 16384;
+    char *cmd = malloc(cap);
+    ASSERT_TRUE(cmd != NULL);
+    snprintf(cmd, cap, "DRAY_NPM_DIR='%s' node '%s/tests/parquet/oracle.mjs' %s", pqt_npm(),
              src ? src : ".", args);
-    return pqt_run(cmd);
+    char *out = pqt_run(cmd);
+    free(cmd);
+    return out;
 }
 
 #endif /* DRAY_TESTS_PQ_TEST_H */

@@ -11,6 +11,11 @@ ok() {
     [ -f "$dir/node_modules/hyparquet/package.json" ] &&
     [ -f "$dir/node_modules/hyparquet-compressors/package.json" ]
 }
+# another build folder of this checkout may have them already (build-asan reuses build's)
+shared="$(cd "$(dirname "$0")/../.." && pwd)/build/npm"
+if ! ok && [ -d "$shared/node_modules/@duckdb/node-api" ] && [ -d "$shared/node_modules/hyparquet-compressors" ]; then
+  dir=$shared
+fi
 if ! ok; then
   command -v node >/dev/null && command -v npm >/dev/null || { echo "node/npm not installed" >&2; exit 77; }
   mkdir -p "$dir"

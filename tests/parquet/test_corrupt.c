@@ -14,10 +14,7 @@ static uint8_t *valid_file(size_t *len, dray_parquet_codec codec, bool dict)
     o.dictionary = dict;
     o.row_group_rows = 64;
     o.page_bytes = 256;
-    dray_parquet_writer *w;
-    ASSERT_OK(dray_parquet_writer_open(path, s, &o, &w));
-    ASSERT_OK(dray_parquet_writer_write(w, b));
-    ASSERT_OK(dray_parquet_writer_close(w));
+    pqt_write(path, s, b, &o);
     FILE *f = fopen(path, "rb");
     ASSERT_TRUE(f != NULL);
     fseek(f, 0, SEEK_END);
@@ -131,6 +128,7 @@ TEST(byte_flips)
     flips(DRAY_PARQUET_SNAPPY, false);
     flips(DRAY_PARQUET_ZSTD, true);
     flips(DRAY_PARQUET_GZIP, true);
+    flips(DRAY_PARQUET_LZ4_RAW, false);
 }
 
 RUN_TESTS(T_(truncations), T_(messages), T_(byte_flips))

@@ -81,7 +81,8 @@ TEST(handmade_file)
     const struct {
         uint64_t nanos;
         uint32_t jday;
-    } t_vals[5] = {{0, 2440588}, {1, 2440589}, {5000000000ull, 2440587}, {86399999999999ull, 2451545}, {7, 2440588}};
+    } t_vals[5] = {{0, 2440588}, {1, 2440589}, {5000000000ull, 2440587},
+                   {86399999999999ull, 2451545}, {7, 2440588}};
     pq_buf tb = {0};
     for (int i = 0; i < 5; i++) {
         pq_buf_put(&tb, &t_vals[i].nanos, 8);

@@ -5,7 +5,7 @@
  * parquet_metadata(). Skipped with a message when npm is unreachable. */
 #include "pq_test.h"
 
-static const char *const codec_names[] = {"uncompressed", "snappy", "gzip", "zstd"};
+static const char *const codec_names[] = {"uncompressed", "snappy", "gzip", "zstd", "lz4_raw"};
 
 static void write_ours(const char *path, dray_parquet_codec codec, bool dict, int64_t rows,
                        int64_t rg, int null_every, char **rendered)
@@ -19,10 +19,7 @@ static void write_ours(const char *path, dray_parquet_codec codec, bool dict, in
     o.dictionary = dict;
     o.row_group_rows = rg;
     o.page_bytes = 2048;
-    dray_parquet_writer *w;
-    ASSERT_OK(dray_parquet_writer_open(path, s, &o, &w));
-    ASSERT_OK(dray_parquet_writer_write(w, b));
-    ASSERT_OK(dray_parquet_writer_close(w));
+    pqt_write(path, s, b, &o);
     pqt_text t = {0};
     pqt_render_header(&t, s);
     pqt_render_rows(&t, s, b, 0, b->length);
@@ -30,32 +27,59 @@ static void write_ours(const char *path, dray_parquet_codec codec, bool dict, in
     pqt_free(s, b);
 }
 
+/* pqt_read_text: the contents of a text file the oracle wrote (caller frees). */
+static char *read_text(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        TEST_FAIL_("oracle output %s missing", path);
+    pqt_text t = {0};
+    pqt_printf(&t, "%s", "");
+    char buf[65536];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof(buf), f)) > 0)
+        pqt_printf(&t, "%.*s", (int)n, buf);
+    fclose(f);
+    unlink(path);
+    return t.s;
+}
+
 TEST(ours_read_by_duckdb_and_hyparquet)
 {
     if (!pqt_npm())
         return;
-    for (int codec = DRAY_PARQUET_NONE; codec <= DRAY_PARQUET_ZSTD; codec++) {
-        for (int dict = 0; dict < 2; dict++) {
-            char *path = pqt_tmp("ours.parquet");
-            char *want;
-            write_ours(path, (dray_parquet_codec)codec, dict, 1200, 500, 3 + codec, &want);
-            char args[4200];
-            snprintf(args, sizeof(args), "duckdb-dump '%s'", path);
-            char *duck = pqt_oracle(args);
-            char what[128];
-            snprintf(what, sizeof(what), "DuckDB reading ours (%s, dictionary %d)", codec_names[codec], dict);
-            pqt_same_text(want, duck, what);
-            snprintf(args, sizeof(args), "hyparquet-dump '%s'", path);
-            char *hyp = pqt_oracle(args);
-            snprintf(what, sizeof(what), "hyparquet reading ours (%s, dictionary %d)", codec_names[codec], dict);
-            pqt_same_text(want, hyp, what);
-            free(duck);
-            free(hyp);
-            free(want);
-            unlink(path);
-            free(path);
-        }
+    /* every codec with dictionary off and on, then an empty file and one of only nulls */
+    enum { NC = (DRAY_PARQUET_LZ4_RAW + 1) * 2, N = NC + 2 };
+    char *paths[N], *want[N];
+    pqt_text args = {0};
+    pqt_printf(&args, "dump-files");
+    for (int i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "ours-%d.parquet", i);
+        paths[i] = pqt_tmp(name);
+        if (i < NC)
+            write_ours(paths[i], (dray_parquet_codec)(i / 2), i % 2, 1200, 500, 3 + i / 2, &want[i]);
+        else
+            write_ours(paths[i], DRAY_PARQUET_SNAPPY, true, i == NC ? 0 : 300, 128, 1, &want[i]);
+        pqt_printf(&args, " '%s'", paths[i]);
     }
+    free(pqt_oracle(args.s)); /* one node process reads them all */
+    for (int i = 0; i < N; i++) {
+        static const char *const readers[2] = {"duckdb", "hyparquet"};
+        for (int k = 0; k < 2; k++) {
+            char out[4200], what[128];
+            snprintf(out, sizeof(out), "%s.%s.txt", paths[i], readers[k]);
+            char *got = read_text(out);
+            snprintf(what, sizeof(what), "%s reading ours (%s, dictionary %d)", readers[k],
+                     i < NC ? codec_names[i / 2] : i == NC ? "empty file" : "all nulls", i % 2);
+            pqt_same_text(want[i], got, what);
+            free(got);
+        }
+        free(want[i]);
+        unlink(paths[i]);
+        free(paths[i]);
+    }
+    free(args.s);
 }
 
 /* Physical, converted and logical types as DuckDB sees them. */
@@ -89,7 +113,8 @@ TEST(ours_schema_types)
         "ts_us\tINT64\tN\tTimestampType(isAdjustedToUTC=0, unit=TimeUnit(MILLIS=<null>, MICROS=MicroSeconds(), NANOS=<null>))\n"
         "ts_ns\tINT64\tN\tTimestampType(isAdjustedToUTC=0, unit=TimeUnit(MILLIS=<null>, MICROS=<null>, NANOS=NanoSeconds()))\n"
         "ts_tz\tINT64\tTIMESTAMP_MICROS\tTimestampType(isAdjustedToUTC=1, unit=TimeUnit(MILLIS=<null>, MICROS=MicroSeconds(), NANOS=<null>))\n"
-        "cat\tBYTE_ARRAY\tUTF8\tStringType()\n";
+        "cat\tBYTE_ARRAY\tUTF8\tStringType()\n"
+        "bin\tBYTE_ARRAY\tN\tN\n";
     pqt_same_text(expect, got, "schema types seen by DuckDB");
     free(got);
     free(want);
@@ -121,26 +146,32 @@ TEST(duckdb_files_read_by_ours)
     if (!pqt_npm())
         return;
     static const char *const versions[] = {"v1", "v2"};
-    for (int codec = 0; codec < 4; codec++) {
-        for (int dict = 0; dict < 2; dict++) {
-            for (int v = 0; v < 2; v++) {
-                char *path = pqt_tmp("duck.parquet");
-                char args[4200];
-                snprintf(args, sizeof(args), "duckdb-write '%s' %s %d %s 700 256", path,
-                         codec_names[codec], dict, versions[v]);
-                char *want = pqt_oracle(args);
-                char *got = pqt_render_file(path, NULL, 0);
-                char what[128];
-                snprintf(what, sizeof(what), "ours reading DuckDB's (%s, dictionary %d, %s)",
-                         codec_names[codec], dict, versions[v]);
-                pqt_same_text(want, got, what);
-                free(want);
-                free(got);
-                unlink(path);
-                free(path);
-            }
-        }
+    enum { N = 5 * 2 * 2 };
+    char *paths[N];
+    pqt_text args = {0};
+    pqt_printf(&args, "duckdb-write-many");
+    for (int i = 0; i < N; i++) {
+        char name[64];
+        snprintf(name, sizeof(name), "duck-%d.parquet", i);
+        paths[i] = pqt_tmp(name);
+        pqt_printf(&args, " '%s,%s,%d,%s,700,256'", paths[i], codec_names[i / 4], i / 2 % 2,
+                   versions[i % 2]);
     }
+    free(pqt_oracle(args.s));
+    for (int i = 0; i < N; i++) {
+        char out[4200], what[128];
+        snprintf(out, sizeof(out), "%s.want.txt", paths[i]);
+        char *want = read_text(out);
+        char *got = pqt_render_file(paths[i], NULL, 0);
+        snprintf(what, sizeof(what), "ours reading DuckDB's (%s, dictionary %d, %s)",
+                 codec_names[i / 4], i / 2 % 2, versions[i % 2]);
+        pqt_same_text(want, got, what);
+        free(want);
+        free(got);
+        unlink(paths[i]);
+        free(paths[i]);
+    }
+    free(args.s);
 }
 
 RUN_TESTS(T_(ours_read_by_duckdb_and_hyparquet), T_(ours_schema_types), T_(ours_statistics_by_duckdb),

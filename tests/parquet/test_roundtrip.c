@@ -4,15 +4,6 @@
 
 #include "pq_test.h"
 
-static void write_file(const char *path, struct ArrowSchema *s, struct ArrowArray *b,
-                       const dray_parquet_write_opts *o)
-{
-    dray_parquet_writer *w;
-    ASSERT_OK(dray_parquet_writer_open(path, s, o, &w));
-    ASSERT_OK(dray_parquet_writer_write(w, b));
-    ASSERT_OK(dray_parquet_writer_close(w));
-}
-
 static char *render_batch(struct ArrowSchema *s, struct ArrowArray *b)
 {
     pqt_text t = {0};
@@ -33,7 +24,7 @@ static void roundtrip(dray_parquet_codec codec, bool dict, int null_every, int64
     o.dictionary = dict;
     o.row_group_rows = rg;
     o.page_bytes = 4096; /* several pages per chunk */
-    write_file(path, s, b, &o);
+    pqt_write(path, s, b, &o);
     char *want = render_batch(s, b);
     char *got = pqt_render_file(path, NULL, 0);
     pqt_same_text(want, got, "round trip");
@@ -55,6 +46,7 @@ TEST(every_codec_with_nulls)
     roundtrip(DRAY_PARQUET_SNAPPY, true, 7, 3000, 1024);
     roundtrip(DRAY_PARQUET_GZIP, false, 3, 2000, 700);
     roundtrip(DRAY_PARQUET_ZSTD, true, 11, 2500, 2500);
+    roundtrip(DRAY_PARQUET_LZ4_RAW, true, 2, 1800, 600);
 }
 
 TEST(no_nulls_and_all_nulls)
@@ -136,7 +128,7 @@ TEST(projection)
     struct ArrowArray *b;
     pqt_make(777, 9, 6, 20, &s, &b);
     char *path = pqt_tmp("proj.parquet");
-    write_file(path, s, b, NULL);
+    pqt_write(path, s, b, NULL);
     int cols[] = {11, 3, 18};
     char *got = pqt_render_file(path, cols, 3);
     /* expected rendering from the source columns in that order */
@@ -178,7 +170,7 @@ TEST(dictionary_fallback)
     dray_parquet_write_opts o;
     dray_parquet_write_opts_init(&o);
     o.dictionary_max_bytes = 2000;
-    write_file(path, s, b, &o);
+    pqt_write(path, s, b, &o);
     char *want = render_batch(s, b);
     char *got = pqt_render_file(path, NULL, 0);
     pqt_same_text(want, got, "dictionary fallback");
@@ -200,7 +192,7 @@ TEST(statistics)
     dray_parquet_write_opts o;
     dray_parquet_write_opts_init(&o);
     o.row_group_rows = rg;
-    write_file(path, s, b, &o);
+    pqt_write(path, s, b, &o);
     dray_parquet_file *f;
     ASSERT_OK(dray_parquet_open(path, &f));
     for (int g = 0; g < dray_parquet_num_row_groups(f); g++) {
@@ -208,6 +200,8 @@ TEST(statistics)
         for (int c = 0; c < PQT_NCOLS; c++) {
             const struct ArrowArray *a = b->children[c];
             const char *fmt = pqt_cols[c][1];
+            bool is_s = strcmp(fmt, "u") == 0 || strcmp(fmt, "z") == 0 ||
+                        strcmp(pqt_cols[c][0], "cat") == 0;
             dray_parquet_stats st;
             ASSERT_OK(dray_parquet_column_stats(f, g, c, &st));
             int64_t nulls = 0;
@@ -222,7 +216,7 @@ TEST(statistics)
                     nulls++;
                     continue;
                 }
-                if (strcmp(fmt, "u") == 0 || strcmp(pqt_cols[c][0], "cat") == 0) {
+                if (is_s) {
                     const struct ArrowArray *sa = a->dictionary ? a->dictionary : a;
                     int64_t k = a->dictionary ? ((const int32_t *)a->buffers[1])[r] : r;
                     const int32_t *off = sa->buffers[1];
@@ -269,7 +263,6 @@ TEST(statistics)
             ASSERT_EQ(st.has_min_max, any);
             if (!any)
                 continue;
-            bool is_s = strcmp(fmt, "u") == 0 || strcmp(pqt_cols[c][0], "cat") == 0;
             if (is_s) {
                 ASSERT_EQ(st.min_len, bmin_len);
                 ASSERT_EQ(st.max_len, bmax_len);
@@ -314,6 +307,13 @@ TEST(bad_arguments)
     b->n_children = 3;
     ASSERT_STATUS(dray_parquet_writer_write(w, b), DRAY_EINVAL);
     b->n_children = PQT_NCOLS;
+    /* a column shorter than the batch (its own offset does not lengthen it) names the column */
+    b->children[1]->length = 5;
+    b->children[1]->offset = 5;
+    ASSERT_STATUS(dray_parquet_writer_write(w, b), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "i16");
+    b->children[1]->length = 10;
+    b->children[1]->offset = 0;
     dray_parquet_writer_abort(w);
     ASSERT_TRUE(access(path, F_OK) != 0); /* abort removes the file */
     dray_parquet_file *f;

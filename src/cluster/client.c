@@ -1,0 +1,976 @@
+/* The driver side: dray_init with an address attaches the runtime to a cluster. Each task becomes a
+ * pending cell whose function is sent to the least loaded worker node; the node's result completes
+ * the cell, so dray_get/dray_wait/dependencies work unchanged. A node that dies (connection lost, or
+ * the head reports it dead) has its tasks resent elsewhere up to the retry limit (default 3); with no
+ * node left a task fails after a timeout instead of hanging. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+#define MAX_NODES 1024
+#define HEADER_ARGS 4 /* the proxy task's arguments before the user's: fn, retries, retry_exc, node retries */
+
+/* A remote actor: where it lives and how to rebuild it elsewhere. */
+typedef struct ractor {
+    uint64_t id;
+    const dray_actor_class *cls;
+    int node;         /* -1 once dead */
+    void *create_msg; /* the encoded ACTOR_CREATE payload, resent on a restart */
+    size_t create_len;
+    int max_restarts, max_task_retries;
+    _Atomic int restarts;
+    bool released;
+    struct dray__cluster *cl;
+    struct ractor *next;
+} ractor;
+
+typedef struct pend {
+    uint64_t rid;
+    dray_ref *cell;   /* NULL for a restart's constructor (nobody waits for it) */
+    ractor *actor;    /* actor calls and constructors */
+    uint8_t type;     /* the message type sent */
+    int call_retries;
+    const dray_function *fn;
+    void *msg; /* the encoded SUBMIT control payload, kept for resending */
+    size_t len;
+    int node;  /* -1 while waiting for a node */
+    int retries_left;
+    int *excl; /* nodes that lack the function */
+    int n_excl;
+    int64_t since_ns;
+    struct pend *hnext;
+    struct pend *prev, *next; /* the node's list, or the waiting list */
+} pend;
+
+typedef struct rnode {
+    int id;
+    char addr[80];
+    int cpus;
+    dray__conn *conn; /* retained while alive */
+    bool alive;
+    int64_t inflight;
+    pend *list;
+} rnode;
+
+struct dray__cluster {
+    dray_runtime *rt;
+    dray__loop *loop;
+    char address[300];
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    rnode nodes[MAX_NODES];
+    int n_nodes;
+    bool got_nodes, closing;
+    pend **buckets;
+    size_t nbuckets, count;
+    uint64_t next_rid;
+    pend *waiting;
+    int64_t no_node_timeout_ns;
+    int default_retries;
+    ractor *actors;
+    uint64_t next_actor_id;
+    unsigned rr; /* where the next placement starts looking (ties go round-robin) */
+};
+
+/* ==== Pending table ==== */
+
+static dray_status table_grow(struct dray__cluster *cl)
+{
+    size_t nb = cl->nbuckets ? cl->nbuckets * 2 : 1024;
+    pend **b = calloc(nb, sizeof(*b));
+    if (!b)
+        return dray_set_error(DRAY_ENOMEM, "out of memory growing the task table");
+    for (size_t i = 0; i < cl->nbuckets; i++)
+        for (pend *p = cl->buckets[i], *next; p; p = next) {
+            next = p->hnext;
+            p->hnext = b[p->rid & (nb - 1)];
+            b[p->rid & (nb - 1)] = p;
+        }
+    free(cl->buckets);
+    cl->buckets = b;
+    cl->nbuckets = nb;
+    return DRAY_OK;
+}
+
+static pend *table_take(struct dray__cluster *cl, uint64_t rid)
+{
+    if (!cl->nbuckets)
+        return NULL;
+    for (pend **pp = &cl->buckets[rid & (cl->nbuckets - 1)]; *pp; pp = &(*pp)->hnext)
+        if ((*pp)->rid == rid) {
+            pend *p = *pp;
+            *pp = p->hnext;
+            cl->count--;
+            return p;
+        }
+    return NULL;
+}
+
+static void list_push(pend **head, pend *p)
+{
+    p->prev = NULL;
+    p->next = *head;
+    if (*head)
+        (*head)->prev = p;
+    *head = p;
+}
+
+static void list_remove(pend **head, pend *p)
+{
+    if (p->prev)
+        p->prev->next = p->next;
+    else
+        *head = p->next;
+    if (p->next)
+        p->next->prev = p->prev;
+    p->prev = p->next = NULL;
+}
+
+static void pend_free(pend *p)
+{
+    dray_free(p->msg);
+    free(p->excl);
+    free(p);
+}
+
+/* Detaches p from its node or the waiting list. Lock held. */
+static void unplace(struct dray__cluster *cl, pend *p)
+{
+    if (p->node >= 0) {
+        list_remove(&cl->nodes[p->node].list, p);
+        cl->nodes[p->node].inflight--;
+    } else {
+        list_remove(&cl->waiting, p);
+    }
+}
+
+/* ==== Completing ==== */
+
+/* Fails p's cell with st and a message (lock not held); frees p. */
+static void fail_pend(struct dray__cluster *cl, pend *p, dray_status st, const char *msg)
+{
+    if (p->cell) {
+        dray_value err = dray_null();
+        dray_error_create(st, p->actor ? p->actor->cls->name : p->fn->name, msg, -1, NULL, &err);
+        dray__complete(cl->rt, p->cell, st, err, NULL);
+    }
+    pend_free(p);
+}
+
+/* Puts p on node i's list and sends it. Lock held. */
+static void send_to(struct dray__cluster *cl, pend *p, int i)
+{
+    rnode *n = &cl->nodes[i];
+    p->node = i;
+    n->inflight++;
+    list_push(&n->list, p);
+    /* A closed connection is not an error here: its on_close resends what is on the node. */
+    dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
+}
+
+/* The least loaded live node, or -1; ties go round-robin. Lock held. */
+static int least_loaded(struct dray__cluster *cl)
+{
+    int best = -1;
+    double best_load = 0;
+    unsigned start = cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
+    for (int k = 0; k < cl->n_nodes; k++) {
+        int i = (int)((start + (unsigned)k) % (unsigned)cl->n_nodes);
+        rnode *n = &cl->nodes[i];
+        double load = (double)(n->inflight + 1) / (n->cpus > 0 ? n->cpus : 1);
+        if (n->alive && (best < 0 || load < best_load)) {
+            best = i;
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+/* Enters p in the table under a new request id. Lock held. */
+static dray_status table_add(struct dray__cluster *cl, pend *p)
+{
+    if (cl->count >= cl->nbuckets && table_grow(cl))
+        return DRAY_ENOMEM;
+    p->rid = ++cl->next_rid;
+    p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
+    cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
+    cl->count++;
+    return DRAY_OK;
+}
+
+/* Sends p to the least loaded live node that has not refused it, or parks it. Lock held. Returns
+ * false when no live node can run it (every one lacks the function). */
+static bool place(struct dray__cluster *cl, pend *p)
+{
+    int best = -1, alive = 0;
+    double best_load = 0;
+    unsigned start = cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
+    for (int k = 0; k < cl->n_nodes; k++) {
+        int i = (int)((start + (unsigned)k) % (unsigned)cl->n_nodes);
+        rnode *n = &cl->nodes[i];
+        if (!n->alive)
+            continue;
+        alive++;
+        bool ex = false;
+        for (int k = 0; k < p->n_excl; k++)
+            ex |= p->excl[k] == i;
+        if (ex)
+            continue;
+        double load = (double)(n->inflight + 1) / (n->cpus > 0 ? n->cpus : 1);
+        if (best < 0 || load < best_load) {
+            best = i;
+            best_load = load;
+        }
+    }
+    if (best < 0) {
+        if (alive > 0)
+            return false;
+        p->node = -1;
+        p->since_ns = dray__now_ns();
+        list_push(&cl->waiting, p);
+        return true;
+    }
+    send_to(cl, p, best);
+    return true;
+}
+
+static dray_status encode_submit(const dray_function *fn, const dray_value *args, size_t nargs,
+                                 int retries, bool retry_exc, void **msg, size_t *len)
+{
+    dray_value items[4] = {dray_null(), dray_null(), dray_int(retries), dray_bool(retry_exc)}, v;
+    dray_status st = dray_string_create(fn->name, &items[0]);
+    if (!st)
+        st = dray_list_create(args, nargs, &items[1]);
+    if (!st)
+        st = dray_list_create(items, 4, &v);
+    dray_value_release(&items[0]);
+    dray_value_release(&items[1]);
+    if (st)
+        return st;
+    st = dray_value_encode(&v, msg, len);
+    dray_value_release(&v);
+    if (st) {
+        /* Name the argument that cannot travel. */
+        size_t bad = 0;
+        for (; bad < nargs; bad++) {
+            void *b;
+            size_t l;
+            if (dray_value_encode(&args[bad], &b, &l))
+                break;
+            dray_free(b);
+        }
+        const dray_value *a = bad < nargs ? &args[bad] : NULL;
+        return dray_set_error(st, "task '%s': argument %zu (%s%s%s) cannot be sent to a node "
+                              "(only values the codec encodes can travel)", fn->name, bad,
+                              a ? dray_type_name((dray_type)a->type) : "?",
+                              a && a->type == DRAY_T_EXT ? " " : "",
+                              a && a->type == DRAY_T_EXT ? a->u.ext->type->name : "");
+    }
+    return DRAY_OK;
+}
+
+/* Releases the cell's arguments (they must be gone before the result can arrive). */
+static void drop_cell_args(dray_ref *c)
+{
+    dray_value *a = dray__cell_args(c);
+    for (size_t i = 0; i < c->nargs; i++)
+        dray_value_release(&a[i]);
+    c->nargs = 0;
+}
+
+/* Sends task cell c whose resolved arguments are hargs[0..n) (header arguments first). */
+static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_value *hargs,
+                            size_t n)
+{
+    const dray_function *fn = (const dray_function *)(uintptr_t)hargs[0].u.i;
+    pend *p = calloc(1, sizeof(*p));
+    if (!p)
+        return dray_set_error(DRAY_ENOMEM, "out of memory submitting '%s'", fn->name);
+    dray_status st = encode_submit(fn, hargs + HEADER_ARGS, n - HEADER_ARGS, (int)hargs[1].u.i,
+                                   hargs[2].u.b, &p->msg, &p->len);
+    if (st) {
+        free(p);
+        return st;
+    }
+    p->cell = c;
+    p->fn = fn;
+    p->type = DRAY__MSG_SUBMIT;
+    p->retries_left = (int)hargs[3].u.i;
+    drop_cell_args(c);
+    pthread_mutex_lock(&cl->lock);
+    if (table_add(cl, p)) {
+        pthread_mutex_unlock(&cl->lock);
+        fail_pend(cl, p, DRAY_ENOMEM, "out of memory in the task table");
+        return DRAY_OK;
+    }
+    bool ok = cl->closing ? false : place(cl, p);
+    if (!ok)
+        table_take(cl, p->rid);
+    pthread_mutex_unlock(&cl->lock);
+    if (!ok)
+        fail_pend(cl, p, cl->closing ? DRAY_ESHUTDOWN : DRAY_ENOTFOUND,
+                  cl->closing ? "the cluster client is shutting down"
+                              : "no live node has this function registered");
+    return DRAY_OK;
+}
+
+/* The local stand-in for a remote task: runs once its ref arguments are ready, sends the task and
+ * leaves its cell pending (DRAY__DEFERRED) until the result arrives. */
+static dray_status remote_task(dray_ctx *ctx, const dray_value *args, size_t nargs,
+                               dray_value *result)
+{
+    (void)result;
+    struct dray__cluster *cl = ctx->rt->cluster;
+    dray_status st = dispatch(cl, ctx->cell, args, nargs);
+    return st ? st : DRAY__DEFERRED;
+}
+
+static dray_function remote_fn = {"dray.cluster.remote", remote_task, NULL};
+
+dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, const dray_value *args,
+                                 size_t nargs, const dray_task_opts *opts, dray_ref **out)
+{
+    struct dray__cluster *cl = rt->cluster;
+    if (nargs && !args)
+        return dray_set_error(DRAY_EINVAL, "dray_submit '%s': args is NULL", fn->name);
+    if (opts && (opts->max_retries < 0 || opts->num_cpus < 0))
+        return dray_set_error(DRAY_EINVAL, "dray_submit '%s': negative option", fn->name);
+    size_t n = nargs + HEADER_ARGS;
+    dray_value stack[12], *all = n <= 12 ? stack : malloc(n * sizeof(dray_value));
+    if (!all)
+        return dray_set_error(DRAY_ENOMEM, "out of memory submitting '%s'", fn->name);
+    int retries = opts ? opts->max_retries : 0;
+    all[0] = dray_int((int64_t)(uintptr_t)fn);
+    all[1] = dray_int(retries);
+    all[2] = dray_bool(opts && (opts->retry_exceptions || opts->max_retries > 0));
+    all[3] = dray_int(retries > 0 ? retries : cl->default_retries);
+    bool ready = true;
+    for (size_t i = 0; i < nargs; i++) {
+        all[HEADER_ARGS + i] = args[i];
+        if (args[i].type == DRAY_T_REF && args[i].u.ref)
+            ready &= dray_ref_ready(args[i].u.ref) && args[i].u.ref->status == DRAY_OK;
+    }
+    dray_task_opts local = {0};
+    local.name = opts ? opts->name : NULL;
+    dray_ref *c;
+    dray_status st = dray__make_task(rt, &remote_fn, all, n, local.name ? &local : NULL,
+                                     DRAY__CELL_TASK, &c);
+    if (!st && ready) {
+        /* Every input is here: send now, without a trip through the local pool. */
+        for (size_t i = 0; i < nargs; i++)
+            if (all[HEADER_ARGS + i].type == DRAY_T_REF)
+                all[HEADER_ARGS + i] = all[HEADER_ARGS + i].u.ref->u.result;
+        dray_ref_retain(c); /* dispatch may drop the cell's arguments, which include refs */
+        st = dispatch(cl, c, all, n);
+        if (st) {
+            /* Nothing was sent: the cell completes failed and the caller gets the error. */
+            dray_value err = dray_null();
+            char msg[600];
+            snprintf(msg, sizeof msg, "%s", dray_last_error());
+            drop_cell_args(c);
+            dray_error_create(st, fn->name, msg, -1, NULL, &err);
+            dray__complete(rt, c, st, err, NULL);
+            dray_ref_release(c);
+            dray_ref_release(c);
+            if (all != stack)
+                free(all);
+            return dray_set_error(st, "%s", msg);
+        }
+        dray_ref_release(c);
+    } else if (!st) {
+        dray__submit_cell(rt, c);
+    }
+    if (all != stack)
+        free(all);
+    if (!st)
+        *out = c;
+    return st;
+}
+
+
+/* ==== Actors ==== */
+
+static int cmp_rid(const void *a, const void *b)
+{
+    uint64_t x = (*(pend *const *)a)->rid, y = (*(pend *const *)b)->rid;
+    return x < y ? -1 : x > y;
+}
+
+/* Node `lost` died with the pends in *list. Restarts its actors elsewhere (while max_restarts
+ * allows: the constructor is sent again first, then the calls that may be retried, in their
+ * original order). Takes the actor pends out of *list; returns those that fail (linked by next,
+ * out of the table). Lock held. */
+static pend *restart_actors(struct dray__cluster *cl, int lost, pend **list)
+{
+    pend *fails = NULL;
+    size_t n = 0;
+    for (pend *p = *list; p; p = p->next)
+        n += p->actor != NULL;
+    pend **acts = n ? malloc(n * sizeof(*acts)) : NULL;
+    if (n && !acts)
+        return NULL; /* out of memory: the calls stay pending until shutdown */
+    n = 0;
+    for (pend **pp = list; *pp;) {
+        pend *p = *pp;
+        if (p->actor) {
+            *pp = p->next;
+            acts[n++] = p;
+        } else {
+            pp = &p->next;
+        }
+    }
+    if (n)
+        qsort(acts, n, sizeof(*acts), cmp_rid);
+    for (ractor *a = cl->actors; a; a = a->next) {
+        if (a->node != lost || a->released)
+            continue;
+        int to = atomic_load(&a->restarts) < a->max_restarts ? least_loaded(cl) : -1;
+        a->node = to;
+        if (to < 0)
+            continue;
+        atomic_fetch_add(&a->restarts, 1);
+        dray__log("restarting actor %s %llx on node %d", a->cls->name, (unsigned long long)a->id,
+                  cl->nodes[to].id);
+        /* A constructor still pending goes again with its ref; else a fresh one nobody waits on. */
+        pend *init = NULL;
+        for (size_t i = 0; i < n && !init; i++)
+            if (acts[i] && acts[i]->actor == a && acts[i]->type == DRAY__MSG_ACTOR_CREATE) {
+                init = acts[i];
+                acts[i] = NULL;
+            }
+        if (!init && (init = calloc(1, sizeof(*init))) &&
+            (!(init->msg = malloc(a->create_len)) || table_add(cl, init))) {
+            free(init->msg);
+            free(init);
+            init = NULL;
+        }
+        if (!init)
+            continue;
+        if (!init->cell) {
+            memcpy(init->msg, a->create_msg, a->create_len);
+            init->len = a->create_len;
+            init->actor = a;
+            init->type = DRAY__MSG_ACTOR_CREATE;
+        }
+        send_to(cl, init, to);
+    }
+    for (size_t i = 0; i < n; i++) {
+        pend *p = acts[i];
+        if (!p)
+            continue;
+        if (p->actor->node >= 0 && p->type == DRAY__MSG_ACTOR_CALL && p->call_retries > 0) {
+            p->call_retries--;
+            send_to(cl, p, p->actor->node);
+            continue;
+        }
+        table_take(cl, p->rid);
+        p->next = fails;
+        fails = p;
+    }
+    free(acts);
+    return fails;
+}
+
+/* Replaces refs in args by their values (waiting for them). A failed ref is DRAY_EDEP. */
+static dray_status resolve_args(dray_runtime *rt, const dray_value *args, size_t nargs,
+                                dray_value *out)
+{
+    for (size_t i = 0; i < nargs; i++) {
+        out[i] = args[i];
+        if (args[i].type != DRAY_T_REF)
+            continue;
+        dray_status st = dray_get(rt, args[i].u.ref, -1, NULL);
+        if (st)
+            return dray_set_error(DRAY_EDEP, "input %zu failed: %s", i, dray_last_error());
+        out[i] = args[i].u.ref->u.result;
+    }
+    return DRAY_OK;
+}
+
+/* A pending cell completed by the cluster client (constructors and calls of remote actors). */
+static dray_status never_runs(dray_ctx *ctx, const dray_value *a, size_t n, dray_value *r)
+{
+    (void)ctx, (void)a, (void)n, (void)r;
+    return dray_set_error(DRAY_EINVAL, "a remote actor's cell ran locally");
+}
+static dray_function actor_cell_fn = {"dray.cluster.actor", never_runs, NULL};
+
+/* Encodes a payload `items[0..n)` as a list. */
+static dray_status encode_list(const dray_value *items, size_t n, void **msg, size_t *len)
+{
+    dray_value v;
+    dray_status st = dray_list_create(items, n, &v);
+    if (st)
+        return st;
+    st = dray_value_encode(&v, msg, len);
+    dray_value_release(&v);
+    return st;
+}
+
+/* Registers and sends a request for actor a (constructor or call) completing cell c. */
+static dray_status send_actor_request(struct dray__cluster *cl, ractor *a, uint8_t type,
+                                      void *msg, size_t len, dray_ref *c, int retries)
+{
+    pend *p = calloc(1, sizeof(*p));
+    if (!p) {
+        dray_free(msg);
+        return dray_set_error(DRAY_ENOMEM, "out of memory calling actor %s", a->cls->name);
+    }
+    p->cell = c;
+    p->actor = a;
+    p->type = type;
+    p->msg = msg;
+    p->len = len;
+    p->call_retries = retries;
+    pthread_mutex_lock(&cl->lock);
+    int node = type == DRAY__MSG_ACTOR_CREATE ? least_loaded(cl) : a->node;
+    if (type == DRAY__MSG_ACTOR_CREATE)
+        a->node = node;
+    dray_status st = node < 0 ? DRAY_EACTOR : table_add(cl, p);
+    if (!st)
+        send_to(cl, p, node);
+    pthread_mutex_unlock(&cl->lock);
+    if (st)
+        fail_pend(cl, p, st, node < 0 ? (type == DRAY__MSG_ACTOR_CREATE
+                                             ? "no live worker node to place the actor on"
+                                             : "the actor is dead: its node was lost")
+                                      : "out of memory");
+    return DRAY_OK;
+}
+
+dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class *cls,
+                                       const dray_value *args, size_t nargs,
+                                       const dray_actor_opts *opts, void **remote,
+                                       dray_ref **init_ref)
+{
+    struct dray__cluster *cl = rt->cluster;
+    dray_value *vals = nargs ? malloc(nargs * sizeof(dray_value)) : NULL;
+    ractor *a = calloc(1, sizeof(*a));
+    dray_value items[6] = {dray_null(), dray_null(), dray_null(),
+                           dray_int(opts && opts->max_concurrency ? opts->max_concurrency : 1),
+                           dray_int(0), dray_int(opts ? opts->max_task_retries : 0)};
+    dray_status st = (nargs && !vals) || !a ? dray_set_error(DRAY_ENOMEM, "out of memory") : 0;
+    if (!st)
+        st = resolve_args(rt, args, nargs, vals);
+    if (!st)
+        st = dray_string_create(cls->name, &items[0]);
+    if (!st)
+        st = dray_list_create(vals, nargs, &items[1]);
+    if (!st) {
+        pthread_mutex_lock(&cl->lock);
+        a->id = cl->next_actor_id++;
+        pthread_mutex_unlock(&cl->lock);
+        items[2] = dray_int((int64_t)a->id);
+        st = encode_list(items, 6, &a->create_msg, &a->create_len);
+    }
+    dray_value_release(&items[0]);
+    dray_value_release(&items[1]);
+    free(vals);
+    dray_ref *c = NULL;
+    void *msg = NULL;
+    if (!st && !(msg = malloc(a->create_len)))
+        st = dray_set_error(DRAY_ENOMEM, "out of memory");
+    if (!st)
+        st = dray__make_task(rt, &actor_cell_fn, NULL, 0, NULL, DRAY__CELL_TASK, &c);
+    if (st) {
+        free(msg);
+        if (a)
+            dray_free(a->create_msg);
+        free(a);
+        return st;
+    }
+    memcpy(msg, a->create_msg, a->create_len);
+    a->cls = cls;
+    a->cl = cl;
+    a->max_restarts = opts ? opts->max_restarts : 0;
+    a->max_task_retries = opts ? opts->max_task_retries : 0;
+    pthread_mutex_lock(&cl->lock);
+    a->next = cl->actors;
+    cl->actors = a;
+    pthread_mutex_unlock(&cl->lock);
+    send_actor_request(cl, a, DRAY__MSG_ACTOR_CREATE, msg, a->create_len, c, 0);
+    *remote = a;
+    *init_ref = c;
+    return DRAY_OK;
+}
+
+dray_status dray__cluster_actor_call(dray_runtime *rt, void *remote, int method,
+                                     const dray_value *args, size_t nargs, dray_ref **out)
+{
+    struct dray__cluster *cl = rt->cluster;
+    ractor *a = remote;
+    dray_value stack[8], *vals = nargs <= 8 ? stack : malloc(nargs * sizeof(dray_value));
+    if (!vals)
+        return dray_set_error(DRAY_ENOMEM, "out of memory calling actor %s", a->cls->name);
+    dray_value items[3] = {dray_int((int64_t)a->id), dray_int(method), dray_null()};
+    void *msg = NULL;
+    size_t len = 0;
+    dray_status st = resolve_args(rt, args, nargs, vals);
+    if (!st)
+        st = dray_list_create(vals, nargs, &items[2]);
+    if (!st)
+        st = encode_list(items, 3, &msg, &len);
+    dray_value_release(&items[2]);
+    if (vals != stack)
+        free(vals);
+    dray_ref *c;
+    if (st || (st = dray__make_task(rt, &actor_cell_fn, NULL, 0, NULL, DRAY__CELL_TASK, &c))) {
+        dray_free(msg);
+        return st;
+    }
+    send_actor_request(cl, a, DRAY__MSG_ACTOR_CALL, msg, len, c, a->max_task_retries);
+    *out = c;
+    return DRAY_OK;
+}
+
+/* Sends a one-way actor message. */
+static void actor_notify(struct dray__cluster *cl, ractor *a, uint8_t type, const dray_value *items,
+                         size_t n)
+{
+    void *msg;
+    size_t len;
+    if (encode_list(items, n, &msg, &len))
+        return;
+    pthread_mutex_lock(&cl->lock);
+    if (a->node >= 0 && cl->nodes[a->node].alive)
+        dray__conn_send(cl->nodes[a->node].conn, type, 0, 0, msg, len, NULL);
+    pthread_mutex_unlock(&cl->lock);
+    dray_free(msg);
+}
+
+dray_status dray__cluster_actor_kill(dray_runtime *rt, void *remote, bool no_restart)
+{
+    ractor *a = remote;
+    dray_value items[2] = {dray_int((int64_t)a->id), dray_bool(no_restart)};
+    actor_notify(rt->cluster, a, DRAY__MSG_ACTOR_KILL, items, 2);
+    return DRAY_OK;
+}
+
+int dray__cluster_actor_restarts(const void *remote)
+{
+    return atomic_load(&((ractor *)remote)->restarts);
+}
+
+void dray__cluster_actor_release(void *remote)
+{
+    ractor *a = remote;
+    dray_value id = dray_int((int64_t)a->id);
+    /* The record stays until detach: calls still in flight point at it. */
+    actor_notify(a->cl, a, DRAY__MSG_ACTOR_RELEASE, &id, 1);
+    pthread_mutex_lock(&a->cl->lock);
+    a->released = true;
+    pthread_mutex_unlock(&a->cl->lock);
+}
+
+/* ==== Loop callbacks ==== */
+
+static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_value *ctl,
+                      const dray_value *data)
+{
+    pthread_mutex_lock(&cl->lock);
+    pend *p = table_take(cl, h->rid);
+    if (!p) {
+        pthread_mutex_unlock(&cl->lock);
+        return; /* a late answer for a task already resent and finished */
+    }
+    unplace(cl, p);
+    if (h->flags & DRAY__RF_MISSING) {
+        int *x = realloc(p->excl, (size_t)(p->n_excl + 1) * sizeof(int));
+        bool ok = false;
+        if (x) {
+            p->excl = x;
+            p->excl[p->n_excl++] = p->node;
+            p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
+            cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
+            cl->count++;
+            ok = place(cl, p);
+            if (!ok)
+                table_take(cl, p->rid);
+        }
+        pthread_mutex_unlock(&cl->lock);
+        if (!ok)
+            fail_pend(cl, p, DRAY_ENOTFOUND, dray_error_message(dray_list_get(ctl, 1)));
+        return;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    dray_status st = (dray_status)dray_list_get(ctl, 0)->u.i;
+    dray_value v = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) ? dray_value_retain(data)
+                                                                : dray_value_retain(dray_list_get(ctl, 1));
+    if (p->cell)
+        dray__complete(cl->rt, p->cell, st, v, NULL);
+    else
+        dray_value_release(&v);
+    pend_free(p);
+}
+
+/* Connects to the nodes in a NODES list that are new; closes those the head no longer lists. */
+static void on_nodes(struct dray__cluster *cl, const dray_value *list)
+{
+    size_t n = dray_list_len(list);
+    for (size_t i = 0; i < n; i++) {
+        const dray_value *e = dray_list_get(list, i);
+        int id = (int)dray_list_get(e, 0)->u.i;
+        const char *addr = dray_string_cstr(dray_list_get(e, 1));
+        if (id >= MAX_NODES || strlen(addr) >= sizeof cl->nodes[0].addr)
+            continue;
+        pthread_mutex_lock(&cl->lock);
+        bool known = id < cl->n_nodes && cl->nodes[id].addr[0];
+        pthread_mutex_unlock(&cl->lock);
+        if (known)
+            continue;
+        dray__conn *c;
+        if (dray__loop_dial(cl->loop, addr, "driver", 5000, &c)) {
+            dray__log("cannot reach node %d at %s: %s", id, addr, dray_last_error());
+            continue;
+        }
+        pthread_mutex_lock(&cl->lock);
+        rnode *nd = &cl->nodes[id];
+        nd->id = id;
+        snprintf(nd->addr, sizeof nd->addr, "%s", addr);
+        nd->cpus = (int)dray_list_get(e, 2)->u.i;
+        nd->conn = dray__conn_retain(c);
+        nd->alive = true;
+        dray__conn_set_user(c, nd);
+        if (id >= cl->n_nodes)
+            cl->n_nodes = id + 1;
+        /* Tasks that waited for a node go out now. */
+        pend *w = cl->waiting;
+        cl->waiting = NULL;
+        while (w) {
+            pend *next = w->next;
+            place(cl, w);
+            w = next;
+        }
+        pthread_mutex_unlock(&cl->lock);
+    }
+    /* Nodes the head declared dead (a hung process keeps its socket open). */
+    pthread_mutex_lock(&cl->lock);
+    dray__conn *gone[64];
+    int ngone = 0;
+    for (int k = 0; k < cl->n_nodes && ngone < 64; k++) {
+        if (!cl->nodes[k].alive)
+            continue;
+        bool listed = false;
+        for (size_t i = 0; i < n; i++)
+            listed |= dray_list_get(dray_list_get(list, i), 0)->u.i == k;
+        if (!listed)
+            gone[ngone++] = dray__conn_retain(cl->nodes[k].conn);
+    }
+    cl->got_nodes = true;
+    pthread_cond_broadcast(&cl->cond);
+    pthread_mutex_unlock(&cl->lock);
+    for (int i = 0; i < ngone; i++) {
+        dray__conn_close(gone[i], "the head reports the node dead");
+        dray__conn_release(gone[i]);
+    }
+}
+
+static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *h, const dray_value *ctl,
+                       const dray_value *data)
+{
+    struct dray__cluster *cl = dray__loop_user(l);
+    if (h->type == DRAY__MSG_RESULT && dray__conn_user(c))
+        on_result(cl, h, ctl, data);
+    else if (h->type == DRAY__MSG_NODES && !dray__conn_user(c))
+        on_nodes(cl, ctl);
+    else
+        dray__conn_close(c, "unexpected message type for a driver");
+}
+
+/* A node's connection closed: its tasks go to other nodes while retries last. */
+static void on_close(dray__loop *l, dray__conn *c)
+{
+    struct dray__cluster *cl = dray__loop_user(l);
+    rnode *nd = dray__conn_user(c);
+    if (!nd) {
+        if (!cl->closing)
+            dray__log("lost the connection to the head %s", cl->address);
+        return;
+    }
+    pthread_mutex_lock(&cl->lock);
+    if (!nd->alive || cl->closing) {
+        pthread_mutex_unlock(&cl->lock);
+        return;
+    }
+    dray__log("node %d (%s) lost: resending its %lld tasks", nd->id, nd->addr,
+              (long long)nd->inflight);
+    nd->alive = false;
+    pend *list = nd->list, *failed = NULL;
+    nd->list = NULL;
+    nd->inflight = 0;
+    uint64_t retried = 0;
+    pend *calls = restart_actors(cl, (int)(nd - cl->nodes), &list);
+    while (list) {
+        pend *p = list, *next = p->next;
+        list = next;
+        if (p->retries_left > 0) {
+            p->retries_left--;
+            retried++;
+            if (place(cl, p))
+                continue;
+        }
+        table_take(cl, p->rid);
+        p->next = failed;
+        failed = p;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    dray__conn_release(c); /* the node's count */
+    if (retried)
+        dray__count(&dray__thread_counters(cl->rt)->retried, retried);
+    char msg[200];
+    snprintf(msg, sizeof msg, "node %d (%s) was lost while running it and no retry is left",
+             nd->id, nd->addr);
+    while (failed) {
+        pend *next = failed->next;
+        fail_pend(cl, failed, DRAY_ENET, msg);
+        failed = next;
+    }
+    snprintf(msg, sizeof msg, "the actor's node %d (%s) was lost while running this call",
+             nd->id, nd->addr);
+    while (calls) {
+        pend *next = calls->next;
+        fail_pend(cl, calls, DRAY_EACTOR, msg);
+        calls = next;
+    }
+}
+
+static void on_tick(dray__loop *l)
+{
+    struct dray__cluster *cl = dray__loop_user(l);
+    int64_t now = dray__now_ns();
+    pend *expired = NULL;
+    pthread_mutex_lock(&cl->lock);
+    for (pend *p = cl->waiting, *next; p; p = next) {
+        next = p->next;
+        if (now - p->since_ns < cl->no_node_timeout_ns)
+            continue;
+        list_remove(&cl->waiting, p);
+        table_take(cl, p->rid);
+        p->next = expired;
+        expired = p;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    char msg[200];
+    snprintf(msg, sizeof msg, "no worker node was available for %lld ms",
+             (long long)(cl->no_node_timeout_ns / 1000000));
+    while (expired) {
+        pend *next = expired->next;
+        fail_pend(cl, expired, DRAY_ERESOURCE, msg);
+        expired = next;
+    }
+}
+
+/* ==== Attach and detach ==== */
+
+static int64_t env_int(const char *name, int64_t dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? atoll(v) : dflt;
+}
+
+dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
+{
+    uint8_t secret[32];
+    dray_status st = dray__secret_load(address, secret);
+    if (st)
+        return st;
+    struct dray__cluster *cl = calloc(1, sizeof(*cl));
+    if (!cl)
+        return dray_set_error(DRAY_ENOMEM, "out of memory attaching to %s", address);
+    cl->rt = rt;
+    snprintf(cl->address, sizeof cl->address, "%s", address);
+    pthread_mutex_init(&cl->lock, NULL);
+    pthread_cond_init(&cl->cond, NULL);
+    cl->no_node_timeout_ns = env_int("DRAY_NO_NODE_TIMEOUT_MS", 30000) * 1000000;
+    cl->default_retries = (int)env_int("DRAY_MAX_RETRIES", 3);
+    dray__loop_ops ops = {on_message, NULL, on_close, on_tick};
+    if ((st = dray__loop_create(&ops, cl, secret, NULL, 0, &cl->loop)))
+        goto out_free;
+    dray__conn *head;
+    dray_value nul = dray_null();
+    if ((st = dray__loop_dial(cl->loop, address, "driver", 10000, &head)) ||
+        (st = dray__conn_send_value(head, DRAY__MSG_SUBSCRIBE, 0, 0, &nul, NULL)))
+        goto out_loop;
+    rt->cluster = cl;
+    if ((st = dray__loop_start(cl->loop))) {
+        rt->cluster = NULL;
+        goto out_loop;
+    }
+    /* Wait for the first node list (and DRAY_MIN_NODES nodes, for benchmarks and tests). */
+    int64_t min_nodes = env_int("DRAY_MIN_NODES", 0);
+    int64_t deadline = dray__now_ns() + env_int("DRAY_CONNECT_TIMEOUT_MS", 10000) * 1000000;
+    pthread_mutex_lock(&cl->lock);
+    for (;;) {
+        int alive = 0;
+        for (int i = 0; i < cl->n_nodes; i++)
+            alive += cl->nodes[i].alive;
+        if (cl->got_nodes && alive >= min_nodes)
+            break;
+        if (dray__now_ns() > deadline) {
+            pthread_mutex_unlock(&cl->lock);
+            st = dray_set_error(DRAY_ETIMEDOUT, "cluster %s: %d of %lld nodes after the timeout",
+                                address, alive, (long long)min_nodes);
+            dray__cluster_detach(rt);
+            return st;
+        }
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 20000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        pthread_cond_timedwait(&cl->cond, &cl->lock, &ts);
+    }
+    pthread_mutex_unlock(&cl->lock);
+    return DRAY_OK;
+out_loop:
+    dray__loop_destroy(cl->loop);
+out_free:
+    pthread_cond_destroy(&cl->cond);
+    pthread_mutex_destroy(&cl->lock);
+    free(cl);
+    return st;
+}
+
+void dray__cluster_detach(dray_runtime *rt)
+{
+    struct dray__cluster *cl = rt->cluster;
+    if (!cl)
+        return;
+    dray__loop_stop(cl->loop);
+    pthread_mutex_lock(&cl->lock);
+    cl->closing = true;
+    pend *all = NULL;
+    for (size_t i = 0; i < cl->nbuckets; i++)
+        for (pend *p = cl->buckets[i], *next; p; p = next) {
+            next = p->hnext;
+            p->next = all;
+            all = p;
+        }
+    free(cl->buckets);
+    cl->buckets = NULL;
+    cl->nbuckets = cl->count = 0;
+    pthread_mutex_unlock(&cl->lock);
+    while (all) {
+        pend *next = all->next;
+        fail_pend(cl, all, DRAY_ESHUTDOWN, "the runtime shut down before the result arrived");
+        all = next;
+    }
+    dray__loop_destroy(cl->loop);
+    for (int i = 0; i < cl->n_nodes; i++)
+        if (cl->nodes[i].alive)
+            dray__conn_release(cl->nodes[i].conn);
+    while (cl->actors) {
+        ractor *a = cl->actors;
+        cl->actors = a->next;
+        dray_free(a->create_msg);
+        free(a);
+    }
+    rt->cluster = NULL;
+    pthread_cond_destroy(&cl->cond);
+    pthread_mutex_destroy(&cl->lock);
+    free(cl);
+}

@@ -1,0 +1,317 @@
+/* The head: accepts workers and drivers that know the secret, keeps the node table, detects dead
+ * workers by missing heartbeats, pushes the live node list to drivers, and answers status queries. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define MAX_NODES 1024
+#define MAX_DRIVERS 256
+
+typedef struct node {
+    int id;
+    dray__conn *conn; /* retained; NULL once dead */
+    char addr[80];
+    int cpus, pid;
+    int64_t last_seen_ns, done, running;
+} node;
+
+typedef struct head {
+    node nodes[MAX_NODES];
+    int n_nodes;
+    dray__conn *drivers[MAX_DRIVERS]; /* retained */
+    int n_drivers;
+    int64_t heartbeat_timeout_ns;
+} head;
+
+/* A connection's user pointer on the head: its node, or this mark for a subscribed driver. */
+#define DRIVER_MARK(h) ((void *)&(h)->n_drivers)
+
+static dray_status nodes_value(head *h, dray_value *out)
+{
+    dray_value *items = calloc((size_t)h->n_nodes + 1, sizeof(dray_value));
+    if (!items)
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    size_t n = 0;
+    dray_status st = DRAY_OK;
+    for (int i = 0; i < h->n_nodes && !st; i++) {
+        node *nd = &h->nodes[i];
+        if (!nd->conn)
+            continue;
+        dray_value f[3] = {dray_int(nd->id), dray_null(), dray_int(nd->cpus)};
+        if (!(st = dray_string_create(nd->addr, &f[1])))
+            st = dray_list_create(f, 3, &items[n++]);
+        dray_value_release(&f[1]);
+    }
+    if (!st)
+        st = dray_list_create(items, n, out);
+    for (size_t i = 0; i < n; i++)
+        dray_value_release(&items[i]);
+    free(items);
+    return st;
+}
+
+/* Sends the live node list to driver c, or to every driver when c is NULL. */
+static void send_nodes(head *h, dray__conn *c)
+{
+    dray_value v;
+    if (nodes_value(h, &v)) {
+        dray__log("cannot build the node list: %s", dray_last_error());
+        return;
+    }
+    for (int i = 0; i < h->n_drivers; i++)
+        if (!c || h->drivers[i] == c)
+            dray__conn_send_value(h->drivers[i], DRAY__MSG_NODES, 0, 0, &v, NULL);
+    dray_value_release(&v);
+}
+
+static void node_dead(head *h, node *nd, const char *why)
+{
+    if (!nd->conn)
+        return;
+    dray__log("node %d (%s, pid %d) is dead: %s", nd->id, nd->addr, nd->pid, why);
+    dray__conn *c = nd->conn;
+    nd->conn = NULL;
+    dray__conn_set_user(c, NULL);
+    dray__conn_close(c, NULL);
+    dray__conn_release(c);
+    send_nodes(h, NULL);
+}
+
+static dray_status status_value(head *h, dray_value *out)
+{
+    static const char *keys[] = {"id",   "address",    "cpus",          "pid",
+                                 "alive", "tasks_done", "tasks_running", "last_seen_ms"};
+    dray_value *items = calloc((size_t)h->n_nodes + 1, sizeof(dray_value));
+    if (!items)
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    dray_status st = DRAY_OK;
+    int64_t now = dray__now_ns();
+    int n = 0;
+    for (; n < h->n_nodes && !st; n++) {
+        node *nd = &h->nodes[n];
+        dray_value f[8] = {dray_int(nd->id),   dray_null(),         dray_int(nd->cpus),
+                           dray_int(nd->pid),  dray_bool(nd->conn != NULL), dray_int(nd->done),
+                           dray_int(nd->running), dray_int((now - nd->last_seen_ns) / 1000000)};
+        if (!(st = dray_string_create(nd->addr, &f[1])))
+            st = dray_map_create(keys, f, 8, &items[n]);
+        dray_value_release(&f[1]);
+    }
+    dray_value list = dray_null();
+    if (!st)
+        st = dray_list_create(items, (size_t)n, &list);
+    for (int i = 0; i < n; i++)
+        dray_value_release(&items[i]);
+    free(items);
+    if (st)
+        return st;
+    const char *top[] = {"nodes", "drivers"};
+    dray_value vals[2] = {list, dray_int(h->n_drivers)};
+    st = dray_map_create(top, vals, 2, out);
+    dray_value_release(&list);
+    return st;
+}
+
+static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const dray_value *ctl,
+                       const dray_value *data)
+{
+    (void)data;
+    head *h = dray__loop_user(l);
+    void *u = dray__conn_user(c);
+    node *nd = u && u != DRIVER_MARK(h) ? u : NULL;
+    switch (hd->type) {
+    case DRAY__MSG_REGISTER: {
+        if (strcmp(dray__conn_role(c), "worker") || dray__conn_user(c)) {
+            dray__conn_close(c, "REGISTER from a peer that is not a new worker");
+            return;
+        }
+        if (h->n_nodes == MAX_NODES) {
+            dray__conn_close(c, "refused: node table is full");
+            return;
+        }
+        const char *addr = dray_string_cstr(dray_list_get(ctl, 0));
+        if (strlen(addr) >= sizeof h->nodes[0].addr) {
+            dray__conn_close(c, "REGISTER: address too long");
+            return;
+        }
+        nd = &h->nodes[h->n_nodes];
+        memset(nd, 0, sizeof(*nd));
+        nd->id = h->n_nodes++;
+        nd->conn = dray__conn_retain(c);
+        snprintf(nd->addr, sizeof nd->addr, "%s", addr);
+        nd->cpus = (int)dray_list_get(ctl, 1)->u.i;
+        nd->pid = (int)dray_list_get(ctl, 2)->u.i;
+        nd->last_seen_ns = dray__now_ns();
+        dray__conn_set_user(c, nd);
+        dray__log("node %d joined: %s, %d cpus, pid %d", nd->id, nd->addr, nd->cpus, nd->pid);
+        send_nodes(h, NULL);
+        return;
+    }
+    case DRAY__MSG_PING:
+        if (!nd) {
+            dray__conn_close(c, "PING from a peer that is not a registered node");
+            return;
+        }
+        nd->last_seen_ns = dray__now_ns();
+        nd->done = dray_list_get(ctl, 0)->u.i;
+        nd->running = dray_list_get(ctl, 1)->u.i;
+        return;
+    case DRAY__MSG_SUBSCRIBE:
+        if (dray__conn_user(c) || h->n_drivers == MAX_DRIVERS) {
+            dray__conn_close(c, "refused SUBSCRIBE: already subscribed or too many drivers");
+            return;
+        }
+        h->drivers[h->n_drivers++] = dray__conn_retain(c);
+        dray__conn_set_user(c, DRIVER_MARK(h));
+        dray__log("driver %s subscribed", dray__conn_peer(c));
+        send_nodes(h, c);
+        return;
+    case DRAY__MSG_STATUS_REQ: {
+        dray_value v;
+        if (status_value(h, &v) == DRAY_OK) {
+            dray__conn_send_value(c, DRAY__MSG_STATUS, 0, hd->rid, &v, NULL);
+            dray_value_release(&v);
+        }
+        return;
+    }
+    default:
+        dray__conn_close(c, "unexpected message type for the head");
+    }
+}
+
+static void on_close(dray__loop *l, dray__conn *c)
+{
+    head *h = dray__loop_user(l);
+    void *u = dray__conn_user(c);
+    if (u == DRIVER_MARK(h)) {
+        for (int i = 0; i < h->n_drivers; i++)
+            if (h->drivers[i] == c) {
+                h->drivers[i] = h->drivers[--h->n_drivers];
+                dray__conn_release(c);
+                break;
+            }
+        dray__log("driver %s left", dray__conn_peer(c));
+    } else if (u) {
+        node_dead(h, u, "its connection closed");
+    }
+}
+
+static void on_tick(dray__loop *l)
+{
+    head *h = dray__loop_user(l);
+    int64_t now = dray__now_ns();
+    for (int i = 0; i < h->n_nodes; i++)
+        if (h->nodes[i].conn && now - h->nodes[i].last_seen_ns > h->heartbeat_timeout_ns)
+            node_dead(h, &h->nodes[i], "no heartbeat");
+}
+
+dray_status dray_cluster_secret_create(const char *dir)
+{
+    if (!dir || !*dir)
+        return dray_set_error(DRAY_EINVAL, "dray_cluster_secret_create: no directory");
+    char path[4200];
+    snprintf(path, sizeof path, "%s", dir);
+    for (char *p = path + 1; *p; p++)
+        if (*p == '/') {
+            *p = 0;
+            mkdir(path, 0700);
+            *p = '/';
+        }
+    if (mkdir(path, 0700) && errno != EEXIST)
+        return dray_set_error(DRAY_EIO, "cannot create cluster directory %s: %s", dir,
+                              strerror(errno));
+    uint8_t secret[32];
+    char hex[65];
+    dray_status st = dray__random_bytes(secret, sizeof secret);
+    if (st)
+        return st;
+    dray__hex_encode(secret, sizeof secret, hex);
+    snprintf(path, sizeof path, "%s/secret", dir);
+    unlink(path);
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return dray_set_error(DRAY_EIO, "cannot create %s: %s", path, strerror(errno));
+    hex[64] = '\n';
+    ssize_t w = write(fd, hex, 65);
+    close(fd);
+    if (w != 65)
+        return dray_set_error(DRAY_EIO, "cannot write %s", path);
+    return DRAY_OK;
+}
+
+static int64_t env_ms(const char *name, int64_t dflt)
+{
+    const char *v = getenv(name);
+    return v && atoll(v) > 0 ? atoll(v) : dflt;
+}
+
+dray_status dray_cluster_head_run(const dray_cluster_opts *opts, const char *dir, int ready_fd)
+{
+    if (!opts || !dir)
+        return dray_set_error(DRAY_EINVAL, "dray_cluster_head_run: NULL argument");
+    char spath[4200], hex[80] = {0};
+    snprintf(spath, sizeof spath, "%s/secret", dir);
+    FILE *f = fopen(spath, "r");
+    if (!f)
+        return dray_set_error(DRAY_ENOTFOUND, "cannot read %s: %s", spath, strerror(errno));
+    size_t n = fread(hex, 1, sizeof hex - 1, f);
+    fclose(f);
+    uint8_t secret[32];
+    if (n < 64 || dray__hex_decode(hex, secret, 32))
+        return dray_set_error(DRAY_EFORMAT, "%s: not 64 hex digits", spath);
+    head *h = calloc(1, sizeof(*h));
+    if (!h)
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    h->heartbeat_timeout_ns = env_ms("DRAY_HEARTBEAT_TIMEOUT_MS", 3000) * 1000000;
+    dray__loop_ops ops = {on_message, NULL, on_close, on_tick};
+    dray__loop *l;
+    dray_status st = dray__loop_create(&ops, h, secret, opts->bind ? opts->bind : "127.0.0.1",
+                                       opts->port, &l);
+    if (st) {
+        free(h);
+        return st;
+    }
+    dray__log("head listening on %s:%d", opts->bind ? opts->bind : "127.0.0.1",
+              dray__loop_port(l));
+    if (ready_fd >= 0) {
+        char line[32];
+        int len = snprintf(line, sizeof line, "%d\n", dray__loop_port(l));
+        ssize_t w = write(ready_fd, line, (size_t)len);
+        (void)w;
+        close(ready_fd);
+    }
+    dray__loop_run(l, true);
+    dray__loop_destroy(l);
+    for (int i = 0; i < h->n_nodes; i++)
+        dray__conn_release(h->nodes[i].conn);
+    for (int i = 0; i < h->n_drivers; i++)
+        dray__conn_release(h->drivers[i]);
+    free(h);
+    dray__log("head stopped");
+    return DRAY_OK;
+}
+
+dray_status dray_cluster_status(const char *address, dray_value *out)
+{
+    if (!address || !out)
+        return dray_set_error(DRAY_EINVAL, "dray_cluster_status: NULL argument");
+    uint8_t secret[32];
+    dray_status st = dray__secret_load(address, secret);
+    if (st)
+        return st;
+    dray_value nul = dray_null(), v;
+    if ((st = dray__request(address, secret, DRAY__MSG_STATUS_REQ, &nul, 5000, &v)))
+        return st;
+    if (v.type != DRAY_T_MAP) {
+        dray_value_release(&v);
+        return dray_set_error(DRAY_EFORMAT, "%s answered the status request with a %s", address,
+                              "non-map");
+    }
+    *out = v;
+    return DRAY_OK;
+}

@@ -1,0 +1,154 @@
+/* Internals of the cluster module: SHA-256/HMAC, the wire format (frame header and per-type checks
+ * of control payloads), the epoll event loop with its connections, and the cluster directory. */
+#ifndef DRAY_CLUSTER_INTERNAL_H
+#define DRAY_CLUSTER_INTERNAL_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../core/internal.h"
+#include "dray/cluster.h"
+
+/* ==== SHA-256 and HMAC (sha256.c) ==== */
+typedef struct dray__sha256 {
+    uint32_t h[8];
+    uint64_t len;
+    uint8_t buf[64];
+    size_t used;
+} dray__sha256;
+
+void dray__sha256_init(dray__sha256 *s);
+void dray__sha256_update(dray__sha256 *s, const void *data, size_t n);
+void dray__sha256_final(dray__sha256 *s, uint8_t out[32]);
+/* HMAC-SHA256 of the concatenation of parts[0..nparts) under `key`. */
+void dray__hmac_sha256(const void *key, size_t klen, const void *const *parts, const size_t *lens,
+                       size_t nparts, uint8_t out[32]);
+/* Constant-time comparison. */
+bool dray__ct_equal(const void *a, const void *b, size_t n);
+dray_status dray__random_bytes(void *buf, size_t n);
+/* out gets 2n hex digits and a NUL. */
+void dray__hex_encode(const uint8_t *in, size_t n, char *out);
+/* Exactly 2n hex digits (a trailing newline allowed). */
+dray_status dray__hex_decode(const char *in, uint8_t *out, size_t n);
+
+/* ==== Wire format (wire.c) ====
+ * A message is a 32-byte header, a control payload (a dray_value in the core codec) and an optional
+ * data section (object bytes, sent from the object's own memory). Header, little-endian:
+ *   0 'D' 'Y'  2 version  3 type  4 flags  5..7 zero  8 ctl_len u32  12 zero u32
+ *   16 data_len u64  24 request id u64 */
+#define DRAY__WIRE_HDR 32
+#define DRAY__WIRE_VERSION 1
+#define DRAY__WIRE_MAX_CTL (16u << 20)
+#define DRAY__WIRE_MAX_CTL_PREAUTH 512
+#define DRAY__WIRE_MAX_DATA ((uint64_t)16 << 30)
+#define DRAY__NONCE 32
+
+enum dray__msg_type {
+    DRAY__MSG_CHALLENGE = 1, /* server: bytes nonce */
+    DRAY__MSG_AUTH,          /* client: [bytes nonce, bytes mac, string role] */
+    DRAY__MSG_AUTH_OK,       /* server: bytes mac (proves the server knows the secret too) */
+    DRAY__MSG_REGISTER,      /* worker to head: [string addr, int cpus, int pid] */
+    DRAY__MSG_SUBSCRIBE,     /* driver to head: null */
+    DRAY__MSG_NODES,         /* head to driver: list of [int id, string addr, int cpus] */
+    DRAY__MSG_PING,          /* worker to head: [int tasks_done, int tasks_running] */
+    DRAY__MSG_SUBMIT,        /* driver to worker: [string fn, list args, int retries, bool retry_exc] */
+    DRAY__MSG_RESULT,        /* worker to driver: [int status, value]; data per flags */
+    DRAY__MSG_STATUS_REQ,    /* client to head: null */
+    DRAY__MSG_STATUS,        /* head to client: map */
+    DRAY__MSG_ACTOR_CREATE,  /* driver to worker: [string class, list args, int id, int max_conc,
+                              * int max_restarts, int max_task_retries]; RESULT when init ran */
+    DRAY__MSG_ACTOR_CALL,    /* driver to worker: [int id, int method, list args]; RESULT */
+    DRAY__MSG_ACTOR_KILL,    /* driver to worker: [int id, bool no_restart] */
+    DRAY__MSG_ACTOR_RELEASE, /* driver to worker: [int id] */
+    DRAY__MSG_COUNT
+};
+
+/* RESULT flags: where the value is. */
+#define DRAY__RF_RAW 1     /* data section: the bytes of a BYTES value */
+#define DRAY__RF_ENCODED 2 /* data section: the encoded value */
+#define DRAY__RF_MISSING 4 /* the worker lacks the function: try another node */
+
+typedef struct dray__hdr {
+    uint8_t type, flags;
+    uint32_t ctl_len;
+    uint64_t data_len;
+    uint64_t rid;
+} dray__hdr;
+
+void dray__wire_put_header(uint8_t out[DRAY__WIRE_HDR], const dray__hdr *h);
+/* Parses and checks a header (magic, version, type, zero fields, limits). */
+dray_status dray__wire_parse_header(const uint8_t *buf, size_t len, uint32_t max_ctl,
+                                    uint64_t max_data, dray__hdr *out);
+/* Decodes and checks a control payload for its message type. On DRAY_OK *out is owned. */
+dray_status dray__wire_decode_ctl(const dray__hdr *h, const void *ctl, dray_value *out);
+/* Whole-message decoder used by the fuzzer and tests: header, control, data section. */
+dray_status dray__wire_decode_message(const uint8_t *buf, size_t len, dray__hdr *h, dray_value *ctl);
+
+/* ==== Event loop and connections (net.c) ==== */
+typedef struct dray__loop dray__loop;
+typedef struct dray__conn dray__conn;
+
+typedef struct dray__loop_ops {
+    /* A checked message from an authenticated peer. ctl and data are borrowed (data is a BYTES
+     * value or null). */
+    void (*on_message)(dray__loop *l, dray__conn *c, const dray__hdr *h, const dray_value *ctl,
+                       const dray_value *data);
+    /* A peer authenticated (accepted connections only). */
+    void (*on_open)(dray__loop *l, dray__conn *c);
+    /* A connection closed (the conn stays valid for the callback). */
+    void (*on_close)(dray__loop *l, dray__conn *c);
+    /* Called about every 100 ms on the loop thread. */
+    void (*on_tick)(dray__loop *l);
+} dray__loop_ops;
+
+/* Creates a loop. `secret` (32 bytes) is copied. bind_host NULL: no listening socket. */
+dray_status dray__loop_create(const dray__loop_ops *ops, void *user, const uint8_t *secret,
+                              const char *bind_host, int port, dray__loop **out);
+/* Runs the loop on a new thread. */
+dray_status dray__loop_start(dray__loop *l);
+/* Runs the loop on this thread until dray__loop_stop (or a SIGTERM/SIGINT when handle_signals). */
+void dray__loop_run(dray__loop *l, bool handle_signals);
+/* Asks the loop to stop (any thread); joins it when it runs on its own thread. */
+void dray__loop_stop(dray__loop *l);
+/* Closes every connection and frees the loop (stopped first). */
+void dray__loop_destroy(dray__loop *l);
+void *dray__loop_user(dray__loop *l);
+int dray__loop_port(dray__loop *l);
+bool dray__loop_on_thread(dray__loop *l);
+void dray__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* Connects to host:port and runs the client side of the handshake with `role` (blocking, bounded
+ * by timeout_ms). On DRAY_OK the connection joins the loop; *out is borrowed (the loop owns it). */
+dray_status dray__loop_dial(dray__loop *l, const char *address, const char *role, int timeout_ms,
+                            dray__conn **out);
+/* Queues a message (any thread). ctl[0..ctl_len) is copied; data (a BYTES value, may be NULL) is
+ * retained and sent from its own memory when large. DRAY_ENET when the connection is closed. */
+dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                            const void *ctl, size_t ctl_len, const dray_value *data);
+/* Encodes *ctl and sends it. */
+dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                                  const dray_value *ctl, const dray_value *data);
+/* Closes the connection from the loop thread (on_close runs). */
+void dray__conn_close(dray__conn *c, const char *why);
+const char *dray__conn_role(const dray__conn *c);
+const char *dray__conn_peer(const dray__conn *c);
+void dray__conn_set_user(dray__conn *c, void *user);
+void *dray__conn_user(const dray__conn *c);
+dray__conn *dray__conn_retain(dray__conn *c);
+void dray__conn_release(dray__conn *c);
+
+/* Blocking request/reply on a fresh connection: used by `dray status`. *reply is owned. */
+dray_status dray__request(const char *address, const uint8_t *secret, uint8_t type,
+                          const dray_value *ctl, int timeout_ms, dray_value *reply);
+
+/* ==== Cluster directory and secret (dir.c) ==== */
+/* The directory of the cluster whose head listens on `port`: $DRAY_CLUSTER_DIR, else
+ * /tmp/dray-<uid>/cluster-<port>. out gets at least 4096 bytes. */
+void dray__cluster_dir(int port, char *out, size_t size);
+/* Reads the secret for `address`: $DRAY_SECRET (hex), else <cluster dir>/secret. */
+dray_status dray__secret_load(const char *address, uint8_t secret[32]);
+/* Splits "host:port". host gets at least 256 bytes. */
+dray_status dray__parse_address(const char *address, char *host, size_t hsize, int *port);
+
+#endif /* DRAY_CLUSTER_INTERNAL_H */

@@ -1,0 +1,487 @@
+/* A worker node: joins the head, sends heartbeats, accepts drivers that know the secret, and runs
+ * their tasks on a local runtime (N executor threads); each result goes straight back to the driver
+ * that submitted it. Tasks submitted from inside a task run on this node's runtime. */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define PING_NS (500 * 1000000LL)
+#define RAW_LIMIT (64u << 10)
+
+/* An actor hosted here for a driver (touched only on the loop thread). */
+typedef struct wactor {
+    _Atomic int refs; /* the table's and a pending ready job's */
+    uint64_t id;
+    dray_actor *actor;
+    dray__conn *owner; /* the driver that created it (borrowed: freed with its connection) */
+    struct wactor *next;
+} wactor;
+
+typedef struct worker {
+    dray_runtime *rt;
+    dray__loop *loop;
+    dray__conn *head; /* retained */
+    int64_t next_ping;
+    _Atomic int64_t done, running;
+    wactor *actors;
+} worker;
+
+/* Sends an actor call's result once its cell completes (on the completing thread). */
+typedef struct reply {
+    dray__callback cb;
+    dray__conn *conn; /* retained */
+    uint64_t rid;
+    dray_ref *ref;
+} reply;
+
+typedef struct job {
+    worker *w;
+    dray__conn *conn; /* retained */
+    uint64_t rid;
+    const dray_function *fn;
+    dray_value args;  /* list */
+    int retries;
+    bool retry_exc;
+} job;
+
+/* Sends a task's outcome. Large BYTES results go as a data section from their own memory. */
+static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value *result,
+                        uint8_t extra_flags)
+{
+    dray_value items[2] = {dray_int(st), dray_null()}, ctl;
+    const dray_value *data = NULL;
+    uint8_t flags = extra_flags;
+    void *enc = NULL;
+    size_t len = 0;
+    dray_value encv = dray_null();
+    if (st == DRAY_OK && result->type == DRAY_T_BYTES && dray_bytes_data(result, &len) &&
+        len >= RAW_LIMIT) {
+        flags |= DRAY__RF_RAW;
+        data = result;
+    } else if (st == DRAY_OK) {
+        dray_status est = dray_value_encode(result, &enc, &len);
+        if (est) {
+            /* Not serialisable (a ref, an extension without an encoder): fail the task clearly. */
+            char msg[600];
+            snprintf(msg, sizeof msg, "its result cannot be sent back: %s", dray_last_error());
+            dray_value_release(result);
+            dray_error_create(est, "result", msg, -1, NULL, result);
+            st = est;
+            items[0] = dray_int(st);
+        } else if (len >= RAW_LIMIT) {
+            void *p;
+            if (dray_bytes_create_uninit(len, &encv, &p) == DRAY_OK) {
+                memcpy(p, enc, len);
+                flags |= DRAY__RF_ENCODED;
+                data = &encv;
+            }
+        }
+        if (!data && !st)
+            items[1] = *result;
+    }
+    dray_value fallback = dray_null();
+    if (st) {
+        if (result->type != DRAY_T_ERROR)
+            dray_error_create(st, "task", dray_status_str(st), -1, NULL, &fallback);
+        items[1] = result->type == DRAY_T_ERROR ? *result : fallback;
+    }
+    if (dray_list_create(items, 2, &ctl) == DRAY_OK) {
+        if (dray__conn_send_value(c, DRAY__MSG_RESULT, flags, rid, &ctl, data))
+            dray__log("cannot send result %llu to %s: %s", (unsigned long long)rid,
+                      dray__conn_peer(c), dray_last_error());
+        dray_value_release(&ctl);
+    }
+    dray_free(enc);
+    dray_value_release(&encv);
+    dray_value_release(&fallback);
+}
+
+/* Sends an error as a RESULT. */
+static void send_error(dray__conn *c, uint64_t rid, dray_status st, const char *fn, const char *msg)
+{
+    dray_value err;
+    if (dray_error_create(st, fn, msg, -1, NULL, &err) == DRAY_OK) {
+        send_result(c, rid, st, &err, 0);
+        dray_value_release(&err);
+    }
+}
+
+/* The local task that runs a remote task: calls the function, retries on failure when asked, and
+ * sends the result to the driver. */
+static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs, dray_value *out)
+{
+    (void)nargs;
+    job *j = (job *)(uintptr_t)args[0].u.i;
+    worker *w = j->w;
+    atomic_fetch_add(&w->running, 1);
+    dray_value result = dray_null();
+    size_t n = dray_list_len(&j->args);
+    const dray_value *a = n ? dray_list_get(&j->args, 0) : NULL;
+    dray_status st;
+    for (int left = j->retries;; left--) {
+        dray__clear_error();
+        st = j->fn->fn(ctx, a, n, &result);
+        if (st == DRAY_OK || !j->retry_exc || left <= 0)
+            break;
+        dray_value_release(&result);
+    }
+    if (st != DRAY_OK && result.type != DRAY_T_ERROR) {
+        dray_value_release(&result);
+        dray_error_create(st, j->fn->name, dray_last_error()[0] ? dray_last_error()
+                                                               : dray_status_str(st),
+                          -1, NULL, &result);
+    } else if (st != DRAY_OK) {
+        st = dray_error_status(&result);
+    }
+    send_result(j->conn, j->rid, st, &result, 0);
+    dray_value_release(&result);
+    atomic_fetch_sub(&w->running, 1);
+    atomic_fetch_add(&w->done, 1);
+    dray_value_release(&j->args);
+    dray__conn_release(j->conn);
+    free(j);
+    *out = dray_null();
+    return DRAY_OK;
+}
+
+static dray_function exec_fn = {"dray.cluster.exec", exec_job, NULL};
+
+static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_value *ctl)
+{
+    const char *name = dray_string_cstr(dray_list_get(ctl, 0));
+    const dray_function *fn = dray__fn_lookup(w->rt, name);
+    if (!fn) {
+        dray_value err;
+        char msg[300];
+        snprintf(msg, sizeof msg, "no task function is registered as '%s' on this node", name);
+        if (dray_error_create(DRAY_ENOTFOUND, name, msg, -1, NULL, &err) == DRAY_OK) {
+            send_result(c, h->rid, DRAY_ENOTFOUND, &err, DRAY__RF_MISSING);
+            dray_value_release(&err);
+        }
+        return;
+    }
+    job *j = calloc(1, sizeof(*j));
+    if (!j) {
+        dray__conn_close(c, "out of memory queueing a task");
+        return;
+    }
+    j->w = w;
+    j->conn = dray__conn_retain(c);
+    j->rid = h->rid;
+    j->fn = fn;
+    j->args = dray_value_retain(dray_list_get(ctl, 1));
+    j->retries = (int)dray_list_get(ctl, 2)->u.i;
+    j->retry_exc = dray_list_get(ctl, 3)->u.b;
+    dray_value arg = dray_int((int64_t)(uintptr_t)j);
+    dray_ref *r;
+    if (dray_submit_fn(w->rt, &exec_fn, &arg, 1, NULL, &r)) {
+        dray_value err;
+        dray_error_create(DRAY_ESHUTDOWN, name, "the node is shutting down", -1, NULL, &err);
+        send_result(c, h->rid, DRAY_ESHUTDOWN, &err, 0);
+        dray_value_release(&err);
+        dray_value_release(&j->args);
+        dray__conn_release(j->conn);
+        free(j);
+        return;
+    }
+    dray_ref_release(r);
+}
+
+
+/* ==== Actors ==== */
+
+static void reply_fn(dray__callback *cb, dray_ref *c)
+{
+    reply *r = (reply *)cb;
+    dray_value v = dray_value_retain(&c->u.result);
+    send_result(r->conn, r->rid, (dray_status)c->status, &v, 0);
+    dray_value_release(&v);
+    dray__conn_release(r->conn);
+    dray_ref_release(r->ref);
+    free(r);
+}
+
+/* Sends ref's outcome as RESULT rid when it completes. Takes ref. */
+static void reply_when_done(dray__conn *c, uint64_t rid, dray_ref *ref)
+{
+    reply *r = calloc(1, sizeof(*r));
+    if (!r) {
+        dray_ref_release(ref);
+        send_error(c, rid, DRAY_ENOMEM, "actor", "out of memory on the node");
+        return;
+    }
+    r->cb.fn = reply_fn;
+    r->conn = dray__conn_retain(c);
+    r->rid = rid;
+    r->ref = ref;
+    if (!dray__ref_on_complete(ref, &r->cb))
+        reply_fn(&r->cb, ref);
+}
+
+static wactor *find_actor(worker *w, dray__conn *owner, uint64_t id)
+{
+    for (wactor *a = w->actors; a; a = a->next)
+        if (a->id == id && a->owner == owner)
+            return a;
+    return NULL;
+}
+
+typedef struct ready_job {
+    worker *w;
+    wactor *wa;
+    dray__conn *conn;
+    uint64_t rid;
+} ready_job;
+
+static void wactor_release(wactor *wa)
+{
+    if (atomic_fetch_sub(&wa->refs, 1) == 1) {
+        dray_actor_release(wa->actor);
+        free(wa);
+    }
+}
+
+/* Waits for an actor's constructor on the pool, then answers the create request. */
+static dray_status ready_task(dray_ctx *ctx, const dray_value *args, size_t nargs,
+                              dray_value *out)
+{
+    (void)ctx, (void)nargs;
+    ready_job *j = (ready_job *)(uintptr_t)args[0].u.i;
+    dray_status st = dray_actor_ready(j->w->rt, j->wa->actor, -1);
+    if (st)
+        send_error(j->conn, j->rid, st, "__init__", dray_last_error());
+    else {
+        dray_value nul = dray_null();
+        send_result(j->conn, j->rid, DRAY_OK, &nul, 0);
+    }
+    wactor_release(j->wa);
+    dray__conn_release(j->conn);
+    free(j);
+    *out = dray_null();
+    return DRAY_OK;
+}
+
+static dray_function ready_fn = {"dray.cluster.actor_ready", ready_task, NULL};
+
+static void on_actor_create(worker *w, dray__conn *c, const dray__hdr *h, const dray_value *ctl)
+{
+    const char *cls = dray_string_cstr(dray_list_get(ctl, 0));
+    const dray_value *args = dray_list_get(ctl, 1);
+    uint64_t id = (uint64_t)dray_list_get(ctl, 2)->u.i;
+    dray_actor_opts o = {0};
+    o.max_concurrency = (int)dray_list_get(ctl, 3)->u.i;
+    o.max_restarts = (int)dray_list_get(ctl, 4)->u.i;
+    o.max_task_retries = (int)dray_list_get(ctl, 5)->u.i;
+    size_t n = dray_list_len(args);
+    wactor *wa = calloc(1, sizeof(*wa));
+    ready_job *j = calloc(1, sizeof(*j));
+    dray_status st = !wa || !j ? dray_set_error(DRAY_ENOMEM, "out of memory") :
+                     find_actor(w, c, id) ? dray_set_error(DRAY_EINVAL, "actor id in use") :
+                     dray_actor_create(w->rt, cls, n ? dray_list_get(args, 0) : NULL, n, &o,
+                                       &wa->actor);
+    if (st) {
+        send_error(c, h->rid, st, cls, dray_last_error());
+        free(wa);
+        free(j);
+        return;
+    }
+    wa->id = id;
+    wa->owner = c;
+    wa->next = w->actors;
+    w->actors = wa;
+    j->w = w;
+    j->conn = dray__conn_retain(c);
+    j->rid = h->rid;
+    /* The ready job holds its own count: the driver may release the actor meanwhile. */
+    atomic_init(&wa->refs, 2);
+    j->wa = wa;
+    dray_value arg = dray_int((int64_t)(uintptr_t)j);
+    dray_ref *r;
+    if (dray_submit_fn(w->rt, &ready_fn, &arg, 1, NULL, &r)) {
+        send_error(c, h->rid, DRAY_ESHUTDOWN, cls, "the node is shutting down");
+        dray__conn_release(j->conn);
+        free(j);
+        wactor_release(wa);
+        return;
+    }
+    dray_ref_release(r);
+}
+
+/* Frees the actor entry (the handle is released). */
+static void drop_actor(worker *w, wactor *wa)
+{
+    for (wactor **p = &w->actors; *p; p = &(*p)->next)
+        if (*p == wa) {
+            *p = wa->next;
+            break;
+        }
+    wactor_release(wa);
+}
+
+static void on_actor_message(worker *w, dray__conn *c, const dray__hdr *h, const dray_value *ctl)
+{
+    uint64_t id = (uint64_t)dray_list_get(ctl, 0)->u.i;
+    wactor *wa = find_actor(w, c, id);
+    if (h->type == DRAY__MSG_ACTOR_CALL) {
+        if (!wa) {
+            send_error(c, h->rid, DRAY_EACTOR, "actor", "no such actor on this node");
+            return;
+        }
+        const dray_value *args = dray_list_get(ctl, 2);
+        size_t n = dray_list_len(args);
+        dray_ref *r;
+        dray_status st = dray_actor_call_m(w->rt, wa->actor, (int)dray_list_get(ctl, 1)->u.i,
+                                           n ? dray_list_get(args, 0) : NULL, n, &r);
+        if (st)
+            send_error(c, h->rid, st, "actor", dray_last_error());
+        else
+            reply_when_done(c, h->rid, r);
+    } else if (h->type == DRAY__MSG_ACTOR_KILL && wa) {
+        dray_actor_kill(w->rt, wa->actor, dray_list_get(ctl, 1)->u.b);
+    } else if (h->type == DRAY__MSG_ACTOR_RELEASE && wa) {
+        drop_actor(w, wa);
+    }
+}
+
+static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *h, const dray_value *ctl,
+                       const dray_value *data)
+{
+    (void)data;
+    worker *w = dray__loop_user(l);
+    if (c == w->head) {
+        if (h->type != DRAY__MSG_NODES)
+            dray__log("ignoring message type %u from the head", h->type);
+        return;
+    }
+    bool driver = !strcmp(dray__conn_role(c), "driver");
+    if (h->type == DRAY__MSG_SUBMIT && driver)
+        on_submit(w, c, h, ctl);
+    else if (h->type == DRAY__MSG_ACTOR_CREATE && driver)
+        on_actor_create(w, c, h, ctl);
+    else if (h->type >= DRAY__MSG_ACTOR_CALL && h->type <= DRAY__MSG_ACTOR_RELEASE && driver)
+        on_actor_message(w, c, h, ctl);
+    else
+        dray__conn_close(c, "unexpected message type for a worker");
+}
+
+static void on_close(dray__loop *l, dray__conn *c)
+{
+    worker *w = dray__loop_user(l);
+    if (c == w->head) {
+        dray__log("lost the head: stopping");
+        dray__loop_stop(l);
+    }
+    /* A driver that left takes its actors with it. */
+    for (wactor *a = w->actors, *next; a; a = next) {
+        next = a->next;
+        if (a->owner == c)
+            drop_actor(w, a);
+    }
+}
+
+static void on_tick(dray__loop *l)
+{
+    worker *w = dray__loop_user(l);
+    int64_t now = dray__now_ns();
+    if (now < w->next_ping)
+        return;
+    w->next_ping = now + PING_NS;
+    dray_value items[2] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running))};
+    dray_value v;
+    if (dray_list_create(items, 2, &v) == DRAY_OK) {
+        dray__conn_send_value(w->head, DRAY__MSG_PING, 0, 0, &v, NULL);
+        dray_value_release(&v);
+    }
+}
+
+static dray_status do_register(worker *w, const char *bind, int cpus)
+{
+    char addr[80];
+    snprintf(addr, sizeof addr, "%s:%d", bind, dray__loop_port(w->loop));
+    dray_value items[3] = {dray_null(), dray_int(cpus), dray_int(getpid())}, v;
+    dray_status st = dray_string_create(addr, &items[0]);
+    if (!st)
+        st = dray_list_create(items, 3, &v);
+    dray_value_release(&items[0]);
+    if (st)
+        return st;
+    st = dray__conn_send_value(w->head, DRAY__MSG_REGISTER, 0, 0, &v, NULL);
+    dray_value_release(&v);
+    return st;
+}
+
+dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts *opts)
+{
+    if (!address)
+        return dray_set_error(DRAY_EINVAL, "dray_cluster_worker_run: no head address");
+    dray_cluster_opts dflt = {0};
+    if (!opts)
+        opts = &dflt;
+    const char *bind = opts->bind ? opts->bind : "127.0.0.1";
+    uint8_t secret[32];
+    dray_status st = dray__secret_load(address, secret);
+    if (st)
+        return st;
+    worker *w = calloc(1, sizeof(*w));
+    if (!w)
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    /* Signals go to the loop's signalfd: block them before any thread starts. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &set, NULL);
+    dray_config cfg;
+    dray_config_init(&cfg);
+    cfg.num_workers = opts->num_cpus;
+    cfg.progress = 0;
+    cfg.address = "";
+    if ((st = dray_init(&cfg, &w->rt)))
+        goto out_free;
+    dray__loop_ops ops = {on_message, NULL, on_close, on_tick};
+    if ((st = dray__loop_create(&ops, w, secret, bind, 0, &w->loop)))
+        goto out_shutdown;
+    dray__conn *hc;
+    if ((st = dray__loop_dial(w->loop, address, "worker", 10000, &hc)))
+        goto out_loop;
+    w->head = dray__conn_retain(hc);
+    if ((st = do_register(w, bind, dray_runtime_num_workers(w->rt))))
+        goto out_loop;
+    dray__log("worker joined %s, serving on %s:%d with %d executors", address, bind,
+              dray__loop_port(w->loop), dray_runtime_num_workers(w->rt));
+    dray__loop_run(w->loop, true);
+out_loop:
+    dray__loop_destroy(w->loop);
+    while (w->actors)
+        drop_actor(w, w->actors);
+out_shutdown:
+    dray_shutdown(w->rt, DRAY_SHUTDOWN_CANCEL);
+out_free:
+    dray__conn_release(w->head);
+    free(w);
+    if (!st)
+        dray__log("worker stopped");
+    return st;
+}
+
+void dray__cluster_worker_from_env(void)
+{
+    const char *addr = getenv("DRAY_WORKER_ADDRESS");
+    if (!addr || !*addr)
+        return;
+    char *a = strdup(addr);
+    unsetenv("DRAY_WORKER_ADDRESS");
+    dray_cluster_opts o = {0};
+    const char *cpus = getenv("DRAY_WORKER_CPUS");
+    o.num_cpus = cpus ? atoi(cpus) : 0;
+    dray_status st = a ? dray_cluster_worker_run(a, &o) : DRAY_ENOMEM;
+    if (st)
+        dray__log("worker failed: %s", dray_last_error());
+    free(a);
+    exit(st ? 1 : 0);
+}

@@ -1,0 +1,196 @@
+/* The serve controller: one thread per instance that, every control period, replaces dead replicas,
+ * runs health checks, rolls replicas to a new version one at a time, and autoscales on the number of
+ * ongoing requests. */
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "internal.h"
+
+static bool routable(const dray__serve_replica *r)
+{
+    return !atomic_load(&r->dead) && !atomic_load(&r->draining);
+}
+
+static void health_checks(dray_serve_handle *h, double now)
+{
+    if (!h->cls->health_check)
+        return;
+    pthread_rwlock_rdlock(&h->rw);
+    for (int i = 0; i < h->n_replicas; i++) {
+        dray__serve_replica *r = h->replicas[i];
+        if (!routable(r) || !r->cls->health_check ||
+            now - r->last_health < h->opts.health_check_period_s)
+            continue;
+        double t0 = dray__serve_now();
+        dray_status st = dray__serve_replica_health(r);
+        double dt = dray__serve_now() - t0;
+        r->last_health = dray__serve_now();
+        if (st != DRAY_OK || dt > h->opts.health_check_timeout_s) {
+            fprintf(stderr, "serve: deployment '%s': replica %llu failed its health check (%s), "
+                            "replacing it\n",
+                    h->name, (unsigned long long)r->id,
+                    st != DRAY_OK ? dray_last_error() : "timed out");
+            atomic_store(&r->dead, true);
+        }
+    }
+    pthread_rwlock_unlock(&h->rw);
+}
+
+/* Decides the target replica count from the load (called with s->lock held). */
+static void autoscale(dray_serve_handle *h, double now)
+{
+    const dray_serve_deployment_opts *o = &h->opts;
+    if (o->max_replicas <= 0)
+        return;
+    int64_t load = atomic_load(&h->waiting_for_zero);
+    pthread_rwlock_rdlock(&h->rw);
+    for (int i = 0; i < h->n_replicas; i++)
+        if (routable(h->replicas[i]))
+            load += atomic_load(&h->replicas[i]->ongoing);
+    pthread_rwlock_unlock(&h->rw);
+    int desired = (int)ceil((double)load / o->target_ongoing_requests);
+    if (desired < o->min_replicas)
+        desired = o->min_replicas;
+    if (desired > o->max_replicas)
+        desired = o->max_replicas;
+    if (desired > h->target) {
+        h->below_since = 0;
+        if (h->above_since == 0)
+            h->above_since = now;
+        /* Scaling up from zero does not wait: a request is blocked on it. */
+        if (h->target == 0 || now - h->above_since >= o->upscale_delay_s) {
+            h->target = desired;
+            h->above_since = 0;
+        }
+    } else if (desired < h->target) {
+        h->above_since = 0;
+        if (h->below_since == 0)
+            h->below_since = now;
+        if (now - h->below_since >= o->downscale_delay_s) {
+            h->target = desired;
+            h->below_since = 0;
+        }
+    } else {
+        h->above_since = h->below_since = 0;
+    }
+}
+
+/* Marks the least busy routable replica matching `stale` (version differs or not) draining. */
+static void drain_one(dray_serve_handle *h, bool stale)
+{
+    dray__serve_replica *best = NULL;
+    pthread_rwlock_rdlock(&h->rw);
+    for (int i = 0; i < h->n_replicas; i++) {
+        dray__serve_replica *r = h->replicas[i];
+        if (!routable(r) || (strcmp(r->version, h->version) != 0) != stale)
+            continue;
+        if (!best || atomic_load(&r->ongoing) < atomic_load(&best->ongoing))
+            best = r;
+    }
+    if (best)
+        atomic_store(&best->draining, true);
+    pthread_rwlock_unlock(&h->rw);
+}
+
+static void count_versions(dray_serve_handle *h, int *fresh, int *stale)
+{
+    *fresh = *stale = 0;
+    pthread_rwlock_rdlock(&h->rw);
+    for (int i = 0; i < h->n_replicas; i++) {
+        dray__serve_replica *r = h->replicas[i];
+        if (!routable(r))
+            continue;
+        if (strcmp(r->version, h->version) == 0)
+            (*fresh)++;
+        else
+            (*stale)++;
+    }
+    pthread_rwlock_unlock(&h->rw);
+}
+
+static void control_one(dray_serve *s, dray_serve_handle *h, double now)
+{
+    int dead = dray__serve_reap(h);
+    if (dead > 0)
+        atomic_fetch_add(&h->restarts, (uint64_t)dead);
+    health_checks(h, now);
+    autoscale(h, now);
+    int fresh, stale;
+    count_versions(h, &fresh, &stale);
+    /* Start the missing replicas at the current version (one at a time while rolling). */
+    int want = h->target - fresh;
+    if (stale > 0 && want > 1)
+        want = 1;
+    for (int i = 0; i < want && now >= h->retry_at && !atomic_load(&s->stopping); i++) {
+        dray_status st = dray__serve_add_replica(h);
+        if (st != DRAY_OK) {
+            /* Back off (0.1 s doubling to 10 s); the old version keeps serving meanwhile. */
+            double wait = 0.1 * (double)(1u << (h->start_failures < 7 ? h->start_failures : 7));
+            h->retry_at = now + (wait < 10 ? wait : 10);
+            h->start_failures++;
+            h->start_status = st;
+            snprintf(h->start_error, sizeof(h->start_error), "%s", dray_last_error());
+            fprintf(stderr, "%s (retrying in %.1f s)\n", h->start_error, wait);
+            break;
+        }
+        h->start_failures = 0;
+        h->retry_at = 0;
+        fresh++;
+    }
+    while (stale > 0 && fresh + stale > h->target) {
+        drain_one(h, true);
+        stale--;
+    }
+    while (stale == 0 && fresh > h->target) {
+        drain_one(h, false);
+        fresh--;
+    }
+    dead = dray__serve_reap(h);
+    if (dead > 0)
+        atomic_fetch_add(&h->restarts, (uint64_t)dead);
+}
+
+static void *controller_main(void *arg)
+{
+    dray_serve *s = arg;
+    pthread_mutex_lock(&s->lock);
+    while (!s->controller_stop) {
+        struct timespec ts;
+        dray__serve_deadline(&ts, s->opts.control_period_s);
+        pthread_cond_timedwait(&s->ctl_cond, &s->lock, &ts);
+        if (s->controller_stop)
+            break;
+        double now = dray__serve_now();
+        for (dray_serve_handle *h = s->deps; h; h = h->next)
+            control_one(s, h, now);
+    }
+    pthread_mutex_unlock(&s->lock);
+    return NULL;
+}
+
+dray_status dray__serve_controller_start(dray_serve *s)
+{
+    if (pthread_create(&s->controller, NULL, controller_main, s) != 0)
+        return dray_set_error(DRAY_ENOMEM, "serve: cannot start the controller thread");
+    s->controller_started = true;
+    return DRAY_OK;
+}
+
+void dray__serve_controller_stop(dray_serve *s)
+{
+    if (!s->controller_started)
+        return;
+    pthread_mutex_lock(&s->lock);
+    s->controller_stop = true;
+    pthread_cond_signal(&s->ctl_cond);
+    pthread_mutex_unlock(&s->lock);
+    pthread_join(s->controller, NULL);
+    s->controller_started = false;
+}
+
+void dray__serve_controller_kick(dray_serve *s)
+{
+    pthread_cond_signal(&s->ctl_cond);
+}

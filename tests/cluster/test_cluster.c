@@ -1,0 +1,844 @@
+/* A real cluster on 127.0.0.1: a head started with `dray start --head` (a daemon) and two worker
+ * processes started from this test executable (so they have its task functions), driven from this
+ * process through dray_init with an address. Every process is stopped and the directory removed. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dray/cluster.h"
+#include "dray/core.h"
+#include "test.h"
+
+DRAY_FUNCTION(cl_square)
+{
+    *result = dray_int(args[0].u.i * args[0].u.i);
+    return DRAY_OK;
+}
+
+DRAY_FUNCTION(cl_add)
+{
+    *result = dray_int(args[0].u.i + args[1].u.i);
+    return DRAY_OK;
+}
+
+DRAY_FUNCTION(cl_pid)
+{
+    *result = dray_int(getpid());
+    return DRAY_OK;
+}
+
+DRAY_FUNCTION(cl_boom)
+{
+    return dray_ctx_fail(ctx, DRAY_ETASK, "boom on input %lld", (long long)args[0].u.i);
+}
+
+DRAY_FUNCTION(cl_slow_square)
+{
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    *result = dray_int(args[0].u.i * args[0].u.i);
+    return DRAY_OK;
+}
+
+/* Bytes i*7+3 mod 251, n of them. */
+DRAY_FUNCTION(cl_make_bytes)
+{
+    void *p;
+    dray_status st = dray_bytes_create_uninit((size_t)args[0].u.i, result, &p);
+    for (int64_t i = 0; !st && i < args[0].u.i; i++)
+        ((uint8_t *)p)[i] = (uint8_t)((i * 7 + 3) % 251);
+    return st;
+}
+
+DRAY_FUNCTION(cl_sum_bytes)
+{
+    size_t n;
+    const uint8_t *p = dray_bytes_data(&args[0], &n);
+    int64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += p[i];
+    *result = dray_int(s);
+    return DRAY_OK;
+}
+
+/* A list of n ints (a large encoded value). */
+DRAY_FUNCTION(cl_make_list)
+{
+    int64_t n = args[0].u.i;
+    dray_value *items = malloc((size_t)n * sizeof(dray_value));
+    if (!items)
+        return DRAY_ENOMEM;
+    for (int64_t i = 0; i < n; i++)
+        items[i] = dray_int(i * 3);
+    dray_status st = dray_list_create(items, (size_t)n, result);
+    free(items);
+    return st;
+}
+
+/* Submits n squares on the node's own runtime and sums them (nested tasks). */
+DRAY_FUNCTION(cl_nested_sum)
+{
+    dray_runtime *rt = dray_ctx_runtime(ctx);
+    int64_t n = args[0].u.i, s = 0;
+    dray_ref *refs[64];
+    for (int64_t i = 0; i < n && i < 64; i++) {
+        dray_value a = dray_int(i);
+        dray_status st = dray_submit(rt, "cl_square", &a, 1, NULL, &refs[i]);
+        if (st)
+            return st;
+    }
+    for (int64_t i = 0; i < n && i < 64; i++) {
+        dray_value v;
+        dray_status st = dray_get(rt, refs[i], -1, &v);
+        dray_ref_release(refs[i]);
+        if (st)
+            return st;
+        s += v.u.i;
+    }
+    *result = dray_int(s);
+    return DRAY_OK;
+}
+
+/* An extension type with no encoder: it cannot travel to a node. */
+static void local_destroy(dray_ext_obj *o)
+{
+    free(o);
+}
+static dray_ext_type local_only_type = {"test.local_only", local_destroy, NULL, NULL, NULL};
+DRAY_EXT_TYPE(local_only_type)
+
+/* An actor: a counter starting at its constructor's argument. */
+static dray_status counter_init(dray_ctx *ctx, const dray_value *a, size_t n, void **state)
+{
+    if (n && a[0].u.i < 0)
+        return dray_ctx_fail(ctx, DRAY_EINVAL, "negative start %lld", (long long)a[0].u.i);
+    int64_t *s = malloc(sizeof(int64_t));
+    if (!s)
+        return DRAY_ENOMEM;
+    *s = n ? a[0].u.i : 0;
+    *state = s;
+    return DRAY_OK;
+}
+static void counter_free(void *s)
+{
+    free(s);
+}
+static dray_status counter_add(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                               dray_value *r)
+{
+    (void)ctx, (void)n;
+    *(int64_t *)s += a[0].u.i;
+    *r = dray_int(*(int64_t *)s);
+    return DRAY_OK;
+}
+static dray_status counter_pid(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                               dray_value *r)
+{
+    (void)ctx, (void)s, (void)a, (void)n;
+    *r = dray_int(getpid());
+    return DRAY_OK;
+}
+static dray_status counter_fail(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                                dray_value *r)
+{
+    (void)s, (void)a, (void)n, (void)r;
+    return dray_ctx_fail(ctx, DRAY_ETASK, "counter refused");
+}
+DRAY_ACTOR_CLASS(ClCounter, counter_init, counter_free, {"add", counter_add},
+                 {"pid", counter_pid}, {"fail", counter_fail})
+
+/* ==== Fixture ==== */
+
+typedef struct fx {
+    char dir[64];
+    char dray[4096];
+    char addr[64];
+    int port;
+    pid_t workers[4];
+    int nworkers;
+} fx;
+
+static int free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t al = sizeof a;
+    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
+    getsockname(fd, (struct sockaddr *)&a, &al);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+static pid_t spawn_worker(const char *addr)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ASSERT_GT(n, 0);
+    exe[n] = 0;
+    char *argv[] = {exe, "worker_main", NULL};
+    setenv("DRAY_WORKER_ADDRESS", addr, 1);
+    setenv("DRAY_WORKER_CPUS", "1", 1);
+    pid_t parent = getpid(), pid = fork();
+    if (pid == 0) {
+        /* A worker never outlives this test, even when it dies without cleaning up. */
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(1);
+        execv(exe, argv);
+        _exit(127);
+    }
+    unsetenv("DRAY_WORKER_ADDRESS");
+    unsetenv("DRAY_WORKER_CPUS");
+    ASSERT_GT(pid, 0);
+    return pid;
+}
+
+/* The running fixture, so a failing assertion (abort) still stops what the test started. */
+static fx *live_fx;
+
+static void on_abort(int sig)
+{
+    fx *f = live_fx;
+    live_fx = NULL;
+    if (f) {
+        for (int i = 0; i < f->nworkers; i++)
+            if (f->workers[i] > 0)
+                kill(f->workers[i], SIGKILL);
+        dray_cluster_stop_recorded(f->dir, 2000, NULL);
+        char cmd[200];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+        if (system(cmd))
+            fprintf(stderr, "could not remove %s\n", f->dir);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void fx_start(fx *f, int nworkers)
+{
+    memset(f, 0, sizeof(*f));
+    live_fx = f;
+    signal(SIGABRT, on_abort);
+    snprintf(f->dir, sizeof f->dir, "/tmp/dray-cltest-XXXXXX");
+    ASSERT_TRUE(mkdtemp(f->dir) != NULL);
+    setenv("DRAY_CLUSTER_DIR", f->dir, 1);
+    const char *bd = getenv("DRAY_BUILD_DIR");
+    snprintf(f->dray, sizeof f->dray, "%s/bin/dray", bd ? bd : "build");
+    f->port = free_port();
+    char cmd[8300];
+    snprintf(cmd, sizeof cmd, "%s start --head --port %d > %s/start.out", f->dray, f->port, f->dir);
+    ASSERT_EQ(system(cmd), 0);
+    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->port);
+    for (int i = 0; i < nworkers; i++)
+        f->workers[f->nworkers++] = spawn_worker(f->addr);
+    char n[16];
+    snprintf(n, sizeof n, "%d", nworkers);
+    setenv("DRAY_MIN_NODES", n, 1);
+}
+
+static void fx_stop(fx *f)
+{
+    for (int i = 0; i < f->nworkers; i++)
+        if (f->workers[i] > 0) {
+            kill(f->workers[i], SIGTERM);
+            int st;
+            waitpid(f->workers[i], &st, 0);
+        }
+    int stopped = 0;
+    ASSERT_OK(dray_cluster_stop_recorded(f->dir, 5000, &stopped));
+    ASSERT_EQ(stopped, 1); /* the head */
+    char cmd[200];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    ASSERT_EQ(system(cmd), 0);
+    unsetenv("DRAY_CLUSTER_DIR");
+    unsetenv("DRAY_MIN_NODES");
+    live_fx = NULL;
+}
+
+static dray_runtime *connect_driver(fx *f)
+{
+    dray_config cfg;
+    dray_config_init(&cfg);
+    cfg.num_workers = 1;
+    cfg.progress = 0;
+    cfg.address = f->addr;
+    dray_runtime *rt = NULL;
+    ASSERT_OK(dray_init(&cfg, &rt));
+    return rt;
+}
+
+static int64_t get_int(dray_runtime *rt, dray_ref *r)
+{
+    dray_value v;
+    ASSERT_OK(dray_get(rt, r, 20000, &v));
+    ASSERT_EQ(v.type, DRAY_T_INT);
+    return v.u.i;
+}
+
+/* Submits small batches until tasks have run in both worker processes (and never in this one). */
+static void assert_both_workers_run_tasks(dray_runtime *rt, const fx *f)
+{
+    dray_value a = dray_int(3);
+    pid_t seen[2] = {0, 0};
+    for (int i = 0; i < 40 && !(seen[0] && seen[1]); i++) {
+        dray_ref *p[4];
+        for (int k = 0; k < 4; k++)
+            ASSERT_OK(dray_submit(rt, "cl_slow_square", &a, 1, NULL, &p[k]));
+        for (int k = 0; k < 4; k++) {
+            dray_ref_release(p[k]);
+            ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, NULL, &p[k]));
+        }
+        for (int k = 0; k < 4; k++) {
+            pid_t pid = (pid_t)get_int(rt, p[k]);
+            dray_ref_release(p[k]);
+            ASSERT_NE(pid, getpid());
+            ASSERT_TRUE(pid == f->workers[0] || pid == f->workers[1]);
+            seen[pid == f->workers[1]] = pid;
+        }
+    }
+    ASSERT_TRUE(seen[0] && seen[1]);
+}
+
+/* ==== Tests ==== */
+
+/* In a worker process (DRAY_WORKER_ADDRESS set), dray_init turns the process into a worker node and
+ * never returns; here it is a plain local runtime. */
+TEST(worker_main)
+{
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(NULL, &rt));
+    ASSERT_GT(dray_runtime_num_workers(rt), 0);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+}
+
+TEST(tasks_refs_errors_and_data)
+{
+    fx f;
+    fx_start(&f, 2);
+    dray_runtime *rt = connect_driver(&f);
+    /* 1000 independent tasks: the sum of squares, computed independently here. */
+    enum { N = 1000 };
+    dray_ref *refs[N];
+    int64_t want = 0;
+    for (int i = 0; i < N; i++) {
+        dray_value a = dray_int(i);
+        ASSERT_OK(dray_submit(rt, "cl_square", &a, 1, NULL, &refs[i]));
+        want += (int64_t)i * i;
+    }
+    int64_t got = 0;
+    for (int i = 0; i < N; i++) {
+        got += get_int(rt, refs[i]);
+        dray_ref_release(refs[i]);
+    }
+    ASSERT_EQ(got, want);
+    /* Dependencies: add(square(3), square(4)) = 25, the inputs passed as refs still pending. */
+    dray_value a = dray_int(3), b = dray_int(4);
+    dray_ref *r3, *r4, *sum;
+    ASSERT_OK(dray_submit(rt, "cl_square", &a, 1, NULL, &r3));
+    ASSERT_OK(dray_submit(rt, "cl_square", &b, 1, NULL, &r4));
+    dray_value ab[2] = {dray_value_of_ref(r3), dray_value_of_ref(r4)};
+    ASSERT_OK(dray_submit(rt, "cl_add", ab, 2, NULL, &sum));
+    ASSERT_EQ(get_int(rt, sum), 25);
+    dray_ref_release(r3);
+    dray_ref_release(r4);
+    dray_ref_release(sum);
+    /* Tasks ran on both worker processes, none here. */
+    assert_both_workers_run_tasks(rt, &f);
+    /* A remote failure carries its message, and a dependent sees the cause chain. */
+    dray_value seven = dray_int(7);
+    dray_ref *bad, *dep;
+    ASSERT_OK(dray_submit(rt, "cl_boom", &seven, 1, NULL, &bad));
+    dray_value bargs[2] = {dray_value_of_ref(bad), dray_int(1)};
+    ASSERT_OK(dray_submit(rt, "cl_add", bargs, 2, NULL, &dep));
+    ASSERT_STATUS(dray_get(rt, bad, 20000, NULL), DRAY_ETASK);
+    ASSERT_CONTAINS(dray_last_error(), "boom on input 7");
+    ASSERT_STATUS(dray_get(rt, dep, 20000, NULL), DRAY_EDEP);
+    ASSERT_CONTAINS(dray_last_error(), "boom on input 7");
+    dray_ref_release(bad);
+    dray_ref_release(dep);
+    /* A value that cannot be encoded fails at submit, naming the argument and its type. */
+    dray_ext_obj *lo = malloc(sizeof(*lo));
+    ASSERT_TRUE(lo != NULL);
+    dray_ext_obj_init(lo, &local_only_type);
+    dray_value lov[2] = {dray_int(1), dray_value_of_ext(lo)};
+    dray_ref *lr;
+    ASSERT_NE(dray_submit(rt, "cl_add", lov, 2, NULL, &lr), DRAY_OK);
+    ASSERT_CONTAINS(dray_last_error(), "argument 1 (ext test.local_only) cannot be sent");
+    dray_value_release(&lov[1]);
+    /* An unknown function fails at submit, naming it. */
+    dray_ref *none;
+    ASSERT_STATUS(dray_submit(rt, "no_such_fn", NULL, 0, NULL, &none), DRAY_ENOTFOUND);
+    ASSERT_CONTAINS(dray_last_error(), "no_such_fn");
+    /* Large results: 3 MB of bytes (data section from the value's memory) and a 100,000-item
+     * list (an encoded data section); large bytes as an argument. */
+    dray_value n3 = dray_int(3 << 20), nl = dray_int(100000);
+    dray_ref *big, *list, *s;
+    ASSERT_OK(dray_submit(rt, "cl_make_bytes", &n3, 1, NULL, &big));
+    ASSERT_OK(dray_submit(rt, "cl_make_list", &nl, 1, NULL, &list));
+    dray_value bv;
+    ASSERT_OK(dray_get(rt, big, 20000, &bv));
+    size_t blen;
+    const uint8_t *bp = dray_bytes_data(&bv, &blen);
+    ASSERT_EQ(blen, 3 << 20);
+    int64_t bsum = 0;
+    for (size_t i = 0; i < blen; i++) {
+        if (bp[i] != (uint8_t)((i * 7 + 3) % 251))
+            ASSERT_EQ(bp[i], (i * 7 + 3) % 251);
+        bsum += bp[i];
+    }
+    dray_value barg = dray_value_of_ref(big);
+    ASSERT_OK(dray_submit(rt, "cl_sum_bytes", &barg, 1, NULL, &s));
+    ASSERT_EQ(get_int(rt, s), bsum);
+    dray_value lv;
+    ASSERT_OK(dray_get(rt, list, 20000, &lv));
+    ASSERT_EQ(dray_list_len(&lv), 100000);
+    ASSERT_EQ(dray_list_get(&lv, 99999)->u.i, 99999 * 3);
+    dray_value_release(&bv);
+    dray_value_release(&lv);
+    dray_ref_release(big);
+    dray_ref_release(list);
+    dray_ref_release(s);
+    /* Nested submission on a node: sum of squares 0..49 = 40425. */
+    dray_value fifty = dray_int(50);
+    dray_ref *nested;
+    ASSERT_OK(dray_submit(rt, "cl_nested_sum", &fifty, 1, NULL, &nested));
+    ASSERT_EQ(get_int(rt, nested), 40425);
+    dray_ref_release(nested);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+TEST(killed_worker_tasks_are_retried)
+{
+    fx f;
+    fx_start(&f, 2);
+    dray_runtime *rt = connect_driver(&f);
+    enum { N = 1200 };
+    dray_ref **refs = malloc(N * sizeof(*refs));
+    for (int i = 0; i < N; i++) {
+        dray_value a = dray_int(i);
+        ASSERT_OK(dray_submit(rt, "cl_slow_square", &a, 1, NULL, &refs[i]));
+    }
+    /* Once some results are in, kill -9 one worker in the middle of the run. */
+    ASSERT_OK(dray_wait(rt, refs, N, 100, 20000, NULL, NULL));
+    ASSERT_EQ(kill(f.workers[0], SIGKILL), 0);
+    int st;
+    waitpid(f.workers[0], &st, 0);
+    f.workers[0] = -1;
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(get_int(rt, refs[i]), (int64_t)i * i);
+        dray_ref_release(refs[i]);
+    }
+    free(refs);
+    dray_stats s;
+    ASSERT_OK(dray_runtime_stats(rt, &s));
+    ASSERT_GT(s.tasks_retried, 0);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+/* With every worker gone and no retries left, a waiting driver gets an error, not a hang. */
+TEST(lost_tasks_fail_instead_of_hanging)
+{
+    fx f;
+    fx_start(&f, 1);
+    setenv("DRAY_MAX_RETRIES", "0", 1);
+    setenv("DRAY_NO_NODE_TIMEOUT_MS", "500", 1);
+    dray_runtime *rt = connect_driver(&f);
+    dray_ref *r;
+    dray_value a = dray_int(5);
+    ASSERT_OK(dray_submit(rt, "cl_slow_square", &a, 1, NULL, &r));
+    ASSERT_EQ(kill(f.workers[0], SIGKILL), 0);
+    int st;
+    waitpid(f.workers[0], &st, 0);
+    f.workers[0] = -1;
+    dray_status got = dray_get(rt, r, 20000, NULL);
+    /* It either finished before the kill or failed with a network error naming the node. */
+    if (got != DRAY_OK) {
+        ASSERT_EQ(got, DRAY_ENET);
+        ASSERT_CONTAINS(dray_last_error(), "was lost");
+    }
+    dray_ref_release(r);
+    /* Submitted with no node at all: fails after the no-node timeout. */
+    ASSERT_OK(dray_submit(rt, "cl_square", &a, 1, NULL, &r));
+    ASSERT_STATUS(dray_get(rt, r, 20000, NULL), DRAY_ERESOURCE);
+    ASSERT_CONTAINS(dray_last_error(), "no worker node was available");
+    dray_ref_release(r);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    unsetenv("DRAY_MAX_RETRIES");
+    unsetenv("DRAY_NO_NODE_TIMEOUT_MS");
+    fx_stop(&f);
+}
+
+static bool log_contains(const char *dir, const char *needle)
+{
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "grep -q '%s' %s/head.log", needle, dir);
+    return system(cmd) == 0;
+}
+
+TEST(wrong_secret_is_refused)
+{
+    fx f;
+    fx_start(&f, 0);
+    setenv("DRAY_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
+    dray_config cfg;
+    dray_config_init(&cfg);
+    cfg.address = f.addr;
+    cfg.num_workers = 1;
+    dray_runtime *rt = NULL;
+    ASSERT_STATUS(dray_init(&cfg, &rt), DRAY_ENET);
+    ASSERT_CONTAINS(dray_last_error(), f.addr);
+    ASSERT_TRUE(rt == NULL);
+    unsetenv("DRAY_SECRET");
+    struct timespec ts = {0, 100000000};
+    nanosleep(&ts, NULL);
+    ASSERT_TRUE(log_contains(f.dir, "refused peer"));
+    fx_stop(&f);
+}
+
+static void send_raw(int port, const void *data, size_t n)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    if (n)
+        ASSERT_EQ(send(fd, data, n, MSG_NOSIGNAL), (ssize_t)n);
+    close(fd);
+}
+
+TEST(garbage_to_every_port_is_survived)
+{
+    fx f;
+    fx_start(&f, 1);
+    dray_runtime *rt = connect_driver(&f);
+    dray_value st;
+    ASSERT_OK(dray_cluster_status(f.addr, &st));
+    const dray_value *node = dray_list_get(dray_map_get(&st, "nodes"), 0);
+    const char *waddr = dray_string_cstr(dray_map_get(node, "address"));
+    int ports[2] = {f.port, atoi(strrchr(waddr, ':') + 1)};
+    dray_value_release(&st);
+    uint8_t junk[4096];
+    uint64_t x = 99;
+    for (size_t i = 0; i < sizeof junk; i++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        junk[i] = (uint8_t)(x >> 56);
+    }
+    uint8_t huge[32] = {'D', 'Y', 1, 8 /* SUBMIT */, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f};
+    uint8_t preauth_ping[32] = {'D', 'Y', 1, 7, 0, 0, 0, 0, 4};
+    for (int p = 0; p < 2; p++) {
+        send_raw(ports[p], junk, sizeof junk);        /* garbage */
+        send_raw(ports[p], junk, 0);                  /* connect and leave */
+        send_raw(ports[p], huge, sizeof huge);        /* oversized control payload */
+        send_raw(ports[p], preauth_ping, 20);         /* truncated header */
+        send_raw(ports[p], preauth_ping, 32);         /* a message before authenticating */
+    }
+    /* Everything still works. */
+    dray_value a = dray_int(12);
+    dray_ref *r;
+    ASSERT_OK(dray_submit(rt, "cl_square", &a, 1, NULL, &r));
+    ASSERT_EQ(get_int(rt, r), 144);
+    dray_ref_release(r);
+    ASSERT_OK(dray_cluster_status(f.addr, &st));
+    ASSERT_EQ(dray_list_len(dray_map_get(&st, "nodes")), 1);
+    dray_value_release(&st);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    ASSERT_TRUE(log_contains(f.dir, "bad magic"));
+    fx_stop(&f);
+}
+
+TEST(cli_status_lists_nodes)
+{
+    fx f;
+    fx_start(&f, 2);
+    dray_runtime *rt = connect_driver(&f); /* waits for both nodes */
+    /* Let a few heartbeats pass: every node must still be alive after them. */
+    struct timespec ts = {1, 300000000};
+    nanosleep(&ts, NULL);
+    assert_both_workers_run_tasks(rt, &f);
+    char cmd[4300], out[4096] = {0};
+    snprintf(cmd, sizeof cmd, "%s status --address %s", f.dray, f.addr);
+    FILE *p = popen(cmd, "r");
+    ASSERT_TRUE(p != NULL);
+    size_t n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    ASSERT_EQ(pclose(p), 0);
+    ASSERT_CONTAINS(out, "2 live node(s), 2 CPU(s)");
+    ASSERT_CONTAINS(out, "1 driver(s)");
+    char pid[32];
+    snprintf(pid, sizeof pid, " %d ", (int)f.workers[1]);
+    ASSERT_CONTAINS(out, pid);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+
+static int64_t call_int(dray_runtime *rt, dray_actor *a, const char *m, int64_t x,
+                        dray_status *st_out)
+{
+    dray_value arg = dray_int(x), v;
+    dray_ref *r;
+    ASSERT_OK(dray_actor_call(rt, a, m, &arg, 1, &r));
+    dray_status st = dray_get(rt, r, 20000, &v);
+    dray_ref_release(r);
+    if (st_out)
+        *st_out = st;
+    else
+        ASSERT_OK(st);
+    int64_t out = st == DRAY_OK ? v.u.i : 0;
+    dray_value_release(&v);
+    return out;
+}
+
+TEST(actors_run_on_a_node_in_order)
+{
+    fx f;
+    fx_start(&f, 2);
+    dray_runtime *rt = connect_driver(&f);
+    dray_value start = dray_int(10);
+    dray_actor *a;
+    ASSERT_OK(dray_actor_create(rt, "ClCounter", &start, 1, NULL, &a));
+    ASSERT_OK(dray_actor_ready(rt, a, 20000));
+    pid_t pid = (pid_t)call_int(rt, a, "pid", 0, NULL);
+    ASSERT_TRUE(pid == f.workers[0] || pid == f.workers[1]);
+    /* 2000 pipelined calls: results in call order, 11, 12, ... */
+    enum { N = 2000 };
+    dray_ref **refs = malloc(N * sizeof(*refs));
+    dray_value one = dray_int(1);
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(dray_actor_call(rt, a, "add", &one, 1, &refs[i]));
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(get_int(rt, refs[i]), 11 + i);
+        dray_ref_release(refs[i]);
+    }
+    free(refs);
+    /* A failing method reports its error and the state survives. */
+    dray_status st;
+    call_int(rt, a, "fail", 0, &st);
+    ASSERT_EQ(st, DRAY_ETASK);
+    ASSERT_CONTAINS(dray_last_error(), "counter refused");
+    ASSERT_EQ(call_int(rt, a, "add", 5, NULL), 10 + N + 5);
+    /* A task result as a call argument. */
+    dray_value three = dray_int(3);
+    dray_ref *sq;
+    ASSERT_OK(dray_submit(rt, "cl_square", &three, 1, NULL, &sq));
+    dray_value sqv = dray_value_of_ref(sq);
+    dray_ref *r;
+    ASSERT_OK(dray_actor_call(rt, a, "add", &sqv, 1, &r));
+    ASSERT_EQ(get_int(rt, r), 10 + N + 5 + 9);
+    dray_ref_release(r);
+    dray_ref_release(sq);
+    dray_actor_release(a);
+    /* A constructor that fails surfaces in dray_actor_ready. */
+    dray_actor *bad;
+    dray_value neg = dray_int(-4);
+    ASSERT_OK(dray_actor_create(rt, "ClCounter", &neg, 1, NULL, &bad));
+    ASSERT_STATUS(dray_actor_ready(rt, bad, 20000), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "negative start -4");
+    call_int(rt, bad, "add", 1, &st);
+    ASSERT_EQ(st, DRAY_EACTOR);
+    dray_actor_release(bad);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+static int worker_index(const fx *f, pid_t pid)
+{
+    return pid == f->workers[0] ? 0 : pid == f->workers[1] ? 1 : -1;
+}
+
+TEST(actor_restarts_when_its_node_is_killed)
+{
+    fx f;
+    fx_start(&f, 2);
+    dray_runtime *rt = connect_driver(&f);
+    dray_value start = dray_int(100);
+    dray_actor_opts o = {0};
+    o.max_restarts = 1;
+    dray_actor *a, *once;
+    ASSERT_OK(dray_actor_create(rt, "ClCounter", &start, 1, &o, &a));
+    ASSERT_OK(dray_actor_create(rt, "ClCounter", &start, 1, NULL, &once));
+    ASSERT_EQ(call_int(rt, a, "add", 1, NULL), 101);
+    ASSERT_EQ(call_int(rt, once, "add", 1, NULL), 101);
+    int wi = worker_index(&f, (pid_t)call_int(rt, a, "pid", 0, NULL));
+    int wo = worker_index(&f, (pid_t)call_int(rt, once, "pid", 0, NULL));
+    ASSERT_GE(wi, 0);
+    ASSERT_GE(wo, 0);
+    ASSERT_EQ(kill(f.workers[wi], SIGKILL), 0);
+    int st;
+    waitpid(f.workers[wi], &st, 0);
+    f.workers[wi] = -1;
+    /* After the loss: the restartable actor runs on the other node with fresh state (init ran
+     * again with 100); calls already lost fail with DRAY_EACTOR. */
+    int64_t v = 0;
+    dray_status cst = DRAY_EACTOR;
+    for (int i = 0; i < 100 && cst == DRAY_EACTOR; i++)
+        v = call_int(rt, a, "add", 1, &cst);
+    ASSERT_OK(cst);
+    ASSERT_EQ(v, 101);
+    ASSERT_EQ(dray_actor_restarts(a), 1);
+    ASSERT_EQ(worker_index(&f, (pid_t)call_int(rt, a, "pid", 0, NULL)), 1 - wi);
+    /* The actor without restarts is dead if it lived there, else unaffected. */
+    call_int(rt, once, "add", 1, &cst);
+    if (wo == wi) {
+        ASSERT_EQ(cst, DRAY_EACTOR);
+        ASSERT_CONTAINS(dray_last_error(), "dead");
+    } else {
+        ASSERT_OK(cst);
+    }
+    dray_actor_release(a);
+    dray_actor_release(once);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+
+/* The program `dray submit` runs: as its workers (DRAY_WORKER_ADDRESS) dray_init serves; as the
+ * driver it runs tasks on those workers; alone it runs them locally. */
+TEST(submit_driver_main)
+{
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(NULL, &rt));
+    bool remote = getenv("DRAY_ADDRESS") != NULL;
+    dray_ref *refs[20];
+    for (int i = 0; i < 20; i++) {
+        dray_value a = dray_int(i);
+        ASSERT_OK(dray_submit(rt, i % 2 ? "cl_square" : "cl_pid", &a, 1, NULL, &refs[i]));
+    }
+    for (int i = 0; i < 20; i++) {
+        int64_t v = get_int(rt, refs[i]);
+        if (i % 2)
+            ASSERT_EQ(v, (int64_t)i * i);
+        else if (remote)
+            ASSERT_NE(v, getpid());
+        else
+            ASSERT_EQ(v, getpid());
+        dray_ref_release(refs[i]);
+    }
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+}
+
+TEST(submit_starts_and_stops_its_workers)
+{
+    fx f;
+    fx_start(&f, 0);
+    char exe[4096], cmd[9000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    ASSERT_GT(n, 0);
+    exe[n] = 0;
+    snprintf(cmd, sizeof cmd, "%s submit --address %s --workers 2 -- %s submit_driver_main "
+             ">%s/submit.out 2>&1", f.dray, f.addr, exe, f.dir);
+    ASSERT_EQ(system(cmd), 0);
+    snprintf(cmd, sizeof cmd, "grep -q '1 passed' %s/submit.out", f.dir);
+    ASSERT_EQ(system(cmd), 0);
+    /* Its workers are gone and unrecorded: only the head is left to stop (fx_stop checks). */
+    fx_stop(&f);
+}
+
+
+/* Waits (bounded) until the runtime has finished at least n tasks. */
+static void wait_finished(dray_runtime *rt, uint64_t n)
+{
+    for (int i = 0; i < 2000; i++) {
+        dray_stats st;
+        ASSERT_OK(dray_runtime_stats(rt, &st));
+        if (st.tasks_finished >= n)
+            return;
+        struct timespec ts = {0, 5000000};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_TRUE(!"tasks did not finish in 10 s");
+}
+
+/* A lazy graph (2,000 slow leaves summed by a binary tree of adds: 3,999 tasks) with a worker killed
+ * mid-way: the result equals the sum of squares computed here. */
+TEST(graph_survives_a_killed_worker)
+{
+    fx f;
+    fx_start(&f, 2);
+    dray_runtime *rt = connect_driver(&f);
+    enum { LEAVES = 2000 };
+    dray_graph *g;
+    ASSERT_OK(dray_graph_create(rt, &g));
+    dray_node *level = malloc(LEAVES * sizeof(*level));
+    int64_t want = 0;
+    for (int i = 0; i < LEAVES; i++) {
+        dray_value a = dray_int(i);
+        ASSERT_OK(dray_graph_add_named(g, NULL, "cl_slow_square", &a, 1, &level[i]));
+        want += (int64_t)i * i;
+    }
+    size_t n = LEAVES;
+    while (n > 1) {
+        size_t m = 0;
+        for (size_t i = 0; i + 1 < n; i += 2) {
+            dray_value ab[2] = {dray_value_of_node(level[i]), dray_value_of_node(level[i + 1])};
+            ASSERT_OK(dray_graph_add_named(g, NULL, "cl_add", ab, 2, &level[m++]));
+        }
+        if (n % 2)
+            level[m++] = level[n - 1];
+        n = m;
+    }
+    dray_ref *out;
+    ASSERT_OK(dray_graph_submit(g, &level[0], 1, &out));
+    wait_finished(rt, 300);
+    ASSERT_EQ(kill(f.workers[1], SIGKILL), 0);
+    int st;
+    waitpid(f.workers[1], &st, 0);
+    f.workers[1] = -1;
+    ASSERT_EQ(get_int(rt, out), want);
+    dray_stats s;
+    ASSERT_OK(dray_runtime_stats(rt, &s));
+    ASSERT_GT(s.tasks_retried, 0);
+    dray_ref_release(out);
+    dray_graph_destroy(g);
+    free(level);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+/* A node that joins while a job runs gets part of it. */
+TEST(node_joining_mid_job_gets_work)
+{
+    fx f;
+    fx_start(&f, 1);
+    dray_runtime *rt = connect_driver(&f);
+    enum { N = 600 };
+    dray_ref **refs = malloc(N * sizeof(*refs));
+    for (int i = 0; i < N; i++) {
+        dray_value a = dray_int(i);
+        ASSERT_OK(dray_submit(rt, "cl_slow_square", &a, 1, NULL, &refs[i]));
+    }
+    wait_finished(rt, 50);
+    f.workers[f.nworkers++] = spawn_worker(f.addr);
+    /* Tasks sent from now on go to the least loaded node: the new one. */
+    pid_t last = 0;
+    for (int k = 0; k < 400 && last != f.workers[1]; k++) {
+        dray_ref *p;
+        ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, NULL, &p));
+        last = (pid_t)get_int(rt, p);
+        dray_ref_release(p);
+    }
+    ASSERT_EQ(last, f.workers[1]);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(get_int(rt, refs[i]), (int64_t)i * i);
+        dray_ref_release(refs[i]);
+    }
+    free(refs);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+RUN_TESTS(T_(worker_main), T_(tasks_refs_errors_and_data), T_(killed_worker_tasks_are_retried),
+          T_(lost_tasks_fail_instead_of_hanging), T_(wrong_secret_is_refused),
+          T_(garbage_to_every_port_is_survived), T_(cli_status_lists_nodes),
+          T_(actors_run_on_a_node_in_order), T_(actor_restarts_when_its_node_is_killed),
+          T_(submit_driver_main), T_(submit_starts_and_stops_its_workers),
+          T_(graph_survives_a_killed_worker), T_(node_joining_mid_job_gets_work))
