@@ -11,6 +11,9 @@ pkgs=(
   libxgboost-dev # tune: examples/tune_xgboost.c tunes XGBoost through its C API
   wrk                      # HTTP load generator for bench/serve.sh
 )
+# Node.js runs the Parquet tests' independent readers (DuckDB, hyparquet from npm); machines whose image
+# ships its own nodejs (with npm) keep it, others get Debian's.
+command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 pkgs+=("$@")
 missing=()
 for p in "${pkgs[@]}"; do
