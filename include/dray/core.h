@@ -278,6 +278,10 @@ DRAY_API int dray_runtime_num_workers(const dray_runtime *rt);
  * total (0 for a resource it does not have). */
 DRAY_API dray_status dray_runtime_resource(dray_runtime *rt, const char *name, double *total);
 
+/* dray_runtime_memory_limit: the config's memory_limit in bytes (0: none). Modules that can work out
+ * of core (frame shuffles) spill to disk when it is set. */
+DRAY_API size_t dray_runtime_memory_limit(const dray_runtime *rt);
+
 typedef struct dray_stats {
     uint64_t tasks_submitted;
     uint64_t tasks_finished;  /* succeeded or failed */

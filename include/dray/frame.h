@@ -326,7 +326,8 @@ DRAY_API dray_status dray_frame_to_csv(const dray_frame *f, const char *dir);
 /* dray_frame_spill_to: shuffles (sort, join, drop_duplicates) built afterwards on f's graph (f and
  * every frame derived from it) write their buckets to Parquet files in `dir` (created) instead of
  * keeping them in memory, and each bucket's reader deletes its file: peak memory then follows the
- * tasks in flight, not the data. */
+ * tasks in flight, not the data. On a runtime with a memory_limit this is the default, into a
+ * temporary directory under $TMPDIR. */
 DRAY_API dray_status dray_frame_spill_to(dray_frame *f, const char *dir);
 
 /* dray_frame_concat: the partitions of frames[0..n) one after another; same column names and

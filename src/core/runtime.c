@@ -391,6 +391,11 @@ int dray_runtime_num_workers(const dray_runtime *rt)
     return rt ? rt->nworkers : 0;
 }
 
+size_t dray_runtime_memory_limit(const dray_runtime *rt)
+{
+    return rt ? rt->memory_limit : 0;
+}
+
 static void sum_counters(dray_stats *s, const dray__counters *c)
 {
 #define ADD(f) atomic_load_explicit(&c->f, memory_order_relaxed)

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "csv.h"
 #include "frame_internal.h"
@@ -163,6 +164,8 @@ static void fgraph_release(dray__fgraph *g)
     for (size_t i = 0; i < g->n_pinned; i++)
         dray_ref_release(g->pinned[i]);
     free(g->pinned);
+    if (g->own_spill_dir)
+        rmdir(g->spill_dir); /* empty by now: each bucket's reader deletes its file */
     free(g->spill_dir);
     free(g);
 }
@@ -174,8 +177,11 @@ dray_status dray_frame_spill_to(dray_frame *f, const char *dir)
     char *d = strdup(dir);
     if (!d)
         return dray_set_error(DRAY_ENOMEM, "spill_to");
+    if (f->g->own_spill_dir)
+        rmdir(f->g->spill_dir);
     free(f->g->spill_dir);
     f->g->spill_dir = d;
+    f->g->own_spill_dir = false;
     return DRAY_OK;
 }
 
@@ -206,6 +212,19 @@ static dray_status fgraph_create(dray_runtime *rt, dray__fgraph **out)
     if (st) {
         free(g);
         return st;
+    }
+    /* With a memory limit on the runtime, shuffles spill by default, into a temporary directory. */
+    if (dray_runtime_memory_limit(rt) > 0) {
+        const char *tmp = getenv("TMPDIR");
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/dray-spill-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (!mkdtemp(path) || !(g->spill_dir = strdup(path))) {
+            dray_graph_destroy(g->graph);
+            free(g);
+            return dray_set_error(DRAY_EIO, "frame: cannot create a spill directory under %s: %s",
+                                  tmp && *tmp ? tmp : "/tmp", strerror(errno));
+        }
+        g->own_spill_dir = true;
     }
     *out = g;
     return DRAY_OK;

@@ -18,6 +18,7 @@ typedef struct dray__fgraph {
     int64_t bad_rows;  /* of the last compute */
     int64_t skipped;   /* row groups skipped by Parquet pushdown */
     char *spill_dir;   /* shuffles write their buckets here when set */
+    bool own_spill_dir; /* a temporary directory made for the runtime's memory limit: removed */
     uint64_t spill_seq;
 } dray__fgraph;
 

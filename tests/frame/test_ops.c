@@ -1,6 +1,7 @@
 /* Multi-partition operations against naive references: concat, repartition, sample sort (one and
  * two keys, descending, nulls), hash join (broadcast and shuffled, inner and left), drop_duplicates
  * and describe. */
+#include <dirent.h>
 #include <unistd.h>
 
 #include "dray/frame.h"
@@ -341,4 +342,60 @@ TEST(nunique)
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
 }
 
-RUN_TESTS(T_(nunique), T_(concat_repartition), T_(sort), T_(join), T_(dedup_describe), T_(spill))
+/* Counts the entries of dir whose name starts with prefix. */
+static int count_entries(const char *dir, const char *prefix)
+{
+    DIR *d = opendir(dir);
+    int n = 0;
+    for (struct dirent *e; d && (e = readdir(d));)
+        n += strncmp(e->d_name, prefix, strlen(prefix)) == 0;
+    if (d)
+        closedir(d);
+    return n;
+}
+
+/* With a memory limit on the runtime, shuffles spill on their own into a temporary directory under
+ * TMPDIR, which is gone once the frames are. */
+TEST(spill_follows_memory_limit)
+{
+    char tmp[] = "/tmp/dray_tmpdir_XXXXXX";
+    ASSERT_TRUE(mkdtemp(tmp) != NULL);
+    const char *old = getenv("TMPDIR");
+    char *saved = old ? strdup(old) : NULL;
+    setenv("TMPDIR", tmp, 1);
+    dray_config cfg;
+    dray_config_init(&cfg);
+    cfg.memory_limit = 256u << 20;
+    dray_runtime *rt, *plain_rt;
+    ASSERT_OK(dray_init(&cfg, &rt));
+    ASSERT_OK(dray_init(NULL, &plain_rt));
+    dray_frame *sp = frame_of(rt, 4, 3000, NULL), *plain = frame_of(plain_rt, 4, 3000, NULL);
+    ASSERT_EQ(count_entries(tmp, "dray-spill-"), 1);
+    const char *by = "v";
+    dray_frame *a, *b;
+    ASSERT_OK(dray_frame_sort(plain, &by, NULL, 1, &a));
+    ASSERT_OK(dray_frame_sort(sp, &by, NULL, 1, &b));
+    dray_table *x, *y;
+    ASSERT_OK(dray_frame_compute(a, &x));
+    ASSERT_OK(dray_frame_compute(b, &y));
+    ASSERT_TRUE(dray_table_equal(x, y));
+    dray_table_release(x);
+    dray_table_release(y);
+    dray_frame_destroy(a);
+    dray_frame_destroy(b);
+    dray_frame_destroy(sp);
+    dray_frame_destroy(plain);
+    ASSERT_EQ(count_entries(tmp, "dray-spill-"), 0);
+    ASSERT_EQ(rmdir(tmp), 0);
+    if (saved) {
+        setenv("TMPDIR", saved, 1);
+        free(saved);
+    } else {
+        unsetenv("TMPDIR");
+    }
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    ASSERT_OK(dray_shutdown(plain_rt, DRAY_SHUTDOWN_DRAIN));
+}
+
+RUN_TESTS(T_(nunique), T_(concat_repartition), T_(sort), T_(join), T_(dedup_describe), T_(spill),
+          T_(spill_follows_memory_limit))
