@@ -255,7 +255,7 @@ static void run_call(dray_runtime *rt, dray__worker *w, dray_ref *c)
 }
 
 /* A call dispatched to run concurrently (max_concurrency > 1). */
-bool dray__actor_run_call(dray_runtime *rt, dray__worker *w, dray_ref *c)
+void dray__actor_run_call(dray_runtime *rt, dray__worker *w, dray_ref *c)
 {
     struct dray_actor *a = c->extra->actor;
     atomic_fetch_add(&a->refs, 1); /* the call's own ref goes with its cell */
@@ -263,7 +263,6 @@ bool dray__actor_run_call(dray_runtime *rt, dray__worker *w, dray_ref *c)
     atomic_fetch_sub(&a->running, 1);
     poke(a);
     actor_release(a);
-    return true;
 }
 
 /* Processes a kill request between calls: restarts the actor when allowed. Returns false while

@@ -487,7 +487,6 @@ dray_status dray_graph_submit(dray_graph *g, const dray_node *outputs, size_t n,
         if ((st = submit_node(g, &p, (uint32_t)i, &p.refs[i])))
             goto out_release;
         tasks++;
-        gnode *nd = &g->nodes[i];
         for (long cur = (long)i; cur >= 0;) {
             gnode *m = &g->nodes[cur];
             for (uint32_t a = 0; a < m->nargs; a++) {
@@ -504,7 +503,6 @@ dray_status dray_graph_submit(dray_graph *g, const dray_node *outputs, size_t n,
             long pr = single_pred(m);
             cur = pr >= 0 && p.fused_into[pr] == cur ? pr : -1;
         }
-        (void)nd;
     }
     for (size_t i = 0; i < n; i++)
         refs[i] = dray_ref_retain(p.refs[outputs[i].id]);

@@ -226,7 +226,6 @@ struct dray_runtime {
     size_t memory_limit;
     dray__resource_pool res;
     dray_ref *res_waiting; /* tasks parked until resources free up, under lock */
-    pthread_cond_t res_cond;
 
     _Atomic int64_t actors_live;
     struct dray_actor *actors; /* every live actor, under lock */
@@ -272,7 +271,7 @@ int64_t dray__now_ns(void);
 /* actor.c */
 void dray__actors_destroy(dray_runtime *rt);
 void dray__actor_run_drain(dray_runtime *rt, dray__worker *w, dray_ref *c);
-bool dray__actor_run_call(dray_runtime *rt, dray__worker *w, dray_ref *c);
+void dray__actor_run_call(dray_runtime *rt, dray__worker *w, dray_ref *c);
 void dray__actor_call_ready(dray_runtime *rt, dray_ref *c);
 void dray__actor_drop_call(dray_ref *c);
 

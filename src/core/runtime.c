@@ -349,7 +349,6 @@ dray_status dray_init(const dray_config *cfg, dray_runtime **out)
     rt->progress = cfg->progress;
     rt->memory_limit = cfg->memory_limit;
     pthread_mutex_init(&rt->lock, NULL);
-    pthread_cond_init(&rt->res_cond, NULL);
     size_t slots = (size_t)rt->nworkers + DRAY__MAX_SPARES;
     rt->workers = aligned_alloc(DRAY__CACHE_LINE, slots * sizeof(dray__worker));
     if (!rt->workers) {
@@ -380,7 +379,6 @@ out_free_fns:
 out_free_workers:
     free(rt->workers);
 out_free_rt:
-    pthread_cond_destroy(&rt->res_cond);
     pthread_mutex_destroy(&rt->lock);
     free(rt);
     return st;
@@ -494,7 +492,6 @@ dray_status dray_shutdown(dray_runtime *rt, dray_shutdown_mode mode)
     dray__resources_fini(rt);
     dray__fn_table_free(rt);
     free(rt->workers);
-    pthread_cond_destroy(&rt->res_cond);
     pthread_mutex_destroy(&rt->lock);
     free(rt);
     return DRAY_OK;
