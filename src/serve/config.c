@@ -315,7 +315,8 @@ static dray_status finish_app(walker *w, yaml_node_t *n, cfg_app *a)
     if (!a->cls)
         return at(w, n, "application without import_path", NULL);
     if (a->n_deps == 0) {
-        if (!(a->deps = calloc(1, sizeof(*a->deps))))
+        /* "deployments: []" already allocated one (empty) slot; reuse it. */
+        if (!a->deps && !(a->deps = calloc(1, sizeof(*a->deps))))
             return dray_set_error(DRAY_ENOMEM, "out of memory");
         dray_serve_deployment_opts_init(&a->deps[0].o);
         a->n_deps = 1;

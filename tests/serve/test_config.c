@@ -44,6 +44,13 @@ TEST(parse_errors)
                 "expected a finite number for batch_wait_timeout_s");
 }
 
+/* "deployments: []" means the default single deployment (a leak here was found by the fuzzer). */
+TEST(empty_deployment_list)
+{
+    dray_serve_config *c = parse("applications: [ {import_path: X, deployments: [] } ]\n");
+    dray_serve_config_destroy(c);
+}
+
 TEST(apply_builtin_and_plugin)
 {
     const char *model = tmp_path("test_serve_config_model.txt");
@@ -260,4 +267,4 @@ TEST(config_reload)
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 
-RUN_TESTS(T_(config_reload), T_(parse_errors), T_(apply_builtin_and_plugin), T_(cli_run_status_shutdown))
+RUN_TESTS(T_(config_reload), T_(parse_errors), T_(empty_deployment_list), T_(apply_builtin_and_plugin), T_(cli_run_status_shutdown))
