@@ -539,3 +539,25 @@ void dray__actors_destroy(dray_runtime *rt)
         actor_free(a);
     }
 }
+
+/* ==== Snapshot (the dashboard's actor list) ==== */
+
+size_t dray__actors_snapshot(dray_runtime *rt, dray__actor_info *out, size_t max)
+{
+    static const char *life_names[] = {"PENDING_CREATION", "ALIVE", "DEAD"};
+    size_t n = 0;
+    pthread_mutex_lock(&rt->lock);
+    for (struct dray_actor *a = rt->actors; a && n < max; a = a->next, n++) {
+        int life = atomic_load_explicit(&a->life, memory_order_relaxed);
+        out[n].id = (uint64_t)(uintptr_t)a;
+        out[n].cls = a->cls ? a->cls->name : "?";
+        out[n].state = life >= 0 && life <= ACTOR_DEAD ? life_names[life] : "?";
+        out[n].restarts = atomic_load_explicit(&a->restarts, memory_order_relaxed);
+        out[n].max_restarts = a->max_restarts;
+        out[n].refs = atomic_load_explicit(&a->refs, memory_order_relaxed);
+        out[n].running = atomic_load_explicit(&a->running, memory_order_relaxed);
+        out[n].remote = a->remote != NULL;
+    }
+    pthread_mutex_unlock(&rt->lock);
+    return n;
+}

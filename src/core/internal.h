@@ -157,6 +157,12 @@ static inline int64_t dray__deque_size(dray__deque *q)
            atomic_load_explicit(&q->top, memory_order_relaxed);
 }
 
+/* ==== Event recording (events.c) ====
+ * Off unless rt->events is set (dray_dashboard_record): then each thread that runs tasks coalesces
+ * them into blocks in its own single-writer ring; a collector drains the rings. */
+struct dray__events;
+struct dray__evthread;
+
 /* ==== Thread contexts ====
  * Workers run tasks; producers are external threads that submit (their queue is only stolen from).
  * Both carry a cell cache and counters. */
@@ -170,6 +176,7 @@ typedef struct dray__worker {
     uint64_t rng;
     dray__cell_cache cache;
     dray__counters c;
+    struct dray__evthread *ev; /* this thread's event ring, once events are on */
 } __attribute__((aligned(DRAY__CACHE_LINE))) dray__worker;
 
 typedef struct dray__producer {
@@ -178,6 +185,7 @@ typedef struct dray__producer {
     pthread_t thread;
     dray__cell_cache cache;
     dray__counters c;
+    struct dray__evthread *ev; /* this thread's event ring, once events are on */
 } __attribute__((aligned(DRAY__CACHE_LINE))) dray__producer;
 
 /* The calling thread's context for one runtime. */
@@ -213,6 +221,7 @@ struct dray_runtime {
     _Atomic int sleepers;
     _Atomic int stopping;
     _Atomic int canceling;
+    _Atomic(struct dray__events *) events; /* NULL: not recording (the hot-path test) */
 
     pthread_mutex_t lock; /* slabs, free batches, producers, resources, actors */
     void *slabs;          /* list of slabs (slab.c) */
@@ -274,6 +283,15 @@ void dray__actor_run_drain(dray_runtime *rt, dray__worker *w, dray_ref *c);
 void dray__actor_run_call(dray_runtime *rt, dray__worker *w, dray_ref *c);
 void dray__actor_call_ready(dray_runtime *rt, dray_ref *c);
 void dray__actor_drop_call(dray_ref *c);
+/* Copies up to max live actors' states (for the dashboard). */
+typedef struct dray__actor_info {
+    uint64_t id;
+    const char *cls, *state;
+    int restarts, max_restarts, running;
+    uint32_t refs; /* handles plus calls not yet finished */
+    bool remote;
+} dray__actor_info;
+size_t dray__actors_snapshot(dray_runtime *rt, dray__actor_info *out, size_t max);
 
 /* registry.c */
 dray_status dray__fn_table_build(dray_runtime *rt);
@@ -295,6 +313,48 @@ void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, cons
 /* value.c */
 dray_status dray__blob_alloc(uint32_t type, size_t len, size_t payload, dray__blob **out);
 void dray__blob_release(dray__blob *b);
+
+/* events.c: recording hooks, called only while rt->events is set. `slot` is the running thread's
+ * ring pointer (a worker's or an external helper's ev field), filled on first use. */
+struct dray__evthread_hot {
+    const dray_function *fn; /* function of the open block; NULL when none is open */
+    uint32_t n;              /* tasks in the open block */
+    uint32_t budget;         /* tasks left before the next clock read */
+    uint32_t timing;         /* read the clock when the running task ends */
+};
+void dray__ev_task_slow(dray_runtime *rt, struct dray__evthread **slot, const dray_function *fn);
+void dray__ev_task_end_slow(dray_runtime *rt, struct dray__evthread **slot, int st);
+void dray__ev_idle(dray_runtime *rt, struct dray__evthread *t);
+/* A task of fn was submitted from this thread. */
+void dray__ev_submit(dray_runtime *rt, const dray_function *fn);
+/* The running thread's ring slot for rt (a worker's, else the external thread's producer's). */
+struct dray__evthread **dray__ev_slot(dray_runtime *rt, dray__worker *w);
+/* Called by dray_shutdown: stop the observer (dashboard) while workers still run; free after. */
+void dray__events_stop(dray_runtime *rt);
+void dray__events_free(dray_runtime *rt);
+
+/* A task of `fn` starts. The common case, the same function as the thread's open block between two
+ * clock reads, is a compare and two increments. */
+static inline void dray__ev_task(dray_runtime *rt, struct dray__evthread **slot,
+                                 const dray_function *fn)
+{
+    struct dray__evthread_hot *t = (struct dray__evthread_hot *)*slot;
+    if (t && t->fn == fn && t->budget > 1) {
+        t->budget--;
+        t->n++;
+        return;
+    }
+    dray__ev_task_slow(rt, slot, fn);
+}
+
+/* The task started by the last dray__ev_task on this thread ended with status `st`. */
+static inline void dray__ev_task_end(dray_runtime *rt, struct dray__evthread **slot, int st)
+{
+    struct dray__evthread_hot *t = (struct dray__evthread_hot *)*slot;
+    if (t && !t->timing && st == 0)
+        return;
+    dray__ev_task_end_slow(rt, slot, st);
+}
 
 /* ==== Cluster hooks ====
  * Defined by src/cluster, weak here so the core links without that module. A task function that

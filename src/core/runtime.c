@@ -244,7 +244,9 @@ static void *worker_main(void *arg)
             idle = 0;
             continue;
         }
-        if (++idle < SPIN_ROUNDS) {
+        if (++idle == 1 && atomic_load_explicit(&rt->events, memory_order_relaxed))
+            dray__ev_idle(rt, w->ev); /* out of work: close this worker's task block */
+        if (idle < SPIN_ROUNDS) {
             for (int i = 0; i < 32; i++)
                 cpu_relax();
             continue;
@@ -466,6 +468,7 @@ dray_status dray_shutdown(dray_runtime *rt, dray_shutdown_mode mode)
     }
     if (rt->cluster)
         dray__cluster_detach(rt);
+    dray__events_stop(rt); /* the dashboard, while the workers still run */
     atomic_store(&rt->stopping, 1);
     atomic_fetch_add(&rt->epoch, 1);
     dray__futex_wake(&rt->epoch, INT32_MAX);
@@ -473,6 +476,7 @@ dray_status dray_shutdown(dray_runtime *rt, dray_shutdown_mode mode)
     for (int i = 0; i < nslots; i++)
         if (rt->workers[i].started)
             pthread_join(rt->workers[i].thread, NULL);
+    dray__events_free(rt);
     /* Cells first: their values may point into anything else. */
     dray__slabs_destroy(rt);
     dray__actors_destroy(rt);

@@ -245,6 +245,9 @@ dray_status dray__make_task(dray_runtime *rt, const dray_function *fn, const dra
             atomic_fetch_sub_explicit(&c->deps_left, 1, memory_order_relaxed);
     }
     dray__count(&dray__thread_counters(rt)->submitted, 1);
+    if (__builtin_expect(atomic_load_explicit(&rt->events, memory_order_relaxed) != NULL, 0) &&
+        kind == DRAY__CELL_TASK)
+        dray__ev_submit(rt, fn);
     *out = c;
     return DRAY_OK;
 out_free_extra:
@@ -493,7 +496,13 @@ dray_ref *dray__run_cell(dray_runtime *rt, dray__worker *w, dray_ref *c)
     } else {
         if (gated && !dray__resources_acquire(rt, c))
             return NULL; /* parked until resources free up */
+        struct dray__evthread **evs = NULL;
+        if (__builtin_expect(atomic_load_explicit(&rt->events, memory_order_relaxed) != NULL, 0) &&
+            (evs = dray__ev_slot(rt, w)))
+            dray__ev_task(rt, evs, c->fn);
         st = call_function(rt, w, c, args, &result, &failed_arg);
+        if (__builtin_expect(evs != NULL, 0))
+            dray__ev_task_end(rt, evs, st == DRAY__DEFERRED ? DRAY_OK : st);
         if (gated)
             dray__resources_release(rt, c->extra->num_cpus, c->extra->res, c->extra->n_res);
         if (st == DRAY__DEFERRED)
@@ -602,8 +611,13 @@ dray_status dray__wait_some(dray_runtime *rt, dray_ref *const *cells, size_t n, 
         size_t done = first_open;
         for (size_t i = first_open; i < n && done < need; i++)
             done += cell_closed(cells[i]);
-        if (done >= need)
+        if (done >= need) {
+            if (atomic_load_explicit(&rt->events, memory_order_relaxed)) {
+                struct dray__evthread **evs = dray__ev_slot(rt, w);
+                dray__ev_idle(rt, evs ? *evs : NULL); /* back to the caller: close its block */
+            }
             return DRAY_OK;
+        }
         /* The clock is read every 64 rounds while spinning, and always before blocking. */
         if (deadline >= 0 && (spins % 64 == 0 || spins + 1 >= SPIN_BEFORE_BLOCK) &&
             dray__now_ns() >= deadline)
@@ -627,6 +641,10 @@ dray_status dray__wait_some(dray_runtime *rt, dray_ref *const *cells, size_t n, 
         }
         if (w)
             dray__worker_blocking(rt, 1);
+        if (atomic_load_explicit(&rt->events, memory_order_relaxed)) {
+            struct dray__evthread **evs = dray__ev_slot(rt, w);
+            dray__ev_idle(rt, evs ? *evs : NULL); /* close this thread's block before sleeping */
+        }
         int64_t slice = dray__now_ns() + 2000000; /* recheck for new work every 2 ms */
         block_on(cells, n, need, deadline >= 0 && deadline < slice ? deadline : slice);
         if (w)

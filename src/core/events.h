@@ -1,0 +1,90 @@
+/* Event recording internals shared by the core (events.c) and the dashboard module: the runtime's
+ * event state, drained blocks, recent logs. Nothing here is public API. */
+#ifndef DRAY_CORE_EVENTS_H
+#define DRAY_CORE_EVENTS_H
+
+#include "internal.h"
+#include "dray/dashboard.h"
+
+#define DRAY__LOG_LINES 1024
+
+/* A recorded block in clock ticks (ring storage). */
+typedef struct dray__evblock {
+    uint64_t t0, t1;
+    const char *name;
+    uint64_t bytes;
+    uint32_t count;
+    uint16_t kind;  /* dray_event_kind */
+    int16_t status; /* dray_status of a failed task */
+} dray__evblock;
+
+/* A drained event, in dray_events_now_ns time. row: worker index, or -1 - k for external thread k
+ * (module events from threads that run no tasks have row -1 and tid 0). */
+typedef struct dray__ev {
+    int64_t start_ns, stop_ns;
+    const char *name;
+    uint64_t bytes;
+    uint32_t count;
+    uint16_t kind;
+    int16_t status;
+    int row;
+    int tid;
+} dray__ev;
+
+typedef struct dray__logline {
+    uint64_t seq;
+    int64_t t_ns;
+    char level[8];
+    char source[32];
+    char text[400];
+} dray__logline;
+
+typedef struct dray__evthread_info {
+    int row, tid;
+} dray__evthread_info;
+
+typedef struct dray__events {
+    pthread_mutex_t lock;       /* threads list, misc ring, logs, observer */
+    pthread_mutex_t drain_lock; /* one drainer at a time */
+    uint64_t tick0;
+    int64_t ns0;
+    double ns_per_tick;
+    uint64_t age_ticks, visible_ticks, spacing_ticks;
+    struct dray__evthread *threads;
+    int n_external;
+    dray__evblock *misc;
+    int misc_rows[4096];
+    uint64_t misc_head, misc_tail;
+    _Atomic int64_t gauges[DRAY__GAUGES];
+    dray__logline logs[DRAY__LOG_LINES];
+    uint64_t log_seq;
+    void *observer;               /* the dashboard's history (src/dashboard) */
+    void (*observer_stop)(void *);
+} dray__events;
+
+/* rt's event state, or NULL while recording is off. */
+dray__events *dray__events_of(dray_runtime *rt);
+
+/* Calls cb for every block recorded since the last drain (one drainer at a time); *dropped gets the
+ * tasks lost to full rings since recording began. Returns the number of blocks. */
+size_t dray__events_drain(dray_runtime *rt, void (*cb)(void *ctx, const dray__ev *e), void *ctx,
+                          uint64_t *dropped);
+
+/* Copies up to `max` log lines with seq >= since (the most recent ones when there are more) to out;
+ * *next gets the cursor for the next call. */
+size_t dray__events_logs(dray_runtime *rt, uint64_t since, dray__logline *out, size_t max,
+                         uint64_t *next);
+
+/* Calls cb(name, n) with counts of tasks submitted per function (one call per thread and function;
+ * the caller sums). Approximate by a run in flight while submissions race. */
+size_t dray__events_submitted(dray_runtime *rt, void (*cb)(void *ctx, const char *name, uint64_t n),
+                              void *ctx);
+
+/* The recording threads (row, Linux tid), up to max. */
+size_t dray__events_threads(dray_runtime *rt, dray__evthread_info *out, size_t max);
+
+/* Installs `obs` as rt's observer (stopped by dray_shutdown through `stop`) unless one is there;
+ * *cur gets the observer in place. Recording must be on. Returns true if obs was installed. */
+bool dray__events_set_observer(dray_runtime *rt, void *obs, void (*stop)(void *), void **cur);
+
+#endif /* DRAY_CORE_EVENTS_H */
