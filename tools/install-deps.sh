@@ -10,6 +10,7 @@ pkgs=(
   libtbb-dev g++
   libxgboost-dev # tune: examples/tune_xgboost.c tunes XGBoost through its C API
   wrk                      # HTTP load generator for bench/serve.sh
+  chromium                 # dashboard: headless browser test (tests/dashboard/browser.mjs)
 )
 # Node.js runs the Parquet tests' independent readers (DuckDB, hyparquet from npm); machines whose image
 # ships its own nodejs (with npm) keep it, others get Debian's.

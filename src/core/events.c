@@ -31,9 +31,7 @@ struct dray__evthread {
     _Atomic uint64_t tail;         /* blocks consumed (the drainer's) */
     _Atomic uint64_t dropped;      /* tasks lost because the ring was full */
     struct dray__evthread *next;
-    /* Tasks submitted from this thread, by function: the current run, then the table. */
-    _Atomic(const dray_function *) sub_fn;
-    _Atomic uint64_t sub_n;
+    /* Tasks submitted from this thread, by function (the current run is in hot). */
     struct {
         _Atomic(const dray_function *) fn;
         _Atomic uint64_t n;
@@ -139,8 +137,11 @@ dray__events *dray__events_of(dray_runtime *rt)
 
 struct dray__evthread **dray__ev_slot(dray_runtime *rt, dray__worker *w)
 {
-    if (w)
-        return &w->ev;
+    return dray__ev_slot_of(rt, w);
+}
+
+struct dray__evthread **dray__ev_slot_external(dray_runtime *rt)
+{
     dray__tls *tls = &dray__tls_slot;
     if (tls->rt == rt && tls->rt_id == rt->id && tls->producer)
         return &tls->producer->ev;
@@ -276,8 +277,8 @@ static inline void add_relaxed(_Atomic uint64_t *c, uint64_t n)
 /* Moves the current run of submissions into the table (writer only). */
 static void sub_flush(struct dray__evthread *t)
 {
-    const dray_function *fn = atomic_load_explicit(&t->sub_fn, memory_order_relaxed);
-    uint64_t n = atomic_load_explicit(&t->sub_n, memory_order_relaxed);
+    const dray_function *fn = atomic_load_explicit(&t->hot.sub_fn, memory_order_relaxed);
+    uint64_t n = atomic_load_explicit(&t->hot.sub_n, memory_order_relaxed);
     if (!fn || !n)
         return;
     size_t h = ((uintptr_t)fn >> 4) * 0x9e3779b97f4a7c15ull >> 56;
@@ -299,11 +300,11 @@ static void sub_flush(struct dray__evthread *t)
 out:
     /* Reset the count before the function: a racing reader may miss n but never counts it twice
      * (it may count the run once more in the table only after these stores). */
-    atomic_store_explicit(&t->sub_n, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->sub_fn, NULL, memory_order_release);
+    atomic_store_explicit(&t->hot.sub_n, 0, memory_order_relaxed);
+    atomic_store_explicit(&t->hot.sub_fn, NULL, memory_order_release);
 }
 
-void dray__ev_submit(dray_runtime *rt, const dray_function *fn)
+void dray__ev_submit_slow(dray_runtime *rt, const dray_function *fn)
 {
     dray__tls *tls = &dray__tls_slot;
     dray__worker *w = tls->rt == rt && tls->rt_id == rt->id ? tls->worker : NULL;
@@ -311,11 +312,11 @@ void dray__ev_submit(dray_runtime *rt, const dray_function *fn)
     struct dray__evthread *t = slot ? thread_ring(rt, slot, w) : NULL;
     if (!t || !fn)
         return;
-    if (atomic_load_explicit(&t->sub_fn, memory_order_relaxed) != fn) {
+    if (atomic_load_explicit(&t->hot.sub_fn, memory_order_relaxed) != fn) {
         sub_flush(t);
-        atomic_store_explicit(&t->sub_fn, fn, memory_order_relaxed);
+        atomic_store_explicit(&t->hot.sub_fn, fn, memory_order_relaxed);
     }
-    add_relaxed(&t->sub_n, 1);
+    add_relaxed(&t->hot.sub_n, 1);
 }
 
 size_t dray__events_submitted(dray_runtime *rt, void (*cb)(void *ctx, const char *name, uint64_t n),
@@ -334,8 +335,8 @@ size_t dray__events_submitted(dray_runtime *rt, void (*cb)(void *ctx, const char
                 k++;
             }
         }
-        const dray_function *f = atomic_load_explicit(&t->sub_fn, memory_order_acquire);
-        uint64_t n = atomic_load_explicit(&t->sub_n, memory_order_relaxed);
+        const dray_function *f = atomic_load_explicit(&t->hot.sub_fn, memory_order_acquire);
+        uint64_t n = atomic_load_explicit(&t->hot.sub_n, memory_order_relaxed);
         if (f && n)
             cb(ctx, f->name, n);
         uint64_t o = atomic_load_explicit(&t->sub_other, memory_order_relaxed);

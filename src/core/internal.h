@@ -321,17 +321,43 @@ struct dray__evthread_hot {
     uint32_t n;              /* tasks in the open block */
     uint32_t budget;         /* tasks left before the next clock read */
     uint32_t timing;         /* read the clock when the running task ends */
+    /* Tasks submitted from this thread: the current run of one function (the table is in
+     * events.c). Single writer; relaxed stores, read by the collector. */
+    _Atomic(const dray_function *) sub_fn;
+    _Atomic uint64_t sub_n;
 };
 void dray__ev_task_slow(dray_runtime *rt, struct dray__evthread **slot, const dray_function *fn);
 void dray__ev_task_end_slow(dray_runtime *rt, struct dray__evthread **slot, int st);
 void dray__ev_idle(dray_runtime *rt, struct dray__evthread *t);
-/* A task of fn was submitted from this thread. */
-void dray__ev_submit(dray_runtime *rt, const dray_function *fn);
+void dray__ev_submit_slow(dray_runtime *rt, const dray_function *fn);
+struct dray__evthread **dray__ev_slot_external(dray_runtime *rt);
 /* The running thread's ring slot for rt (a worker's, else the external thread's producer's). */
 struct dray__evthread **dray__ev_slot(dray_runtime *rt, dray__worker *w);
 /* Called by dray_shutdown: stop the observer (dashboard) while workers still run; free after. */
 void dray__events_stop(dray_runtime *rt);
 void dray__events_free(dray_runtime *rt);
+
+static inline struct dray__evthread **dray__ev_slot_of(dray_runtime *rt, dray__worker *w)
+{
+    return w ? &w->ev : dray__ev_slot_external(rt);
+}
+
+/* A task of fn was submitted from this thread: counted per function, in runs. */
+static inline void dray__ev_submit(dray_runtime *rt, const dray_function *fn)
+{
+    dray__tls *tls = &dray__tls_slot;
+    struct dray__evthread_hot *t = NULL;
+    if (tls->rt == rt && tls->rt_id == rt->id)
+        t = (struct dray__evthread_hot *)(tls->worker     ? tls->worker->ev
+                                          : tls->producer ? tls->producer->ev
+                                                          : NULL);
+    if (t && atomic_load_explicit(&t->sub_fn, memory_order_relaxed) == fn) {
+        atomic_store_explicit(&t->sub_n, atomic_load_explicit(&t->sub_n, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        return;
+    }
+    dray__ev_submit_slow(rt, fn);
+}
 
 /* A task of `fn` starts. The common case, the same function as the thread's open block between two
  * clock reads, is a compare and two increments. */

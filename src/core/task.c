@@ -498,7 +498,7 @@ dray_ref *dray__run_cell(dray_runtime *rt, dray__worker *w, dray_ref *c)
             return NULL; /* parked until resources free up */
         struct dray__evthread **evs = NULL;
         if (__builtin_expect(atomic_load_explicit(&rt->events, memory_order_relaxed) != NULL, 0) &&
-            (evs = dray__ev_slot(rt, w)))
+            (evs = dray__ev_slot_of(rt, w)))
             dray__ev_task(rt, evs, c->fn);
         st = call_function(rt, w, c, args, &result, &failed_arg);
         if (__builtin_expect(evs != NULL, 0))

@@ -165,6 +165,8 @@ static void *controller_main(void *arg)
         double now = dray__serve_now();
         for (dray_serve_handle *h = s->deps; h; h = h->next)
             control_one(s, h, now);
+        if (now - s->pub_time >= 1.0)
+            dray__serve_publish(s, now); /* the dashboard's snapshot, once a second */
     }
     pthread_mutex_unlock(&s->lock);
     return NULL;

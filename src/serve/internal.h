@@ -51,6 +51,7 @@ struct dray__serve_replica {
     size_t qlen;
 };
 
+#define DRAY__SERVE_LAT_BUCKETS 96 /* call-latency histogram (snapshot.c) */
 struct dray_serve_handle {
     dray_serve *serve;
     char *name;
@@ -72,6 +73,9 @@ struct dray_serve_handle {
         reconfigures;
     atomic_int max_batch_seen;
     atomic_uint_fast64_t call_ns;
+    /* Dashboard (snapshot.c): call latencies, and what the last snapshot saw (controller only). */
+    atomic_uint_fast64_t lat_hist[DRAY__SERVE_LAT_BUCKETS];
+    uint64_t pub_hist[DRAY__SERVE_LAT_BUCKETS], pub_requests;
     /* Autoscaling memory (controller only). */
     double above_since, below_since;
     /* Replica start failures (under serve->lock): retry after a back-off; dray_serve_run reports
@@ -109,7 +113,15 @@ struct dray_serve {
     atomic_uint_fast64_t next_replica_id;
     void *healthz;            /* struct MHD_Response, shared by every /-/healthz answer */
     int listen_fd;            /* after quiesce: closed once the daemon stops */
+    double pub_time;          /* the last dashboard snapshot (controller only) */
 };
+
+/* ---- snapshot.c (dashboard) ---- */
+/* Counts n calls that took ns each. */
+void dray__serve_latency_record(dray_serve_handle *h, uint64_t ns, uint64_t n);
+/* Publishes the instance's deployments on its runtime when it records events (controller thread,
+ * s->lock held). */
+void dray__serve_publish(dray_serve *s, double now);
 
 /* ---- deploy.c ---- */
 /* Picks a replica (power of two choices) and takes a slot on it; waits for a replica when scaled to

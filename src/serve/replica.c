@@ -52,9 +52,11 @@ static dray_status run_invocation(dray_serve_handle *h, const dray_serve_class *
 {
     double t0 = dray__serve_now();
     dray_status st = run_callback(cls, state, inv);
-    if (inv->kind <= INV_BATCH)
-        atomic_fetch_add_explicit(&h->call_ns, (uint64_t)((dray__serve_now() - t0) * 1e9),
-                                  memory_order_relaxed);
+    if (inv->kind <= INV_BATCH) {
+        uint64_t ns = (uint64_t)((dray__serve_now() - t0) * 1e9);
+        atomic_fetch_add_explicit(&h->call_ns, ns, memory_order_relaxed);
+        dray__serve_latency_record(h, ns, inv->kind == INV_BATCH ? inv->n : 1);
+    }
     return st;
 }
 

@@ -29,7 +29,7 @@ typedef struct runner {
     dray_tune_host host, replay_host;
     dray_resource res[17];
     size_t n_res;
-    double t0, last_table, last_save;
+    double t0, last_table, last_save, last_publish;
     int table_lines;
     bool table;
 } runner;
@@ -623,6 +623,10 @@ static dray_status loop(runner *r)
             print_table(r, false);
             r->last_table = now;
         }
+        if (now - r->last_publish >= 0.5) {
+            dray__tune_publish(r->rt, r->o->name, r->t, r->n, r->o->metric, "RUNNING");
+            r->last_publish = now;
+        }
         if (r->o->storage_path && now - r->last_save >= 2.0) {
             if ((st = dray__tune_state_save(r->rt, r->o->storage_path, r->t, r->n, r->suggested)) !=
                 DRAY_OK)
@@ -722,6 +726,7 @@ dray_status dray_tune_run(dray_runtime *rt, const char *trainable, const dray_tu
         st = dray__tune_state_save(rt, opts->storage_path, r.t, r.n, r.suggested);
     if (r.table)
         print_table(&r, true);
+    dray__tune_publish(rt, opts->name, r.t, r.n, opts->metric, st ? "ERROR" : "TERMINATED");
     if (st != DRAY_OK)
         goto out_trials;
     dray_tune_grid *g = calloc(1, sizeof(*g));

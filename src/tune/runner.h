@@ -40,4 +40,8 @@ dray_status dray__tune_state_save(dray_runtime *rt, const char *dir, const dray_
 dray_status dray__tune_state_load(dray_runtime *rt, const char *dir, dray__tune_trial **t, size_t *n,
                                   int64_t *suggested);
 
+/* dray__tune_publish (snapshot.c): the experiment's state for the dashboard (only while the
+ * runtime records events). `status` is "RUNNING" or "TERMINATED". */
+void dray__tune_publish(dray_runtime *rt, const char *name, const dray__tune_trial *t, size_t n,
+                        const char *metric, const char *status);
 #endif
