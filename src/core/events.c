@@ -22,10 +22,9 @@ struct dray__evthread {
     struct dray__evthread_hot hot; /* first: read by the inline fast path */
     uint64_t t0;                   /* clock at the open block's start */
     uint64_t t_last;               /* last clock read in the open block */
-    uint64_t t_end;                /* clock at the end of the last timed task (0: none) */
     uint32_t n_last;               /* tasks in the block at t_last */
     uint32_t stride;
-    int row;                       /* worker index, or -1 - k for the k-th external thread */
+    int row;                       /* worker index, or -2 - k for the k-th external thread */
     int tid;
     _Atomic uint64_t head;         /* blocks published */
     _Atomic uint64_t tail;         /* blocks consumed (the drainer's) */
@@ -164,7 +163,7 @@ static struct dray__evthread *thread_ring(dray_runtime *rt, struct dray__evthrea
     t->stride = 1;
     t->tid = (int)syscall(SYS_gettid);
     pthread_mutex_lock(&ev->lock);
-    t->row = w ? w->index : -1 - ev->n_external++;
+    t->row = w ? w->index : -2 - ev->n_external++;
     t->next = ev->threads;
     ev->threads = t;
     pthread_mutex_unlock(&ev->lock);
@@ -186,23 +185,14 @@ static void publish(struct dray__evthread *t, const dray__evblock *b)
     atomic_store_explicit(&t->head, h + 1, memory_order_release);
 }
 
-/* Closes t's open block at clock `now`. A block left open across a pause (the thread went back to
- * user code) ends at its last known task end rather than at `now`. */
+/* Closes t's open block at clock `now`. Threads close their block when they run out of work or
+ * return from a wait, so `now` is also when its last task ended, within a clock read. */
 static void seal(dray__events *ev, struct dray__evthread *t, uint64_t now)
 {
+    (void)ev;
     if (!t->hot.fn)
         return;
     uint64_t stop = now;
-    if (now - t->t_last > ev->age_ticks) {
-        if (t->t_end >= t->t_last)
-            stop = t->t_end;
-        else if (t->n_last > 1 && t->hot.n > t->n_last)
-            stop = t->t_last + (t->t_last - t->t0) / (t->n_last - 1) * (t->hot.n - t->n_last + 1);
-        else
-            stop = t->t_last;
-        if (stop > now)
-            stop = now;
-    }
     dray__evblock b = {t->t0, stop, t->hot.fn->name, 0, t->hot.n, DRAY_EVENT_TASK, 0};
     publish(t, &b);
     t->hot.fn = NULL;
@@ -239,8 +229,7 @@ void dray__ev_task_slow(dray_runtime *rt, struct dray__evthread **slot, const dr
     t->hot.n = 1;
     t->t0 = t->t_last = now;
     t->n_last = 1;
-    t->hot.budget = t->stride;
-    t->hot.timing = 1; /* time the first task of a block: long tasks end with an exact stop */
+    t->hot.budget = 1; /* read the clock at the next task: one block per task when they are long */
 }
 
 void dray__ev_task_end_slow(dray_runtime *rt, struct dray__evthread **slot, int st)
@@ -251,7 +240,6 @@ void dray__ev_task_end_slow(dray_runtime *rt, struct dray__evthread **slot, int 
         return;
     uint64_t now = ticks();
     t->hot.timing = 0;
-    t->t_end = now;
     if (st == 0)
         return;
     /* A failed task is its own block; the tasks before it in the open block keep theirs. */
@@ -364,10 +352,8 @@ void dray_events_record(dray_runtime *rt, dray_event_kind kind, const char *name
         return;
     if (stop_ns < start_ns)
         stop_ns = start_ns;
-    /* Stored in ticks like task blocks. */
-    uint64_t t0 = ev->tick0 + (uint64_t)((double)(start_ns - ev->ns0) / ev->ns_per_tick);
-    uint64_t t1 = ev->tick0 + (uint64_t)((double)(stop_ns - ev->ns0) / ev->ns_per_tick);
-    dray__evblock b = {t0, t1, name, bytes, 1, (uint16_t)kind, 0};
+    /* Module events keep ns (task blocks keep clock ticks). */
+    dray__evblock b = {(uint64_t)start_ns, (uint64_t)stop_ns, name, bytes, 1, (uint16_t)kind, 0};
     dray__tls *tls = &dray__tls_slot;
     int row = -1;
     if (tls->rt == rt && tls->rt_id == rt->id && tls->worker)
@@ -439,11 +425,12 @@ size_t dray__events_logs(dray_runtime *rt, uint64_t since, dray__logline *out, s
 
 /* ==== Draining ==== */
 
-static void deliver(dray__events *ev, const dray__evblock *b, int row, int tid,
+static void deliver(dray__events *ev, const dray__evblock *b, int row, int tid, bool in_ns,
                     void (*cb)(void *, const dray__ev *), void *ctx)
 {
-    dray__ev e = {ticks_to_ns(ev, b->t0), ticks_to_ns(ev, b->t1), b->name, b->bytes, b->count,
-                  b->kind, b->status, row, tid};
+    dray__ev e = {in_ns ? (int64_t)b->t0 : ticks_to_ns(ev, b->t0),
+                  in_ns ? (int64_t)b->t1 : ticks_to_ns(ev, b->t1),
+                  b->name, b->bytes, b->count, b->kind, b->status, row, tid};
     cb(ctx, &e);
 }
 
@@ -476,12 +463,12 @@ size_t dray__events_drain(dray_runtime *rt, void (*cb)(void *ctx, const dray__ev
         uint64_t h = atomic_load_explicit(&t->head, memory_order_acquire);
         uint64_t tl = atomic_load_explicit(&t->tail, memory_order_relaxed);
         for (; tl < h; tl++, n++)
-            deliver(ev, &t->ring[tl & (RING - 1)], t->row, t->tid, cb, ctx);
+            deliver(ev, &t->ring[tl & (RING - 1)], t->row, t->tid, false, cb, ctx);
         atomic_store_explicit(&t->tail, tl, memory_order_release);
         *dropped += atomic_load_explicit(&t->dropped, memory_order_relaxed);
     }
     for (size_t i = 0; i < nm; i++, n++)
-        deliver(ev, &misc[i], rows[i], 0, cb, ctx);
+        deliver(ev, &misc[i], rows[i], 0, true, cb, ctx);
     free(misc);
     free(rows);
     pthread_mutex_unlock(&ev->drain_lock);

@@ -18,7 +18,7 @@ typedef struct dray__evblock {
     int16_t status; /* dray_status of a failed task */
 } dray__evblock;
 
-/* A drained event, in dray_events_now_ns time. row: worker index, or -1 - k for external thread k
+/* A drained event, in dray_events_now_ns time. row: worker index, or -2 - k for external thread k
  * (module events from threads that run no tasks have row -1 and tid 0). */
 typedef struct dray__ev {
     int64_t start_ns, stop_ns;

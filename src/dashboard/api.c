@@ -21,8 +21,10 @@ static const char *row_name(int row, char *buf, size_t size)
 {
     if (row >= 0)
         snprintf(buf, size, "worker-%d", row);
+    else if (row == -1)
+        snprintf(buf, size, "other");
     else
-        snprintf(buf, size, "thread-%d", -row);
+        snprintf(buf, size, "thread-%d", -row - 1);
     return buf;
 }
 

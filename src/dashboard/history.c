@@ -28,8 +28,11 @@ db_fn *db_history_fn(db_history *h, const char *name)
 static db_row *history_row(db_history *h, int row, int tid)
 {
     for (size_t i = 0; i < h->n_rows; i++)
-        if (h->rows[i].row == row)
+        if (h->rows[i].row == row) {
+            if (!h->rows[i].tid)
+                h->rows[i].tid = tid;
             return &h->rows[i];
+        }
     if (h->n_rows == DB_ROWS)
         return NULL;
     db_row *r = &h->rows[h->n_rows++];
@@ -64,7 +67,7 @@ static void on_event(void *ctx, const dray__ev *e)
         if (e->stop_ns > f->last_ns)
             f->last_ns = e->stop_ns;
     }
-    if (e->tid) {
+    if (e->tid || e->row >= -1) {
         db_row *r = history_row(h, e->row, e->tid);
         if (r) {
             if (e->kind == DRAY_EVENT_TASK || e->kind == DRAY_EVENT_ERROR)
@@ -95,6 +98,8 @@ static void sample(db_history *h, int64_t now)
         history_row(h, th[i].row, th[i].tid);
     for (size_t i = 0; i < h->n_rows; i++) {
         db_row *r = &h->rows[i];
+        if (!r->tid)
+            continue; /* module events only: no thread to sample */
         uint64_t t = db_proc_cpu_ticks(r->tid);
         if (r->sampled && dt > 0 && t >= r->cpu_ticks)
             r->cpu_pct = 100.0 * (double)(t - r->cpu_ticks) / (double)hz / dt;
