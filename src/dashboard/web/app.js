@@ -34,6 +34,7 @@
 
   /* ==== Status ==== */
   function summary(s) {
+    window.drayLastSummary = s;
     document.getElementById('mode').textContent = s.mode;
     setNum('nodes-count', s.nodes);
     setNum('workers-count', s.workers);
