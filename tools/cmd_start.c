@@ -165,6 +165,14 @@ static int run_start(int argc, char **argv)
     char addr[300];
     snprintf(addr, sizeof addr, "%s:%d", host, port);
     printf("dray head started at %s (state and logs in %s)\n", addr, dir);
+    char upath[4200], url[300] = "";
+    snprintf(upath, sizeof upath, "%s/dashboard.url", dir);
+    FILE *uf = fopen(upath, "r");
+    if (uf) {
+        if (fgets(url, sizeof url, uf))
+            printf("dashboard: %s", url);
+        fclose(uf);
+    }
     if (o.num_cpus > 0) {
         dray_cluster_opts w = o;
         w.port = 0;

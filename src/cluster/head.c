@@ -10,6 +10,11 @@
 
 #include "internal.h"
 
+/* The head's dashboard (src/dashboard/head.c), when that module is linked. */
+dray_status dray__dashboard_head_start(const char *dir, const char *bind, int head_port, void **out)
+    __attribute__((weak));
+void dray__dashboard_head_stop(void *d) __attribute__((weak));
+
 #define MAX_NODES 1024
 #define MAX_DRIVERS 256
 
@@ -278,6 +283,13 @@ dray_status dray_cluster_head_run(const dray_cluster_opts *opts, const char *dir
     }
     dray__log("head listening on %s:%d", opts->bind ? opts->bind : "127.0.0.1",
               dray__loop_port(l));
+    void *dash = NULL;
+    if (dray__dashboard_head_start) {
+        if (dray__dashboard_head_start(dir, opts->bind, dray__loop_port(l), &dash) == DRAY_OK)
+            dray__log("dashboard at %s/dashboard.url", dir);
+        else
+            dray__log("no dashboard: %s", dray_last_error());
+    }
     if (ready_fd >= 0) {
         char line[32];
         int len = snprintf(line, sizeof line, "%d\n", dray__loop_port(l));
@@ -286,6 +298,8 @@ dray_status dray_cluster_head_run(const dray_cluster_opts *opts, const char *dir
         close(ready_fd);
     }
     dray__loop_run(l, true);
+    if (dash)
+        dray__dashboard_head_stop(dash);
     dray__loop_destroy(l);
     for (int i = 0; i < h->n_nodes; i++)
         dray__conn_release(h->nodes[i].conn);
