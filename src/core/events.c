@@ -211,7 +211,6 @@ void dray__ev_task_slow(dray_runtime *rt, struct dray__evthread **slot, const dr
     if (!t)
         return;
     uint64_t now = ticks();
-    t->hot.timing = 0;
     if (t->hot.fn == fn && now - t->t0 < ev->age_ticks &&
         now - t->t0 < (uint64_t)t->hot.n * ev->visible_ticks) {
         /* Extend: short tasks of the same function. Read the clock again after about 2 us. */
@@ -239,9 +238,6 @@ void dray__ev_task_end_slow(dray_runtime *rt, struct dray__evthread **slot, int 
     if (!t || !t->hot.fn)
         return;
     uint64_t now = ticks();
-    t->hot.timing = 0;
-    if (st == 0)
-        return;
     /* A failed task is its own block; the tasks before it in the open block keep theirs. */
     const char *name = t->hot.fn->name;
     uint64_t start = t->t_last;

@@ -320,7 +320,6 @@ struct dray__evthread_hot {
     const dray_function *fn; /* function of the open block; NULL when none is open */
     uint32_t n;              /* tasks in the open block */
     uint32_t budget;         /* tasks left before the next clock read */
-    uint32_t timing;         /* read the clock when the running task ends */
     /* Tasks submitted from this thread: the current run of one function (the table is in
      * events.c). Single writer; relaxed stores, read by the collector. */
     _Atomic(const dray_function *) sub_fn;
@@ -373,13 +372,12 @@ static inline void dray__ev_task(dray_runtime *rt, struct dray__evthread **slot,
     dray__ev_task_slow(rt, slot, fn);
 }
 
-/* The task started by the last dray__ev_task on this thread ended with status `st`. */
+/* The task started by the last dray__ev_task on this thread ended with status `st`: a failure gets
+ * its own block. */
 static inline void dray__ev_task_end(dray_runtime *rt, struct dray__evthread **slot, int st)
 {
-    struct dray__evthread_hot *t = (struct dray__evthread_hot *)*slot;
-    if (t && !t->timing && st == 0)
-        return;
-    dray__ev_task_end_slow(rt, slot, st);
+    if (st != 0)
+        dray__ev_task_end_slow(rt, slot, st);
 }
 
 /* ==== Cluster hooks ====

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# dashboard benchmarks (bench/run dashboard [--runs N] [--tasks N] [--build DIR]), one process:
+#   - dashboard_overhead_pct: core_empty_tasks_per_s's workload (1M no-op tasks from one thread, then
+#     wait for all) on a runtime serving a dashboard against one without, runs interleaved, medians;
+#   - dashboard_api_p99_ms: latency of the page's API calls (summary, tasks, stream, workers) over HTTP
+#     while 3 x 1M tasks run on the watched runtime.
+# The anchor is the same runtime without the dashboard, measured side by side.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+runs=9
+tasks=1000000
+build=build
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --runs) runs=$2; shift 2 ;;
+    --tasks) tasks=$2; shift 2 ;;
+    --build) build=$2; shift 2 ;;
+    *) echo "usage: bench/run dashboard [--runs N] [--tasks N] [--build DIR]" >&2; exit 2 ;;
+  esac
+done
+[ -x "$build/bin/bench_dashboard" ] || { echo "build first (make build)" >&2; exit 1; }
+echo "# load: $(cut -d' ' -f1-3 /proc/loadavg)"
+"$build/bin/bench_dashboard" --runs "$runs" --tasks "$tasks"
