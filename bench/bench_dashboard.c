@@ -76,23 +76,31 @@ typedef struct poller {
 static void *poll_main(void *arg)
 {
     poller *p = arg;
-    const char *paths[] = {"/api/v0/summary", "/api/v0/tasks", "/api/v0/stream?since=0&limit=2000",
-                           "/api/v0/workers"};
+    const char *paths[] = {"/api/v0/summary", "/api/v0/tasks", NULL, "/api/v0/nodes"};
     size_t i = 0;
+    unsigned long long cursor = 0;
     while (!p->stop && p->n < p->cap) {
         int status;
-        char *body = NULL;
+        char *body = NULL, stream[96];
+        const char *path = paths[i++ % 4];
+        if (!path) { /* the task stream from the page's cursor, as the page asks for it */
+            snprintf(stream, sizeof stream, "/api/v0/stream?since=%llu&limit=20000", cursor);
+            path = stream;
+        }
         double t0 = now();
-        dray_status st = dray_serve_http_request("127.0.0.1", p->port, "GET", paths[i++ % 4], NULL,
-                                                 0, 10, &status, &body);
+        dray_status st = dray_serve_http_request("127.0.0.1", p->port, "GET", path, NULL, 0, 10,
+                                                 &status, &body);
         double t = now() - t0;
+        const char *nx = body && path == stream ? strstr(body, "\"next\":") : NULL;
+        if (nx)
+            cursor = strtoull(nx + 7, NULL, 10);
         dray_free(body);
         if (st || status != 200) {
             fprintf(stderr, "bench_dashboard: API request failed (%d)\n", status);
             exit(1);
         }
         p->lat[p->n++] = t * 1e3;
-        struct timespec pause = {0, 5000000}; /* a busy page, 200 requests/s at most */
+        struct timespec pause = {0, 5000000}; /* a busy page: 4 calls every 20 ms or more */
         nanosleep(&pause, NULL);
     }
     return NULL;
@@ -142,7 +150,8 @@ int main(int argc, char **argv)
     p.lat = malloc(p.cap * sizeof(double));
     pthread_t th;
     pthread_create(&th, NULL, poll_main, &p);
-    for (int r = 0; r < 3; r++)
+    /* 1M-task runs until the poller made 400 requests (at most 40 runs). */
+    for (int r = 0; r < 40 && p.n < 400; r++)
         empty_tasks(watched, 1000000);
     p.stop = 1;
     pthread_join(th, NULL);

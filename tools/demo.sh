@@ -8,6 +8,8 @@ for src in examples/*.c; do
   name=$(basename "$src" .c)
   args=()
   [ -f "examples/$name.args" ] && read -r -a args < "examples/$name.args"
+  # DRAY_DASHBOARD=PORT make demo: the dashboard example serves on PORT long enough to watch it.
+  [ "$name" = dashboard ] && [ -n "${DRAY_DASHBOARD:-}" ] && args+=(--seconds "${DRAY_DASHBOARD_SECONDS:-60}")
   echo "== $name ${args[*]:-}"
   "$build/bin/$name" "${args[@]}"
 done
