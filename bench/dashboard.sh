@@ -2,6 +2,8 @@
 # dashboard benchmarks (bench/run dashboard [--runs N] [--tasks N] [--build DIR]), one process:
 #   - dashboard_overhead_pct: core_empty_tasks_per_s's workload (1M no-op tasks from one thread, then
 #     wait for all) on a runtime serving a dashboard against one without, runs interleaved, medians;
+#   - dashboard_overhead_paired_pct: 61 pairs of shorter runs, each watched run against the plain run
+#     beside it; 1 minus the median of the pairs' ratios (steadier on a loaded machine);
 #   - dashboard_api_p99_ms: latency of the page's API calls (summary, tasks, stream, workers) over HTTP
 #     while 3 x 1M tasks run on the watched runtime.
 # The anchor is the same runtime without the dashboard, measured side by side.

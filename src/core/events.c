@@ -15,7 +15,7 @@
 #define MAX_STRIDE 256      /* most tasks between two clock reads */
 #define BLOCK_AGE_NS 5000000    /* a block spans at most 5 ms */
 #define VISIBLE_NS 50000        /* tasks averaging this long get one block each */
-#define READ_SPACING_NS 2000    /* read the clock about once per 2 us of tasks */
+#define READ_SPACING_NS 5000    /* read the clock about once per 5 us of tasks */
 #define SUB_TABLE 256           /* functions counted per submitting thread */
 
 struct dray__evthread {
@@ -213,7 +213,7 @@ void dray__ev_task_slow(dray_runtime *rt, struct dray__evthread **slot, const dr
     uint64_t now = ticks();
     if (t->hot.fn == fn && now - t->t0 < ev->age_ticks &&
         now - t->t0 < (uint64_t)t->hot.n * ev->visible_ticks) {
-        /* Extend: short tasks of the same function. Read the clock again after about 2 us. */
+        /* Extend: short tasks of the same function. Read the clock again after about 5 us. */
         t->hot.n++;
         uint64_t avg = (now - t->t0) / t->hot.n;
         uint64_t stride = avg ? ev->spacing_ticks / avg : MAX_STRIDE;
