@@ -4,8 +4,8 @@
 #     wait for all) on a runtime serving a dashboard against one without, runs interleaved, medians;
 #   - dashboard_overhead_paired_pct: 61 pairs of shorter runs, each watched run against the plain run
 #     beside it; 1 minus the median of the pairs' ratios (steadier on a loaded machine);
-#   - dashboard_api_p99_ms: latency of the page's API calls (summary, tasks, stream, workers) over HTTP
-#     while 3 x 1M tasks run on the watched runtime.
+#   - dashboard_api_p99_ms: latency of the page's API calls (summary, tasks, the stream from its cursor,
+#     nodes) over HTTP, 4 every 20 ms, while 1M-task runs go on until 400 calls were made.
 # The anchor is the same runtime without the dashboard, measured side by side.
 set -euo pipefail
 cd "$(dirname "$0")/.."
