@@ -244,8 +244,9 @@ static void *worker_main(void *arg)
             idle = 0;
             continue;
         }
-        if (++idle == 1 && atomic_load_explicit(&rt->events, memory_order_relaxed))
-            dray__ev_idle(rt, w->ev); /* out of work: close this worker's task block */
+        /* Out of work for ~10 us: close this worker's task block (shorter gaps stay inside it). */
+        if (++idle == SPIN_ROUNDS && atomic_load_explicit(&rt->events, memory_order_relaxed))
+            dray__ev_idle(rt, w->ev);
         if (idle < SPIN_ROUNDS) {
             for (int i = 0; i < 32; i++)
                 cpu_relax();
