@@ -62,12 +62,14 @@ void dray__serve_publish(dray_serve *s, double now)
     for (dray_serve_handle *h = s->deps; h; h = h->next) {
         dray_serve_stats st;
         dray_serve_handle_stats(h, &st);
-        uint64_t hist[DRAY__SERVE_LAT_BUCKETS], total = 0;
+        uint64_t hist[DRAY__SERVE_LAT_BUCKETS], all[DRAY__SERVE_LAT_BUCKETS], total = 0, n_all = 0;
         for (int b = 0; b < DRAY__SERVE_LAT_BUCKETS; b++) {
             uint64_t c = atomic_load_explicit(&h->lat_hist[b], memory_order_relaxed);
             hist[b] = c - h->pub_hist[b]; /* the last period's calls */
             h->pub_hist[b] = c;
+            all[b] = c;
             total += hist[b];
+            n_all += c;
         }
         cJSON *d = cJSON_CreateObject();
         cJSON_AddStringToObject(d, "name", h->name);
@@ -83,6 +85,9 @@ void dray__serve_publish(dray_serve *s, double now)
         cJSON_AddNumberToObject(d, "window_calls", (double)total);
         cJSON_AddNumberToObject(d, "p50_ms", percentile(hist, total, 0.50));
         cJSON_AddNumberToObject(d, "p99_ms", percentile(hist, total, 0.99));
+        cJSON_AddNumberToObject(d, "calls", (double)n_all);
+        cJSON_AddNumberToObject(d, "p50_ms_all", percentile(all, n_all, 0.50));
+        cJSON_AddNumberToObject(d, "p99_ms_all", percentile(all, n_all, 0.99));
         h->pub_requests = st.requests;
         cJSON_AddItemToArray(deps, d);
     }

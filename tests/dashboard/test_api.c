@@ -55,6 +55,44 @@ static dray_status c_ping(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
 }
 DRAY_ACTOR_CLASS(TestPinger, c_init, c_destroy, {"ping", c_ping})
 
+/* A Serve deployment that sleeps 2 ms per call, failing for negative x. */
+static dray_status sl_init(dray_serve *s, const cJSON *cfg, void **state)
+{
+    (void)s, (void)cfg;
+    *state = NULL;
+    return DRAY_OK;
+}
+static dray_status sl_call(void *state, dray_serve_request *req, dray_serve_response *resp)
+{
+    (void)state;
+    const cJSON *x = cJSON_GetObjectItemCaseSensitive(req->json, "x");
+    struct timespec ts = {0, 2000000};
+    nanosleep(&ts, NULL);
+    if (!cJSON_IsNumber(x) || x->valuedouble < 0)
+        return dray_set_error(DRAY_EINVAL, "sleeper: x must be a number >= 0");
+    resp->json = cJSON_CreateObject();
+    return DRAY_OK;
+}
+static void sl_destroy(void *state) { (void)state; }
+static dray_serve_class sleeper_class = {
+    .name = "TestSleeper", .init = sl_init, .call = sl_call, .destroy = sl_destroy};
+DRAY_SERVE_CLASS(sleeper_class)
+
+/* A Tune trainable reporting loss = rate * (i + 1) for i = 0..4. */
+static dray_status linear_trainable(dray_tune_session *s, const dray_tune_config *cfg, void *user)
+{
+    (void)user;
+    double rate = dray_tune_config_num(cfg, "rate", 0);
+    for (int i = 0; i < 5; i++) {
+        dray_tune_metric m = {"loss", rate * (i + 1)};
+        if (dray_tune_report(s, &m, 1) != DRAY_OK)
+            break;
+    }
+    return DRAY_OK;
+}
+static dray_tune_trainable linear_t = {"test_linear", linear_trainable, NULL, NULL, NULL};
+DRAY_TUNE_TRAINABLE(linear_t)
+
 static dray_runtime *start_rt(void)
 {
     dray_config cfg;
@@ -545,6 +583,113 @@ TEST(module_events_logs_actors_snapshots)
     dray_dashboard_stop(d);
 }
 
+TEST(serve_snapshot)
+{
+    dray_runtime *rt = start_rt();
+    dray_dashboard *d;
+    ASSERT_EQ(dray_dashboard_start(rt, NULL, &d), DRAY_OK);
+    dray_serve_opts so;
+    dray_serve_opts_init(&so);
+    so.port = -1;
+    so.rt = rt;
+    so.control_period_s = 0.02;
+    dray_serve *s;
+    ASSERT_EQ(dray_serve_start(&so, &s), DRAY_OK);
+    dray_serve_deployment_opts dep;
+    dray_serve_deployment_opts_init(&dep);
+    dep.name = "sleeper";
+    dep.class_name = "TestSleeper";
+    dep.num_replicas = 2;
+    dep.num_cpus = 0;
+    dray_serve_handle *h;
+    ASSERT_EQ(dray_serve_run(s, &dep, &h), DRAY_OK);
+    for (int i = -5; i < 40; i++) {
+        cJSON *body = cJSON_CreateObject();
+        cJSON_AddNumberToObject(body, "x", i);
+        dray_serve_response resp = {0};
+        dray_status st = dray_serve_handle_call(h, body, &resp);
+        ASSERT_EQ(st, i < 0 ? DRAY_EINVAL : DRAY_OK);
+        if (st == DRAY_OK)
+            dray_serve_response_release(&resp);
+        cJSON_Delete(body);
+    }
+    /* The controller publishes once a second: wait for a snapshot with every call. */
+    const cJSON *dp = NULL;
+    cJSON *sv = NULL;
+    for (int i = 0; i < 500; i++) {
+        int st;
+        cJSON_Delete(sv);
+        sv = get(d, "/api/v0/serve", &st);
+        const cJSON *app = cJSON_GetArrayItem(sv, 0);
+        dp = cJSON_GetArrayItem(cJSON_GetObjectItem(app, "deployments"), 0);
+        if (dp && num(dp, "calls") >= 45)
+            break;
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_TRUE(dp != NULL);
+    ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(dp, "name")), "sleeper");
+    ASSERT_EQ((long)num(dp, "requests"), 45L);
+    ASSERT_EQ((long)num(dp, "errors"), 5L);
+    ASSERT_EQ((long)num(dp, "calls"), 45L);
+    ASSERT_EQ((long)num(dp, "replicas"), 2L);
+    /* Every call slept 2 ms: the percentiles' bucket edges are at least that. */
+    ASSERT_TRUE(num(dp, "p50_ms_all") >= 2.0);
+    ASSERT_TRUE(num(dp, "p99_ms_all") >= num(dp, "p50_ms_all"));
+    ASSERT_TRUE(!isnan(num(dp, "rps")) && !isnan(num(dp, "p50_ms")) && !isnan(num(dp, "p99_ms")));
+    cJSON_Delete(sv);
+    ASSERT_EQ(dray_serve_shutdown(s, 5), DRAY_OK);
+    dray_dashboard_stop(d);
+    dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN);
+}
+
+TEST(tune_snapshot)
+{
+    dray_runtime *rt = start_rt();
+    ASSERT_EQ(dray_dashboard_record(rt), DRAY_OK);
+    dray_tune_space *sp;
+    dray_tune_val rates[2] = {dray_tune_f(0.5), dray_tune_f(2.0)};
+    ASSERT_EQ(dray_tune_space_create(&sp), DRAY_OK);
+    ASSERT_EQ(dray_tune_space_grid(sp, "rate", rates, 2), DRAY_OK);
+    dray_tune_run_opts o;
+    dray_tune_run_opts_init(&o);
+    o.name = "linear_exp";
+    o.metric = "loss";
+    o.mode = DRAY_TUNE_MIN;
+    o.verbose = DRAY_TUNE_QUIET;
+    dray_tune_grid *g;
+    ASSERT_EQ(dray_tune_run(rt, "test_linear", sp, &o, &g), DRAY_OK);
+    dray_tune_grid_destroy(g);
+    dray_tune_space_destroy(sp);
+    dray_dashboard *d;
+    ASSERT_EQ(dray_dashboard_start(rt, NULL, &d), DRAY_OK);
+    int st;
+    cJSON *tu = get(d, "/api/v0/tune", &st);
+    ASSERT_EQ(cJSON_GetArraySize(tu), 1);
+    const cJSON *x = cJSON_GetArrayItem(tu, 0);
+    ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(x, "name")), "linear_exp");
+    ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(x, "status")), "TERMINATED");
+    ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(x, "metric")), "loss");
+    const cJSON *trials = cJSON_GetObjectItem(x, "trials"), *t;
+    ASSERT_EQ(cJSON_GetArraySize(trials), 2);
+    cJSON_ArrayForEach(t, trials)
+    {
+        ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(t, "status")), "TERMINATED");
+        double rate = num(cJSON_GetObjectItem(t, "config"), "rate");
+        ASSERT_TRUE(rate == 0.5 || rate == 2.0);
+        ASSERT_EQ((long)num(t, "iterations"), 5L);
+        const cJSON *hist = cJSON_GetObjectItem(t, "history");
+        ASSERT_EQ(cJSON_GetArraySize(hist), 5);
+        for (int i = 0; i < 5; i++)
+            ASSERT_TRUE(cJSON_GetNumberValue(cJSON_GetArrayItem(hist, i)) == rate * (i + 1));
+        ASSERT_TRUE(num(t, "last") == rate * 5);
+    }
+    ASSERT_EQ((long)num(cJSON_GetObjectItem(x, "counts"), "TERMINATED"), 2L);
+    cJSON_Delete(tu);
+    dray_dashboard_stop(d);
+    dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN);
+}
+
 TEST(head_mode_needs_something_to_show)
 {
     dray_dashboard *d = NULL;
@@ -565,4 +710,5 @@ TEST(head_mode_needs_something_to_show)
 
 RUN_TESTS(T_(contract_matches_runtime_counters), T_(bad_routes_and_parameters),
           T_(token_required_off_loopback), T_(performance_report_holds_the_run),
-          T_(module_events_logs_actors_snapshots), T_(head_mode_needs_something_to_show))
+          T_(module_events_logs_actors_snapshots), T_(serve_snapshot),
+          T_(tune_snapshot), T_(head_mode_needs_something_to_show))
