@@ -17,6 +17,7 @@
 #define VISIBLE_NS 50000        /* tasks averaging this long get one block each */
 #define READ_SPACING_NS 5000    /* read the clock about once per 5 us of tasks */
 #define SUB_TABLE 256           /* functions counted per submitting thread */
+#define KEEP_GRAPHS 256         /* graph progress records kept */
 
 struct dray__evthread {
     struct dray__evthread_hot hot; /* first: read by the inline fast path */
@@ -486,6 +487,106 @@ size_t dray__events_threads(dray_runtime *rt, dray__evthread_info *out, size_t m
     return n;
 }
 
+/* ==== Graph progress ==== */
+
+typedef struct graph_cb {
+    dray__callback cb;
+    struct dray__evgraph *g;
+} graph_cb;
+
+struct dray__evgraph {
+    uint64_t id;
+    _Atomic uint32_t tasks, done, failed;
+    _Atomic int submitted;
+    int64_t start_ns;
+    _Atomic int64_t last_ns;
+    struct dray__evgraph *next;
+    size_t max_tasks;
+    graph_cb cbs[];
+};
+
+static void on_graph_task(dray__callback *cb, dray_ref *c)
+{
+    struct dray__evgraph *g = ((graph_cb *)cb)->g;
+    atomic_store_explicit(&g->last_ns, dray__now_ns(), memory_order_relaxed);
+    /* Last: once done + failed reach tasks the record may be freed. */
+    atomic_fetch_add_explicit(c->status ? &g->failed : &g->done, 1, memory_order_release);
+}
+
+struct dray__evgraph *dray__ev_graph_begin(dray_runtime *rt, size_t max_tasks)
+{
+    dray__events *ev = dray__events_of(rt);
+    if (!ev)
+        return NULL;
+    struct dray__evgraph *g = calloc(1, sizeof(*g) + max_tasks * sizeof(graph_cb));
+    if (!g)
+        return NULL; /* progress is optional: the graph runs without it */
+    g->start_ns = dray__now_ns();
+    g->max_tasks = max_tasks;
+    pthread_mutex_lock(&ev->lock);
+    g->id = ev->n_graphs++;
+    g->next = ev->graphs;
+    ev->graphs = g;
+    /* Keep the newest KEEP_GRAPHS; older ones go once all their tasks completed. */
+    size_t k = 0;
+    for (struct dray__evgraph **p = &ev->graphs; *p;) {
+        struct dray__evgraph *x = *p;
+        bool finished = atomic_load_explicit(&x->submitted, memory_order_acquire) &&
+                        atomic_load_explicit(&x->done, memory_order_acquire) +
+                                atomic_load_explicit(&x->failed, memory_order_acquire) ==
+                            atomic_load_explicit(&x->tasks, memory_order_relaxed);
+        if (++k > KEEP_GRAPHS && finished) {
+            *p = x->next;
+            free(x);
+        } else {
+            p = &x->next;
+        }
+    }
+    pthread_mutex_unlock(&ev->lock);
+    return g;
+}
+
+void dray__ev_graph_task(struct dray__evgraph *g, dray_ref *c)
+{
+    if (!g)
+        return;
+    uint32_t i = atomic_load_explicit(&g->tasks, memory_order_relaxed);
+    if (i >= g->max_tasks)
+        return;
+    graph_cb *x = &g->cbs[i];
+    x->cb.fn = on_graph_task;
+    x->g = g;
+    atomic_store_explicit(&g->tasks, i + 1, memory_order_relaxed);
+    if (!dray__ref_on_complete(c, &x->cb))
+        on_graph_task(&x->cb, c); /* already done */
+}
+
+void dray__ev_graph_end(struct dray__evgraph *g)
+{
+    if (g)
+        atomic_store_explicit(&g->submitted, 1, memory_order_release);
+}
+
+size_t dray__events_graphs(dray_runtime *rt, dray__graph_info *out, size_t max)
+{
+    dray__events *ev = dray__events_of(rt);
+    if (!ev)
+        return 0;
+    size_t n = 0;
+    pthread_mutex_lock(&ev->lock);
+    for (struct dray__evgraph *g = ev->graphs; g && n < max; g = g->next, n++) {
+        out[n].id = g->id;
+        out[n].submitted = atomic_load_explicit(&g->submitted, memory_order_acquire);
+        out[n].tasks = atomic_load_explicit(&g->tasks, memory_order_relaxed);
+        out[n].done = atomic_load_explicit(&g->done, memory_order_relaxed);
+        out[n].failed = atomic_load_explicit(&g->failed, memory_order_relaxed);
+        out[n].start_ns = g->start_ns;
+        out[n].last_ns = atomic_load_explicit(&g->last_ns, memory_order_relaxed);
+    }
+    pthread_mutex_unlock(&ev->lock);
+    return n;
+}
+
 /* ==== Observer and life cycle ==== */
 
 bool dray__events_set_observer(dray_runtime *rt, void *obs, void (*stop)(void *), void **cur)
@@ -535,6 +636,13 @@ void dray__events_free(dray_runtime *rt)
     for (dray__producer *p = atomic_load(&rt->producers); p; p = p->next)
         p->ev = NULL;
     free(ev->misc);
+    /* Graph records: every cell completed or was dropped by now (the workers are gone). */
+    struct dray__evgraph *g = ev->graphs;
+    while (g) {
+        struct dray__evgraph *next = g->next;
+        free(g);
+        g = next;
+    }
     pthread_mutex_destroy(&ev->lock);
     pthread_mutex_destroy(&ev->drain_lock);
     free(ev);

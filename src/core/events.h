@@ -43,6 +43,14 @@ typedef struct dray__evthread_info {
     int row, tid;
 } dray__evthread_info;
 
+/* A graph's progress as the dashboard reads it. */
+typedef struct dray__graph_info {
+    uint64_t id;
+    uint32_t tasks, done, failed;
+    bool submitted;       /* all its tasks are submitted (tasks is final) */
+    int64_t start_ns, last_ns;
+} dray__graph_info;
+
 typedef struct dray__events {
     pthread_mutex_t lock;       /* threads list, misc ring, logs, observer */
     pthread_mutex_t drain_lock; /* one drainer at a time */
@@ -58,6 +66,8 @@ typedef struct dray__events {
     _Atomic int64_t gauges[DRAY__GAUGES];
     dray__logline logs[DRAY__LOG_LINES];
     uint64_t log_seq;
+    struct dray__evgraph *graphs; /* newest first */
+    uint64_t n_graphs;
     void *observer;               /* the dashboard's history (src/dashboard) */
     void (*observer_stop)(void *);
 } dray__events;
@@ -79,6 +89,9 @@ size_t dray__events_logs(dray_runtime *rt, uint64_t since, dray__logline *out, s
  * the caller sums). Approximate by a run in flight while submissions race. */
 size_t dray__events_submitted(dray_runtime *rt, void (*cb)(void *ctx, const char *name, uint64_t n),
                               void *ctx);
+
+/* Copies the newest `max` graphs' progress to out; returns how many. */
+size_t dray__events_graphs(dray_runtime *rt, dray__graph_info *out, size_t max);
 
 /* The recording threads (row, Linux tid), up to max. */
 size_t dray__events_threads(dray_runtime *rt, dray__evthread_info *out, size_t max);

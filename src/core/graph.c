@@ -481,11 +481,17 @@ dray_status dray_graph_submit(dray_graph *g, const dray_node *outputs, size_t n,
         }
     }
     /* Submit in id order; drop our ref to a node once all its consumers hold theirs. */
+    struct dray__evgraph *evg = NULL; /* the dashboard's progress of this graph, when recording */
+    if (atomic_load_explicit(&g->rt->events, memory_order_relaxed))
+        evg = dray__ev_graph_begin(g->rt, N - culled - fused);
     for (size_t i = 0; i < N; i++) {
         if (!p.needed[i] || p.fused_into[i] >= 0)
             continue;
-        if ((st = submit_node(g, &p, (uint32_t)i, &p.refs[i])))
+        if ((st = submit_node(g, &p, (uint32_t)i, &p.refs[i]))) {
+            dray__ev_graph_end(evg);
             goto out_release;
+        }
+        dray__ev_graph_task(evg, p.refs[i]);
         tasks++;
         for (long cur = (long)i; cur >= 0;) {
             gnode *m = &g->nodes[cur];
@@ -504,6 +510,7 @@ dray_status dray_graph_submit(dray_graph *g, const dray_node *outputs, size_t n,
             cur = pr >= 0 && p.fused_into[pr] == cur ? pr : -1;
         }
     }
+    dray__ev_graph_end(evg);
     for (size_t i = 0; i < n; i++)
         refs[i] = dray_ref_retain(p.refs[outputs[i].id]);
     g->last.nodes = N;

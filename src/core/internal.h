@@ -332,6 +332,11 @@ void dray__ev_submit_slow(dray_runtime *rt, const dray_function *fn);
 struct dray__evthread **dray__ev_slot_external(dray_runtime *rt);
 /* The running thread's ring slot for rt (a worker's, else the external thread's producer's). */
 struct dray__evthread **dray__ev_slot(dray_runtime *rt, dray__worker *w);
+/* Progress of one lazy graph's tasks (graph.c tells, events.c keeps it for the dashboard). */
+struct dray__evgraph;
+struct dray__evgraph *dray__ev_graph_begin(dray_runtime *rt, size_t max_tasks);
+void dray__ev_graph_task(struct dray__evgraph *g, dray_ref *c);
+void dray__ev_graph_end(struct dray__evgraph *g);
 /* Called by dray_shutdown: stop the observer (dashboard) while workers still run; free after. */
 void dray__events_stop(dray_runtime *rt);
 void dray__events_free(dray_runtime *rt);

@@ -288,6 +288,33 @@ static cJSON *json_summary(struct dray_dashboard *d)
     return o;
 }
 
+#define MAX_GRAPHS 64
+
+/* The newest graphs' progress. */
+static cJSON *json_graphs(db_history *h)
+{
+    cJSON *a = cJSON_CreateArray();
+    dray__graph_info info[MAX_GRAPHS];
+    size_t n = dray__events_graphs(h->rt, info, MAX_GRAPHS);
+    for (size_t i = 0; i < n; i++) {
+        cJSON *x = cJSON_CreateObject();
+        cJSON_AddNumberToObject(x, "id", (double)info[i].id);
+        cJSON_AddNumberToObject(x, "tasks", info[i].tasks);
+        cJSON_AddNumberToObject(x, "done", info[i].done);
+        cJSON_AddNumberToObject(x, "failed", info[i].failed);
+        cJSON_AddBoolToObject(x, "submitted", info[i].submitted);
+        bool finished = info[i].submitted && info[i].done + info[i].failed == info[i].tasks;
+        cJSON_AddBoolToObject(x, "finished", finished);
+        cJSON_AddNumberToObject(x, "start_ms", ms_since(h, info[i].start_ns));
+        if (finished && info[i].last_ns)
+            cJSON_AddNumberToObject(x, "end_ms", ms_since(h, info[i].last_ns));
+        else
+            cJSON_AddNullToObject(x, "end_ms");
+        cJSON_AddItemToArray(a, x);
+    }
+    return a;
+}
+
 static cJSON *json_actors(db_history *h)
 {
     cJSON *a = cJSON_CreateArray();
@@ -583,6 +610,7 @@ void db_api_answer(struct dray_dashboard *d, const char *target, int *status, ch
             j = cJSON_CreateObject();
             cJSON_AddItemToObject(j, "groups", cJSON_DetachItemFromObject(t, "by_function"));
             cJSON_Delete(t);
+            cJSON_AddItemToObject(j, "graphs", json_graphs(h));
         } else if (!strcmp(p, "/api/v0/stream") && h) {
             uint64_t since, limit;
             if (db_query_u64(&q, "since", 0, UINT64_MAX / 2, &since) ||

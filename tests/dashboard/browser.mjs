@@ -85,6 +85,9 @@ try {
   const groups = await page.$$eval('.bar.progress', (bs) => bs.map((b) => b.dataset.name));
   for (const g of ['inc', 'slow_square', 'flaky', 'add_pair'])
     check(groups.includes(g), `progress bar for ${g}`);
+  const graphBars = await page.$$eval('.bar.graph', (bs) => bs.length);
+  const apiGraphs = (await api('/api/v0/progress')).graphs.length;
+  check(graphBars > 0 && apiGraphs > 0, `graph progress bars (${graphBars}; API has ${apiGraphs} graphs)`);
   const apiInc = (await api('/api/v0/tasks')).by_function.find((f) => f.name === 'inc');
   const pageInc = await page.$eval('.bar.progress[data-name="inc"]', (b) => Number(b.dataset.done));
   check(pageInc > 0 && pageInc <= apiInc.done, `inc done on the page (${pageInc}) <= API (${apiInc.done})`);

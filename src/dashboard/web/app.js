@@ -89,6 +89,19 @@
     }));
   }
 
+  function graphs(p) {
+    var html = p.graphs.slice(0, 8).map(function (g) {
+      var total = Math.max(g.tasks, 1), done = g.done / total * 100, failed = g.failed / total * 100;
+      return '<div class="barlabel"><span>graph ' + g.id + (g.finished ? '' : ' (running)') + '</span><span>' +
+             (g.done + g.failed) + ' / ' + g.tasks + (g.failed ? ' (' + g.failed + ' failed)' : '') +
+             (g.end_ms !== null ? ', ' + ((g.end_ms - g.start_ms) / 1000).toFixed(3) + ' s' : '') + '</span></div>' +
+             '<div class="bar graph" data-id="' + g.id + '" data-done="' + g.done + '">' +
+             '<div style="left:0;width:' + done.toFixed(2) + '%;background:#2ca02c"></div>' +
+             '<div style="left:' + done.toFixed(2) + '%;width:' + failed.toFixed(2) + '%;background:#000"></div></div>';
+    }).join('');
+    document.getElementById('graphs').innerHTML = html || '<i>no graphs yet</i>';
+  }
+
   function nodes(ns, limit) {
     document.getElementById('memory').innerHTML = ns.map(function (n) {
       return D.memoryBar(n, n.memory_limit_bytes || limit);
@@ -198,6 +211,7 @@
       return Promise.all([
         api('/api/v0/stream?since=' + state.cursor + '&limit=20000').then(stream),
         api('/api/v0/tasks').then(progress),
+        api('/api/v0/progress').then(graphs),
         api('/api/v0/nodes').then(function (n) { nodes(n, 0); }),
         api('/api/v0/memory').then(memchart)
       ]);
