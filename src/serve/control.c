@@ -27,10 +27,12 @@ static void health_checks(dray_serve_handle *h, double now)
         double busy;
         const char *why = NULL;
         char msg[256];
+        bool stuck = false;
         if (dray__serve_replica_stuck(r, h->opts.health_check_timeout_s, &busy)) {
             snprintf(msg, sizeof(msg), "stuck in one call for %.1f s, over health_check_timeout_s",
                      busy);
             why = msg;
+            stuck = true;
         } else if (r->cls->health_check &&
                    (r->health || now - r->last_health >= h->opts.health_check_period_s)) {
             dray_status st = dray__serve_replica_health_poll(r, h->opts.health_check_timeout_s);
@@ -46,6 +48,10 @@ static void health_checks(dray_serve_handle *h, double now)
                             "replacing it\n",
                     h->name, (unsigned long long)r->id, why);
             atomic_store(&r->dead, true);
+            /* Stuck: the calls queued behind the stuck one fail now (500) instead of waiting
+             * for their timeouts; the stuck call itself is answered at its timeout. */
+            if (stuck)
+                dray__serve_replica_crash(r);
         }
     }
     pthread_rwlock_unlock(&h->rw);
