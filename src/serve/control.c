@@ -287,8 +287,7 @@ static void *sweeper_main(void *arg)
                 break;
             pthread_mutex_unlock(&s->plock);
             for (int i = 0; i < n; i++) {
-                /* A dead actor never runs the method: drop its reference for it. */
-                dray__serve_call_finish(due[i], why[i], NULL, NULL, why[i] == DRAY_EACTOR);
+                dray__serve_call_finish(due[i], why[i], NULL, NULL, false);
                 dray__serve_call_unref(due[i]);
             }
             pthread_mutex_lock(&s->plock);

@@ -270,6 +270,45 @@ struct dray__serve_health {
     dray_ref *ref;
 };
 
+/* The argument of an actor method: carries the executor's references (on a call, on a batch and
+ * its calls, on a side job). The method takes them over when it runs; when it never runs (the actor
+ * was killed, the runtime stopped), the core releases the argument and its destroy drops them. */
+typedef struct ticket {
+    dray_ext_obj hdr;
+    int method;
+    void *job;
+    atomic_bool taken;
+} ticket;
+
+static void ticket_destroy(dray_ext_obj *o)
+{
+    ticket *t = (ticket *)o;
+    if (!atomic_exchange(&t->taken, true)) {
+        if (t->method == M_CALL) {
+            dray__serve_call_unref(t->job);
+        } else if (t->method == M_BATCH) {
+            batch_job *j = t->job;
+            for (size_t i = 0; i < j->n; i++)
+                dray__serve_call_unref(j->calls[i]);
+            batch_job_unref(j);
+        } else {
+            side_job_unref(t->job);
+        }
+    }
+    free(t);
+}
+
+static dray_ext_type ticket_type = {.name = "dray.serve.ticket", .destroy = ticket_destroy};
+DRAY_EXT_TYPE(ticket_type)
+
+/* The job of the method's ticket; the method now drops the executor's references itself. */
+static void *take_job(const dray_value *args)
+{
+    ticket *t = (ticket *)args[0].u.ext;
+    atomic_store(&t->taken, true);
+    return t->job;
+}
+
 /* ==== The actor =====================================================================================*/
 /* The actor's state: the class, the user's state and the liveness block (a reference). */
 typedef struct actor_state {
@@ -315,7 +354,7 @@ static dray_status m_call(dray_ctx *ctx, void *state, const dray_value *args, si
     (void)ctx;
     (void)nargs;
     actor_state *a = state;
-    dray__serve_call *c = (dray__serve_call *)(uintptr_t)args[0].u.i;
+    dray__serve_call *c = take_job(args);
     dray_serve_response resp;
     memset(&resp, 0, sizeof(resp));
     BUSY_BEGIN(a->live);
@@ -338,7 +377,7 @@ static dray_status m_batch(dray_ctx *ctx, void *state, const dray_value *args, s
     (void)ctx;
     (void)nargs;
     actor_state *a = state;
-    batch_job *j = (batch_job *)(uintptr_t)args[0].u.i;
+    batch_job *j = take_job(args);
     atomic_store(&j->ran, true);
     BUSY_BEGIN(a->live);
     int64_t t0 = now_ns();
@@ -365,7 +404,7 @@ static dray_status m_side(dray_ctx *ctx, void *state, const dray_value *args, si
     (void)ctx;
     (void)nargs;
     actor_state *a = state;
-    side_job *j = (side_job *)(uintptr_t)args[0].u.i;
+    side_job *j = take_job(args);
     atomic_store(&j->started_ns, now_ns());
     BUSY_BEGIN(a->live);
     j->st = health ? (a->cls->health_check ? a->cls->health_check(a->state) : DRAY_OK)
@@ -397,10 +436,20 @@ DRAY_ACTOR_CLASS(dray_serve_Replica, actor_init, actor_destroy, {"call", m_call}
                  {"batch", m_batch}, {"health", m_health}, {"reconfigure", m_reconfigure})
 static const char ACTOR_CLASS[] = "dray_serve_Replica";
 
+/* Sends job to r's actor with the executor's references (taken by the ticket: on failure to send
+ * they are dropped before this returns). */
 static dray_status actor_send(dray__serve_replica *r, int method, void *job, dray_ref **ref)
 {
-    dray_value arg = dray_int((int64_t)(uintptr_t)job);
-    return dray_actor_call_m(r->rt, r->actor, method, &arg, 1, ref);
+    ticket *t = calloc(1, sizeof(*t));
+    if (!t)
+        return dray_set_error(DRAY_ENOMEM, "deployment '%s': out of memory", r->dep->name);
+    dray_ext_obj_init(&t->hdr, &ticket_type);
+    t->method = method;
+    t->job = job;
+    dray_value arg = dray_value_of_ext(&t->hdr);
+    dray_status st = dray_actor_call_m(r->rt, r->actor, method, &arg, 1, ref);
+    dray_value_release(&arg);
+    return st;
 }
 
 static int64_t ms_until(double deadline)
@@ -429,11 +478,8 @@ dray_status dray__serve_replica_call(dray__serve_replica *r, dray_serve_request 
 dray_status dray__serve_call_submit(dray__serve_replica *r, dray__serve_call *c, dray_ref **ref)
 {
     c->replica = r;
-    atomic_fetch_add(&c->refs, 1); /* the executor's */
-    dray_status st = actor_send(r, M_CALL, c, ref);
-    if (st != DRAY_OK)
-        atomic_fetch_sub(&c->refs, 1);
-    return st;
+    atomic_fetch_add(&c->refs, 1); /* the executor's, carried by the ticket */
+    return actor_send(r, M_CALL, c, ref);
 }
 
 dray_status dray__serve_call_wait(dray__serve_replica *r, dray__serve_call *c)
@@ -454,7 +500,7 @@ dray_status dray__serve_call_wait(dray__serve_replica *r, dray__serve_call *c)
         char msg[256];
         snprintf(msg, sizeof(msg), "deployment '%s': replica %llu died: %s", r->dep->name,
                  (unsigned long long)r->id, dray_last_error());
-        dray__serve_call_finish(c, DRAY_EACTOR, NULL, msg, true);
+        dray__serve_call_finish(c, DRAY_EACTOR, NULL, msg, false);
     }
     dray_ref_release(c->ref);
     c->ref = NULL;
@@ -487,7 +533,7 @@ dray_status dray__serve_replica_health_poll(dray__serve_replica *r, double timeo
         atomic_init(&j->refs, 2);
         hc->job = j;
         if (actor_send(r, M_HEALTH, j, &hc->ref) != DRAY_OK) {
-            free(j);
+            side_job_unref(j);
             free(hc);
             return DRAY_OK;
         }
@@ -503,7 +549,6 @@ dray_status dray__serve_replica_health_poll(dray__serve_replica *r, double timeo
         st = dray_set_error(DRAY_ETIMEDOUT, "health check running for more than %g s", timeout_s);
     } else if (dray_ref_ready(hc->ref) && !started) {
         st = dray_set_error(DRAY_EACTOR, "the replica's actor died");
-        side_job_unref(j); /* the method's reference: it never ran */
     } else {
         return DRAY_OK; /* queued behind calls, or running within its time */
     }
@@ -531,8 +576,7 @@ dray_status dray__serve_replica_reconfigure(dray__serve_replica *r, const cJSON 
     dray_ref *ref;
     dray_status st = actor_send(r, M_RECONFIGURE, j, &ref);
     if (st != DRAY_OK) {
-        cJSON_Delete(j->cfg);
-        free(j);
+        side_job_unref(j);
         return st;
     }
     double timeout = dray__serve_timeout(r->dep);
@@ -544,7 +588,6 @@ dray_status dray__serve_replica_reconfigure(dray__serve_replica *r, const cJSON 
         st = j->st == DRAY_OK ? DRAY_OK : dray_set_error(j->st, "%s", j->err);
     } else {
         st = dray_set_error(DRAY_EACTOR, "replica %llu died", (unsigned long long)r->id);
-        side_job_unref(j);
     }
     dray_ref_release(ref);
     side_job_unref(j);
@@ -641,9 +684,7 @@ void dray__serve_replica_stop(dray__serve_replica *r)
         pthread_join(r->batcher, NULL);
     }
     if (r->health) {
-        /* The method (if it ever runs) drops its own reference. */
-        if (dray_ref_ready(r->health->ref) && !atomic_load(&r->health->job->started_ns))
-            side_job_unref(r->health->job);
+        /* The method's reference is the ticket's (dropped when it runs or is dropped). */
         dray_ref_release(r->health->ref);
         side_job_unref(r->health->job);
         free(r->health);
@@ -737,8 +778,7 @@ static void run_batch_actor(dray__serve_replica *r, dray__serve_call **calls, si
         char msg[256];
         snprintf(msg, sizeof(msg), "%s", dray_last_error());
         for (size_t i = 0; i < n; i++)
-            dray__serve_call_finish(calls[i], st, NULL, msg, true);
-        batch_job_unref(j);
+            dray__serve_call_finish(calls[i], st, NULL, msg, false);
         batch_job_unref(j);
         return;
     }
@@ -753,8 +793,7 @@ static void run_batch_actor(dray__serve_replica *r, dray__serve_call **calls, si
         snprintf(msg, sizeof(msg), "deployment '%s': replica %llu died: %s", h->name,
                  (unsigned long long)r->id, dray_last_error());
         for (size_t i = 0; i < n; i++)
-            dray__serve_call_finish(calls[i], DRAY_EACTOR, NULL, msg, true);
-        batch_job_unref(j);
+            dray__serve_call_finish(calls[i], DRAY_EACTOR, NULL, msg, false);
     }
     dray_ref_release(ref);
     batch_job_unref(j);
