@@ -287,7 +287,7 @@ static void *sweeper_main(void *arg)
                 break;
             pthread_mutex_unlock(&s->plock);
             for (int i = 0; i < n; i++) {
-                dray__serve_call_finish(due[i], why[i], NULL, NULL, false);
+                dray__serve_call_finish(due[i], why[i], NULL, NULL, 0, false);
                 dray__serve_call_unref(due[i]);
             }
             pthread_mutex_lock(&s->plock);

@@ -272,8 +272,8 @@ void dray__serve_count(dray_serve_handle *h, dray_status st, int64_t ns)
 
 double dray__serve_timeout(const dray_serve_handle *h)
 {
-    return h->opts.request_timeout_s > 0 ? h->opts.request_timeout_s
-                                         : (double)h->serve->opts.request_timeout_s;
+    long long us = atomic_load_explicit(&((dray_serve_handle *)h)->timeout_us, memory_order_relaxed);
+    return us > 0 ? (double)us * 1e-6 : (double)h->serve->opts.request_timeout_s;
 }
 
 void dray__serve_unroute(dray__serve_replica *r)
@@ -518,6 +518,7 @@ static void free_handle(dray_serve_handle *h)
 /* Points h->opts at `o` with h's owned strings. */
 static void set_opts(dray_serve_handle *h, const dray_serve_deployment_opts *o)
 {
+    atomic_store(&h->timeout_us, (long long)(o->request_timeout_s * 1e6));
     h->opts = *o;
     h->opts.name = h->name;
     h->opts.route_prefix = h->route;

@@ -212,7 +212,7 @@ static enum MHD_Result dispatch(conn_ctx *ctx, struct MHD_Connection *conn, cons
     c->replica = r;
     dray_status st = dray__serve_call_own(c, method, path, conn);
     if (st != DRAY_OK) {
-        dray__serve_call_finish(c, st, NULL, dray_last_error(), false);
+        dray__serve_call_finish(c, st, NULL, dray_last_error(), 0, false);
         pthread_rwlock_unlock(&s->routes_rw);
         return answer_call(ctx, conn);
     }
@@ -233,7 +233,7 @@ static enum MHD_Result dispatch(conn_ctx *ctx, struct MHD_Connection *conn, cons
             c->ref = ref;
             pthread_mutex_unlock(&s->plock);
         } else {
-            dray__serve_call_finish(c, st, NULL, dray_last_error(), false);
+            dray__serve_call_finish(c, st, NULL, dray_last_error(), 0, false);
         }
     }
     pthread_rwlock_unlock(&s->routes_rw);

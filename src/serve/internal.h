@@ -36,7 +36,6 @@ struct dray__serve_call {
     dray__serve_replica *replica;      /* holds a slot until the result is delivered */
     dray_ref *ref;                     /* the actor call; owned by the waiter */
     double deadline;                   /* monotonic seconds; 0: none */
-    int64_t ns;                        /* time spent in the callback */
     bool listed;                       /* on the instance's pending list (under plock) */
     bool tracked;                      /* was put on that list for this request */
     /* Owned storage. */
@@ -99,6 +98,7 @@ struct dray_serve_handle {
     atomic_int target;        /* replicas wanted (controller, dray_serve_run) */
     atomic_uint_fast64_t rng;
     atomic_int max_ongoing;   /* copies of opts read by the request path */
+    atomic_llong timeout_us;  /* request timeout (0: the instance's) */
     atomic_bool autoscaling;
     /* Counters. */
     atomic_uint_fast64_t requests, rejected, errors, batches, batched_requests, restarts,
@@ -187,7 +187,7 @@ dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const 
  * it, gives the slot back, runs done. Takes *resp (released when not delivered). With
  * drop_executor, also drops the executor's reference (before `done`). */
 bool dray__serve_call_finish(dray__serve_call *c, dray_status st, dray_serve_response *resp,
-                             const char *err, bool drop_executor);
+                             const char *err, int64_t ns, bool drop_executor);
 /* Starts c on r's actor (c->replica holds a slot): the actor method delivers the result. On DRAY_OK
  * *ref is the actor call's ref (owned). */
 dray_status dray__serve_call_submit(dray__serve_replica *r, dray__serve_call *c, dray_ref **ref);

@@ -76,7 +76,6 @@ void dray__serve_call_reset(dray__serve_call *c)
     c->replica = NULL;
     c->ref = NULL;
     c->deadline = 0;
-    c->ns = 0;
     c->kv_len = c->kv_headers = 0;
 }
 
@@ -179,7 +178,7 @@ const char *dray_serve_request_header(const dray_serve_request *req, const char 
 }
 
 bool dray__serve_call_finish(dray__serve_call *c, dray_status st, dray_serve_response *resp,
-                             const char *err, bool drop_executor)
+                             const char *err, int64_t ns, bool drop_executor)
 {
     int exp = DRAY__CALL_PENDING;
     bool won = atomic_compare_exchange_strong(&c->state, &exp, DRAY__CALL_CLAIMED);
@@ -205,7 +204,7 @@ bool dray__serve_call_finish(dray__serve_call *c, dray_status st, dray_serve_res
             snprintf(c->err, sizeof(c->err), "%s", dray_status_str(st));
         if (c->tracked)
             dray__serve_pending_remove(r->dep->serve, c);
-        dray__serve_count(r->dep, st, c->ns);
+        dray__serve_count(r->dep, st, ns);
         if (st == DRAY_EFATAL || st == DRAY_EACTOR)
             dray__serve_mark_dead(r);
         atomic_store_explicit(&c->state, DRAY__CALL_FINISHED, memory_order_release);
@@ -360,12 +359,12 @@ static dray_status m_call(dray_ctx *ctx, void *state, const dray_value *args, si
     BUSY_BEGIN(a->live);
     int64_t t0 = now_ns();
     dray_status st = a->cls->call(a->state, &c->req, &resp);
-    c->ns = now_ns() - t0;
+    int64_t ns = now_ns() - t0;
     BUSY_END(a->live);
     char err[256] = "";
     if (st != DRAY_OK)
         snprintf(err, sizeof(err), "%s", dray_last_error());
-    dray__serve_call_finish(c, st, &resp, err, true);
+    dray__serve_call_finish(c, st, &resp, err, ns, true);
     *result = dray_null();
     /* A crash kills the actor (its pending calls fail with DRAY_EACTOR). */
     return st == DRAY_EFATAL ? DRAY_EFATAL : DRAY_OK;
@@ -388,10 +387,10 @@ static dray_status m_batch(dray_ctx *ctx, void *state, const dray_value *args, s
     if (st != DRAY_OK)
         snprintf(err, sizeof(err), "%s", dray_last_error());
     for (size_t i = 0; i < j->n; i++) {
-        j->calls[i]->ns = ns;
         if (st != DRAY_OK)
             dray_serve_response_release(&j->resps[i]);
-        dray__serve_call_finish(j->calls[i], st, st == DRAY_OK ? &j->resps[i] : NULL, err, true);
+        dray__serve_call_finish(j->calls[i], st, st == DRAY_OK ? &j->resps[i] : NULL, err, ns,
+                                true);
     }
     batch_job_unref(j);
     *result = dray_null();
@@ -488,19 +487,19 @@ dray_status dray__serve_call_wait(dray__serve_replica *r, dray__serve_call *c)
     if (st != DRAY_OK) {
         char msg[256];
         snprintf(msg, sizeof(msg), "%s", dray_last_error());
-        dray__serve_call_finish(c, st, NULL, msg, false);
+        dray__serve_call_finish(c, st, NULL, msg, 0, false);
         return st;
     }
     st = dray_get(r->rt, c->ref, ms_until(c->deadline), NULL);
     if (st == DRAY_ETIMEDOUT) {
-        if (!dray__serve_call_finish(c, DRAY_ETIMEDOUT, NULL, NULL, false))
+        if (!dray__serve_call_finish(c, DRAY_ETIMEDOUT, NULL, NULL, 0, false))
             dray_get(r->rt, c->ref, -1, NULL); /* answered meanwhile */
     } else if (atomic_load(&c->state) == DRAY__CALL_PENDING) {
         /* The actor died before running it: the method never will. */
         char msg[256];
         snprintf(msg, sizeof(msg), "deployment '%s': replica %llu died: %s", r->dep->name,
                  (unsigned long long)r->id, dray_last_error());
-        dray__serve_call_finish(c, DRAY_EACTOR, NULL, msg, false);
+        dray__serve_call_finish(c, DRAY_EACTOR, NULL, msg, 0, false);
     }
     dray_ref_release(c->ref);
     c->ref = NULL;
@@ -734,10 +733,9 @@ static void run_batch_direct(dray__serve_replica *r, dray__serve_call **calls, s
     if (st != DRAY_OK)
         snprintf(err, sizeof(err), "%s", dray_last_error());
     for (size_t i = 0; i < n; i++) {
-        calls[i]->ns = ns;
         if (st != DRAY_OK)
             dray_serve_response_release(&resps[i]);
-        dray__serve_call_finish(calls[i], st, st == DRAY_OK ? &resps[i] : NULL, err, false);
+        dray__serve_call_finish(calls[i], st, st == DRAY_OK ? &resps[i] : NULL, err, ns, false);
     }
 }
 
@@ -758,7 +756,8 @@ static void run_batch_actor(dray__serve_replica *r, dray__serve_call **calls, si
             batch_job_unref(j);
         }
         for (size_t i = 0; i < n; i++)
-            dray__serve_call_finish(calls[i], DRAY_ENOMEM, NULL, "serve: out of memory", false);
+            dray__serve_call_finish(calls[i], DRAY_ENOMEM, NULL, "serve: out of memory", 0,
+                                    false);
         return;
     }
     atomic_init(&j->refs, 2);
@@ -778,7 +777,7 @@ static void run_batch_actor(dray__serve_replica *r, dray__serve_call **calls, si
         char msg[256];
         snprintf(msg, sizeof(msg), "%s", dray_last_error());
         for (size_t i = 0; i < n; i++)
-            dray__serve_call_finish(calls[i], st, NULL, msg, false);
+            dray__serve_call_finish(calls[i], st, NULL, msg, 0, false);
         batch_job_unref(j);
         return;
     }
@@ -787,13 +786,13 @@ static void run_batch_actor(dray__serve_replica *r, dray__serve_call **calls, si
     st = dray_get(r->rt, ref, ms_until(deadline), NULL);
     if (st == DRAY_ETIMEDOUT) {
         for (size_t i = 0; i < n; i++)
-            dray__serve_call_finish(calls[i], DRAY_ETIMEDOUT, NULL, NULL, false);
+            dray__serve_call_finish(calls[i], DRAY_ETIMEDOUT, NULL, NULL, 0, false);
     } else if (!atomic_load(&j->ran)) {
         char msg[256];
         snprintf(msg, sizeof(msg), "deployment '%s': replica %llu died: %s", h->name,
                  (unsigned long long)r->id, dray_last_error());
         for (size_t i = 0; i < n; i++)
-            dray__serve_call_finish(calls[i], DRAY_EACTOR, NULL, msg, false);
+            dray__serve_call_finish(calls[i], DRAY_EACTOR, NULL, msg, 0, false);
     }
     dray_ref_release(ref);
     batch_job_unref(j);
@@ -830,7 +829,7 @@ static void *batcher_main(void *arg)
             if (expire || (c->deadline > 0 && now > c->deadline)) {
                 /* Waited past its deadline in the queue: answer without running it. */
                 pthread_mutex_unlock(&r->qlock);
-                dray__serve_call_finish(c, expire ? DRAY_ESHUTDOWN : DRAY_ETIMEDOUT, NULL, NULL,
+                dray__serve_call_finish(c, expire ? DRAY_ESHUTDOWN : DRAY_ETIMEDOUT, NULL, NULL, 0,
                                         false);
                 pthread_mutex_lock(&r->qlock);
                 continue;
