@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <microhttpd.h>
 
@@ -118,8 +119,10 @@ static enum MHD_Result kv_iter(void *cls, enum MHD_ValueKind kind, const char *k
 dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const char *path,
                                  void *conn)
 {
-    snprintf(c->method, sizeof(c->method), "%s", method);
-    size_t n = strlen(path);
+    size_t n = strnlen(method, sizeof(c->method) - 1);
+    memcpy(c->method, method, n);
+    c->method[n] = '\0';
+    n = strlen(path);
     if (n < sizeof(c->path)) {
         memcpy(c->path, path, n + 1);
         c->req.path = c->path;
