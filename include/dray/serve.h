@@ -125,6 +125,11 @@ typedef struct dray_serve_opts {
     double control_period_s;     /* health/autoscaling loop period; default 0.05 */
     dray_runtime *rt;            /* borrowed, must outlive the instance; optional: replicas become
                                   * its actors, handle submits run on it */
+    bool remote_replicas;        /* replicas as actors that take and return values only (no
+                                  * pointers), so that a runtime attached to a cluster
+                                  * (dray_config.address) places them on its nodes; required with
+                                  * such a runtime. The class must be registered on the nodes
+                                  * (same program, or a library they load); no batching there */
     bool inline_replicas;        /* run replicas in the calling thread (under a per-replica lock)
                                   * even with a runtime: no thread hop, the fastest path */
 } dray_serve_opts;

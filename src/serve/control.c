@@ -250,18 +250,34 @@ void dray__serve_pending_remove(dray_serve *s, dray__serve_call *c)
 }
 
 /* Every 10 ms: calls past their deadline get 504 (503 when shutting down), calls whose actor died
- * before running them 500. Each is taken off the list with a reference held, then finished. */
+ * before running them 500, calls on remote replicas whose answer came in get it. Each is taken off
+ * the list with a reference held, then finished. */
 static void *sweeper_main(void *arg)
 {
     dray_serve *s = arg;
     enum { BATCH = 64 };
     dray__serve_call *due[BATCH];
     dray_status why[BATCH];
+    bool answered[BATCH]; /* a remote replica's answer is in: finish with it */
+    dray_ref *wait_refs[BATCH];
     pthread_mutex_lock(&s->plock);
     while (!s->sweeper_stop) {
-        struct timespec ts;
-        dray__serve_deadline(&ts, 0.01);
-        pthread_cond_timedwait(&s->pcond, &s->plock, &ts);
+        /* Wait 10 ms, or less when a remote replica's answer comes in. */
+        int nw = 0;
+        for (dray__serve_call *c = s->pending; c && nw < BATCH; c = c->next)
+            if (c->remote && c->ref && atomic_load(&c->state) == DRAY__CALL_PENDING)
+                wait_refs[nw++] = dray_ref_retain(c->ref);
+        if (nw > 0) {
+            pthread_mutex_unlock(&s->plock);
+            dray_wait(s->opts.rt, wait_refs, (size_t)nw, 1, 10, NULL, NULL);
+            for (int i = 0; i < nw; i++)
+                dray_ref_release(wait_refs[i]);
+            pthread_mutex_lock(&s->plock);
+        } else {
+            struct timespec ts;
+            dray__serve_deadline(&ts, 0.01);
+            pthread_cond_timedwait(&s->pcond, &s->plock, &ts);
+        }
         for (;;) {
             double now = dray__serve_now();
             bool expire = atomic_load(&s->expire_all);
@@ -269,25 +285,30 @@ static void *sweeper_main(void *arg)
             for (dray__serve_call *c = s->pending, *next; c && n < BATCH; c = next) {
                 next = c->next;
                 dray_status st = DRAY_OK;
+                bool remote_answer = false;
                 if (expire)
                     st = DRAY_ESHUTDOWN;
                 else if (c->deadline > 0 && now > c->deadline)
                     st = DRAY_ETIMEDOUT;
                 else if (c->ref && dray_ref_ready(c->ref) &&
                          atomic_load(&c->state) == DRAY__CALL_PENDING)
-                    st = DRAY_EACTOR;
+                    st = DRAY_EACTOR, remote_answer = c->remote;
                 if (st == DRAY_OK)
                     continue;
                 unlink_pending(s, c);
                 atomic_fetch_add(&c->refs, 1);
                 due[n] = c;
+                answered[n] = remote_answer;
                 why[n++] = st;
             }
             if (n == 0)
                 break;
             pthread_mutex_unlock(&s->plock);
             for (int i = 0; i < n; i++) {
-                dray__serve_call_finish(due[i], why[i], NULL, NULL, 0, false);
+                if (answered[i])
+                    dray__serve_remote_complete(s->opts.rt, due[i], false);
+                else
+                    dray__serve_call_finish(due[i], why[i], NULL, NULL, 0, false);
                 dray__serve_call_unref(due[i]);
             }
             pthread_mutex_lock(&s->plock);

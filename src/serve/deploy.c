@@ -317,7 +317,8 @@ dray_status dray__serve_run_inline(dray__serve_replica *r, dray_serve_request *r
 /* ==== Batching =====================================================================================*/
 bool dray__serve_batches(const dray_serve_handle *h)
 {
-    return h->cls->batch_call && (h->opts.max_batch_size > 1 || !h->cls->call);
+    return h->cls->batch_call && (h->opts.max_batch_size > 1 || !h->cls->call) &&
+           !(h->serve->opts.remote_replicas && h->serve->opts.rt);
 }
 
 /* ==== Handles ======================================================================================*/
@@ -955,6 +956,13 @@ dray_status dray_serve_run(dray_serve *s, const dray_serve_deployment_opts *o,
     dray_status st = check_opts(o, name, &cls, &cfg);
     if (st != DRAY_OK)
         return st;
+    if (s->opts.remote_replicas && s->opts.rt && !cls->call) {
+        cJSON_Delete(cfg);
+        return dray_set_error(DRAY_EINVAL,
+                              "deployment '%s': class '%s' has no call, and remote replicas do "
+                              "not batch",
+                              name, cls->name);
+    }
     pthread_mutex_lock(&s->lock);
     pthread_rwlock_rdlock(&s->routes_rw);
     dray_serve_handle *h = find_dep(s, name);

@@ -38,6 +38,8 @@ struct dray__serve_call {
     double deadline;                   /* monotonic seconds; 0: none */
     bool listed;                       /* on the instance's pending list (under plock) */
     bool tracked;                      /* was put on that list for this request */
+    bool remote;                       /* on a remote replica: finished from its ref's value */
+    char ctype[64];                    /* a remote answer's content type */
     /* Owned storage. */
     char *buf;                         /* body */
     size_t cap;
@@ -63,6 +65,7 @@ struct dray__serve_replica {
     dray_runtime *rt;         /* actor mode: the runtime and the replica's actor */
     dray_actor *actor;
     dray__serve_live *live;
+    bool remote;              /* a dray_serve_RemoteReplica actor (placed by a cluster runtime) */
     struct dray__serve_health *health; /* a health check in flight (controller only) */
     uint64_t id;
     char version[64];
@@ -212,6 +215,18 @@ dray_status dray__serve_add_replica(dray_serve_handle *h);
 /* Removes replicas marked dead/draining that are idle; returns how many dead ones were removed. */
 int dray__serve_reap(dray_serve_handle *h);
 int dray__serve_live_replicas(dray_serve_handle *h);
+
+/* Appends a NUL-terminated string to c's header/query snapshot. */
+bool dray__serve_kv_put(dray__serve_call *c, const char *s);
+
+/* ---- remote.c ---- */
+dray_status dray__serve_remote_start(dray_serve_handle *h, dray__serve_replica *r);
+dray_status dray__serve_remote_submit(dray__serve_replica *r, dray__serve_call *c, dray_ref **ref);
+/* Finishes c from its ready ref's value (want_json: parse a JSON body into resp.json). */
+bool dray__serve_remote_complete(dray_runtime *rt, dray__serve_call *c, bool want_json);
+/* Sends a health check (cfg NULL) or a reconfigure (cfg: JSON text) to a remote replica. */
+dray_status dray__serve_remote_send(dray__serve_replica *r, bool health, const char *cfg,
+                                    dray_ref **ref);
 
 /* ---- control.c ---- */
 dray_status dray__serve_controller_start(dray_serve *s);

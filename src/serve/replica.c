@@ -72,7 +72,7 @@ void dray__serve_call_reset(dray__serve_call *c)
     c->done = NULL;
     c->done_arg = NULL;
     c->next = c->prev = NULL;
-    c->listed = c->tracked = false;
+    c->listed = c->tracked = c->remote = false;
     atomic_store(&c->state, DRAY__CALL_PENDING);
     c->replica = NULL;
     c->ref = NULL;
@@ -90,7 +90,7 @@ void dray__serve_call_unref(dray__serve_call *c)
     free(c);
 }
 
-static bool kv_put(dray__serve_call *c, const char *s)
+bool dray__serve_kv_put(dray__serve_call *c, const char *s)
 {
     size_t n = strlen(s) + 1;
     if (c->kv_len + n > c->kv_cap) {
@@ -113,7 +113,8 @@ static enum MHD_Result kv_iter(void *cls, enum MHD_ValueKind kind, const char *k
 {
     (void)kind;
     dray__serve_call *c = cls;
-    return kv_put(c, key) && kv_put(c, value ? value : "") ? MHD_YES : MHD_NO;
+    return dray__serve_kv_put(c, key) && dray__serve_kv_put(c, value ? value : "") ? MHD_YES
+                                                                                   : MHD_NO;
 }
 
 dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const char *path,
@@ -268,9 +269,39 @@ static void side_job_unref(side_job *j)
 }
 
 struct dray__serve_health {
-    side_job *job;
+    side_job *job; /* NULL for a remote replica */
     dray_ref *ref;
+    double sent;
 };
+
+/* A remote replica's check: its time counts from sending (the node's mailbox is not visible). */
+static dray_status remote_health_poll(dray__serve_replica *r, double timeout_s)
+{
+    struct dray__serve_health *hc = r->health;
+    if (!hc) {
+        if (!(hc = calloc(1, sizeof(*hc))))
+            return DRAY_OK;
+        hc->sent = dray__serve_now();
+        if (dray__serve_remote_send(r, true, NULL, &hc->ref) != DRAY_OK) {
+            free(hc);
+            return DRAY_OK;
+        }
+        r->health = hc;
+        return DRAY_OK;
+    }
+    dray_status st;
+    if (dray_ref_ready(hc->ref))
+        st = dray_get(r->rt, hc->ref, 0, NULL);
+    else if (dray__serve_now() - hc->sent > timeout_s)
+        st = dray_set_error(DRAY_ETIMEDOUT, "health check unanswered for more than %g s",
+                            timeout_s);
+    else
+        return DRAY_OK;
+    dray_ref_release(hc->ref);
+    free(hc);
+    r->health = NULL;
+    return st;
+}
 
 /* The argument of an actor method: carries the executor's references (on a call, on a batch and
  * its calls, on a side job). The method takes them over when it runs; when it never runs (the actor
@@ -480,6 +511,8 @@ dray_status dray__serve_replica_call(dray__serve_replica *r, dray_serve_request 
 dray_status dray__serve_call_submit(dray__serve_replica *r, dray__serve_call *c, dray_ref **ref)
 {
     c->replica = r;
+    if (r->remote)
+        return dray__serve_remote_submit(r, c, ref);
     atomic_fetch_add(&c->refs, 1); /* the executor's, carried by the ticket */
     return actor_send(r, M_CALL, c, ref);
 }
@@ -497,6 +530,8 @@ dray_status dray__serve_call_wait(dray__serve_replica *r, dray__serve_call *c)
     if (st == DRAY_ETIMEDOUT) {
         if (!dray__serve_call_finish(c, DRAY_ETIMEDOUT, NULL, NULL, 0, false))
             dray_get(r->rt, c->ref, -1, NULL); /* answered meanwhile */
+    } else if (c->remote && atomic_load(&c->state) == DRAY__CALL_PENDING) {
+        dray__serve_remote_complete(r->rt, c, true);
     } else if (atomic_load(&c->state) == DRAY__CALL_PENDING) {
         /* The actor died before running it: the method never will. */
         char msg[256];
@@ -514,6 +549,8 @@ dray_status dray__serve_replica_health_poll(dray__serve_replica *r, double timeo
 {
     if (!r->cls->health_check)
         return DRAY_OK;
+    if (r->remote)
+        return remote_health_poll(r, timeout_s);
     if (!r->actor) {
         if (pthread_mutex_trylock(&r->lock) != 0)
             return DRAY_OK;
@@ -569,6 +606,17 @@ dray_status dray__serve_replica_reconfigure(dray__serve_replica *r, const cJSON 
         pthread_mutex_unlock(&r->lock);
         return st;
     }
+    if (r->remote) {
+        char *text = cfg ? cJSON_PrintUnformatted(cfg) : NULL;
+        dray_ref *ref;
+        dray_status st = cfg && !text ? DRAY_ENOMEM : dray__serve_remote_send(r, false, text, &ref);
+        free(text);
+        if (st != DRAY_OK)
+            return st;
+        st = dray_get(r->rt, ref, (int64_t)(dray__serve_timeout(r->dep) * 1000), NULL);
+        dray_ref_release(ref);
+        return st;
+    }
     side_job *j = calloc(1, sizeof(*j));
     if (!j || (cfg && !(j->cfg = cJSON_Duplicate(cfg, 1)))) {
         free(j);
@@ -610,6 +658,8 @@ static dray_status start_state(dray_serve_handle *h, dray__serve_replica *r)
     dray_status st;
     if (!r->rt)
         return r->cls->init(h->serve, h->user_config, &r->state);
+    if (r->remote)
+        return dray__serve_remote_start(h, r);
     dray_value args[2] = {dray_int((int64_t)(uintptr_t)h), dray_int((int64_t)(uintptr_t)r->live)};
     dray_actor_opts ao;
     memset(&ao, 0, sizeof(ao));
@@ -636,6 +686,7 @@ dray_status dray__serve_replica_start(dray_serve_handle *h, dray__serve_replica 
     r->dep = h;
     r->cls = h->cls;
     r->rt = h->serve->opts.inline_replicas ? NULL : h->serve->opts.rt;
+    r->remote = r->rt && h->serve->opts.remote_replicas;
     r->id = atomic_fetch_add(&h->serve->next_replica_id, 1);
     snprintf(r->version, sizeof(r->version), "%s", h->version);
     r->last_health = dray__serve_now();
