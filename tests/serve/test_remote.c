@@ -204,6 +204,7 @@ TEST(replicas_on_cluster_nodes)
     char *resp = NULL;
     ASSERT_EQ(http(s, "POST", "/where/slow", "{\"sleep_ms\": 1500}", &resp), 504);
     dray_free(resp);
+    sleep_ms(1200); /* until the abandoned call is over on its node */
     /* A killed replica is replaced by one on a node. */
     ASSERT_OK(dray_serve_handle_kill_replica(h, 0));
     dray_serve_stats st;
