@@ -544,7 +544,8 @@ dray_status dray__serve_call_wait(dray__serve_replica *r, dray__serve_call *c)
     return c->st == DRAY_OK ? DRAY_OK : dray_set_error(c->st, "%s", c->err);
 }
 
-/* Direct health check: skipped (OK) while a call holds the replica; the stuck check covers that. */
+/* Health check. Inline replicas: run here unless a call holds the replica for over 20 ms (then OK;
+ * the stuck check covers it). Actors: asynchronous, see below. */
 dray_status dray__serve_replica_health_poll(dray__serve_replica *r, double timeout_s)
 {
     if (!r->cls->health_check)
@@ -552,7 +553,11 @@ dray_status dray__serve_replica_health_poll(dray__serve_replica *r, double timeo
     if (r->remote)
         return remote_health_poll(r, timeout_s);
     if (!r->actor) {
-        if (pthread_mutex_trylock(&r->lock) != 0)
+        /* Wait for the lock a little (calls hold it briefly); a replica held longer is either
+         * busy or stuck, which the stuck check tells apart. */
+        struct timespec ts;
+        dray__serve_deadline(&ts, 0.02);
+        if (pthread_mutex_timedlock(&r->lock, &ts) != 0)
             return DRAY_OK;
         BUSY_BEGIN(r->live);
         dray_status st = r->cls->health_check(r->state);
