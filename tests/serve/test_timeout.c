@@ -363,6 +363,20 @@ TEST(shutdown_with_a_hung_call)
     test_rt = NULL;
 }
 
-RUN_TESTS(T_(http_hung_call_gets_504_and_replica_is_replaced), T_(abandoned_call_keeps_its_request),
+TEST(negative_timeout_refused)
+{
+    dray_serve *s = start_serve(-1);
+    dray_serve_deployment_opts d;
+    dray_serve_deployment_opts_init(&d);
+    d.name = "neg";
+    d.class_name = "TestHang";
+    d.request_timeout_s = -1;
+    ASSERT_STATUS(dray_serve_run(s, &d, NULL), DRAY_EINVAL);
+    ASSERT_CONTAINS(dray_last_error(), "request_timeout_s");
+    ASSERT_CONTAINS(dray_last_error(), "'neg'");
+    ASSERT_OK(dray_serve_shutdown(s, 1));
+}
+
+RUN_TESTS(T_(negative_timeout_refused), T_(http_hung_call_gets_504_and_replica_is_replaced), T_(abandoned_call_keeps_its_request),
           T_(handle_call_and_batch_time_out), T_(busy_replica_kept_stuck_replica_replaced),
           T_(shutdown_with_a_hung_call))
