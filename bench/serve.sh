@@ -39,6 +39,9 @@ one_run() {
   local c=${CONNS:-$conns}
   local script=""
   [[ $name == *model* ]] && script="-s $tmp/post.lua"
+  # Empty the file first: the background job truncates it only once it runs, and until then the
+  # loop below would read the previous server's port.
+  : > "$tmp/server.out"
   "$@" > "$tmp/server.out" &
   local pid=$!
   for _ in $(seq 600); do grep -q '^port' "$tmp/server.out" 2>/dev/null && break; sleep 0.05; done
