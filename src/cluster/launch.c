@@ -431,17 +431,17 @@ static void head_child(const char *dir, const char *bind, int port, int life_fd,
     _exit(st ? 1 : 0);
 }
 
-static dray_status write_secret(const char *dir, bool *made)
+dray_status dray_cluster_secret_init(const char *dir)
 {
     const char *hex = getenv("DRAY_SECRET");
-    if (!hex || !*hex) {
-        dray_status st = dray_cluster_secret_create(dir);
-        *made = !st;
-        return st;
-    }
+    if (!hex || !*hex)
+        return dray_cluster_secret_create(dir);
     uint8_t s[32];
     if (strlen(hex) != 64 || dray__hex_decode(hex, s, 32))
         return dray_set_error(DRAY_EINVAL, "DRAY_SECRET must be 64 hex digits");
+    dray_status st = mkdir_p(dir);
+    if (st)
+        return st;
     char path[4200];
     snprintf(path, sizeof path, "%s/secret", dir);
     unlink(path);
@@ -452,7 +452,6 @@ static dray_status write_secret(const char *dir, bool *made)
     close(fd);
     if (!ok)
         return dray_set_error(DRAY_EIO, "cannot write %s", path);
-    *made = true;
     return DRAY_OK;
 }
 
@@ -492,8 +491,9 @@ static dray_status start_head(struct dray__launch *L, const char *bind, int port
         return st;
     snprintf(path, sizeof path, "%s/address", L->dir);
     unlink(path);
-    if ((st = write_secret(L->dir, &L->made_secret)))
+    if ((st = dray_cluster_secret_init(L->dir)))
         return st;
+    L->made_secret = true;
     int life[2], ready[2];
     if (pipe2(life, O_CLOEXEC))
         return dray_set_error(DRAY_EIO, "pipe: %s", strerror(errno));
