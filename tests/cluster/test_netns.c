@@ -675,6 +675,7 @@ TEST(killed_worker_during_actor_calls)
             ok++;
         } else {
             ASSERT_EQ(st, DRAY_EACTOR);
+            dray_value_release(&v); /* the error value */
             failed++;
         }
     }
@@ -690,6 +691,8 @@ TEST(killed_worker_during_actor_calls)
         dray_value rv;
         cst = dray_get(rt, r, 30000, &rv);
         v = cst == DRAY_OK ? rv.u.i : 0;
+        if (cst != DRAY_OK && cst != DRAY_ETIMEDOUT)
+            dray_value_release(&rv);
         dray_ref_release(r);
     }
     ASSERT_OK(cst);
