@@ -265,6 +265,11 @@ static dray_status mkdir_p(const char *dir)
     if (mkdir(path, 0700) && errno != EEXIST)
         return dray_set_error(DRAY_EIO, "cannot create launch directory %s: %s", dir,
                               strerror(errno));
+    /* The secret goes in here: refuse a directory (or a link) another user could have planted. */
+    struct stat st;
+    if (lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 022))
+        return dray_set_error(DRAY_EIO, "launch directory %s is not a directory owned by this "
+                              "user and writable only by it", dir);
     return DRAY_OK;
 }
 
@@ -415,6 +420,11 @@ static void head_child(const char *dir, const char *bind, int port, int life_fd,
         dup2(log, 2);
         close(log);
     }
+    /* Keep none of the program's other descriptors (a launcher's pipes among them) open. */
+    long maxfd = sysconf(_SC_OPEN_MAX);
+    for (int fd = 3; fd < (maxfd > 0 && maxfd < 65536 ? maxfd : 65536); fd++)
+        if (fd != life_fd && fd != ready_fd)
+            close(fd);
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);

@@ -187,6 +187,38 @@ TEST(launcher_variables_are_read)
     clear_launch_env();
 }
 
+/* Rank 0 refuses a launch directory another user could write to (the secret goes there), and a
+ * launch whose worker ranks never come times out with the count. */
+TEST(launch_refuses_unsafe_dir_and_times_out)
+{
+    clear_launch_env();
+    char dir[] = "/tmp/dray-lnunsafe-XXXXXX";
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    ASSERT_EQ(chmod(dir, 0777), 0);
+    setenv("OMPI_COMM_WORLD_RANK", "0", 1);
+    setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+    setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1);
+    char key[64];
+    snprintf(key, sizeof key, "lntest%d", (int)getpid());
+    setenv("OMPI_MCA_ess_base_jobid", key, 1);
+    setenv("DRAY_LAUNCH_DIR", dir, 1);
+    dray_runtime *rt = NULL;
+    ASSERT_STATUS(dray_init(NULL, &rt), DRAY_EIO);
+    ASSERT_CONTAINS(dray_last_error(), "not a directory owned by this user");
+    ASSERT_EQ(chmod(dir, 0700), 0);
+    /* No worker rank ever joins: a bounded wait, an error naming the count, the head stopped. */
+    setenv("DRAY_LAUNCH_TIMEOUT_MS", "600", 1);
+    ASSERT_STATUS(dray_init(NULL, &rt), DRAY_ETIMEDOUT);
+    ASSERT_CONTAINS(dray_last_error(), "0 of 1 worker ranks joined");
+    unsetenv("DRAY_LAUNCH_TIMEOUT_MS");
+    unsetenv("DRAY_LAUNCH_DIR");
+    unsetenv("DRAY_CLUSTER_DIR");
+    clear_launch_env();
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    ASSERT_EQ(system(cmd), 0);
+}
+
 /* The program every rank runs (mpirun/srun start it with this test's name). Under a launcher rank 0
  * gets here as the driver: tasks and an actor run on the other ranks only, with the right results;
  * alone it runs locally. */
@@ -498,7 +530,8 @@ TEST(sbatch_script_checks_its_arguments)
     ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
 }
 
-RUN_TESTS(T_(slurm_host_lists), T_(launcher_variables_are_read), T_(launch_rank_main),
+RUN_TESTS(T_(slurm_host_lists), T_(launcher_variables_are_read), T_(launch_refuses_unsafe_dir_and_times_out),
+          T_(launch_rank_main),
           T_(mpirun_runs_other_ranks_as_workers), T_(mpirun_array_mean_equals_local),
           T_(sbatch_script_one_node), T_(sbatch_script_two_nodes_without_shared_dir),
           T_(sbatch_script_checks_its_arguments))
