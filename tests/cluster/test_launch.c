@@ -3,6 +3,7 @@
  * rank 0 the driver and the other ranks worker nodes that run the tasks and exit cleanly. The mpirun
  * tests skip (exit 0, SKIP printed) only when mpirun is not installed. */
 #include <dirent.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -335,10 +336,24 @@ static char *slurp(const char *path)
 
 static char tmpdir[64];
 
+/* A failing assertion still removes the run's directory. */
+static void on_abort(int sig)
+{
+    if (tmpdir[0]) {
+        char cmd[128];
+        snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
+        if (system(cmd))
+            fprintf(stderr, "could not remove %s\n", tmpdir);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static void make_tmp(void)
 {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/dray-lntest-XXXXXX");
     ASSERT_TRUE(mkdtemp(tmpdir) != NULL);
+    signal(SIGABRT, on_abort);
 }
 
 static void remove_tmp(void)
@@ -346,6 +361,7 @@ static void remove_tmp(void)
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", tmpdir);
     ASSERT_EQ(system(cmd), 0);
+    tmpdir[0] = 0;
 }
 
 /* Counts the other processes with an argument equal to `arg` (to check that no rank outlived the

@@ -269,21 +269,9 @@ static const char *no_netns(void)
     return NULL;
 }
 
-/* Builds switch + head + two worker namespaces, starts the head and `nworkers` workers, and moves
- * this process into the head's namespace (the driver runs beside the head). Without namespaces:
- * false (skip) unless `loopback_ok`, which runs every process on 127.0.0.1 instead. */
-static bool net_setup(net *n, int nworkers, bool loopback_ok)
+/* Makes the namespaces (none on loopback) and the bridge joining them. */
+static void net_create(net *n)
 {
-    memset(n, 0, sizeof(*n));
-    n->home_fd = -1;
-    const char *why = no_netns();
-    if (why && !loopback_ok) {
-        printf("SKIP: %s\n", why);
-        return false;
-    }
-    if (why)
-        printf("%s: running on 127.0.0.1 instead\n", why);
-    n->loopback = why != NULL;
     live_net = n;
     signal(SIGABRT, on_abort);
     const char *tag[4] = {"s", "h", "a", "b"};
@@ -302,6 +290,24 @@ static bool net_setup(net *n, int nworkers, bool loopback_ok)
                          "ip -n %s link set eth0 up && ip -n %s link set lo up",
                          n->ns[0], i, n->ns[i], n->ns[0], i, n->ns[i], i, n->ns[i], n->ns[i]), 0);
     }
+}
+
+/* Builds switch + head + two worker namespaces, starts the head and `nworkers` workers, and moves
+ * this process into the head's namespace (the driver runs beside the head). Without namespaces:
+ * false (skip) unless `loopback_ok`, which runs every process on 127.0.0.1 instead. */
+static bool net_setup(net *n, int nworkers, bool loopback_ok)
+{
+    memset(n, 0, sizeof(*n));
+    n->home_fd = -1;
+    const char *why = no_netns();
+    if (why && !loopback_ok) {
+        printf("SKIP: %s\n", why);
+        return false;
+    }
+    if (why)
+        printf("%s: running on 127.0.0.1 instead\n", why);
+    n->loopback = why != NULL;
+    net_create(n);
     snprintf(n->dir, sizeof n->dir, "/tmp/dray-nstest-XXXXXX");
     ASSERT_TRUE(mkdtemp(n->dir) != NULL);
     setenv("DRAY_CLUSTER_DIR", n->dir, 1);
@@ -707,6 +713,152 @@ TEST(killed_worker_during_actor_calls)
     net_teardown(&n);
 }
 
-RUN_TESTS(T_(worker_main), T_(graphs_arrays_and_actors_across_namespaces),
+
+/* ==== mpirun/srun launch over "hosts": one rank per namespace ==== */
+
+/* What every rank runs: dray_init makes rank 0 the driver (here) and the others worker nodes (they
+ * never return). The driver checks that 200 tasks ran in exactly the other ranks. */
+TEST(ns_launch_rank_main)
+{
+    if (!getenv("OMPI_COMM_WORLD_RANK") && !getenv("SLURM_PROCID")) {
+        printf("ns_launch_rank_main: not started as a rank: nothing to do\n");
+        return;
+    }
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(NULL, &rt));
+    enum { N = 200 };
+    dray_ref *refs[N];
+    for (int i = 0; i < N; i++)
+        ASSERT_OK(dray_submit(rt, "ns_slow_pid", NULL, 0, NULL, &refs[i]));
+    int64_t pids[N];
+    int npids = 0;
+    for (int i = 0; i < N; i++) {
+        int64_t pid = get_int(rt, refs[i]);
+        dray_ref_release(refs[i]);
+        ASSERT_NE(pid, getpid());
+        bool seen = false;
+        for (int k = 0; k < npids; k++)
+            seen |= pids[k] == pid;
+        if (!seen)
+            pids[npids++] = pid;
+    }
+    ASSERT_EQ(npids, 2);
+    dray_graph *g;
+    dray_ref *t = tree_sum(rt, "ns_square", 300, &g);
+    ASSERT_EQ(get_int(rt, t), 299LL * 300 * 599 / 6);
+    dray_ref_release(t);
+    dray_graph_destroy(g);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+}
+
+/* Starts 3 ranks of this executable, rank r in namespace r+1 with env[r], and waits (bounded) for
+ * all of them: every rank must exit 0 (the workers once the driver finished). */
+static void run_ranks(net *n, char env[3][8][128])
+{
+    char exe[4096];
+    self_exe(exe, sizeof exe);
+    char *argv[] = {exe, "ns_launch_rank_main", NULL};
+    pid_t pids[3];
+    for (int r = 0; r < 3; r++) {
+        const char *e[9];
+        int k = 0;
+        for (; k < 8 && env[r][k][0]; k++)
+            e[k] = env[r][k];
+        e[k] = NULL;
+        pids[r] = spawn_in(n->ns[r + 1], argv, e);
+        n->workers[n->nworkers++] = pids[r]; /* killed by the teardown if still there */
+    }
+    for (int r = 0; r < 3; r++) {
+        int st = 0;
+        pid_t got = 0;
+        for (int i = 0; i < 4000 && (got = waitpid(pids[r], &st, WNOHANG)) == 0; i++) {
+            struct timespec ts = {0, 10000000};
+            nanosleep(&ts, NULL);
+        }
+        if (got != pids[r])
+            fprintf(stderr, "rank %d did not finish in 40 s\n", r);
+        ASSERT_EQ(got, pids[r]);
+        n->workers[r] = 0;
+        if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
+            fprintf(stderr, "rank %d ended with status %d\n", r, st);
+        ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    }
+}
+
+/* OpenMPI over three "hosts" (orte_num_nodes=3): the head address published in a shared
+ * DRAY_LAUNCH_DIR, every rank listening on its own DRAY_BIND address. */
+TEST(mpi_launch_across_namespaces)
+{
+    net n;
+    memset(&n, 0, sizeof n);
+    n.home_fd = -1;
+    const char *why = no_netns();
+    if (why) {
+        printf("SKIP: %s\n", why);
+        return;
+    }
+    net_create(&n);
+    snprintf(n.dir, sizeof n.dir, "/tmp/dray-nstest-XXXXXX");
+    ASSERT_TRUE(mkdtemp(n.dir) != NULL);
+    static char env[3][8][128];
+    memset(env, 0, sizeof env);
+    for (int r = 0; r < 3; r++) {
+        snprintf(env[r][0], 128, "OMPI_COMM_WORLD_RANK=%d", r);
+        snprintf(env[r][1], 128, "OMPI_COMM_WORLD_SIZE=3");
+        snprintf(env[r][2], 128, "OMPI_COMM_WORLD_LOCAL_SIZE=1");
+        snprintf(env[r][3], 128, "OMPI_MCA_orte_num_nodes=3");
+        snprintf(env[r][4], 128, "OMPI_MCA_ess_base_jobid=ns%d", (int)getpid());
+        snprintf(env[r][5], 128, "DRAY_LAUNCH_DIR=%s/launch", n.dir);
+        snprintf(env[r][6], 128, "DRAY_BIND=10.213.0.%d", r + 1);
+        snprintf(env[r][7], 128, "DRAY_WORKER_CPUS=1");
+    }
+    run_ranks(&n, env);
+    /* Rank 0 removed the published address and the secret. */
+    char path[128];
+    snprintf(path, sizeof path, "%s/launch/address", n.dir);
+    ASSERT_NE(access(path, F_OK), 0);
+    snprintf(path, sizeof path, "%s/launch/secret", n.dir);
+    ASSERT_NE(access(path, F_OK), 0);
+    net_teardown(&n);
+}
+
+/* An srun step over three "hosts" without a shared directory: the head on the first host of the
+ * node list at DRAY_LAUNCH_PORT, the secret in DRAY_SECRET. */
+TEST(slurm_launch_across_namespaces_without_shared_dir)
+{
+    net n;
+    memset(&n, 0, sizeof n);
+    n.home_fd = -1;
+    const char *why = no_netns();
+    if (why) {
+        printf("SKIP: %s\n", why);
+        return;
+    }
+    net_create(&n);
+    uint8_t key[32];
+    FILE *f = fopen("/dev/urandom", "r");
+    ASSERT_TRUE(f && fread(key, 1, 32, f) == 32);
+    fclose(f);
+    char hex[65];
+    for (int i = 0; i < 32; i++)
+        snprintf(hex + 2 * i, 3, "%02x", key[i]);
+    static char env[3][8][128];
+    memset(env, 0, sizeof env);
+    for (int r = 0; r < 3; r++) {
+        snprintf(env[r][0], 128, "SLURM_PROCID=%d", r);
+        snprintf(env[r][1], 128, "SLURM_STEP_NUM_TASKS=3");
+        snprintf(env[r][2], 128, "SLURM_STEP_ID=0");
+        snprintf(env[r][3], 128, "SLURM_JOB_ID=%d", (int)getpid());
+        snprintf(env[r][4], 128, "SLURM_STEP_NUM_NODES=3");
+        snprintf(env[r][5], 128, "SLURM_STEP_NODELIST=10.213.0.1,10.213.0.[2-3]");
+        snprintf(env[r][6], 128, "DRAY_SECRET=%s", hex);
+        snprintf(env[r][7], 128, "DRAY_BIND=10.213.0.%d", r + 1);
+    }
+    run_ranks(&n, env);
+    net_teardown(&n);
+}
+
+RUN_TESTS(T_(worker_main), T_(ns_launch_rank_main), T_(graphs_arrays_and_actors_across_namespaces),
           T_(worker_joining_mid_job_gets_work), T_(killed_worker_during_10000_task_graph),
-          T_(killed_worker_during_actor_calls))
+          T_(killed_worker_during_actor_calls), T_(mpi_launch_across_namespaces),
+          T_(slurm_launch_across_namespaces_without_shared_dir))
