@@ -252,6 +252,14 @@ static int env_ms(const char *name, int dflt)
     return v && atoi(v) > 0 ? atoi(v) : dflt;
 }
 
+/* The secret goes in the launch directory: it must be a directory (not a link) owned by this user
+ * and writable by nobody else. */
+static bool dir_is_private(const char *dir)
+{
+    struct stat st;
+    return !lstat(dir, &st) && S_ISDIR(st.st_mode) && st.st_uid == getuid() && !(st.st_mode & 022);
+}
+
 static dray_status mkdir_p(const char *dir)
 {
     char path[4096];
@@ -265,9 +273,7 @@ static dray_status mkdir_p(const char *dir)
     if (mkdir(path, 0700) && errno != EEXIST)
         return dray_set_error(DRAY_EIO, "cannot create launch directory %s: %s", dir,
                               strerror(errno));
-    /* The secret goes in here: refuse a directory (or a link) another user could have planted. */
-    struct stat st;
-    if (lstat(dir, &st) || !S_ISDIR(st.st_mode) || st.st_uid != getuid() || (st.st_mode & 022))
+    if (!dir_is_private(dir))
         return dray_set_error(DRAY_EIO, "launch directory %s is not a directory owned by this "
                               "user and writable only by it", dir);
     return DRAY_OK;
@@ -370,6 +376,11 @@ static void serve_as_worker(const dray__launch_info *in, const char *dir, bool f
     int64_t deadline = dray__now_ns() + (int64_t)timeout * 1000000;
     /* The head answers a status request only when it is up and we hold its secret. */
     for (;;) {
+        if (file_mode && access(dir, F_OK) == 0 && !dir_is_private(dir)) {
+            fprintf(stderr, "dray: %s rank %d: launch directory %s is not a directory owned by "
+                    "this user and writable only by it\n", in->engine, in->rank, dir);
+            exit(1);
+        }
         if (file_mode)
             read_address(dir, addr, sizeof addr);
         if (addr[0] && alive_nodes(addr) >= 0)
