@@ -394,6 +394,86 @@ static int count_procs(const char *arg)
     return n;
 }
 
+
+/* A rank program that never finishes: rank 0 says it is ready, then waits to be killed. */
+TEST(launch_hang_main)
+{
+    if (!getenv("OMPI_COMM_WORLD_RANK")) {
+        printf("launch_hang_main: not started as a rank: nothing to do\n");
+        return;
+    }
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(NULL, &rt));
+    printf("rank0-ready\n");
+    fflush(stdout);
+    for (;;)
+        pause();
+}
+
+static pid_t spawn_rank(const char *exe, int rank, const char *marker, const char *dir)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        char r[16], key[64], ldir[128], out[128];
+        snprintf(r, sizeof r, "%d", rank);
+        snprintf(key, sizeof key, "kill%d", (int)getppid());
+        snprintf(ldir, sizeof ldir, "%s/launch", dir);
+        snprintf(out, sizeof out, "%s/rank%d.out", dir, rank);
+        setenv("OMPI_COMM_WORLD_RANK", r, 1);
+        setenv("OMPI_COMM_WORLD_SIZE", "2", 1);
+        setenv("OMPI_COMM_WORLD_LOCAL_SIZE", "2", 1);
+        setenv("OMPI_MCA_ess_base_jobid", key, 1);
+        setenv("DRAY_LAUNCH_DIR", ldir, 1);
+        if (!freopen(out, "w", stdout))
+            _exit(126);
+        execl(exe, exe, "launch_hang_main", marker, (char *)NULL);
+        _exit(127);
+    }
+    ASSERT_GT(pid, 0);
+    return pid;
+}
+
+/* kill -9 of rank 0 (driver) takes its head down (a pipe from rank 0 reads EOF), and the worker rank
+ * then exits 0 by itself: nothing is left running. */
+TEST(killed_rank0_leaves_nothing_running)
+{
+    clear_launch_env();
+    make_tmp();
+    char exe[4096], path[128];
+    self_exe(exe, sizeof exe);
+    pid_t r0 = spawn_rank(exe, 0, tmpdir, tmpdir), r1 = spawn_rank(exe, 1, tmpdir, tmpdir);
+    snprintf(path, sizeof path, "%s/rank0.out", tmpdir);
+    bool ready = false;
+    for (int i = 0; i < 2000 && !ready; i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+        char *out = slurp(path);
+        ready = strstr(out, "rank0-ready") != NULL;
+        free(out);
+    }
+    ASSERT_TRUE(ready);
+    ASSERT_EQ(count_procs(tmpdir), 3); /* rank 0, its head, rank 1 */
+    ASSERT_EQ(kill(r0, SIGKILL), 0);
+    ASSERT_EQ(waitpid(r0, NULL, 0), r0);
+    int st = 0;
+    pid_t got = 0;
+    for (int i = 0; i < 1000 && (got = waitpid(r1, &st, WNOHANG)) == 0; i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    if (got != r1)
+        kill(r1, SIGKILL);
+    ASSERT_EQ(got, r1);
+    ASSERT_TRUE(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    int left = -1;
+    for (int i = 0; i < 500 && (left = count_procs(tmpdir)) != 0; i++) {
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_EQ(left, 0);
+    remove_tmp();
+}
+
 TEST(mpirun_runs_other_ranks_as_workers)
 {
     if (!have_mpirun())
@@ -547,7 +627,7 @@ TEST(sbatch_script_checks_its_arguments)
 }
 
 RUN_TESTS(T_(slurm_host_lists), T_(launcher_variables_are_read), T_(launch_refuses_unsafe_dir_and_times_out),
-          T_(launch_rank_main),
+          T_(launch_rank_main), T_(launch_hang_main), T_(killed_rank0_leaves_nothing_running),
           T_(mpirun_runs_other_ranks_as_workers), T_(mpirun_array_mean_equals_local),
           T_(sbatch_script_one_node), T_(sbatch_script_two_nodes_without_shared_dir),
           T_(sbatch_script_checks_its_arguments))
