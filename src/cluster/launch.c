@@ -675,8 +675,11 @@ dray_status dray__cluster_launch(struct dray__launch **out, const char **address
     /* Every rank reads the secret from the launch directory unless DRAY_SECRET carries it. */
     if (file_mode && !getenv("DRAY_SECRET"))
         setenv("DRAY_CLUSTER_DIR", dir, 1);
-    if (in.rank != 0)
+    /* Programs this rank starts inherit the launcher's variables: they must not launch again. */
+    if (in.rank != 0) {
+        setenv("DRAY_LAUNCH", "0", 1);
         serve_as_worker(&in, dir, file_mode, bind, port); /* never returns */
+    }
     struct dray__launch *L = calloc(1, sizeof(*L));
     if (!L)
         return dray_set_error(DRAY_ENOMEM, "out of memory");
@@ -691,6 +694,7 @@ dray_status dray__cluster_launch(struct dray__launch **out, const char **address
         dray__cluster_launch_finish(L);
         return dray_set_error(keep, "%s", msg);
     }
+    setenv("DRAY_LAUNCH", "0", 1);
     *out = L;
     *address = L->address;
     return DRAY_OK;

@@ -284,6 +284,16 @@ TEST(launch_rank_main)
     dray_ref_release(pr);
     dray_actor_release(a);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    if (in.engine) {
+        /* A program started from rank 0 inherits the launcher's variables but runs locally. */
+        char exe[4096], cmd[8300];
+        ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+        ASSERT_GT(len, 0);
+        exe[len] = 0;
+        ASSERT_STREQ(getenv("DRAY_LAUNCH"), "0");
+        snprintf(cmd, sizeof cmd, "%s launch_rank_main | grep -q 'launch-ok engine=none'", exe);
+        ASSERT_EQ(system(cmd), 0);
+    }
     printf("launch-ok engine=%s workers=%d pids=%lld sum=%lld\n", in.engine ? in.engine : "none",
            workers, (long long)npids, (long long)sum);
 }
