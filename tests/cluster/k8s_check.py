@@ -60,6 +60,46 @@ def arg_after(args, flag):
     return args[args.index(flag) + 1]
 
 
+# Field names these manifests may use (a subset of the Kubernetes API): a misspelt one would be
+# rejected by the API server, so it fails here too.
+KNOWN = {
+    "Deployment.spec": {"replicas", "selector", "template", "strategy", "minReadySeconds",
+                        "revisionHistoryLimit", "progressDeadlineSeconds"},
+    "Job.spec": {"template", "backoffLimit", "completions", "parallelism", "activeDeadlineSeconds",
+                 "ttlSecondsAfterFinished"},
+    "Service.spec": {"selector", "ports", "type", "clusterIP"},
+    "pod": {"containers", "volumes", "restartPolicy", "securityContext", "serviceAccountName",
+            "nodeSelector", "tolerations", "affinity", "terminationGracePeriodSeconds"},
+    "container": {"name", "image", "imagePullPolicy", "command", "args", "env", "ports",
+                  "readinessProbe", "livenessProbe", "startupProbe", "resources", "volumeMounts",
+                  "securityContext", "workingDir"},
+    "env": {"name", "value", "valueFrom"},
+    "valueFrom": {"secretKeyRef", "fieldRef", "resourceFieldRef", "configMapKeyRef"},
+}
+
+
+def known(what, d, where):
+    extra = set(d) - KNOWN[what]
+    if extra:
+        fail("%s: unknown field(s) %s" % (where, ", ".join(sorted(extra))))
+
+
+def check_fields(d):
+    name = "%s %s" % (d["kind"], d["metadata"].get("name"))
+    spec = d.get("spec", {})
+    if d["kind"] in ("Deployment", "Job", "Service"):
+        known(d["kind"] + ".spec", spec, name)
+    if d["kind"] in ("Deployment", "Job"):
+        pod = spec.get("template", {}).get("spec", {})
+        known("pod", pod, name + " pod")
+        for c in pod.get("containers", []):
+            known("container", c, "%s container %s" % (name, c.get("name")))
+            for e in c.get("env", []):
+                known("env", e, "%s env %s" % (name, e.get("name")))
+                if "valueFrom" in e:
+                    known("valueFrom", e["valueFrom"], "%s env %s" % (name, e.get("name")))
+
+
 def check_container(c, secret_name, secret_key):
     env = {e["name"]: e for e in c.get("env", [])}
     s = env.get("DRAY_SECRET")
@@ -92,6 +132,8 @@ def pod_spec(workload):
 
 
 def check(docs):
+    for d in docs:
+        check_fields(d)
     secret = one(docs, "Secret", "dray-cluster")
     if "secret" not in secret.get("stringData", secret.get("data", {})):
         fail("Secret dray-cluster has no key 'secret'")

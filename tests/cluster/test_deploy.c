@@ -67,6 +67,8 @@ TEST(broken_manifests_are_caught)
     broken_copy_fails("workers.yaml", "s/\\$(POD_IP)/\\$(POD_ADDR)/");
     broken_copy_fails("secret.yaml", "s/^  secret:/  token:/");
     broken_copy_fails("head.yaml", "s/^  replicas: 1/  replicas: [/");
+    broken_copy_fails("head.yaml", "s/readinessProbe:/readinesProbe:/");
+    broken_copy_fails("workers.yaml", "s/secretKeyRef:/secretRef:/");
 }
 
 TEST(kubernetes_containers_run_a_cluster_locally)
