@@ -1,7 +1,6 @@
-/* Scale-out under existing engines (mpirun, srun), like dask-mpi: dray_init reads the rank from the
- * launcher's environment; rank 0 starts a head process beside itself and becomes the driver, every
- * other rank becomes a worker node that finds the head through a rendezvous file or the Slurm node
- * list, serves until the head stops, and exits. No MPI library is needed. */
+/* Scale-out under existing engines (mpirun, srun), like dask-mpi: in dray_init rank 0 starts a head
+ * beside itself and becomes the driver; every other rank finds the head (a rendezvous file, or the
+ * Slurm node list and a port from the job id), serves as a worker node until it stops, and exits. */
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -508,6 +507,7 @@ static dray_status start_head(struct dray__launch *L, const char *bind, int port
 {
     dray_status st;
     char path[4200];
+    int life[2], ready[2];
     if ((st = mkdir_p(L->dir)))
         return st;
     snprintf(path, sizeof path, "%s/address", L->dir);
@@ -515,13 +515,11 @@ static dray_status start_head(struct dray__launch *L, const char *bind, int port
     if ((st = dray_cluster_secret_init(L->dir)))
         return st;
     L->made_secret = true;
-    int life[2], ready[2];
     if (pipe2(life, O_CLOEXEC))
         return dray_set_error(DRAY_EIO, "pipe: %s", strerror(errno));
     if (pipe2(ready, O_CLOEXEC)) {
-        close(life[0]);
-        close(life[1]);
-        return dray_set_error(DRAY_EIO, "pipe: %s", strerror(errno));
+        st = dray_set_error(DRAY_EIO, "pipe: %s", strerror(errno));
+        goto out_close_life;
     }
     fflush(stdout);
     fflush(stderr);
@@ -531,13 +529,12 @@ static dray_status start_head(struct dray__launch *L, const char *bind, int port
         close(ready[0]);
         head_child(L->dir, bind, port, life[0], ready[1]);
     }
+    if (pid < 0) {
+        st = dray_set_error(DRAY_EIO, "fork: %s", strerror(errno));
+        goto out_close_ready;
+    }
     close(life[0]);
     close(ready[1]);
-    if (pid < 0) {
-        close(life[1]);
-        close(ready[0]);
-        return dray_set_error(DRAY_EIO, "fork: %s", strerror(errno));
-    }
     L->head = pid;
     L->life_fd = life[1];
     int got = read_port(ready[0], 10000);
@@ -546,9 +543,14 @@ static dray_status start_head(struct dray__launch *L, const char *bind, int port
         return dray_set_error(DRAY_ENET, "launch: the head did not start on %s:%d (see %s/head.log)",
                               bind, port, L->dir);
     snprintf(L->address, sizeof L->address, "%s:%d", bind, got);
-    if (L->file_mode && (st = publish_address(L->dir, L->address)))
-        return st;
-    return DRAY_OK;
+    return L->file_mode ? publish_address(L->dir, L->address) : DRAY_OK;
+out_close_ready:
+    close(ready[0]);
+    close(ready[1]);
+out_close_life:
+    close(life[0]);
+    close(life[1]);
+    return st;
 }
 
 /* Waits until every other rank has joined the head. */
