@@ -1,6 +1,7 @@
 /* deploy/kubernetes: every manifest parses (python3-yaml) and the pieces fit together; broken copies
  * are caught; and the head, worker and driver containers, run as local processes exactly as their
  * manifests say, form a working cluster (tests/cluster/k8s_check.py does the work). */
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,11 +40,24 @@ TEST(kubernetes_manifests_parse_and_fit)
                  src_dir(), ""), 0);
 }
 
+static char dir[64]; /* the current broken copy, removed even when an assertion fails */
+
+static void on_abort(int sig)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
+    if (dir[0] && system(cmd))
+        fprintf(stderr, "could not remove %s\n", dir);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 /* Copies the manifests, applies a sed expression to one file, and expects the check to fail. */
 static void broken_copy_fails(const char *file, const char *sed)
 {
-    char dir[] = "/tmp/dray-k8s-broken-XXXXXX";
+    snprintf(dir, sizeof dir, "/tmp/dray-k8s-broken-XXXXXX");
     ASSERT_TRUE(mkdtemp(dir) != NULL);
+    signal(SIGABRT, on_abort);
     char cp[8300];
     snprintf(cp, sizeof cp, "cp %s/deploy/kubernetes/*.yaml %s/", src_dir(), dir);
     ASSERT_EQ(system(cp), 0);
@@ -56,6 +70,7 @@ static void broken_copy_fails(const char *file, const char *sed)
     ASSERT_EQ(system(cp), 0);
     snprintf(cp, sizeof cp, "rm -rf %s", dir);
     ASSERT_EQ(system(cp), 0);
+    dir[0] = 0;
 }
 
 TEST(broken_manifests_are_caught)
