@@ -90,9 +90,32 @@ static pid_t start_node(const char *addr)
     return pid;
 }
 
+/* The running cluster, so that a failing assertion (abort) still stops what the test started. */
+static cluster_fx *live_cluster;
+
+static void on_abort(int sig)
+{
+    cluster_fx *f = live_cluster;
+    live_cluster = NULL;
+    if (f) {
+        for (int i = 0; i < 2; i++)
+            if (f->workers[i] > 0)
+                kill(f->workers[i], SIGKILL);
+        dray_cluster_stop_recorded(f->dir, 2000, NULL);
+        char cmd[128];
+        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+        if (system(cmd) != 0)
+            fprintf(stderr, "could not remove %s\n", f->dir);
+    }
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
 static void cluster_start(cluster_fx *f)
 {
     memset(f, 0, sizeof(*f));
+    live_cluster = f;
+    signal(SIGABRT, on_abort);
     snprintf(f->dir, sizeof(f->dir), "/tmp/dray-serve-cl-XXXXXX");
     ASSERT_TRUE(mkdtemp(f->dir) != NULL);
     setenv("DRAY_CLUSTER_DIR", f->dir, 1);
@@ -122,6 +145,7 @@ static void cluster_stop(cluster_fx *f)
     ASSERT_EQ(system(cmd), 0);
     unsetenv("DRAY_CLUSTER_DIR");
     unsetenv("DRAY_MIN_NODES");
+    live_cluster = NULL;
 }
 
 /* In a node process (DRAY_WORKER_ADDRESS set) dray_init serves as a worker node and never returns;
