@@ -3,7 +3,6 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/mman.h>
 
 #include "internal.h"
 
@@ -508,21 +507,6 @@ static size_t builder_data_bytes(const dray__builder *b, int64_t cap)
     return (size_t)cap * (size_t)dray__dtype_width(b->type);
 }
 
-/* hint_huge: asks for transparent huge pages on the whole 2 MiB pages inside a large new buffer, so
- * that filling it takes a fault per 2 MiB rather than per 4 KiB (a hint: errors are ignored). */
-static void hint_huge(void *p, size_t n)
-{
-#ifdef MADV_HUGEPAGE
-    const uintptr_t huge = (uintptr_t)2 << 20;
-    uintptr_t a = ((uintptr_t)p + huge - 1) & ~(huge - 1), e = ((uintptr_t)p + n) & ~(huge - 1);
-    if (n >= (4u << 20) && e > a)
-        (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
-#else
-    (void)p;
-    (void)n;
-#endif
-}
-
 dray_status dray__builder_grow(dray__builder *b, int64_t rows, int64_t chars)
 {
     if (b->len + rows > b->cap) {
@@ -533,7 +517,6 @@ dray_status dray__builder_grow(dray__builder *b, int64_t rows, int64_t chars)
         uint8_t *d = realloc(b->data, nb);
         if (!d)
             return dray_set_error(DRAY_ENOMEM, "column builder of %lld rows", (long long)ncap);
-        hint_huge(d, nb);
         if (b->type == DRAY_DT_BOOL)
             memset(d + old, 0, nb - old);
         else if (!b->data && b->type == DRAY_DT_UTF8)
@@ -558,7 +541,6 @@ dray_status dray__builder_grow(dray__builder *b, int64_t rows, int64_t chars)
         char *c = realloc(b->chars, (size_t)ncap);
         if (!c)
             return dray_set_error(DRAY_ENOMEM, "string builder of %lld bytes", (long long)ncap);
-        hint_huge(c, (size_t)ncap);
         b->chars = c;
         b->chars_cap = ncap;
     }
