@@ -395,6 +395,81 @@ TEST(numbers_exact)
     free(ints);
 }
 
+typedef struct tbuf {
+    uint8_t *p;
+    size_t len;
+} tbuf;
+
+static dray_status tbuf_put(void *b, const void *data, size_t len)
+{
+    tbuf *o = b;
+    uint8_t *p = realloc(o->p, o->len + len + 1);
+    if (!p)
+        return DRAY_ENOMEM;
+    memcpy(p + o->len, data, len);
+    o->p = p;
+    o->len += len;
+    return DRAY_OK;
+}
+
+/* A plan travels to cluster nodes as bytes: decoded, it parses every range exactly as the original
+ * (usecols, an explicit schema, custom nulls, ';' and skip mode); every truncation and a field fed
+ * out of order are DRAY_EFORMAT. */
+TEST(plan_codec)
+{
+    const char *text = "a;b;c;d\n1;x;2024-01-02;4.5\n2;NIL;2024-01-03;\n3;'q;r';2024-01-04;1e3\nbad\n";
+    dray_csv_opts o;
+    dray_csv_opts_init(&o);
+    o.delimiter = ';';
+    o.quote = '\'';
+    o.bad_lines = DRAY_BAD_LINES_SKIP;
+    const char *use[3] = {"d", "b", "c"}, *na[2] = {"NIL", ""};
+    dray_field sch[1] = {{"c", DRAY_DT_TIMESTAMP, DRAY_TU_SECOND}};
+    o.usecols = use;
+    o.n_usecols = 3;
+    o.na_values = na;
+    o.n_na_values = 2;
+    o.schema = sch;
+    o.n_schema = 1;
+    dray__csv_plan *p, *q;
+    size_t len = strlen(text);
+    ASSERT_OK(dray__csv_plan_create("p.csv", text, len, true, &o, &p));
+    tbuf b = {0};
+    ASSERT_OK(dray__csv_plan_encode(p, tbuf_put, &b));
+    ASSERT_OK(dray__csv_plan_decode(b.p, b.len, &q));
+    for (size_t s = 0; s < len; s += 5) {
+        dray_table *x, *y;
+        int64_t bx = -1, by = -2;
+        ASSERT_OK(dray__csv_parse_range(p, "p.csv", text, len, s, len, false, &x, &bx));
+        ASSERT_OK(dray__csv_parse_range(q, "p.csv", text, len, s, len, false, &y, &by));
+        ASSERT_TRUE(dray_table_equal(x, y));
+        ASSERT_EQ(bx, by);
+        if (s == 0) {
+            ASSERT_EQ(dray_table_num_rows(x), 3);
+            ASSERT_EQ(bx, 1);
+            ASSERT_STREQ(dray_table_column_name(x, 0), "b");
+            ASSERT_EQ(dray_column_type(dray_table_column(x, 1)), DRAY_DT_TIMESTAMP);
+            ASSERT_TRUE(!dray_column_is_valid(dray_table_column(x, 0), 1));
+            assert_str(x, 0, 2, "q;r");
+        }
+        dray_table_release(x);
+        dray_table_release(y);
+    }
+    dray__csv_plan_destroy(q);
+    for (size_t cut = 0; cut < b.len; cut++) {
+        ASSERT_STATUS(dray__csv_plan_decode(b.p, cut, &q), DRAY_EFORMAT);
+        ASSERT_CONTAINS(dray_last_error(), "CSV plan bytes");
+    }
+    /* field "b" (the second) claims column 1 before any column 0: out of order */
+    size_t at = 4 + 4 + 16 + 8 + 1 + 8 + 8 + 1;
+    ASSERT_EQ(b.p[at], 0);
+    b.p[at] = 1;
+    ASSERT_STATUS(dray__csv_plan_decode(b.p, b.len, &q), DRAY_EFORMAT);
+    ASSERT_CONTAINS(dray_last_error(), "out of order");
+    free(b.p);
+    dray__csv_plan_destroy(p);
+}
+
 RUN_TESTS(T_(inference), T_(quoting), T_(huge_field), T_(ranges_every_split), T_(errors),
           T_(schema_usecols), T_(writer_round_trip), T_(pandas_oracle), T_(pandas_strings),
-          T_(numbers_exact))
+          T_(numbers_exact), T_(plan_codec))
