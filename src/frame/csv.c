@@ -439,6 +439,7 @@ typedef struct rparse {
     date_cache *dates; /* per output column */
     int64_t rows;
     int64_t bad;
+    bool ts19;         /* no byte of "0123456789-: " ends a field: see parse_record */
 } rparse;
 
 static dray_status bad_value(rparse *r, size_t at, int field, const char *v, size_t vl,
@@ -748,6 +749,14 @@ static dray_status parse_record(rparse *r, size_t *pos)
                     goto terminator;
                 }
             }
+            /* "YYYY-MM-DD HH:MM:SS" then a delimiter or line end: parsed without looking for
+             * the field's end (fast_timestamp checks all 19 bytes, none of which ends a field) */
+            if (b && b->type == DRAY_DT_TIMESTAMP && r->ts19 && n - p > 20 &&
+                (d[p + 19] == pl->delim || d[p + 19] == '\n' || (d[p + 19] == '\r' && d[p + 20] == '\n')) &&
+                fast_timestamp(r, col, b, d + p, 19)) {
+                p += 19;
+                goto terminator;
+            }
             size_t q = find_stop(pl, d, p, n);
             /* a lone \r inside a field takes the general path */
             if (q == n || d[q] != '\r' || q + 1 == n || d[q + 1] == '\n') {
@@ -875,7 +884,7 @@ dray_status dray__csv_parse_range(const dray__csv_plan *pl, const char *name, co
                                   size_t len, size_t start, size_t end, bool in_quote,
                                   dray_table **out, int64_t *bad_rows)
 {
-    rparse r = {pl, {name, data, len, pl->delim, pl->quote, NULL, 0}, NULL, NULL, 0, 0};
+    rparse r = {pl, {name, data, len, pl->delim, pl->quote, NULL, 0}, NULL, NULL, 0, 0, false};
     dray_status st = DRAY_OK;
     size_t pos = start;
     if (end > len)
@@ -916,6 +925,9 @@ dray_status dray__csv_parse_range(const dray__csv_plan *pl, const char *name, co
         }
         pos = q < len ? q + 1 : len;
     }
+    r.ts19 = true;
+    for (const char *c = "0123456789-: "; *c; c++)
+        r.ts19 &= !pl->stop[(uint8_t)*c];
     r.b = calloc((size_t)(pl->ncols ? pl->ncols : 1), sizeof(dray__builder));
     r.dates = calloc((size_t)(pl->ncols ? pl->ncols : 1), sizeof(date_cache));
     if (!r.b || !r.dates) {
