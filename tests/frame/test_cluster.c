@@ -1,7 +1,8 @@
 /* Frames on a real cluster on 127.0.0.1 (a head from `dray start --head`, two worker processes
  * started from this executable): the seed's ETL example (build/bin/etl, unchanged, as a driver
- * through DRAY_ADDRESS) and a pipeline with several CSV ranges per file, a map_named step and a
- * groupby give the same results as on the embedded runtime, and the tasks ran on the workers. */
+ * through DRAY_ADDRESS), a pipeline with several CSV ranges per file, a map_named step and a
+ * groupby, and the shuffles (sort, join, drop_duplicates) give the same results as on the embedded
+ * runtime, and the tasks ran on the workers. */
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
@@ -266,6 +267,29 @@ TEST(etl_example_on_cluster)
     ASSERT_EQ(system(cmd), 0);
 }
 
+/* run_shuffles: a sample sort by (category, id), a shuffled join of the rows with their ids of
+ * every seventh row, drop_duplicates on category: each computed. */
+static void run_shuffles(dray_runtime *rt, const char *pattern, dray_table **out)
+{
+    dray_csv_opts o;
+    dray_csv_opts_init(&o);
+    o.block_size = 64 << 10;
+    dray_frame *f, *s, *sev, *j, *dd;
+    ASSERT_OK(dray_frame_read_csv(rt, pattern, &o, &f));
+    const char *by[2] = {"category", "id"}, *on = "id", *cat = "category";
+    bool desc[2] = {false, true};
+    ASSERT_OK(dray_frame_sort(f, by, desc, 2, &s));
+    ASSERT_OK(dray_frame_filter(f, "id % 7 == 0", &sev));
+    ASSERT_OK(dray_frame_join(f, sev, &on, &on, 1, DRAY_JOIN_INNER, &j));
+    ASSERT_OK(dray_frame_drop_duplicates(f, &cat, 1, &dd));
+    ASSERT_OK(dray_frame_compute(s, &out[0]));
+    ASSERT_OK(dray_frame_compute(j, &out[1]));
+    ASSERT_OK(dray_frame_compute(dd, &out[2]));
+    dray_frame *all[5] = {dd, j, sev, s, f};
+    for (int i = 0; i < 5; i++)
+        dray_frame_destroy(all[i]);
+}
+
 /* run_pipeline: read_csv (ranges of 64 KiB, so plans and quote counts travel) -> filter -> assign
  * -> map_named(fr_tag_pid) -> compute, plus a groupby of the same frame. */
 static void run_pipeline(dray_runtime *rt, const char *pattern, dray_table **out, dray_table **gb)
@@ -301,6 +325,10 @@ TEST(pipeline_on_cluster)
     dray_runtime *rt = local_runtime();
     dray_table *want, *want_gb;
     run_pipeline(rt, pattern, &want, &want_gb);
+    dray_table *want_sh[3], *got_sh[3];
+    run_shuffles(rt, pattern, want_sh);
+    ASSERT_GT(dray_table_num_rows(want_sh[1]), 1000);
+    ASSERT_EQ(dray_table_num_rows(want_sh[2]), 20);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
 
     fx f;
@@ -310,6 +338,12 @@ TEST(pipeline_on_cluster)
     run_pipeline(rt, pattern, &got, &got_gb);
     assert_same(want, got, "pid");
     assert_same(want_gb, got_gb, NULL);
+    run_shuffles(rt, pattern, got_sh);
+    for (int i = 0; i < 3; i++) {
+        assert_same(want_sh[i], got_sh[i], NULL);
+        dray_table_release(want_sh[i]);
+        dray_table_release(got_sh[i]);
+    }
     /* every partition ran in a worker process, and both workers got some */
     int pc = dray_table_find(got, "pid");
     ASSERT_TRUE(pc >= 0);
