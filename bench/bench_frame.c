@@ -35,7 +35,8 @@ static dray_status sum_amount(const dray_table *in, void *arg, dray_table **out)
             for (; i + 8 <= n; i += 8) {
                 uint8_t m = v[i >> 3];
                 if (m == 0xff)
-                    s += ((d[i] + d[i + 1]) + (d[i + 2] + d[i + 3])) + ((d[i + 4] + d[i + 5]) + (d[i + 6] + d[i + 7]));
+                    s += ((d[i] + d[i + 1]) + (d[i + 2] + d[i + 3])) +
+                         ((d[i + 4] + d[i + 5]) + (d[i + 6] + d[i + 7]));
                 else
                     for (int k = 0; k < 8; k++)
                         s += m >> k & 1 ? d[i + k] : 0.0;
@@ -58,8 +59,8 @@ int main(int argc, char **argv)
 {
     /* Keep freed memory in the process (DRAY_BENCH_MALLOC=default leaves glibc's defaults): glibc
      * otherwise returns each partition's large buffers to the kernel when they are freed, and the
-     * next partition pays a page fault per 4 KiB to get them back (about a quarter of the CSV parse's
-     * CPU time on this machine). */
+     * next partition pays a page fault per 4 KiB to get them back (about a quarter of the CSV
+     * parse's CPU time on this machine). */
     const char *mc = getenv("DRAY_BENCH_MALLOC");
     if (!mc || strcmp(mc, "default")) {
         mallopt(M_MMAP_THRESHOLD, 256 << 20);

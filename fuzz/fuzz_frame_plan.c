@@ -31,7 +31,8 @@ static dray_status put(void *b, const void *data, size_t len)
     return DRAY_OK;
 }
 
-static const char text[] = "a,b,c\n1,2.5,x\n\"q\"\"t\",,2024-01-02 03:04:05\n-7;8|9,true,NA\r\n1,2\n";
+static const char text[] =
+    "a,b,c\n1,2.5,x\n\"q\"\"t\",,2024-01-02 03:04:05\n-7;8|9,true,NA\r\n1,2\n";
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -50,8 +51,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(o.p);
     for (size_t start = 0; start < sizeof(text) - 1; start += 7) {
         dray_table *t = NULL;
-        if (dray__csv_parse_range(p, "fuzz.csv", text, sizeof(text) - 1, start, sizeof(text) - 1, false,
-                                  &t, NULL) == DRAY_OK)
+        if (dray__csv_parse_range(p, "fuzz.csv", text, sizeof(text) - 1, start, sizeof(text) - 1,
+                                  false, &t, NULL) == DRAY_OK)
             dray_table_release(t);
     }
     dray__csv_plan_destroy(p);

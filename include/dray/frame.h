@@ -297,7 +297,8 @@ DRAY_API const dray_table *dray_frame_part_table(const dray_value *v);
 
 /* dray_frame_part_result: *result becomes a partition value that takes t (also on failure), keeping
  * the count of skipped CSV rows of the input partition `in` (NULL: none). */
-DRAY_API dray_status dray_frame_part_result(const dray_value *in, dray_table *t, dray_value *result);
+DRAY_API dray_status dray_frame_part_result(const dray_value *in, dray_table *t,
+                                            dray_value *result);
 
 /* dray_frame_compute: runs the graph and concatenates the partitions. On DRAY_OK *out is owned. */
 DRAY_API dray_status dray_frame_compute(const dray_frame *f, dray_table **out);

@@ -610,7 +610,8 @@ static size_t fast_number_scalar(const dray__csv_plan *pl, dray__builder *b, int
 static inline int digit_run(const char *s)
 {
     __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
-    __m128i bad = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8('0')), _mm_cmpgt_epi8(x, _mm_set1_epi8('9')));
+    __m128i bad = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8('0')),
+                               _mm_cmpgt_epi8(x, _mm_set1_epi8('9')));
     return __builtin_ctz((unsigned)_mm_movemask_epi8(bad) | 0x10000u);
 }
 
@@ -752,7 +753,8 @@ static dray_status parse_record(rparse *r, size_t *pos)
             /* "YYYY-MM-DD HH:MM:SS" then a delimiter or line end: parsed without looking for
              * the field's end (fast_timestamp checks all 19 bytes, none of which ends a field) */
             if (b && b->type == DRAY_DT_TIMESTAMP && r->ts19 && n - p > 20 &&
-                (d[p + 19] == pl->delim || d[p + 19] == '\n' || (d[p + 19] == '\r' && d[p + 20] == '\n')) &&
+                (d[p + 19] == pl->delim || d[p + 19] == '\n' ||
+                 (d[p + 19] == '\r' && d[p + 20] == '\n')) &&
                 fast_timestamp(r, col, b, d + p, 19)) {
                 p += 19;
                 goto terminator;

@@ -151,10 +151,13 @@ DRAY_FUNCTION(frame_select)
     return st ? st : dray__part_value(t, p->bad_rows, result);
 }
 
-/* process_token: two numbers that identify this process (its pid and where the partition type
- * was loaded, which address-space randomisation varies), so that a task carrying C pointers can
- * tell it was sent to another process. */
-static int64_t process_token(void) { return (int64_t)(uintptr_t)&part_type ^ ((int64_t)getpid() << 40); }
+/* process_token: a number for this process (its pid mixed with where the partition type was
+ * loaded, which address-space randomisation varies), so that a task carrying C pointers can tell
+ * that it was sent to another process. */
+static int64_t process_token(void)
+{
+    return (int64_t)(uintptr_t)&part_type ^ ((int64_t)getpid() << 40);
+}
 
 /* frame_map(part, fn pointer, arg pointer, process token): C pointers as integers, so it runs only
  * in the process that made it (map_named is the way on a cluster). */
@@ -575,7 +578,8 @@ dray_status dray_frame_map_named(const dray_frame *f, const char *fn_name, const
         dray_table *empty;
         dray_value args[2], res = dray_null();
         dray_ref *ref = NULL;
-        if ((st = dray__table_empty_like(f->schema, &empty)) || (st = dray__part_value(empty, 0, &args[0])))
+        if ((st = dray__table_empty_like(f->schema, &empty)) ||
+            (st = dray__part_value(empty, 0, &args[0])))
             return st;
         args[1] = a;
         if (!(st = dray_submit(f->rt, fn_name, args, 2, NULL, &ref)) &&

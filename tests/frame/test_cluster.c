@@ -240,7 +240,8 @@ TEST(etl_example_on_cluster)
     ASSERT_OK(dray_csv_gen(data, 30000, 3, 11));
     fx f;
     fx_start(&f);
-    snprintf(cmd, sizeof cmd, "%s/etl '%s/data-*.csv' %s/local > %s/local.log 2>&1", f.dray, data, data, data);
+    snprintf(cmd, sizeof cmd, "%s/etl '%s/data-*.csv' %s/local > %s/local.log 2>&1", f.dray, data,
+             data, data);
     ASSERT_EQ(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "DRAY_ADDRESS=%s %s/etl '%s/data-*.csv' %s/cluster > %s/cluster.log 2>&1",
              f.addr, f.dray, data, data, data);

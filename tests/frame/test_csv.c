@@ -344,7 +344,8 @@ TEST(pandas_strings)
 TEST(numbers_exact)
 {
     enum { N = 6000 };
-    char *text = malloc((size_t)N * 96 + 64), (*num)[48] = malloc((size_t)N * 48), (*ints)[24] = malloc((size_t)N * 24);
+    char *text = malloc((size_t)N * 96 + 64), (*num)[48] = malloc((size_t)N * 48),
+         (*ints)[24] = malloc((size_t)N * 24);
     ASSERT_TRUE(text && num && ints);
     uint64_t s = 88172645463325252ull;
     size_t at = (size_t)sprintf(text, "x,i,tail\n");
