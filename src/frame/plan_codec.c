@@ -113,7 +113,7 @@ dray_status dray__csv_plan_decode(const void *data, size_t len, dray__csv_plan *
     if (!delim || delim == '\n' || delim == '\r' || delim == quote || hdr[2] > 1 || hdr[3] > 1)
         return bad("bad dialect");
     /* every field takes at least 16 bytes (name length, column), every column 2 */
-    if (nf == 0 || nf > r.left / 16 || nc > nf)
+    if (nf == 0 || nf > r.left / 16 || nf > (1u << 24) || nc > nf)
         return bad("bad field count");
     dray__csv_plan *p = calloc(1, sizeof(*p));
     if (!p)
