@@ -292,7 +292,7 @@ static void run_shuffles(dray_runtime *rt, const char *pattern, dray_table **out
 }
 
 /* run_pipeline: read_csv (ranges of 64 KiB, so plans and quote counts travel) -> filter -> assign
- * -> map_named(fr_tag_pid) -> compute, plus a groupby of the same frame. */
+ * -> map_named(fr_tag_pid) -> compute, persist and head, plus a groupby of the same frame. */
 static void run_pipeline(dray_runtime *rt, const char *pattern, dray_table **out, dray_table **gb)
 {
     dray_csv_opts o;
@@ -308,6 +308,19 @@ static void run_pipeline(dray_runtime *rt, const char *pattern, dray_table **out
     ASSERT_OK(dray_frame_map_named(h, "fr_tag_pid", &name, NULL, &m));
     dray_value_release(&name);
     ASSERT_OK(dray_frame_compute(m, out));
+    /* persist keeps the partitions (refs the driver owns), head takes the first rows */
+    dray_frame *per;
+    dray_table *pt, *hd, *first;
+    ASSERT_OK(dray_frame_persist(h, &per));
+    ASSERT_OK(dray_frame_compute(per, &pt));
+    ASSERT_OK(dray_frame_head(per, 9, &hd));
+    ASSERT_OK(dray_table_slice(pt, 0, 9, &first));
+    ASSERT_TRUE(dray_table_equal(hd, first));
+    ASSERT_EQ(dray_table_num_rows(pt), dray_table_num_rows(*out));
+    dray_table_release(first);
+    dray_table_release(hd);
+    dray_table_release(pt);
+    dray_frame_destroy(per);
     const char *key = "category";
     dray_agg_spec aggs[2] = {{"amount", DRAY_AGG_MEAN, NULL}, {"id", DRAY_AGG_COUNT, NULL}};
     ASSERT_OK(dray_frame_groupby(h, &key, 1, aggs, 2, gb));
