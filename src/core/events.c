@@ -259,11 +259,11 @@ static inline void add_relaxed(_Atomic uint64_t *c, uint64_t n)
                           memory_order_relaxed);
 }
 
-/* Moves the current run of submissions into the table (writer only). */
-static void sub_flush(struct dray__evthread *t)
+/* Moves the thread's current run of submissions (in its counters) into its table (writer only). */
+static void sub_flush(struct dray__evthread *t, dray__counters *cnt)
 {
-    const dray_function *fn = atomic_load_explicit(&t->hot.sub_fn, memory_order_relaxed);
-    uint64_t n = atomic_load_explicit(&t->hot.sub_n, memory_order_relaxed);
+    const dray_function *fn = atomic_load_explicit(&cnt->sub_fn, memory_order_relaxed);
+    uint64_t n = atomic_load_explicit(&cnt->sub_n, memory_order_relaxed);
     if (!fn || !n)
         return;
     size_t h = ((uintptr_t)fn >> 4) * 0x9e3779b97f4a7c15ull >> 56;
@@ -283,25 +283,34 @@ static void sub_flush(struct dray__evthread *t)
     }
     add_relaxed(&t->sub_other, n);
 out:
-    /* Reset the count before the function: a racing reader may miss n but never counts it twice
-     * (it may count the run once more in the table only after these stores). */
-    atomic_store_explicit(&t->hot.sub_n, 0, memory_order_relaxed);
-    atomic_store_explicit(&t->hot.sub_fn, NULL, memory_order_release);
+    /* A reader racing with this may count the run twice for a moment (approximate while work
+     * is being submitted). */
+    atomic_store_explicit(&cnt->sub_n, 0, memory_order_relaxed);
+    atomic_store_explicit(&cnt->sub_fn, NULL, memory_order_release);
 }
 
-void dray__ev_submit_slow(dray_runtime *rt, const dray_function *fn)
+void dray__ev_submit_slow(dray_runtime *rt, dray__counters *cnt, const dray_function *fn)
 {
     dray__tls *tls = &dray__tls_slot;
     dray__worker *w = tls->rt == rt && tls->rt_id == rt->id ? tls->worker : NULL;
     struct dray__evthread **slot = dray__ev_slot(rt, w);
     struct dray__evthread *t = slot ? thread_ring(rt, slot, w) : NULL;
-    if (!t || !fn)
+    if (!t || !fn || !cnt)
         return;
-    if (atomic_load_explicit(&t->hot.sub_fn, memory_order_relaxed) != fn) {
-        sub_flush(t);
-        atomic_store_explicit(&t->hot.sub_fn, fn, memory_order_relaxed);
-    }
-    add_relaxed(&t->hot.sub_n, 1);
+    sub_flush(t, cnt);
+    atomic_store_explicit(&cnt->sub_fn, fn, memory_order_relaxed);
+    add_relaxed(&cnt->sub_n, 1);
+}
+
+/* The current run in one thread's counters. */
+static void sub_current(const dray__counters *c, void (*cb)(void *, const char *, uint64_t),
+                        void *ctx)
+{
+    const dray_function *f = atomic_load_explicit(&((dray__counters *)c)->sub_fn,
+                                                  memory_order_acquire);
+    uint64_t n = atomic_load_explicit(&((dray__counters *)c)->sub_n, memory_order_relaxed);
+    if (f && n)
+        cb(ctx, f->name, n);
 }
 
 size_t dray__events_submitted(dray_runtime *rt, void (*cb)(void *ctx, const char *name, uint64_t n),
@@ -320,15 +329,17 @@ size_t dray__events_submitted(dray_runtime *rt, void (*cb)(void *ctx, const char
                 k++;
             }
         }
-        const dray_function *f = atomic_load_explicit(&t->hot.sub_fn, memory_order_acquire);
-        uint64_t n = atomic_load_explicit(&t->hot.sub_n, memory_order_relaxed);
-        if (f && n)
-            cb(ctx, f->name, n);
         uint64_t o = atomic_load_explicit(&t->sub_other, memory_order_relaxed);
         if (o)
             cb(ctx, "(other)", o);
     }
     pthread_mutex_unlock(&ev->lock);
+    int nslots = atomic_load_explicit(&rt->nslots, memory_order_acquire);
+    for (int i = 0; i < nslots; i++)
+        sub_current(&rt->workers[i].c, cb, ctx);
+    for (dray__producer *p = atomic_load_explicit(&rt->producers, memory_order_acquire); p;
+         p = p->next)
+        sub_current(&p->c, cb, ctx);
     return k;
 }
 

@@ -114,6 +114,10 @@ struct dray_ref {
 typedef struct dray__counters {
     _Atomic uint64_t submitted, finished, failed, retried, canceled, stolen;
     _Atomic uint64_t allocs, frees, actor_calls;
+    /* While events are recorded: the current run of submissions of one function (events.c moves
+     * finished runs into the thread's table). */
+    _Atomic(const struct dray_function *) sub_fn;
+    _Atomic uint64_t sub_n;
 } dray__counters;
 
 static inline void dray__count(_Atomic uint64_t *c, uint64_t n)
@@ -321,15 +325,11 @@ struct dray__evthread_hot {
     const dray_function *fn; /* function of the open block; NULL when none is open */
     uint32_t n;              /* tasks in the open block */
     uint32_t budget;         /* tasks left before the next clock read */
-    /* Tasks submitted from this thread: the current run of one function (the table is in
-     * events.c). Single writer; relaxed stores, read by the collector. */
-    _Atomic(const dray_function *) sub_fn;
-    _Atomic uint64_t sub_n;
 };
 void dray__ev_task_slow(dray_runtime *rt, struct dray__evthread **slot, const dray_function *fn);
 void dray__ev_task_end_slow(dray_runtime *rt, struct dray__evthread **slot, int st);
 void dray__ev_idle(dray_runtime *rt, struct dray__evthread *t);
-void dray__ev_submit_slow(dray_runtime *rt, const dray_function *fn);
+void dray__ev_submit_slow(dray_runtime *rt, dray__counters *cnt, const dray_function *fn);
 struct dray__evthread **dray__ev_slot_external(dray_runtime *rt);
 /* The running thread's ring slot for rt (a worker's, else the external thread's producer's). */
 struct dray__evthread **dray__ev_slot(dray_runtime *rt, dray__worker *w);
@@ -344,24 +344,25 @@ void dray__events_free(dray_runtime *rt);
 
 static inline struct dray__evthread **dray__ev_slot_of(dray_runtime *rt, dray__worker *w)
 {
-    return w ? &w->ev : dray__ev_slot_external(rt);
+    if (w)
+        return &w->ev;
+    dray__tls *tls = &dray__tls_slot;
+    if (tls->rt == rt && tls->rt_id == rt->id && tls->producer)
+        return &tls->producer->ev;
+    return dray__ev_slot_external(rt);
 }
 
-/* A task of fn was submitted from this thread: counted per function, in runs. */
-static inline void dray__ev_submit(dray_runtime *rt, const dray_function *fn)
+/* A task of fn was submitted from the thread whose counters are cnt: counted per function, in runs
+ * (a compare and a relaxed store on the line the submission count just touched). */
+static inline void dray__ev_submit(dray_runtime *rt, dray__counters *cnt, const dray_function *fn)
 {
-    dray__tls *tls = &dray__tls_slot;
-    struct dray__evthread_hot *t = NULL;
-    if (tls->rt == rt && tls->rt_id == rt->id)
-        t = (struct dray__evthread_hot *)(tls->worker     ? tls->worker->ev
-                                          : tls->producer ? tls->producer->ev
-                                                          : NULL);
-    if (t && atomic_load_explicit(&t->sub_fn, memory_order_relaxed) == fn) {
-        atomic_store_explicit(&t->sub_n, atomic_load_explicit(&t->sub_n, memory_order_relaxed) + 1,
+    if (atomic_load_explicit(&cnt->sub_fn, memory_order_relaxed) == fn) {
+        atomic_store_explicit(&cnt->sub_n,
+                              atomic_load_explicit(&cnt->sub_n, memory_order_relaxed) + 1,
                               memory_order_relaxed);
         return;
     }
-    dray__ev_submit_slow(rt, fn);
+    dray__ev_submit_slow(rt, cnt, fn);
 }
 
 /* A task of `fn` starts. The common case, the same function as the thread's open block between two

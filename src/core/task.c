@@ -244,10 +244,11 @@ dray_status dray__make_task(dray_runtime *rt, const dray_function *fn, const dra
         else
             atomic_fetch_sub_explicit(&c->deps_left, 1, memory_order_relaxed);
     }
-    dray__count(&dray__thread_counters(rt)->submitted, 1);
+    dray__counters *cnt = dray__thread_counters(rt);
+    dray__count(&cnt->submitted, 1);
     if (__builtin_expect(atomic_load_explicit(&rt->events, memory_order_relaxed) != NULL, 0) &&
         kind == DRAY__CELL_TASK)
-        dray__ev_submit(rt, fn);
+        dray__ev_submit(rt, cnt, fn);
     *out = c;
     return DRAY_OK;
 out_free_extra:
