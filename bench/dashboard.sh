@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# dashboard benchmarks (bench/run dashboard [--runs N] [--tasks N] [--build DIR]), one process:
+# dashboard benchmarks (bench/run dashboard [--runs N] [--tasks N] [--build DIR]), one process with two
+# pairs of runtimes created in opposite orders (one of each pair serving a dashboard), averaged:
 #   - dashboard_overhead_pct: core_empty_tasks_per_s's workload (1M no-op tasks from one thread, then
-#     wait for all) on a runtime serving a dashboard against one without, runs interleaved, medians;
+#     wait for all) on the watched runtime against the plain one, runs interleaved, medians;
 #   - dashboard_overhead_paired_pct: 61 pairs of shorter runs, each watched run against the plain run
-#     beside it; 1 minus the median of the pairs' ratios (steadier on a loaded machine);
+#     beside it; 1 minus the median of the pairs' ratios;
 #   - dashboard_api_p99_ms: latency of the page's API calls (summary, tasks, the stream from its cursor,
 #     nodes) over HTTP, 4 every 20 ms, while 1M-task runs go on until 400 calls were made.
 # The anchor is the same runtime without the dashboard, measured side by side.
