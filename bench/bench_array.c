@@ -76,10 +76,12 @@ typedef struct bound_arg {
 static void *bound_thread(void *p)
 {
     bound_arg *a = p;
-    /* column blocks of C keep the accumulators in L1, as the chunked computation does */
+    /* column blocks of C rows of C, as the chunked computation does: the fused column-sum kernel */
     for (int64_t c0 = 0; c0 < N; c0 += C)
-        for (int64_t i = a->r0; i < a->r1; i++)
-            dray_random_uniform_accumulate(42, (uint64_t)(i * N + c0), a->acc + c0, C);
+        for (int64_t i = a->r0; i < a->r1; i += C) {
+            int64_t rows = a->r1 - i < C ? a->r1 - i : C;
+            dray_random_uniform_colsum(42, (uint64_t)(i * N + c0), N, (size_t)rows, C, a->acc + c0);
+        }
     return NULL;
 }
 

@@ -136,6 +136,11 @@ DRAY_API void dray_random_uniform_fill(uint64_t seed, uint64_t first, double *ou
 /* dray_random_uniform_accumulate: acc[i] += dray_random_uniform_at(seed, first + i) (the fused
  * generate-and-sum loop the benchmark's bound uses). */
 DRAY_API void dray_random_uniform_accumulate(uint64_t seed, uint64_t first, double *acc, size_t n);
+/* dray_random_uniform_colsum: acc[j] += sum over r < nrows of dray_random_uniform_at(seed,
+ * first + r * stride + j) for j < ncols: the column sums of a row-major block of a uniform array
+ * (fused generate-and-reduce, the seed example's inner loop); acc borrowed, ncols doubles. */
+DRAY_API void dray_random_uniform_colsum(uint64_t seed, uint64_t first, uint64_t stride,
+                                         size_t nrows, size_t ncols, double *acc);
 
 /* ==== Elementwise (NumPy broadcasting and type promotion) ==========================================*/
 typedef enum dray_binop {

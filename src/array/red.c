@@ -245,7 +245,7 @@ static dray_status part_rows_tile(dray__vm_run *r, const int64_t *pos, int64_t n
     return DRAY_OK;
 }
 
-/* The seed's hot path: uniform generation fused straight into the row sums. */
+/* The seed's hot path: uniform generation fused straight into the row (or column) sums. */
 static dray_status part_uniform_rows(dray__vm_run *r, part_ctx *c)
 {
     const dray__vm_insn *in = &r->p->insns[0];
@@ -255,6 +255,23 @@ static dray_status part_uniform_rows(dray__vm_run *r, part_ctx *c)
     int64_t rows = 1;
     for (int d = 0; d < last; d++)
         rows *= shape[d];
+    if (nd >= 2 && c->pstride[last - 1] == 0) {
+        /* the axis before the last is reduced: its rows are column-summed into one partial row
+         * by the generate-and-add kernel, which keeps the sums in registers across the rows */
+        int64_t inner = shape[last - 1], outer = inner > 0 ? rows / inner : 0;
+        for (int64_t o = 0; o < outer && shape[last] > 0; o++) {
+            uint64_t flat = 0;
+            int64_t base = 0;
+            for (int d = 0; d < nd; d++) {
+                flat += (uint64_t)((r->g->off[d] + pos[d]) * r->rstride[0][d]);
+                base += pos[d] * c->pstride[d];
+            }
+            dray__rng_uniform_colsum(&r->key[0][0], flat, (uint64_t)r->rstride[0][last - 1],
+                                     inner, shape[last], c->f + base);
+            dray__next_index(pos, shape, last - 1);
+        }
+        rows = 0;
+    }
     for (int64_t row = 0; row < rows && shape[last] > 0; row++) {
         uint64_t flat = 0;
         int64_t base = 0;
