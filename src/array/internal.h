@@ -70,8 +70,9 @@ double dray__rng_uniform(const dray__rng_key *k, uint64_t i);
 uint64_t dray__rng_bits(const dray__rng_key *k, uint64_t i);
 void dray__rng_uniform_fill(const dray__rng_key *k, uint64_t first, double *out, int64_t n);
 void dray__rng_uniform_add(const dray__rng_key *k, uint64_t first, double *acc, int64_t n);
-/* dray__rng_uniform_colsum: acc[j] += sum over r < nrows of u(first + r * stride + j), j < ncols,
- * summed as (1 + u) per column in row order, minus nrows (the same bits on every path). */
+/* dray__rng_uniform_colsum: acc[j] += sum over r < nrows of u(first + r * stride + j), j < ncols.
+ * Each column's 52-bit integers (u = m * 2^-52) add up exactly, rounded once per batch of 4096
+ * rows; an odd stride sums the even rows, then the odd ones. The same bits on every path. */
 void dray__rng_uniform_colsum(const dray__rng_key *k, uint64_t first, uint64_t stride,
                               int64_t nrows, int64_t ncols, double *acc);
 /* dray__rng_best_impl: the fastest path this CPU has (2: VAES, 1: AES-NI, 0: portable); tests set

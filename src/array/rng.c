@@ -137,25 +137,16 @@ static void soft_block(const dray__rng_key *k, uint64_t block, uint64_t out[2])
     dray__ars_soft(ctr, k->rk[0], 5, out);
 }
 
-/* What uniform_run writes: bit 0 adds into out instead of storing, bit 1 keeps 1 + u (in [1, 2),
- * the bits' exact image before the subtraction) rather than u. */
-enum { RUN_ADD = 1, RUN_ONE = 2 };
-
-static inline double one_plus(uint64_t bits)
-{
-    uint64_t w = (bits >> 12) | 0x3ff0000000000000ULL;
-    double d;
-    memcpy(&d, &w, 8);
-    return d;
-}
-
 static inline double to_unit(uint64_t bits) { return (double)(bits >> 12) * 0x1p-52; }
 
-static inline void put(double *o, uint64_t bits, int mode)
+static inline void put(double *o, uint64_t bits, bool add)
 {
-    double u = mode & RUN_ONE ? one_plus(bits) : to_unit(bits);
-    *o = mode & RUN_ADD ? *o + u : u;
+    *o = add ? *o + to_unit(bits) : to_unit(bits);
 }
+
+/* Column sums add up the 52-bit integers behind the doubles (u = m * 2^-52, m = bits >> 12)
+ * exactly, in batches of this many rows (4096 * (2^52 - 1) < 2^64), and round once per batch. */
+#define COLSUM_BATCH 4096
 
 #ifdef DRAY__X86
 __attribute__((target("aes,sse2"))) static void ni_block(const dray__rng_key *k, uint64_t block,
@@ -178,7 +169,7 @@ __attribute__((target("aes,sse2"))) static void ni_block(const dray__rng_key *k,
     const __m256i k4 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(k)->rk[4])); \
     const __m256i k5 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(k)->rk[5]))
 
-/* Five rounds on four independent chains, interleaved so that each AES unit always has work
+/* Five rounds on four independent chains, interleaved so that the AES units always have work
  * (one chain alone waits on the instruction latency); written out rather than as an array, which
  * GCC spills to the stack. */
 #define VAES_ROUND(f, key) \
@@ -187,19 +178,20 @@ __attribute__((target("aes,sse2"))) static void ni_block(const dray__rng_key *k,
     (VAES_ROUND(_mm256_aesenc_epi128, k1), VAES_ROUND(_mm256_aesenc_epi128, k2),                   \
      VAES_ROUND(_mm256_aesenc_epi128, k3), VAES_ROUND(_mm256_aesenc_epi128, k4),                   \
      VAES_ROUND(_mm256_aesenclast_epi128, k5))
-/* The top 52 bits as the mantissa of a double in [1, 2): exactly 1 + u. */
-#define VAES_ONE(v) \
-    _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(v, 12), _mm256_set1_epi64x(0x3ff0000000000000LL)))
+/* u exactly: the top 52 bits as the mantissa of a double in [1, 2), minus 1. */
+#define VAES_UNIT(v)                                                                               \
+    _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(                                             \
+                      _mm256_srli_epi64(v, 12), _mm256_set1_epi64x(0x3ff0000000000000LL))),       \
+                  _mm256_set1_pd(1.0))
 
-/* Blocks b0 .. b0+nb (nb a multiple of 8) into 2*nb doubles, as uniform_run's mode says. */
+/* Blocks b0 .. b0+nb (nb a multiple of 8) into 2*nb doubles: out = u, or out += u. */
 __attribute__((target("avx2,aes,vaes"))) static void vaes_blocks(const dray__rng_key *k,
                                                                   uint64_t b0, double *out,
-                                                                  int64_t nb, int mode)
+                                                                  int64_t nb, bool add)
 {
     VAES_KEYS(k);
     __m256i ctr = _mm256_set_epi64x(0, (long long)(b0 + 1), 0, (long long)b0);
     const __m256i two = _mm256_set_epi64x(0, 2, 0, 2);
-    const __m256d sub = _mm256_set1_pd(mode & RUN_ONE ? 0.0 : 1.0);
     for (int64_t b = 0; b < nb; b += 8, out += 16) {
         __m256i v0 = _mm256_xor_si256(ctr, k0);
         ctr = _mm256_add_epi64(ctr, two);
@@ -210,10 +202,8 @@ __attribute__((target("avx2,aes,vaes"))) static void vaes_blocks(const dray__rng
         __m256i v3 = _mm256_xor_si256(ctr, k0);
         ctr = _mm256_add_epi64(ctr, two);
         VAES_ARS5();
-        /* x - 0.0 is x exactly, so one loop serves both value ranges */
-        __m256d d0 = _mm256_sub_pd(VAES_ONE(v0), sub), d1 = _mm256_sub_pd(VAES_ONE(v1), sub);
-        __m256d d2 = _mm256_sub_pd(VAES_ONE(v2), sub), d3 = _mm256_sub_pd(VAES_ONE(v3), sub);
-        if (mode & RUN_ADD) {
+        __m256d d0 = VAES_UNIT(v0), d1 = VAES_UNIT(v1), d2 = VAES_UNIT(v2), d3 = VAES_UNIT(v3);
+        if (add) {
             d0 = _mm256_add_pd(_mm256_loadu_pd(out), d0);
             d1 = _mm256_add_pd(_mm256_loadu_pd(out + 4), d1);
             d2 = _mm256_add_pd(_mm256_loadu_pd(out + 8), d2);
@@ -226,9 +216,19 @@ __attribute__((target("avx2,aes,vaes"))) static void vaes_blocks(const dray__rng
     }
 }
 
-/* Column sums over rows, 16 columns at a time: s[j] = sum over r of (1 + u(first + r*stride + j)),
- * kept in registers across the rows, then acc[j] += s[j] - nrows. first and stride are even, so
- * every row's 16 numbers are 8 whole blocks; ncols is a multiple of 16. */
+/* Adds the exact integer column sums (4 lanes of s) to acc[0..4), rounding once. */
+__attribute__((target("avx2"))) static inline void colsum_out(double *acc, __m256i s)
+{
+    uint64_t t[4];
+    _mm256_storeu_si256((__m256i *)t, s);
+    for (int i = 0; i < 4; i++)
+        acc[i] += (double)t[i] * 0x1p-52;
+}
+
+/* Column sums of up to COLSUM_BATCH rows, 16 columns at a time: the 52-bit integers of each
+ * column added exactly in 64-bit lanes kept in registers across the rows. first and stride are
+ * even, so every row's 4 numbers from an even j are 2 whole blocks; ncols is a multiple of 4. One
+ * counter with the chains' offsets as constants keeps everything in the 16 YMM registers. */
 __attribute__((target("avx2,aes,vaes"))) static void vaes_colsum(const dray__rng_key *k,
                                                                   uint64_t first, uint64_t stride,
                                                                   int64_t nrows, int64_t ncols,
@@ -236,30 +236,43 @@ __attribute__((target("avx2,aes,vaes"))) static void vaes_colsum(const dray__rng
 {
     VAES_KEYS(k);
     const __m256i step = _mm256_set_epi64x(0, (long long)(stride / 2), 0, (long long)(stride / 2));
-    const __m256d rows = _mm256_set1_pd((double)nrows);
-    for (int64_t j = 0; j < ncols; j += 16) {
+    int64_t j = 0;
+    for (; j + 16 <= ncols; j += 16) {
         long long b = (long long)((first + (uint64_t)j) / 2);
-        __m256i c0 = _mm256_set_epi64x(0, b + 1, 0, b), c1 = _mm256_set_epi64x(0, b + 3, 0, b + 2);
-        __m256i c2 = _mm256_set_epi64x(0, b + 5, 0, b + 4), c3 = _mm256_set_epi64x(0, b + 7, 0, b + 6);
-        __m256d s0 = _mm256_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+        __m256i c = _mm256_set_epi64x(0, b + 1, 0, b);
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
         for (int64_t r = 0; r < nrows; r++) {
-            __m256i v0 = _mm256_xor_si256(c0, k0), v1 = _mm256_xor_si256(c1, k0);
-            __m256i v2 = _mm256_xor_si256(c2, k0), v3 = _mm256_xor_si256(c3, k0);
-            c0 = _mm256_add_epi64(c0, step);
-            c1 = _mm256_add_epi64(c1, step);
-            c2 = _mm256_add_epi64(c2, step);
-            c3 = _mm256_add_epi64(c3, step);
+            __m256i v0 = _mm256_xor_si256(c, k0);
+            __m256i v1 = _mm256_xor_si256(_mm256_add_epi64(c, _mm256_set_epi64x(0, 2, 0, 2)), k0);
+            __m256i v2 = _mm256_xor_si256(_mm256_add_epi64(c, _mm256_set_epi64x(0, 4, 0, 4)), k0);
+            __m256i v3 = _mm256_xor_si256(_mm256_add_epi64(c, _mm256_set_epi64x(0, 6, 0, 6)), k0);
+            c = _mm256_add_epi64(c, step);
             VAES_ARS5();
-            s0 = _mm256_add_pd(s0, VAES_ONE(v0));
-            s1 = _mm256_add_pd(s1, VAES_ONE(v1));
-            s2 = _mm256_add_pd(s2, VAES_ONE(v2));
-            s3 = _mm256_add_pd(s3, VAES_ONE(v3));
+            s0 = _mm256_add_epi64(s0, _mm256_srli_epi64(v0, 12));
+            s1 = _mm256_add_epi64(s1, _mm256_srli_epi64(v1, 12));
+            s2 = _mm256_add_epi64(s2, _mm256_srli_epi64(v2, 12));
+            s3 = _mm256_add_epi64(s3, _mm256_srli_epi64(v3, 12));
         }
-        double *a = acc + j;
-        _mm256_storeu_pd(a, _mm256_add_pd(_mm256_loadu_pd(a), _mm256_sub_pd(s0, rows)));
-        _mm256_storeu_pd(a + 4, _mm256_add_pd(_mm256_loadu_pd(a + 4), _mm256_sub_pd(s1, rows)));
-        _mm256_storeu_pd(a + 8, _mm256_add_pd(_mm256_loadu_pd(a + 8), _mm256_sub_pd(s2, rows)));
-        _mm256_storeu_pd(a + 12, _mm256_add_pd(_mm256_loadu_pd(a + 12), _mm256_sub_pd(s3, rows)));
+        colsum_out(acc + j, s0);
+        colsum_out(acc + j + 4, s1);
+        colsum_out(acc + j + 8, s2);
+        colsum_out(acc + j + 12, s3);
+    }
+    /* the last columns, 4 at a time: one chain per row, the rows overlap in the out-of-order core */
+    for (; j < ncols; j += 4) {
+        long long b = (long long)((first + (uint64_t)j) / 2);
+        __m256i c = _mm256_set_epi64x(0, b + 1, 0, b), s0 = _mm256_setzero_si256();
+        for (int64_t r = 0; r < nrows; r++) {
+            __m256i v0 = _mm256_xor_si256(c, k0);
+            c = _mm256_add_epi64(c, step);
+            v0 = _mm256_aesenc_epi128(v0, k1);
+            v0 = _mm256_aesenc_epi128(v0, k2);
+            v0 = _mm256_aesenc_epi128(v0, k3);
+            v0 = _mm256_aesenc_epi128(v0, k4);
+            v0 = _mm256_aesenclast_epi128(v0, k5);
+            s0 = _mm256_add_epi64(s0, _mm256_srli_epi64(v0, 12));
+        }
+        colsum_out(acc + j, s0);
     }
 }
 #endif
@@ -287,76 +300,96 @@ double dray__rng_uniform(const dray__rng_key *k, uint64_t i)
     return to_unit(dray__rng_bits(k, i));
 }
 
-/* Elements first .. first+n into out, as mode says (RUN_ADD, RUN_ONE). */
-static void uniform_run(const dray__rng_key *k, uint64_t first, double *out, int64_t n, int mode)
+/* Elements first .. first+n into out: out = u, or out += u. */
+static void uniform_run(const dray__rng_key *k, uint64_t first, double *out, int64_t n, bool add)
 {
     uint64_t bits[2];
     if (n > 0 && (first & 1)) { /* odd start: the second half of a block */
-        put(out, dray__rng_bits(k, first), mode);
+        put(out, dray__rng_bits(k, first), add);
         out++, first++, n--;
     }
     int64_t nb = n / 2, b = 0;
 #ifdef DRAY__X86
     if (k->impl == 2 && nb >= 8) {
         b = nb & ~(int64_t)7;
-        vaes_blocks(k, first >> 1, out, b, mode);
+        vaes_blocks(k, first >> 1, out, b, add);
     }
 #endif
     for (; b < nb; b++) {
         block_bits(k, (first >> 1) + (uint64_t)b, bits);
-        put(out + 2 * b, bits[0], mode);
-        put(out + 2 * b + 1, bits[1], mode);
+        put(out + 2 * b, bits[0], add);
+        put(out + 2 * b + 1, bits[1], add);
     }
     if (n & 1)
-        put(out + n - 1, dray__rng_bits(k, first + (uint64_t)n - 1), mode);
+        put(out + n - 1, dray__rng_bits(k, first + (uint64_t)n - 1), add);
 }
 
 void dray__rng_uniform_fill(const dray__rng_key *k, uint64_t first, double *out, int64_t n)
 {
-    uniform_run(k, first, out, n, 0);
+    uniform_run(k, first, out, n, false);
 }
 
 void dray__rng_uniform_add(const dray__rng_key *k, uint64_t first, double *acc, int64_t n)
 {
-    uniform_run(k, first, acc, n, RUN_ADD);
+    uniform_run(k, first, acc, n, true);
 }
 
-/* Column sums the scalar way, in slices of 256 columns (a stack buffer, no allocation), with the
- * same arithmetic as vaes_colsum: per column, 0 + (1 + u_0) + (1 + u_1) + ... in row order, then
- * acc += that - nrows. So every path gives the same bits. */
-static void colsum_rows(const dray__rng_key *k, uint64_t first, uint64_t stride, int64_t nrows,
-                        int64_t ncols, double *acc)
+/* Column sums one block at a time (portable or AES-NI), in slices of 256 columns (a stack
+ * buffer): the same exact integer sums as vaes_colsum, so every path gives the same bits. */
+static void colsum_blocks(const dray__rng_key *k, uint64_t first, uint64_t stride, int64_t nrows,
+                          int64_t ncols, double *acc)
 {
-    double s[256];
+    uint64_t s[256], bits[2];
     for (int64_t j0 = 0; j0 < ncols; j0 += 256) {
         int64_t len = ncols - j0 < 256 ? ncols - j0 : 256;
-        memset(s, 0, sizeof(double) * (size_t)len);
-        for (int64_t r = 0; r < nrows; r++)
-            uniform_run(k, first + (uint64_t)r * stride + (uint64_t)j0, s, len, RUN_ADD | RUN_ONE);
+        memset(s, 0, sizeof(uint64_t) * (size_t)len);
+        for (int64_t r = 0; r < nrows; r++) {
+            uint64_t e = first + (uint64_t)r * stride + (uint64_t)j0;
+            for (int64_t j = 0; j < len; j++, e++) {
+                if (j == 0 || !(e & 1))
+                    block_bits(k, e >> 1, bits);
+                s[j] += bits[e & 1] >> 12;
+            }
+        }
         for (int64_t j = 0; j < len; j++)
-            acc[j0 + j] += s[j] - (double)nrows;
+            acc[j0 + j] += (double)s[j] * 0x1p-52;
     }
+}
+
+/* At most COLSUM_BATCH rows with an even stride. */
+static void colsum_batch(const dray__rng_key *k, uint64_t first, uint64_t stride, int64_t nrows,
+                         int64_t ncols, double *acc)
+{
+#ifdef DRAY__X86
+    if (k->impl == 2) {
+        /* from the first column whose index is even in every row, 4 at a time; the rest (at
+         * most 4 columns) one block at a time */
+        int64_t js = (int64_t)(first & 1), m = ncols > js ? (ncols - js) / 4 * 4 : 0;
+        if (m > 0) {
+            colsum_blocks(k, first, stride, nrows, js, acc);
+            vaes_colsum(k, first + (uint64_t)js, stride, nrows, m, acc + js);
+            colsum_blocks(k, first + (uint64_t)(js + m), stride, nrows, ncols - js - m,
+                          acc + js + m);
+            return;
+        }
+    }
+#endif
+    colsum_blocks(k, first, stride, nrows, ncols, acc);
 }
 
 void dray__rng_uniform_colsum(const dray__rng_key *k, uint64_t first, uint64_t stride,
                               int64_t nrows, int64_t ncols, double *acc)
 {
-    if (nrows <= 0 || ncols <= 0)
+    if (ncols <= 0)
         return;
-#ifdef DRAY__X86
-    if (k->impl == 2 && !(stride & 1)) {
-        /* the columns whose index is even in every row, 16 at a time; the rest the scalar way */
-        int64_t js = (int64_t)(first & 1), m = (ncols - js) / 16 * 16;
-        if (m > 0) {
-            colsum_rows(k, first, stride, nrows, js, acc);
-            vaes_colsum(k, first + (uint64_t)js, stride, nrows, m, acc + js);
-            colsum_rows(k, first + (uint64_t)(js + m), stride, nrows, ncols - js - m,
-                        acc + js + m);
-            return;
-        }
+    if (stride & 1) { /* rows alternate parity: the even rows, then the odd ones (even strides) */
+        dray__rng_uniform_colsum(k, first, 2 * stride, (nrows + 1) / 2, ncols, acc);
+        dray__rng_uniform_colsum(k, first + stride, 2 * stride, nrows / 2, ncols, acc);
+        return;
     }
-#endif
-    colsum_rows(k, first, stride, nrows, ncols, acc);
+    for (int64_t r = 0; r < nrows; r += COLSUM_BATCH)
+        colsum_batch(k, first + (uint64_t)r * stride, stride,
+                     nrows - r < COLSUM_BATCH ? nrows - r : COLSUM_BATCH, ncols, acc);
 }
 
 void dray__rng_soft_block(const dray__rng_key *k, uint64_t block, uint64_t out[2])
