@@ -1,7 +1,8 @@
 /* The counter-based random generator: ARS-5 (Salmon et al., "Parallel random numbers: as easy as
- * 1, 2, 3", SC'11), five AES rounds over a 128-bit counter with a key schedule of additions. Element
- * i of a random array is half (i & 1) of block i >> 1, a pure function of (seed, i). Three paths give
- * identical bits: VAES (two blocks per instruction), AES-NI, and a portable software AES round. */
+ * 1, 2, 3", SC'11; Random123's ars with 5 rounds), five AES rounds over a 128-bit counter with a key
+ * schedule of additions. Element i of a random array is half (i & 1) of block i >> 1, a pure
+ * function of (seed, i). Fills, fused adds and fused column sums; three paths give identical bits:
+ * VAES (two blocks per instruction, four chains), AES-NI, and a portable software AES round. */
 #include <string.h>
 
 #include "internal.h"
