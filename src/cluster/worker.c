@@ -479,6 +479,8 @@ void dray__cluster_worker_from_env(void)
     dray_cluster_opts o = {0};
     const char *cpus = getenv("DRAY_WORKER_CPUS");
     o.num_cpus = cpus ? atoi(cpus) : 0;
+    const char *bind = getenv("DRAY_BIND"); /* the address to listen on (default 127.0.0.1) */
+    o.bind = bind && *bind ? bind : NULL;
     dray_status st = a ? dray_cluster_worker_run(a, &o) : DRAY_ENOMEM;
     if (st)
         dray__log("worker failed: %s", dray_last_error());
