@@ -40,6 +40,8 @@ typedef struct pend {
     int *excl; /* nodes that lack the function */
     int n_excl;
     int64_t since_ns;
+    dray_value *objs; /* object handles among the arguments, kept alive until the result */
+    size_t n_objs;
     struct pend *hnext;
     struct pend *prev, *next; /* the node's list, or the waiting list */
 } pend;
@@ -72,7 +74,202 @@ struct dray__cluster {
     ractor *actors;
     uint64_t next_actor_id;
     unsigned rr; /* where the next placement starts looking (ties go round-robin) */
+    uint8_t secret[32];
+    struct objowner *own;
+    /* placement counters (dray_cluster_client_stats) */
+    _Atomic uint64_t placed_local, placed_load, placed_spill, stored_results, inline_results,
+        objects_freed, driver_pulls, driver_pulled_bytes;
 };
+
+/* ==== Object handles ====
+ * A task's large result stays in the store of the node that made it; the driver's cell holds this
+ * handle instead (an extension value "cluster.obj" that travels in task arguments, so the node that
+ * runs a consumer pulls the bytes straight from the holder). dray_get on the driver fetches the
+ * bytes once (dray__cluster_resolve). When the driver drops its last count the holder and every node
+ * that was sent a task reading it are told to free it. */
+typedef struct objowner {
+    _Atomic int refs;
+    pthread_mutex_t lock;
+    struct dray__cluster *cl; /* NULL once detached */
+} objowner;
+
+typedef struct robj {
+    dray_ext_obj hdr;
+    char holder[80];
+    uint64_t id, size;
+    bool encoded;
+    objowner *own;           /* driver side; NULL on nodes */
+    int node;                /* driver side: the holder's node index */
+    _Atomic uint64_t copies; /* driver side: bit i: node i was sent a task reading it */
+    pthread_mutex_t lock;    /* guards local */
+    dray_value local;        /* driver side: the fetched value */
+} robj;
+
+static void owner_release(objowner *o)
+{
+    if (o && atomic_fetch_sub(&o->refs, 1) == 1) {
+        pthread_mutex_destroy(&o->lock);
+        free(o);
+    }
+}
+
+static void send_free(struct dray__cluster *cl, int node, const robj *r)
+{
+    rnode *n = &cl->nodes[node];
+    if (!n->alive)
+        return;
+    dray_value items[2] = {dray_null(), dray_int((int64_t)r->id)}, v;
+    if (dray_string_create(r->holder, &items[0]))
+        return;
+    if (dray_list_create(items, 2, &v) == DRAY_OK) {
+        dray__conn_send_value(n->conn, DRAY__MSG_OBJ_FREE, 0, 0, &v, NULL);
+        dray_value_release(&v);
+    }
+    dray_value_release(&items[0]);
+}
+
+static void robj_destroy(dray_ext_obj *o)
+{
+    robj *r = (robj *)o;
+    if (r->own) {
+        pthread_mutex_lock(&r->own->lock);
+        struct dray__cluster *cl = r->own->cl;
+        if (cl) {
+            pthread_mutex_lock(&cl->lock);
+            uint64_t copies = atomic_load(&r->copies);
+            if (r->node >= 0 && r->node < cl->n_nodes)
+                send_free(cl, r->node, r);
+            for (int i = 0; i < 64 && i < cl->n_nodes; i++)
+                if ((copies >> i & 1) && i != r->node)
+                    send_free(cl, i, r);
+            pthread_mutex_unlock(&cl->lock);
+            atomic_fetch_add(&cl->objects_freed, 1);
+        }
+        pthread_mutex_unlock(&r->own->lock);
+        owner_release(r->own);
+    }
+    dray_value_release(&r->local);
+    pthread_mutex_destroy(&r->lock);
+    free(r);
+}
+
+static dray_status robj_encode(const dray_ext_obj *o,
+                               dray_status (*write)(void *buf, const void *data, size_t len),
+                               void *buf)
+{
+    const robj *r = (const robj *)o;
+    dray_value items[4] = {dray_null(), dray_int((int64_t)r->id), dray_int((int64_t)r->size),
+                           dray_bool(r->encoded)}, v;
+    dray_status st = dray_string_create(r->holder, &items[0]);
+    if (!st)
+        st = dray_list_create(items, 4, &v);
+    dray_value_release(&items[0]);
+    if (st)
+        return st;
+    void *enc;
+    size_t len;
+    if (!(st = dray_value_encode(&v, &enc, &len))) {
+        st = write(buf, enc, len);
+        dray_free(enc);
+    }
+    dray_value_release(&v);
+    return st;
+}
+
+static dray_ext_type robj_type;
+
+static robj *robj_new(const char *holder, uint64_t id, uint64_t size, bool encoded)
+{
+    robj *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    dray_ext_obj_init(&r->hdr, &robj_type);
+    snprintf(r->holder, sizeof r->holder, "%s", holder);
+    r->id = id;
+    r->size = size;
+    r->encoded = encoded;
+    r->node = -1;
+    pthread_mutex_init(&r->lock, NULL);
+    r->local = dray_null();
+    return r;
+}
+
+/* Untrusted bytes (from the wire): [string holder, int id, int size, bool encoded]. */
+static dray_status robj_decode(const void *data, size_t len, dray_ext_obj **out)
+{
+    dray_value v;
+    dray_status st = dray_value_decode(data, len, &v);
+    if (st)
+        return st;
+    const dray_value *h = dray_list_get(&v, 0), *id = dray_list_get(&v, 1),
+                     *sz = dray_list_get(&v, 2), *enc = dray_list_get(&v, 3);
+    bool ok = v.type == DRAY_T_LIST && dray_list_len(&v) == 4 && h && h->type == DRAY_T_STRING &&
+              strlen(dray_string_cstr(h)) < 80 && id->type == DRAY_T_INT && id->u.i >= 0 &&
+              sz->type == DRAY_T_INT && sz->u.i >= 0 && enc->type == DRAY_T_BOOL;
+    robj *r = ok ? robj_new(dray_string_cstr(h), (uint64_t)id->u.i, (uint64_t)sz->u.i, enc->u.b)
+                 : NULL;
+    dray_value_release(&v);
+    if (!ok)
+        return dray_set_error(DRAY_EFORMAT, "cluster.obj: expected [holder, id, size, encoded]");
+    if (!r)
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    *out = &r->hdr;
+    return DRAY_OK;
+}
+
+static dray_ext_type robj_type = {"cluster.obj", robj_destroy, robj_encode, robj_decode, NULL};
+DRAY_EXT_TYPE(robj_type)
+
+bool dray__cluster_obj_info(const dray_value *v, const char **holder, uint64_t *id, uint64_t *size,
+                            bool *encoded)
+{
+    if (v->type != DRAY_T_EXT || v->u.ext->type != &robj_type)
+        return false;
+    const robj *r = (const robj *)v->u.ext;
+    *holder = r->holder;
+    *id = r->id;
+    *size = r->size;
+    *encoded = r->encoded;
+    return true;
+}
+
+dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v)
+{
+    if (v->type != DRAY_T_EXT || v->u.ext->type != &robj_type)
+        return DRAY_OK;
+    struct dray__cluster *cl = rt->cluster;
+    robj *r = (robj *)v->u.ext;
+    dray_status st = DRAY_OK;
+    dray_value got = dray_null();
+    pthread_mutex_lock(&r->lock);
+    if (r->local.type == DRAY_T_NULL) {
+        void *dst;
+        dray_value raw;
+        if ((st = dray_bytes_create_uninit(r->size, &raw, &dst)) == DRAY_OK) {
+            st = dray__pull(cl->secret, r->holder, r->id, dst, r->size);
+            if (!st && r->encoded) {
+                st = dray_value_decode(dst, r->size, &r->local);
+                dray_value_release(&raw);
+            } else if (!st) {
+                r->local = raw;
+            } else {
+                dray_value_release(&raw);
+            }
+            if (!st) {
+                atomic_fetch_add(&cl->driver_pulls, 1);
+                atomic_fetch_add(&cl->driver_pulled_bytes, r->size);
+            }
+        }
+    }
+    if (!st)
+        got = dray_value_retain(&r->local);
+    pthread_mutex_unlock(&r->lock);
+    dray_value_release(v);
+    if (st)
+        return dray_set_error(st, "fetching the result from its node: %s", dray_last_error());
+    *v = got;
+    return DRAY_OK;
+}
 
 /* ==== Pending table ==== */
 
@@ -130,6 +327,9 @@ static void list_remove(pend **head, pend *p)
 
 static void pend_free(pend *p)
 {
+    for (size_t i = 0; i < p->n_objs; i++)
+        dray_value_release(&p->objs[i]);
+    free(p->objs);
     dray_free(p->msg);
     free(p->excl);
     free(p);
@@ -200,8 +400,47 @@ static dray_status table_add(struct dray__cluster *cl, pend *p)
     return DRAY_OK;
 }
 
-/* Sends p to the least loaded live node that has not refused it, or parks it. Lock held. Returns
- * false when no live node can run it (every one lacks the function). */
+#define LOCALITY_SLACK 2.0 /* tasks per CPU a node holding the inputs may be ahead by */
+
+/* The live node holding the most bytes of p's object inputs (made there or cached), or -1. */
+static int preferred_node(struct dray__cluster *cl, const pend *p)
+{
+    if (!p->n_objs || cl->n_nodes <= 0)
+        return -1;
+    uint64_t bytes[64] = {0};
+    for (size_t k = 0; k < p->n_objs; k++) {
+        const robj *r = (const robj *)p->objs[k].u.ext;
+        uint64_t m = atomic_load(&r->copies);
+        if (r->node >= 0 && r->node < 64)
+            m |= 1ull << r->node;
+        for (int i = 0; i < 64 && i < cl->n_nodes; i++)
+            if (m >> i & 1)
+                bytes[i] += r->size;
+    }
+    int best = -1;
+    for (int i = 0; i < 64 && i < cl->n_nodes; i++)
+        if (cl->nodes[i].alive && bytes[i] && (best < 0 || bytes[i] > bytes[best]))
+            best = i;
+    return best;
+}
+
+static bool excluded(const pend *p, int i)
+{
+    for (int k = 0; k < p->n_excl; k++)
+        if (p->excl[k] == i)
+            return true;
+    return false;
+}
+
+static double node_load(const rnode *n)
+{
+    return (double)(n->inflight + 1) / (n->cpus > 0 ? n->cpus : 1);
+}
+
+/* Sends p to a live node that has not refused it: the one holding most of its input bytes unless
+ * it is more than LOCALITY_SLACK tasks per CPU busier than the least loaded one, which gets it
+ * otherwise. With no live node p is parked. Lock held. Returns false when no live node can run it
+ * (every one lacks the function). */
 static bool place(struct dray__cluster *cl, pend *p)
 {
     int best = -1, alive = 0;
@@ -213,12 +452,9 @@ static bool place(struct dray__cluster *cl, pend *p)
         if (!n->alive)
             continue;
         alive++;
-        bool ex = false;
-        for (int k = 0; k < p->n_excl; k++)
-            ex |= p->excl[k] == i;
-        if (ex)
+        if (excluded(p, i))
             continue;
-        double load = (double)(n->inflight + 1) / (n->cpus > 0 ? n->cpus : 1);
+        double load = node_load(n);
         if (best < 0 || load < best_load) {
             best = i;
             best_load = load;
@@ -231,6 +467,19 @@ static bool place(struct dray__cluster *cl, pend *p)
         p->since_ns = dray__now_ns();
         list_push(&cl->waiting, p);
         return true;
+    }
+    int pref = preferred_node(cl, p);
+    if (pref >= 0 && !excluded(p, pref) && node_load(&cl->nodes[pref]) <= best_load + LOCALITY_SLACK) {
+        best = pref;
+        atomic_fetch_add_explicit(&cl->placed_local, 1, memory_order_relaxed);
+    } else {
+        atomic_fetch_add_explicit(pref >= 0 ? &cl->placed_spill : &cl->placed_load, 1,
+                                  memory_order_relaxed);
+    }
+    for (size_t k = 0; k < p->n_objs && best < 64; k++) {
+        robj *r = (robj *)p->objs[k].u.ext;
+        if (r->node != best)
+            atomic_fetch_or(&r->copies, 1ull << best);
     }
     send_to(cl, p, best);
     return true;
@@ -298,6 +547,15 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     p->fn = fn;
     p->type = DRAY__MSG_SUBMIT;
     p->retries_left = (int)hargs[3].u.i;
+    for (size_t i = HEADER_ARGS; i < n; i++)
+        if (hargs[i].type == DRAY_T_EXT && hargs[i].u.ext->type == &robj_type &&
+            ((robj *)hargs[i].u.ext)->own) {
+            dray_value *o = realloc(p->objs, (p->n_objs + 1) * sizeof(dray_value));
+            if (!o)
+                break; /* placement without it; the cell's argument keeps it alive meanwhile */
+            p->objs = o;
+            p->objs[p->n_objs++] = dray_value_retain(&hargs[i]);
+        }
     drop_cell_args(c);
     pthread_mutex_lock(&cl->lock);
     if (table_add(cl, p)) {
@@ -694,10 +952,29 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
             fail_pend(cl, p, DRAY_ENOTFOUND, dray_error_message(dray_list_get(ctl, 1)));
         return;
     }
+    char holder[80];
+    int node = p->node;
+    snprintf(holder, sizeof holder, "%s", node >= 0 ? cl->nodes[node].addr : "");
     pthread_mutex_unlock(&cl->lock);
     dray_status st = (dray_status)dray_list_get(ctl, 0)->u.i;
-    dray_value v = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) ? dray_value_retain(data)
-                                                                : dray_value_retain(dray_list_get(ctl, 1));
+    dray_value v;
+    if (h->flags & DRAY__RF_STORED) {
+        const dray_value *d = dray_list_get(ctl, 1);
+        robj *r = robj_new(holder, (uint64_t)dray_list_get(d, 0)->u.i,
+                           (uint64_t)dray_list_get(d, 1)->u.i, dray_list_get(d, 2)->u.b);
+        if (!r) {
+            fail_pend(cl, p, DRAY_ENOMEM, "out of memory for an object handle");
+            return;
+        }
+        r->node = node;
+        r->own = cl->own;
+        atomic_fetch_add(&cl->own->refs, 1);
+        v = dray_value_of_ext(&r->hdr);
+        atomic_fetch_add_explicit(&cl->stored_results, 1, memory_order_relaxed);
+    } else {
+        v = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) ? dray_value_retain(data)
+                                                          : dray_value_retain(dray_list_get(ctl, 1));
+    }
     if (p->cell)
         dray__complete(cl->rt, p->cell, st, v, NULL);
     else
@@ -880,6 +1157,14 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     if (!cl)
         return dray_set_error(DRAY_ENOMEM, "out of memory attaching to %s", address);
     cl->rt = rt;
+    memcpy(cl->secret, secret, 32);
+    if (!(cl->own = calloc(1, sizeof(*cl->own)))) {
+        free(cl);
+        return dray_set_error(DRAY_ENOMEM, "out of memory attaching to %s", address);
+    }
+    atomic_init(&cl->own->refs, 1);
+    pthread_mutex_init(&cl->own->lock, NULL);
+    cl->own->cl = cl;
     snprintf(cl->address, sizeof cl->address, "%s", address);
     pthread_mutex_init(&cl->lock, NULL);
     pthread_cond_init(&cl->cond, NULL);
@@ -931,6 +1216,7 @@ out_loop:
 out_free:
     pthread_cond_destroy(&cl->cond);
     pthread_mutex_destroy(&cl->lock);
+    owner_release(cl->own);
     free(cl);
     return st;
 }
@@ -940,6 +1226,12 @@ void dray__cluster_detach(dray_runtime *rt)
     struct dray__cluster *cl = rt->cluster;
     if (!cl)
         return;
+    /* Handles that outlive the client free nothing: the nodes free a driver's objects when its
+     * connection goes. */
+    pthread_mutex_lock(&cl->own->lock);
+    cl->own->cl = NULL;
+    pthread_mutex_unlock(&cl->own->lock);
+    owner_release(cl->own);
     dray__loop_stop(cl->loop);
     pthread_mutex_lock(&cl->lock);
     cl->closing = true;
@@ -973,4 +1265,26 @@ void dray__cluster_detach(dray_runtime *rt)
     pthread_cond_destroy(&cl->cond);
     pthread_mutex_destroy(&cl->lock);
     free(cl);
+}
+
+dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
+{
+    if (!rt || !out)
+        return dray_set_error(DRAY_EINVAL, "dray_cluster_client_stats: NULL argument");
+    struct dray__cluster *cl = rt->cluster;
+    if (!cl)
+        return dray_set_error(DRAY_EINVAL, "dray_cluster_client_stats: the runtime is not attached "
+                              "to a cluster");
+    static const char *keys[] = {"placed_local",   "placed_load",    "placed_spill",
+                                 "stored_results", "objects_freed",  "driver_pulls",
+                                 "driver_pulled_bytes"};
+    dray_value v[7] = {
+        dray_int((int64_t)atomic_load(&cl->placed_local)),
+        dray_int((int64_t)atomic_load(&cl->placed_load)),
+        dray_int((int64_t)atomic_load(&cl->placed_spill)),
+        dray_int((int64_t)atomic_load(&cl->stored_results)),
+        dray_int((int64_t)atomic_load(&cl->objects_freed)),
+        dray_int((int64_t)atomic_load(&cl->driver_pulls)),
+        dray_int((int64_t)atomic_load(&cl->driver_pulled_bytes))};
+    return dray_map_create(keys, v, 7, out);
 }

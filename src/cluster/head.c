@@ -19,6 +19,7 @@ typedef struct node {
     char addr[80];
     int cpus, pid;
     int64_t last_seen_ns, done, running;
+    int64_t store[DRAY__STORE_NSTATS]; /* the node's object-store counters, from its PINGs */
 } node;
 
 typedef struct head {
@@ -83,10 +84,16 @@ static void node_dead(head *h, node *nd, const char *why)
     send_nodes(h, NULL);
 }
 
+/* Names of the dray__store_stats fields, in order. */
+static const char *const store_keys[DRAY__STORE_NSTATS] = {
+    "limit",  "objects",      "bytes_mem",     "bytes_disk", "puts",      "pulls",
+    "pulled_bytes", "served", "served_bytes",  "spilled",    "spilled_bytes", "read_back",
+    "direct_to_disk", "freed", "freed_bytes"};
+
 static dray_status status_value(head *h, dray_value *out)
 {
     static const char *keys[] = {"id",   "address",    "cpus",          "pid",
-                                 "alive", "tasks_done", "tasks_running", "last_seen_ms"};
+                                 "alive", "tasks_done", "tasks_running", "last_seen_ms", "store"};
     dray_value *items = calloc((size_t)h->n_nodes + 1, sizeof(dray_value));
     if (!items)
         return dray_set_error(DRAY_ENOMEM, "out of memory");
@@ -95,12 +102,18 @@ static dray_status status_value(head *h, dray_value *out)
     int n = 0;
     for (; n < h->n_nodes && !st; n++) {
         node *nd = &h->nodes[n];
-        dray_value f[8] = {dray_int(nd->id),   dray_null(),         dray_int(nd->cpus),
+        dray_value f[9] = {dray_int(nd->id),   dray_null(),         dray_int(nd->cpus),
                            dray_int(nd->pid),  dray_bool(nd->conn != NULL), dray_int(nd->done),
-                           dray_int(nd->running), dray_int((now - nd->last_seen_ns) / 1000000)};
-        if (!(st = dray_string_create(nd->addr, &f[1])))
-            st = dray_map_create(keys, f, 8, &items[n]);
+                           dray_int(nd->running), dray_int((now - nd->last_seen_ns) / 1000000),
+                           dray_null()};
+        dray_value sv[DRAY__STORE_NSTATS];
+        for (int i = 0; i < DRAY__STORE_NSTATS; i++)
+            sv[i] = dray_int(nd->store[i]);
+        if (!(st = dray_string_create(nd->addr, &f[1])) &&
+            !(st = dray_map_create(store_keys, sv, DRAY__STORE_NSTATS, &f[8])))
+            st = dray_map_create(keys, f, 9, &items[n]);
         dray_value_release(&f[1]);
+        dray_value_release(&f[8]);
     }
     dray_value list = dray_null();
     if (!st)
@@ -160,6 +173,8 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const 
         nd->last_seen_ns = dray__now_ns();
         nd->done = dray_list_get(ctl, 0)->u.i;
         nd->running = dray_list_get(ctl, 1)->u.i;
+        for (int i = 0; i < DRAY__STORE_NSTATS; i++)
+            nd->store[i] = dray_list_get(dray_list_get(ctl, 2), (size_t)i)->u.i;
         return;
     case DRAY__MSG_SUBSCRIBE:
         if (dray__conn_user(c) || h->n_drivers == MAX_DRIVERS) {

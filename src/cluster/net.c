@@ -809,7 +809,7 @@ bool dray__loop_on_thread(dray__loop *l) { return current_loop == l; }
 
 /* ==== Blocking client side ==== */
 
-static dray_status read_full(int fd, void *buf, size_t n, const char *addr)
+dray_status dray__read_full(int fd, void *buf, size_t n, const char *addr)
 {
     uint8_t *p = buf;
     while (n) {
@@ -830,23 +830,49 @@ static dray_status read_full(int fd, void *buf, size_t n, const char *addr)
 }
 
 /* Reads one message (no data section allowed) on a blocking socket. */
-static dray_status read_message(int fd, const char *addr, uint32_t max_ctl, dray__hdr *h,
-                                dray_value *out)
+static dray_status read_message_d(int fd, const char *addr, uint32_t max_ctl, uint64_t max_data,
+                                  dray__hdr *h, dray_value *out)
 {
     uint8_t hdr[DRAY__WIRE_HDR];
-    dray_status st = read_full(fd, hdr, sizeof hdr, addr);
-    if (st || (st = dray__wire_parse_header(hdr, sizeof hdr, max_ctl, 0, h)))
+    dray_status st = dray__read_full(fd, hdr, sizeof hdr, addr);
+    if (st || (st = dray__wire_parse_header(hdr, sizeof hdr, max_ctl, max_data, h)))
         return st;
     uint8_t *ctl = malloc(h->ctl_len ? h->ctl_len : 1);
     if (!ctl)
         return dray_set_error(DRAY_ENOMEM, "out of memory reading from %s", addr);
-    if (!(st = read_full(fd, ctl, h->ctl_len, addr)))
+    if (!(st = dray__read_full(fd, ctl, h->ctl_len, addr)))
         st = dray__wire_decode_ctl(h, ctl, out);
     free(ctl);
     return st;
 }
 
+static dray_status read_message(int fd, const char *addr, uint32_t max_ctl, dray__hdr *h,
+                                dray_value *out)
+{
+    return read_message_d(fd, addr, max_ctl, 0, h, out);
+}
+
+dray_status dray__blocking_recv(int fd, const char *addr, dray__hdr *h, dray_value *ctl)
+{
+    return read_message_d(fd, addr, DRAY__WIRE_MAX_CTL, DRAY__WIRE_MAX_DATA, h, ctl);
+}
+
+static dray_status write_message_rid(int fd, uint8_t type, uint64_t rid, const dray_value *ctl,
+                                     const char *addr);
+
 static dray_status write_message(int fd, uint8_t type, const dray_value *ctl, const char *addr)
+{
+    return write_message_rid(fd, type, 0, ctl, addr);
+}
+
+dray_status dray__blocking_send(int fd, const char *addr, uint8_t type, uint64_t rid,
+                                const dray_value *ctl)
+{
+    return write_message_rid(fd, type, rid, ctl, addr);
+}
+
+static dray_status write_message_rid(int fd, uint8_t type, uint64_t rid, const dray_value *ctl,
+                                     const char *addr)
 {
     void *buf;
     size_t len;
@@ -858,7 +884,7 @@ static dray_status write_message(int fd, uint8_t type, const dray_value *ctl, co
         dray_free(buf);
         return dray_set_error(DRAY_ENOMEM, "out of memory");
     }
-    dray__hdr h = {type, 0, (uint32_t)len, 0, 0};
+    dray__hdr h = {type, 0, (uint32_t)len, 0, rid};
     dray__wire_put_header(msg, &h);
     memcpy(msg + DRAY__WIRE_HDR, buf, len);
     dray_free(buf);
@@ -953,6 +979,17 @@ out_release:
     dray_value_release(&ok);
 out_close:
     close(fd);
+    return st;
+}
+
+dray_status dray__dial_blocking(const char *address, const uint8_t *secret, const char *role,
+                                int timeout_ms, int *fd)
+{
+    dray_status st = connect_auth(address, secret, role, timeout_ms, fd);
+    if (!st) {
+        int one = 1;
+        setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     return st;
 }
 

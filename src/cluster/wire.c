@@ -44,7 +44,8 @@ static const char *type_name(unsigned t)
     static const char *names[] = {"?",         "CHALLENGE", "AUTH",   "AUTH_OK",
                                   "REGISTER",  "SUBSCRIBE", "NODES",  "PING",
                                   "SUBMIT",    "RESULT",    "STATUS_REQ", "STATUS",
-                                  "ACTOR_CREATE", "ACTOR_CALL", "ACTOR_KILL", "ACTOR_RELEASE"};
+                                  "ACTOR_CREATE", "ACTOR_CALL", "ACTOR_KILL", "ACTOR_RELEASE",
+                                  "PULL",      "OBJ_FREE"};
     return t < DRAY__MSG_COUNT ? names[t] : "?";
 }
 
@@ -75,7 +76,11 @@ dray_status dray__wire_parse_header(const uint8_t *buf, size_t len, uint32_t max
     if (h.data_len && !data_ok)
         return dray_set_error(DRAY_EFORMAT, "%s message: unexpected data section of %llu bytes",
                               type_name(h.type), (unsigned long long)h.data_len);
-    if (h.type == DRAY__MSG_RESULT ? (h.flags & ~7u) || (h.flags & 3) == 3 : h.flags)
+    /* RESULT: at most one of RAW, ENCODED and STORED; MISSING only alone. */
+    unsigned where = h.flags & (DRAY__RF_RAW | DRAY__RF_ENCODED | DRAY__RF_STORED);
+    if (h.type == DRAY__MSG_RESULT ? (h.flags & ~15u) || (where & (where - 1)) ||
+                                         ((h.flags & DRAY__RF_MISSING) && where)
+                                   : h.flags)
         return dray_set_error(DRAY_EFORMAT, "%s message: bad flags 0x%x", type_name(h.type),
                               h.flags);
     *out = h;
@@ -136,8 +141,21 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
                 return false;
         }
         return true;
-    case DRAY__MSG_PING:
-        return list_of(v, 2) && nonneg_int(at(v, 0)) && nonneg_int(at(v, 1));
+    case DRAY__MSG_PING: {
+        /* tasks done, tasks running, object-store counters (dray__store_stats order) */
+        if (!list_of(v, 3) || !nonneg_int(at(v, 0)) || !nonneg_int(at(v, 1)) ||
+            !is(at(v, 2), DRAY_T_LIST) || dray_list_len(at(v, 2)) != DRAY__STORE_NSTATS)
+            return false;
+        for (size_t i = 0; i < DRAY__STORE_NSTATS; i++)
+            if (!is(at(at(v, 2), i), DRAY_T_INT) || at(at(v, 2), i)->u.i < 0)
+                return false;
+        return true;
+    }
+    case DRAY__MSG_PULL:
+        return is(v, DRAY_T_INT) && v->u.i >= 0;
+    case DRAY__MSG_OBJ_FREE:
+        return list_of(v, 2) && is(at(v, 0), DRAY_T_STRING) && is(at(v, 1), DRAY_T_INT) &&
+               at(v, 1)->u.i >= 0;
     case DRAY__MSG_SUBMIT:
         return list_of(v, 4) && is(at(v, 0), DRAY_T_STRING) && is(at(v, 1), DRAY_T_LIST) &&
                dray_list_len(at(v, 1)) <= UINT16_MAX && nonneg_int(at(v, 2)) &&
@@ -150,6 +168,11 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
             return false;
         /* A failure carries its error value; data sections only carry successes. */
         bool in_data = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) != 0;
+        if (h->flags & DRAY__RF_STORED) {
+            const dray_value *d = at(v, 1);
+            return st == 0 && list_of(d, 3) && is(at(d, 0), DRAY_T_INT) && at(d, 0)->u.i >= 0 &&
+                   is(at(d, 1), DRAY_T_INT) && at(d, 1)->u.i >= 0 && is(at(d, 2), DRAY_T_BOOL);
+        }
         if (in_data)
             return st == 0 && is(at(v, 1), DRAY_T_NULL);
         return st == 0 || is(at(v, 1), DRAY_T_ERROR);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -29,6 +30,8 @@ typedef struct worker {
     int64_t next_ping;
     _Atomic int64_t done, running;
     wactor *actors;
+    dray__store *store;
+    char self[80]; /* this node's address, as registered */
 } worker;
 
 /* Sends an actor call's result once its cell completes (on the completing thread). */
@@ -49,9 +52,34 @@ typedef struct job {
     bool retry_exc;
 } job;
 
-/* Sends a task's outcome. Large BYTES results go as a data section from their own memory. */
-static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value *result,
-                        uint8_t extra_flags)
+/* Puts a large result into the node's store and answers with its handle: true when done. */
+static bool send_stored(worker *w, dray__conn *c, uint64_t rid, const void *data, size_t len,
+                        bool encoded)
+{
+    uint64_t id;
+    if (dray__store_put(w->store, w->self, c, data, len, &id)) {
+        dray__log("object store: %s; sending the result inline", dray_last_error());
+        return false;
+    }
+    dray_value d[3] = {dray_int((int64_t)id), dray_int((int64_t)len), dray_bool(encoded)}, items[2],
+               ctl;
+    items[0] = dray_int(DRAY_OK);
+    if (dray_list_create(d, 3, &items[1]) == DRAY_OK) {
+        if (dray_list_create(items, 2, &ctl) == DRAY_OK) {
+            if (dray__conn_send_value(c, DRAY__MSG_RESULT, DRAY__RF_STORED, rid, &ctl, NULL))
+                dray__log("cannot send result %llu to %s: %s", (unsigned long long)rid,
+                          dray__conn_peer(c), dray_last_error());
+            dray_value_release(&ctl);
+        }
+        dray_value_release(&items[1]);
+    }
+    return true;
+}
+
+/* Sends a task's outcome. With a store (w), large results stay in it and the driver gets a handle;
+ * else large BYTES results go as a data section from their own memory. */
+static void send_result_w(worker *w, dray__conn *c, uint64_t rid, dray_status st,
+                          dray_value *result, uint8_t extra_flags)
 {
     dray_value items[2] = {dray_int(st), dray_null()}, ctl;
     const dray_value *data = NULL;
@@ -59,8 +87,11 @@ static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value 
     void *enc = NULL;
     size_t len = 0;
     dray_value encv = dray_null();
-    if (st == DRAY_OK && result->type == DRAY_T_BYTES && dray_bytes_data(result, &len) &&
-        len >= RAW_LIMIT) {
+    const void *raw = st == DRAY_OK && result->type == DRAY_T_BYTES
+                          ? dray_bytes_data(result, &len) : NULL;
+    if (raw && len >= RAW_LIMIT && w && send_stored(w, c, rid, raw, len, false))
+        return;
+    if (raw && len >= RAW_LIMIT) {
         flags |= DRAY__RF_RAW;
         data = result;
     } else if (st == DRAY_OK) {
@@ -73,6 +104,9 @@ static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value 
             dray_error_create(est, "result", msg, -1, NULL, result);
             st = est;
             items[0] = dray_int(st);
+        } else if (len >= RAW_LIMIT && w && send_stored(w, c, rid, enc, len, true)) {
+            dray_free(enc);
+            return;
         } else if (len >= RAW_LIMIT) {
             void *p;
             if (dray_bytes_create_uninit(len, &encv, &p) == DRAY_OK) {
@@ -101,6 +135,49 @@ static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value 
     dray_value_release(&fallback);
 }
 
+static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value *result,
+                        uint8_t extra_flags)
+{
+    send_result_w(NULL, c, rid, st, result, extra_flags);
+}
+
+/* Replaces object handles among args[0..n) by the objects' bytes (a view of this node's store,
+ * pulled from the holder first when it is elsewhere): out[i] owned. */
+static dray_status resolve_objects(worker *w, dray__conn *owner, const dray_value *args, size_t n,
+                                   dray_value *out)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = dray_null();
+    for (size_t i = 0; i < n; i++) {
+        const char *holder;
+        uint64_t id, size;
+        bool encoded;
+        if (!dray__cluster_obj_info(&args[i], &holder, &id, &size, &encoded)) {
+            out[i] = dray_value_retain(&args[i]);
+            continue;
+        }
+        dray_value b;
+        dray_status st = dray__store_fetch(w->store, owner, holder, id, size, &b);
+        if (!st && encoded) {
+            size_t len;
+            const void *p = dray_bytes_data(&b, &len);
+            st = dray_value_decode(p, len, &out[i]);
+            dray_value_release(&b);
+        } else if (!st) {
+            out[i] = b;
+        }
+        if (st) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "%s", dray_last_error());
+            for (size_t k = 0; k < i; k++)
+                dray_value_release(&out[k]);
+            return dray_set_error(DRAY_ENET, "input %zu (object %llu of %s): %s", i,
+                                  (unsigned long long)id, holder, msg);
+        }
+    }
+    return DRAY_OK;
+}
+
 /* Sends an error as a RESULT. */
 static void send_error(dray__conn *c, uint64_t rid, dray_status st, const char *fn, const char *msg)
 {
@@ -121,15 +198,22 @@ static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs,
     atomic_fetch_add(&w->running, 1);
     dray_value result = dray_null();
     size_t n = dray_list_len(&j->args);
-    const dray_value *a = n ? dray_list_get(&j->args, 0) : NULL;
-    dray_status st;
-    for (int left = j->retries;; left--) {
+    dray_value stack[8], *a = n <= 8 ? stack : malloc(n * sizeof(dray_value));
+    dray_status st = !a ? dray_set_error(DRAY_ENOMEM, "out of memory")
+                        : resolve_objects(w, j->conn, n ? dray_list_get(&j->args, 0) : NULL, n, a);
+    bool resolved = st == DRAY_OK;
+    for (int left = j->retries; resolved; left--) {
         dray__clear_error();
         st = j->fn->fn(ctx, a, n, &result);
         if (st == DRAY_OK || !j->retry_exc || left <= 0)
             break;
         dray_value_release(&result);
     }
+    if (resolved)
+        for (size_t i = 0; i < n; i++)
+            dray_value_release(&a[i]);
+    if (a != stack)
+        free(a);
     if (st != DRAY_OK && result.type != DRAY_T_ERROR) {
         dray_value_release(&result);
         dray_error_create(st, j->fn->name, dray_last_error()[0] ? dray_last_error()
@@ -138,7 +222,7 @@ static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs,
     } else if (st != DRAY_OK) {
         st = dray_error_status(&result);
     }
-    send_result(j->conn, j->rid, st, &result, 0);
+    send_result_w(w, j->conn, j->rid, st, &result, 0);
     dray_value_release(&result);
     atomic_fetch_sub(&w->running, 1);
     atomic_fetch_add(&w->done, 1);
@@ -359,7 +443,22 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *h, const d
         return;
     }
     bool driver = !strcmp(dray__conn_role(c), "driver");
-    if (h->type == DRAY__MSG_SUBMIT && driver)
+    if (h->type == DRAY__MSG_PULL && (driver || !strcmp(dray__conn_role(c), "peer"))) {
+        dray_value b;
+        if (dray__store_serve(w->store, w->self, (uint64_t)ctl->u.i, &b)) {
+            send_error(c, h->rid, DRAY_ENOTFOUND, "pull", dray_last_error());
+            return;
+        }
+        dray_value items[2] = {dray_int(DRAY_OK), dray_null()}, v;
+        if (dray_list_create(items, 2, &v) == DRAY_OK) {
+            dray__conn_send_value(c, DRAY__MSG_RESULT, DRAY__RF_RAW, h->rid, &v, &b);
+            dray_value_release(&v);
+        }
+        dray_value_release(&b);
+    } else if (h->type == DRAY__MSG_OBJ_FREE && driver) {
+        dray__store_free(w->store, dray_string_cstr(dray_list_get(ctl, 0)),
+                         (uint64_t)dray_list_get(ctl, 1)->u.i);
+    } else if (h->type == DRAY__MSG_SUBMIT && driver)
         on_submit(w, c, h, ctl);
     else if (h->type == DRAY__MSG_ACTOR_CREATE && driver)
         on_actor_create(w, c, h, ctl);
@@ -376,7 +475,9 @@ static void on_close(dray__loop *l, dray__conn *c)
         dray__log("lost the head: stopping");
         dray__loop_stop(l);
     }
-    /* A driver that left takes its actors with it. */
+    /* A driver that left takes its objects and actors with it. */
+    if (w->store)
+        dray__store_free_owner(w->store, c);
     for (wactor *a = w->actors, *next; a; a = next) {
         next = a->next;
         if (a->owner == c)
@@ -391,20 +492,27 @@ static void on_tick(dray__loop *l)
     if (now < w->next_ping)
         return;
     w->next_ping = now + PING_NS;
-    dray_value items[2] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running))};
+    dray__store_stats ss;
+    dray__store_stats_get(w->store, &ss);
+    const uint64_t *f = (const uint64_t *)&ss;
+    dray_value sv[DRAY__STORE_NSTATS];
+    for (int i = 0; i < DRAY__STORE_NSTATS; i++)
+        sv[i] = dray_int((int64_t)(f[i] & INT64_MAX));
+    dray_value items[3] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running)),
+                           dray_null()};
     dray_value v;
-    if (dray_list_create(items, 2, &v) == DRAY_OK) {
+    if (dray_list_create(sv, DRAY__STORE_NSTATS, &items[2]) == DRAY_OK &&
+        dray_list_create(items, 3, &v) == DRAY_OK) {
         dray__conn_send_value(w->head, DRAY__MSG_PING, 0, 0, &v, NULL);
         dray_value_release(&v);
     }
+    dray_value_release(&items[2]);
 }
 
-static dray_status do_register(worker *w, const char *bind, int cpus)
+static dray_status do_register(worker *w, int cpus)
 {
-    char addr[80];
-    snprintf(addr, sizeof addr, "%s:%d", bind, dray__loop_port(w->loop));
     dray_value items[3] = {dray_null(), dray_int(cpus), dray_int(getpid())}, v;
-    dray_status st = dray_string_create(addr, &items[0]);
+    dray_status st = dray_string_create(w->self, &items[0]);
     if (!st)
         st = dray_list_create(items, 3, &v);
     dray_value_release(&items[0]);
@@ -446,11 +554,19 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
     dray__loop_ops ops = {on_message, NULL, on_close, on_tick};
     if ((st = dray__loop_create(&ops, w, secret, bind, 0, &w->loop)))
         goto out_shutdown;
+    snprintf(w->self, sizeof w->self, "%s:%d", bind, dray__loop_port(w->loop));
+    char dir[4096], host[256];
+    int hport = 0;
+    dray__parse_address(address, host, sizeof host, &hport);
+    dray__cluster_dir(hport, dir, sizeof dir);
+    mkdir(dir, 0700);
+    if ((st = dray__store_create(dir, opts->memory, secret, &w->store)))
+        goto out_loop;
     dray__conn *hc;
     if ((st = dray__loop_dial(w->loop, address, "worker", 10000, &hc)))
         goto out_loop;
     w->head = dray__conn_retain(hc);
-    if ((st = do_register(w, bind, dray_runtime_num_workers(w->rt))))
+    if ((st = do_register(w, dray_runtime_num_workers(w->rt))))
         goto out_loop;
     dray__log("worker joined %s, serving on %s:%d with %d executors", address, bind,
               dray__loop_port(w->loop), dray_runtime_num_workers(w->rt));
@@ -461,6 +577,7 @@ out_loop:
         drop_actor(w, w->actors);
 out_shutdown:
     dray_shutdown(w->rt, DRAY_SHUTDOWN_CANCEL);
+    dray__store_destroy(w->store);
 out_free:
     dray__conn_release(w->head);
     free(w);
@@ -479,6 +596,8 @@ void dray__cluster_worker_from_env(void)
     dray_cluster_opts o = {0};
     const char *cpus = getenv("DRAY_WORKER_CPUS");
     o.num_cpus = cpus ? atoi(cpus) : 0;
+    const char *mem = getenv("DRAY_WORKER_MEMORY");
+    o.memory = mem ? (size_t)strtoull(mem, NULL, 10) : 0;
     dray_status st = a ? dray_cluster_worker_run(a, &o) : DRAY_ENOMEM;
     if (st)
         dray__log("worker failed: %s", dray_last_error());
