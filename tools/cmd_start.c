@@ -19,7 +19,7 @@ static int usage(void)
     fprintf(stderr,
             "usage: dray start --head [--port P] [--num-cpus N] [--memory M] [--bind ADDR] [--foreground]\n"
             "       dray start --address HOST:PORT [--num-cpus N] [--memory M] [--bind ADDR]\n"
-            "                  [--module LIB.so]... [--foreground]\n"
+            "                  [--resources NAME=AMOUNT,...] [--module LIB.so]... [--foreground]\n"
             "--memory M (bytes, or 800M, 4G): the node's object-store limit; objects spill to disk\n"
             "above 0.7 of it (DRAY_MEMORY_TARGET/SPILL/PAUSE: 0.6/0.7/0.8);\n"
             "--head starts the head (and, with --num-cpus N > 0, a worker node on it too);\n"
@@ -116,6 +116,8 @@ static int run_start(int argc, char **argv)
             o.num_cpus = atoi(argv[++i]);
         else if (!strcmp(a, "--bind") && v)
             o.bind = argv[++i];
+        else if (!strcmp(a, "--resources") && v)
+            o.resources = argv[++i];
         else if (!strcmp(a, "--memory") && v) {
             /* bytes, or with a K/M/G suffix */
             char *end;

@@ -21,6 +21,7 @@ typedef struct dray_cluster_opts {
     int num_cpus;     /* worker: executor threads (0 = one per core) */
     size_t memory;    /* worker: object-store memory limit in bytes (0 = the machine's memory);
                        * objects spill to disk above DRAY_MEMORY_SPILL (0.7) of it */
+    const char *resources; /* worker: custom resources offered, "name=amount,..." (NULL: none) */
 } dray_cluster_opts;
 
 /* dray_cluster_secret_create: creates directory `dir` (0700, parents too) and writes a new random

@@ -10,7 +10,9 @@
 #include "internal.h"
 
 #define MAX_NODES 1024
-#define HEADER_ARGS 4 /* the proxy task's arguments before the user's: fn, retries, retry_exc, node retries */
+/* The proxy task's arguments before the user's: fn, retries, retry_exc, node retries, num_cpus
+ * (float), custom resources (a map name -> float, or null). */
+#define HEADER_ARGS 6
 
 /* A remote actor: where it lives and how to rebuild it elsewhere. */
 typedef struct ractor {
@@ -42,6 +44,9 @@ typedef struct pend {
     int64_t since_ns;
     dray_value *objs; /* object handles among the arguments, kept alive until the result */
     size_t n_objs;
+    double cpus;      /* CPUs it needs (0: 1) */
+    dray_value res;   /* custom resources it needs: a map name -> float, or null */
+    dray_status refused; /* why place() found no node: DRAY_ENOTFOUND or DRAY_ERESOURCE */
     struct pend *hnext;
     struct pend *prev, *next; /* the node's list, or the waiting list */
 } pend;
@@ -53,6 +58,8 @@ typedef struct rnode {
     dray__conn *conn; /* retained while alive */
     bool alive;
     int64_t inflight;
+    double cpu_inflight; /* CPUs the tasks sent to it need */
+    dray_value res;      /* its custom resources: a map name -> float */
     pend *list;
 } rnode;
 
@@ -330,6 +337,7 @@ static void pend_free(pend *p)
     for (size_t i = 0; i < p->n_objs; i++)
         dray_value_release(&p->objs[i]);
     free(p->objs);
+    dray_value_release(&p->res);
     dray_free(p->msg);
     free(p->excl);
     free(p);
@@ -341,6 +349,7 @@ static void unplace(struct dray__cluster *cl, pend *p)
     if (p->node >= 0) {
         list_remove(&cl->nodes[p->node].list, p);
         cl->nodes[p->node].inflight--;
+        cl->nodes[p->node].cpu_inflight -= p->cpus > 0 ? p->cpus : 1;
     } else {
         list_remove(&cl->waiting, p);
     }
@@ -365,6 +374,7 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
     rnode *n = &cl->nodes[i];
     p->node = i;
     n->inflight++;
+    n->cpu_inflight += p->cpus > 0 ? p->cpus : 1;
     list_push(&n->list, p);
     /* A closed connection is not an error here: its on_close resends what is on the node. */
     dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
@@ -432,9 +442,26 @@ static bool excluded(const pend *p, int i)
     return false;
 }
 
-static double node_load(const rnode *n)
+/* CPUs in use per CPU on n once p is added. */
+static double node_load(const rnode *n, const pend *p)
 {
-    return (double)(n->inflight + 1) / (n->cpus > 0 ? n->cpus : 1);
+    return (n->cpu_inflight + (p->cpus > 0 ? p->cpus : 1)) / (n->cpus > 0 ? n->cpus : 1);
+}
+
+/* Whether node n offers what p needs (its CPUs and custom resources; "CPU" counts as CPUs). */
+static bool feasible(const rnode *n, const pend *p)
+{
+    if (p->cpus > (n->cpus > 0 ? n->cpus : 1))
+        return false;
+    for (size_t k = 0; k < dray_map_len(&p->res); k++) {
+        const char *name = dray_map_key_at(&p->res, k);
+        double want = dray_map_value_at(&p->res, k)->u.f;
+        const dray_value *have = dray_map_get(&n->res, name);
+        double got = !strcmp(name, "CPU") ? n->cpus : have ? have->u.f : 0;
+        if (want > got)
+            return false;
+    }
+    return true;
 }
 
 /* Sends p to a live node that has not refused it: the one holding most of its input bytes unless
@@ -443,7 +470,7 @@ static double node_load(const rnode *n)
  * (every one lacks the function). */
 static bool place(struct dray__cluster *cl, pend *p)
 {
-    int best = -1, alive = 0;
+    int best = -1, alive = 0, offered = 0;
     double best_load = 0;
     unsigned start = cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
     for (int k = 0; k < cl->n_nodes; k++) {
@@ -452,15 +479,19 @@ static bool place(struct dray__cluster *cl, pend *p)
         if (!n->alive)
             continue;
         alive++;
+        if (!feasible(n, p))
+            continue;
+        offered++;
         if (excluded(p, i))
             continue;
-        double load = node_load(n);
+        double load = node_load(n, p);
         if (best < 0 || load < best_load) {
             best = i;
             best_load = load;
         }
     }
     if (best < 0) {
+        p->refused = offered ? DRAY_ENOTFOUND : DRAY_ERESOURCE;
         if (alive > 0)
             return false;
         p->node = -1;
@@ -469,7 +500,8 @@ static bool place(struct dray__cluster *cl, pend *p)
         return true;
     }
     int pref = preferred_node(cl, p);
-    if (pref >= 0 && !excluded(p, pref) && node_load(&cl->nodes[pref]) <= best_load + LOCALITY_SLACK) {
+    if (pref >= 0 && !excluded(p, pref) && feasible(&cl->nodes[pref], p) &&
+        node_load(&cl->nodes[pref], p) <= best_load + LOCALITY_SLACK) {
         best = pref;
         atomic_fetch_add_explicit(&cl->placed_local, 1, memory_order_relaxed);
     } else {
@@ -547,6 +579,8 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     p->fn = fn;
     p->type = DRAY__MSG_SUBMIT;
     p->retries_left = (int)hargs[3].u.i;
+    p->cpus = hargs[4].u.f;
+    p->res = dray_value_retain(&hargs[5]);
     for (size_t i = HEADER_ARGS; i < n; i++)
         if (hargs[i].type == DRAY_T_EXT && hargs[i].u.ext->type == &robj_type &&
             ((robj *)hargs[i].u.ext)->own) {
@@ -568,9 +602,10 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
         table_take(cl, p->rid);
     pthread_mutex_unlock(&cl->lock);
     if (!ok)
-        fail_pend(cl, p, cl->closing ? DRAY_ESHUTDOWN : DRAY_ENOTFOUND,
+        fail_pend(cl, p, cl->closing ? DRAY_ESHUTDOWN : p->refused,
                   cl->closing ? "the cluster client is shutting down"
-                              : "no live node has this function registered");
+                  : p->refused == DRAY_ERESOURCE ? "no live node offers the CPUs and resources it needs"
+                                                 : "no live node has this function registered");
     return DRAY_OK;
 }
 
@@ -604,6 +639,28 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
     all[1] = dray_int(retries);
     all[2] = dray_bool(opts && (opts->retry_exceptions || opts->max_retries > 0));
     all[3] = dray_int(retries > 0 ? retries : cl->default_retries);
+    all[4] = dray_float(opts ? opts->num_cpus : 0);
+    all[5] = dray_null();
+    if (opts && opts->n_resources) {
+        const char *names[64];
+        dray_value amounts[64];
+        if (opts->n_resources > 64 || !opts->resources) {
+            if (all != stack)
+                free(all);
+            return dray_set_error(DRAY_EINVAL, "dray_submit '%s': %zu resources (at most 64)",
+                                  fn->name, opts->n_resources);
+        }
+        for (size_t i = 0; i < opts->n_resources; i++) {
+            names[i] = opts->resources[i].name;
+            amounts[i] = dray_float(opts->resources[i].amount);
+        }
+        dray_status rs = dray_map_create(names, amounts, opts->n_resources, &all[5]);
+        if (rs) {
+            if (all != stack)
+                free(all);
+            return rs;
+        }
+    }
     bool ready = true;
     for (size_t i = 0; i < nargs; i++) {
         all[HEADER_ARGS + i] = args[i];
@@ -632,6 +689,7 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
             dray__complete(rt, c, st, err, NULL);
             dray_ref_release(c);
             dray_ref_release(c);
+            dray_value_release(&all[5]);
             if (all != stack)
                 free(all);
             return dray_set_error(st, "%s", msg);
@@ -640,6 +698,7 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
     } else if (!st) {
         dray__submit_cell(rt, c);
     }
+    dray_value_release(&all[5]);
     if (all != stack)
         free(all);
     if (!st)
@@ -1007,6 +1066,7 @@ static void on_nodes(struct dray__cluster *cl, const dray_value *list)
         nd->id = id;
         snprintf(nd->addr, sizeof nd->addr, "%s", addr);
         nd->cpus = (int)dray_list_get(e, 2)->u.i;
+        nd->res = dray_value_retain(dray_list_get(e, 3));
         nd->conn = dray__conn_retain(c);
         nd->alive = true;
         dray__conn_set_user(c, nd);
@@ -1077,6 +1137,7 @@ static void on_close(dray__loop *l, dray__conn *c)
     pend *list = nd->list, *failed = NULL;
     nd->list = NULL;
     nd->inflight = 0;
+    nd->cpu_inflight = 0;
     uint64_t retried = 0;
     pend *calls = restart_actors(cl, (int)(nd - cl->nodes), &list);
     while (list) {
@@ -1252,9 +1313,11 @@ void dray__cluster_detach(dray_runtime *rt)
         all = next;
     }
     dray__loop_destroy(cl->loop);
-    for (int i = 0; i < cl->n_nodes; i++)
+    for (int i = 0; i < cl->n_nodes; i++) {
         if (cl->nodes[i].alive)
             dray__conn_release(cl->nodes[i].conn);
+        dray_value_release(&cl->nodes[i].res);
+    }
     while (cl->actors) {
         ractor *a = cl->actors;
         cl->actors = a->next;

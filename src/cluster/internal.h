@@ -48,10 +48,12 @@ enum dray__msg_type {
     DRAY__MSG_CHALLENGE = 1, /* server: bytes nonce */
     DRAY__MSG_AUTH,          /* client: [bytes nonce, bytes mac, string role] */
     DRAY__MSG_AUTH_OK,       /* server: bytes mac (proves the server knows the secret too) */
-    DRAY__MSG_REGISTER,      /* worker to head: [string addr, int cpus, int pid] */
+    DRAY__MSG_REGISTER,      /* worker to head: [string addr, int cpus, int pid, map resources] */
     DRAY__MSG_SUBSCRIBE,     /* driver to head: null */
-    DRAY__MSG_NODES,         /* head to driver: list of [int id, string addr, int cpus] */
-    DRAY__MSG_PING,          /* worker to head: [int tasks_done, int tasks_running] */
+    DRAY__MSG_NODES,         /* head to driver: list of [int id, string addr, int cpus,
+                              * map resources (name -> float)] */
+    DRAY__MSG_PING,          /* worker to head: [int tasks_done, int tasks_running, list of
+                              * DRAY__STORE_NSTATS ints: object-store counters] */
     DRAY__MSG_SUBMIT,        /* driver to worker: [string fn, list args, int retries, bool retry_exc] */
     DRAY__MSG_RESULT,        /* worker to driver: [int status, value]; data per flags */
     DRAY__MSG_STATUS_REQ,    /* client to head: null */

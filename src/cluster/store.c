@@ -233,10 +233,12 @@ static dray_status spill_one(dray__store *s, sobj *o)
     return DRAY_OK;
 }
 
-/* Above the spill fraction, spills least recently used unpinned objects down to the target. */
-static void maybe_spill(dray__store *s)
+/* Once memory (with `extra` bytes about to be added) is above the spill fraction, spills least
+ * recently used unpinned objects until it is down to the target. Lock held. */
+static void maybe_spill(dray__store *s, size_t extra)
 {
-    while (s->st.bytes_mem > s->spill_b || (s->st.bytes_mem > s->target_b && s->spilling)) {
+    while (s->st.bytes_mem + extra > s->spill_b ||
+           (s->st.bytes_mem + extra > s->target_b && s->spilling)) {
         s->spilling = true;
         sobj *victim = NULL;
         for (size_t i = 0; i < s->nbuckets; i++)
@@ -257,8 +259,8 @@ static void maybe_spill(dray__store *s)
  * Lock held. */
 static dray_status new_backing(dray__store *s, sobj *o)
 {
-    if (s->st.bytes_mem + o->size > s->pause_b)
-        maybe_spill(s);
+    if (o->size <= s->target_b)
+        maybe_spill(s, o->size);
     bool disk = s->st.bytes_mem + o->size > s->pause_b;
     int fd = disk ? spill_file(s) : memfd_create("dray-object", MFD_CLOEXEC);
     if (fd < 0)
@@ -305,7 +307,7 @@ static void unpin_locked(dray__store *s, sobj *o)
         munmap(o->map, o->size);
         o->map = NULL;
     }
-    maybe_spill(s);
+    maybe_spill(s, 0);
 }
 
 static void unpin(void *ctx)

@@ -116,6 +116,19 @@ static bool nonneg_int(const dray_value *v)
     return is(v, DRAY_T_INT) && v->u.i >= 0 && v->u.i <= INT32_MAX;
 }
 
+/* A node's custom resources: a map of at most 64 names (under 64 bytes) to floats >= 0. */
+static bool resources_ok(const dray_value *v)
+{
+    if (!is(v, DRAY_T_MAP) || dray_map_len(v) > 64)
+        return false;
+    for (size_t i = 0; i < dray_map_len(v); i++) {
+        const dray_value *a = dray_map_value_at(v, i);
+        if (strlen(dray_map_key_at(v, i)) >= 64 || !is(a, DRAY_T_FLOAT) || !(a->u.f >= 0))
+            return false;
+    }
+    return true;
+}
+
 static bool check_shape(const dray__hdr *h, const dray_value *v)
 {
     switch (h->type) {
@@ -126,8 +139,8 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
         return list_of(v, 3) && bytes_of(at(v, 0), DRAY__NONCE) && bytes_of(at(v, 1), 32) &&
                is(at(v, 2), DRAY_T_STRING);
     case DRAY__MSG_REGISTER:
-        return list_of(v, 3) && is(at(v, 0), DRAY_T_STRING) && nonneg_int(at(v, 1)) &&
-               nonneg_int(at(v, 2));
+        return list_of(v, 4) && is(at(v, 0), DRAY_T_STRING) && nonneg_int(at(v, 1)) &&
+               nonneg_int(at(v, 2)) && resources_ok(at(v, 3));
     case DRAY__MSG_SUBSCRIBE:
     case DRAY__MSG_STATUS_REQ:
         return is(v, DRAY_T_NULL);
@@ -136,8 +149,8 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
             return false;
         for (size_t i = 0; i < dray_list_len(v); i++) {
             const dray_value *n = at(v, i);
-            if (!list_of(n, 3) || !nonneg_int(at(n, 0)) || !is(at(n, 1), DRAY_T_STRING) ||
-                !nonneg_int(at(n, 2)))
+            if (!list_of(n, 4) || !nonneg_int(at(n, 0)) || !is(at(n, 1), DRAY_T_STRING) ||
+                !nonneg_int(at(n, 2)) || !resources_ok(at(n, 3)))
                 return false;
         }
         return true;

@@ -509,13 +509,42 @@ static void on_tick(dray__loop *l)
     dray_value_release(&items[2]);
 }
 
-static dray_status do_register(worker *w, int cpus)
+/* Parses "name=amount,..." into a map name -> float. */
+static dray_status parse_resources(const char *spec, dray_value *out)
 {
-    dray_value items[3] = {dray_null(), dray_int(cpus), dray_int(getpid())}, v;
-    dray_status st = dray_string_create(w->self, &items[0]);
+    const char *names[64];
+    char buf[64][64];
+    dray_value amounts[64];
+    size_t n = 0;
+    for (const char *p = spec ? spec : ""; *p;) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        char *num_end;
+        double a = eq && eq < end ? strtod(eq + 1, &num_end) : -1;
+        if (!eq || eq >= end || eq == p || (size_t)(eq - p) >= 64 || n == 64 || !(a >= 0) ||
+            num_end != end)
+            return dray_set_error(DRAY_EINVAL, "resources '%s': expected name=amount,... (at most "
+                                  "64, names under 64 bytes, amounts >= 0)", spec);
+        memcpy(buf[n], p, (size_t)(eq - p));
+        buf[n][eq - p] = 0;
+        names[n] = buf[n];
+        amounts[n++] = dray_float(a);
+        p = *end ? end + 1 : end;
+    }
+    return dray_map_create(names, amounts, n, out);
+}
+
+static dray_status do_register(worker *w, int cpus, const char *resources)
+{
+    dray_value items[4] = {dray_null(), dray_int(cpus), dray_int(getpid()), dray_null()}, v;
+    dray_status st = parse_resources(resources, &items[3]);
     if (!st)
-        st = dray_list_create(items, 3, &v);
+        st = dray_string_create(w->self, &items[0]);
+    if (!st)
+        st = dray_list_create(items, 4, &v);
     dray_value_release(&items[0]);
+    dray_value_release(&items[3]);
     if (st)
         return st;
     st = dray__conn_send_value(w->head, DRAY__MSG_REGISTER, 0, 0, &v, NULL);
@@ -566,7 +595,7 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
     if ((st = dray__loop_dial(w->loop, address, "worker", 10000, &hc)))
         goto out_loop;
     w->head = dray__conn_retain(hc);
-    if ((st = do_register(w, dray_runtime_num_workers(w->rt))))
+    if ((st = do_register(w, dray_runtime_num_workers(w->rt), opts->resources)))
         goto out_loop;
     dray__log("worker joined %s, serving on %s:%d with %d executors", address, bind,
               dray__loop_port(w->loop), dray_runtime_num_workers(w->rt));
@@ -598,6 +627,7 @@ void dray__cluster_worker_from_env(void)
     o.num_cpus = cpus ? atoi(cpus) : 0;
     const char *mem = getenv("DRAY_WORKER_MEMORY");
     o.memory = mem ? (size_t)strtoull(mem, NULL, 10) : 0;
+    o.resources = getenv("DRAY_WORKER_RESOURCES");
     dray_status st = a ? dray_cluster_worker_run(a, &o) : DRAY_ENOMEM;
     if (st)
         dray__log("worker failed: %s", dray_last_error());

@@ -836,9 +836,251 @@ TEST(node_joining_mid_job_gets_work)
     fx_stop(&f);
 }
 
+/* ==== Object store ==== */
+
+/* The sum of the bytes cl_make_bytes makes, computed independently of the cluster. */
+static int64_t made_sum(int64_t n)
+{
+    int64_t s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (i * 7 + 3) % 251;
+    return s;
+}
+
+static int64_t map_int(const dray_value *m, const char *k)
+{
+    const dray_value *v = dray_map_get(m, k);
+    ASSERT_TRUE(v != NULL);
+    return v->u.i;
+}
+
+/* The object-store counter `key` of the node whose pid is `pid`, from `dray_cluster_status`. */
+static int64_t store_stat(const fx *f, pid_t pid, const char *key)
+{
+    dray_value st;
+    ASSERT_OK(dray_cluster_status(f->addr, &st));
+    const dray_value *nodes = dray_map_get(&st, "nodes");
+    int64_t out = -1;
+    for (size_t i = 0; i < dray_list_len(nodes); i++) {
+        const dray_value *n = dray_list_get(nodes, i);
+        if (map_int(n, "pid") == pid)
+            out = map_int(dray_map_get(n, "store"), key);
+    }
+    dray_value_release(&st);
+    ASSERT_NE(out, -1);
+    return out;
+}
+
+/* Waits (heartbeats bring the counters every 500 ms) until the counter equals want. */
+static void wait_store_stat(const fx *f, pid_t pid, const char *key, int64_t want)
+{
+    int64_t got = -1;
+    for (int i = 0; i < 200 && (got = store_stat(f, pid, key)) != want; i++) {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    if (got != want)
+        fprintf(stderr, "node %d: store counter %s is %lld, want %lld\n", (int)pid, key,
+                (long long)got, (long long)want);
+    ASSERT_EQ(got, want);
+}
+
+/* Waits until the counter is at least `min`. */
+static void wait_store_min(const fx *f, pid_t pid, const char *key, int64_t min)
+{
+    int64_t got = -1;
+    for (int i = 0; i < 200 && (got = store_stat(f, pid, key)) < min; i++) {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_GE(got, min);
+}
+
+static int64_t client_stat(dray_runtime *rt, const char *key)
+{
+    dray_value m;
+    ASSERT_OK(dray_cluster_client_stats(rt, &m));
+    int64_t v = map_int(&m, key);
+    dray_value_release(&m);
+    return v;
+}
+
+/* Submits fn(arg) needing one unit of custom resource `res` (NULL: none). */
+static dray_ref *submit_on(dray_runtime *rt, const char *fn, dray_value arg, const char *res)
+{
+    dray_resource r = {res, 1};
+    dray_task_opts o = {0};
+    o.resources = &r;
+    o.n_resources = res ? 1 : 0;
+    dray_ref *out;
+    ASSERT_OK(dray_submit(rt, fn, &arg, 1, res ? &o : NULL, &out));
+    return out;
+}
+
+/* Two nodes, one offering resource "left" and one "right"; *pids gets their pids. */
+static void fx_start_left_right(fx *f)
+{
+    fx_start(f, 0);
+    setenv("DRAY_WORKER_RESOURCES", "left=1", 1);
+    f->workers[f->nworkers++] = spawn_worker(f->addr);
+    setenv("DRAY_WORKER_RESOURCES", "right=1,gpu=2", 1);
+    f->workers[f->nworkers++] = spawn_worker(f->addr);
+    unsetenv("DRAY_WORKER_RESOURCES");
+    setenv("DRAY_MIN_NODES", "2", 1);
+}
+
+/* A large result stays in its node's store (the driver holds a handle); a consumer is placed on
+ * that node (locality) and reads it there; dray_get fetches it once; dropping the refs frees it. */
+TEST(objects_stay_on_their_node_and_are_freed)
+{
+    fx f;
+    fx_start_left_right(&f);
+    dray_runtime *rt = connect_driver(&f);
+    enum { SIZE = 3 << 20 };
+    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
+    ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
+    ASSERT_EQ(client_stat(rt, "stored_results"), 1);
+    wait_store_stat(&f, f.workers[0], "objects", 1);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_mem"), SIZE);
+    ASSERT_EQ(store_stat(&f, f.workers[1], "objects"), 0);
+    /* Consumers without constraints go where the input is. */
+    int64_t local0 = client_stat(rt, "placed_local");
+    for (int i = 0; i < 4; i++) {
+        dray_value a = dray_value_of_ref(obj);
+        dray_ref *sum;
+        ASSERT_OK(dray_submit(rt, "cl_sum_bytes", &a, 1, NULL, &sum));
+        ASSERT_EQ(get_int(rt, sum), made_sum(SIZE));
+        dray_ref_release(sum);
+    }
+    ASSERT_EQ(client_stat(rt, "placed_local") - local0, 4);
+    ASSERT_EQ(store_stat(&f, f.workers[1], "pulls"), 0);
+    /* The driver reads it: one pull, then the cached copy. */
+    for (int k = 0; k < 2; k++) {
+        dray_value v;
+        ASSERT_OK(dray_get(rt, obj, 20000, &v));
+        size_t n;
+        const uint8_t *p = dray_bytes_data(&v, &n);
+        ASSERT_EQ(n, SIZE);
+        for (size_t i = 0; i < n; i += 4099)
+            ASSERT_EQ(p[i], (uint8_t)((i * 7 + 3) % 251));
+        dray_value_release(&v);
+    }
+    ASSERT_EQ(client_stat(rt, "driver_pulls"), 1);
+    ASSERT_EQ(client_stat(rt, "driver_pulled_bytes"), SIZE);
+    wait_store_stat(&f, f.workers[0], "served", 1);
+    /* The last ref goes: the node frees it. */
+    dray_ref_release(obj);
+    wait_store_stat(&f, f.workers[0], "objects", 0);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_mem"), 0);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "freed_bytes"), SIZE);
+    ASSERT_EQ(client_stat(rt, "objects_freed"), 1);
+    /* Results that are not objects: a handle is also freed when the driver goes away. */
+    dray_ref *kept = submit_on(rt, "cl_make_bytes", dray_int(200000), "right");
+    ASSERT_OK(dray_wait(rt, &kept, 1, 1, 20000, NULL, NULL));
+    wait_store_stat(&f, f.workers[1], "objects", 1);
+    dray_ref_release(kept);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    wait_store_stat(&f, f.workers[1], "objects", 0);
+    fx_stop(&f);
+}
+
+/* A result made on one node and consumed by a task on the other is pulled node to node once
+ * (never through the driver) and cached; the copy is freed with the object. */
+TEST(objects_move_node_to_node)
+{
+    fx f;
+    fx_start_left_right(&f);
+    dray_runtime *rt = connect_driver(&f);
+    enum { SIZE = 5 << 20 };
+    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
+    for (int i = 0; i < 3; i++) {
+        dray_ref *sum = submit_on(rt, "cl_sum_bytes", dray_value_of_ref(obj), "right");
+        ASSERT_EQ(get_int(rt, sum), made_sum(SIZE));
+        dray_ref_release(sum);
+    }
+    wait_store_stat(&f, f.workers[1], "pulls", 1);
+    ASSERT_EQ(store_stat(&f, f.workers[1], "pulled_bytes"), SIZE);
+    ASSERT_EQ(store_stat(&f, f.workers[1], "objects"), 1); /* the cached copy */
+    wait_store_stat(&f, f.workers[0], "served", 1);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "served_bytes"), SIZE);
+    ASSERT_EQ(client_stat(rt, "driver_pulls"), 0);
+    ASSERT_EQ(client_stat(rt, "placed_spill"), 3); /* inputs elsewhere, moved by constraint */
+    /* A resource nobody offers fails at once; "gpu=2" is offered by the right node only. */
+    dray_resource big = {"gpu", 3};
+    dray_task_opts o = {0};
+    o.resources = &big;
+    o.n_resources = 1;
+    dray_value a = dray_int(1);
+    dray_ref *r;
+    ASSERT_OK(dray_submit(rt, "cl_square", &a, 1, &o, &r));
+    dray_value err;
+    ASSERT_STATUS(dray_get(rt, r, 20000, &err), DRAY_ERESOURCE);
+    dray_value_release(&err);
+    dray_ref_release(r);
+    big.amount = 2;
+    ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, &o, &r));
+    ASSERT_EQ(get_int(rt, r), f.workers[1]);
+    dray_ref_release(r);
+    dray_ref_release(obj);
+    wait_store_stat(&f, f.workers[0], "objects", 0);
+    wait_store_stat(&f, f.workers[1], "objects", 0);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+/* With a 4 MB memory limit (spill above 2.8 MB, pause above 3.2 MB), objects spill to disk and are
+ * read back transparently; one larger than the whole limit goes straight to disk and round-trips. */
+TEST(objects_spill_to_disk_and_round_trip)
+{
+    fx f;
+    setenv("DRAY_WORKER_MEMORY", "4000000", 1);
+    fx_start(&f, 1);
+    unsetenv("DRAY_WORKER_MEMORY");
+    dray_runtime *rt = connect_driver(&f);
+    wait_store_stat(&f, f.workers[0], "limit", 4000000);
+    enum { SMALL = 1200000, BIG = 6000000 };
+    dray_ref *objs[4];
+    for (int i = 0; i < 3; i++)
+        objs[i] = submit_on(rt, "cl_make_bytes", dray_int(SMALL + i), NULL);
+    objs[3] = submit_on(rt, "cl_make_bytes", dray_int(BIG), NULL);
+    ASSERT_OK(dray_wait(rt, objs, 4, 4, 20000, NULL, NULL));
+    wait_store_stat(&f, f.workers[0], "objects", 4);
+    ASSERT_GE(store_stat(&f, f.workers[0], "spilled"), 1);
+    ASSERT_GE(store_stat(&f, f.workers[0], "direct_to_disk"), 1);
+    ASSERT_LE(store_stat(&f, f.workers[0], "bytes_mem"), 3200000);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_mem") + store_stat(&f, f.workers[0], "bytes_disk"),
+              3 * SMALL + 3 + BIG);
+    /* Every object reads back: on the node (a task) and at the driver. */
+    for (int i = 0; i < 4; i++) {
+        int64_t n = i < 3 ? SMALL + i : BIG;
+        dray_ref *sum = submit_on(rt, "cl_sum_bytes", dray_value_of_ref(objs[i]), NULL);
+        ASSERT_EQ(get_int(rt, sum), made_sum(n));
+        dray_ref_release(sum);
+        dray_value v;
+        ASSERT_OK(dray_get(rt, objs[i], 20000, &v));
+        size_t len;
+        const uint8_t *p = dray_bytes_data(&v, &len);
+        ASSERT_EQ((int64_t)len, n);
+        int64_t s = 0;
+        for (size_t k = 0; k < len; k++)
+            s += p[k];
+        ASSERT_EQ(s, made_sum(n));
+        dray_value_release(&v);
+    }
+    wait_store_min(&f, f.workers[0], "read_back", 1);
+    for (int i = 0; i < 4; i++)
+        dray_ref_release(objs[i]);
+    wait_store_stat(&f, f.workers[0], "objects", 0);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_disk"), 0);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
 RUN_TESTS(T_(worker_main), T_(tasks_refs_errors_and_data), T_(killed_worker_tasks_are_retried),
           T_(lost_tasks_fail_instead_of_hanging), T_(wrong_secret_is_refused),
           T_(garbage_to_every_port_is_survived), T_(cli_status_lists_nodes),
           T_(actors_run_on_a_node_in_order), T_(actor_restarts_when_its_node_is_killed),
           T_(submit_driver_main), T_(submit_starts_and_stops_its_workers),
-          T_(graph_survives_a_killed_worker), T_(node_joining_mid_job_gets_work))
+          T_(graph_survives_a_killed_worker), T_(node_joining_mid_job_gets_work),
+          T_(objects_stay_on_their_node_and_are_freed), T_(objects_move_node_to_node),
+          T_(objects_spill_to_disk_and_round_trip))
