@@ -23,16 +23,18 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   "$build/bin/dray" stop >/dev/null 2>&1 || true
+  [ -n "${BENCH_KEEP_LOG:-}" ] && cp "$dir/bench-workers.log" "$BENCH_KEEP_LOG" || true
   rm -rf "$dir" "$out"
 }
 trap cleanup EXIT
 "$build/bin/dray" start --head --port "$port" >/dev/null
-for i in 1 2; do
-  DRAY_WORKER_ADDRESS=127.0.0.1:$port DRAY_WORKER_CPUS=1 "$build/bin/bench_cluster" \
+for i in 0 1; do
+  DRAY_WORKER_ADDRESS=127.0.0.1:$port DRAY_WORKER_CPUS=1 DRAY_WORKER_RESOURCES=n$i=1 \
+    "$build/bin/bench_cluster" \
     2>>"$dir/bench-workers.log" &
   pids+=($!)
 done
-DRAY_ADDRESS=127.0.0.1:$port DRAY_MIN_NODES=2 "$build/bin/bench_cluster" --runs "$runs" | tee -a "$out"
+DRAY_ADDRESS=127.0.0.1:$port DRAY_MIN_NODES=2 "$build/bin/bench_cluster" --runs "$runs" ${BENCH_ONLY:+--only $BENCH_ONLY} | tee -a "$out"
 # The seed's array example as a driver on the same nodes (every dray binary has the array functions).
 if [ -x "$build/bin/array_mean" ]; then
   for i in $(seq "$runs"); do

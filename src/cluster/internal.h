@@ -175,9 +175,9 @@ typedef struct dray__store_stats {
 dray_status dray__store_create(const char *dir, size_t limit, const uint8_t secret[32],
                                dray__store **out);
 void dray__store_destroy(dray__store *s);
-/* Copies data[0..len) into a new object of this node (`self` is its address) owned by `owner`. */
-dray_status dray__store_put(dray__store *s, const char *self, const void *owner, const void *data,
-                            size_t len, uint64_t *id);
+/* Makes BYTES value *bytes (retained, not copied: a result made on this node) a new object. */
+dray_status dray__store_adopt(dray__store *s, const char *self, const void *owner,
+                              const dray_value *bytes, uint64_t *id);
 /* A BYTES value over the object (no copy; the object stays pinned while the value lives). */
 dray_status dray__store_get(dray__store *s, const char *holder, uint64_t id, dray_value *out);
 /* The same, counted as served to a peer. */

@@ -22,7 +22,8 @@ typedef struct sobj {
     char holder[80]; /* the node that made it ("" here) */
     const void *owner;
     size_t size;
-    int fd;          /* memfd, or the spill file once on disk */
+    int fd;          /* memfd, or the spill file once on disk; -1 for an adopted value */
+    dray_value heap; /* an adopted BYTES value (a result made on this node), until spilled */
     void *map;       /* in memory: always; on disk: while pinned */
     bool on_disk, dead;
     int state;
@@ -111,7 +112,9 @@ static void store_release(dray__store *s)
 /* Frees o's memory and file (unlinked from the table already). Lock held. */
 static void destroy_obj(dray__store *s, sobj *o)
 {
-    if (o->map)
+    if (o->heap.type != DRAY_T_NULL)
+        dray_value_release(&o->heap);
+    else if (o->map)
         munmap(o->map, o->size);
     if (o->fd >= 0)
         close(o->fd);
@@ -221,8 +224,12 @@ static dray_status spill_one(dray__store *s, sobj *o)
         close(fd);
         return st;
     }
-    munmap(o->map, o->size);
-    close(o->fd);
+    if (o->heap.type != DRAY_T_NULL) {
+        dray_value_release(&o->heap);
+    } else {
+        munmap(o->map, o->size);
+        close(o->fd);
+    }
     o->map = NULL;
     o->fd = fd;
     o->on_disk = true;
@@ -341,11 +348,13 @@ static dray_status pin_value(dray__store *s, sobj *o, dray_value *out)
     return DRAY_OK;
 }
 
-dray_status dray__store_put(dray__store *s, const char *self, const void *owner, const void *data,
-                            size_t len, uint64_t *id)
+dray_status dray__store_adopt(dray__store *s, const char *self, const void *owner,
+                              const dray_value *bytes, uint64_t *id)
 {
+    size_t len = 0;
+    const void *data = dray_bytes_data(bytes, &len);
     sobj *o = calloc(1, sizeof(*o));
-    if (!o)
+    if (!o || !data)
         return dray_set_error(DRAY_ENOMEM, "out of memory");
     o->s = s;
     o->size = len;
@@ -355,28 +364,19 @@ dray_status dray__store_put(dray__store *s, const char *self, const void *owner,
     pthread_mutex_lock(&s->lock);
     o->id = ++s->next_id;
     o->stamp = ++s->clock;
-    o->state = S_PULLING; /* invisible until filled */
-    dray_status st = new_backing(s, o);
-    if (!st)
-        st = insert(s, o);
+    o->state = S_READY;
+    dray_status st = insert(s, o);
     if (st) {
-        if (o->map)
-            munmap(o->map, o->size);
-        if (o->fd >= 0)
-            close(o->fd);
         pthread_mutex_unlock(&s->lock);
         free(o);
         return st;
     }
-    o->pins = 1;
-    pthread_mutex_unlock(&s->lock);
-    memcpy(o->map, data, len);
-    pthread_mutex_lock(&s->lock);
-    o->state = S_READY;
+    o->heap = dray_value_retain(bytes);
+    o->map = (void *)data;
     count_ready(s, o);
     s->st.puts++;
     *id = o->id;
-    unpin_locked(s, o);
+    maybe_spill(s, 0);
     pthread_mutex_unlock(&s->lock);
     return DRAY_OK;
 }

@@ -52,12 +52,15 @@ typedef struct job {
     bool retry_exc;
 } job;
 
-/* Puts a large result into the node's store and answers with its handle: true when done. */
-static bool send_stored(worker *w, dray__conn *c, uint64_t rid, const void *data, size_t len,
+/* Makes a large result (BYTES value *data, retained) an object of the node's store and answers
+ * with its handle: true when done. */
+static bool send_stored(worker *w, dray__conn *c, uint64_t rid, const dray_value *data,
                         bool encoded)
 {
     uint64_t id;
-    if (dray__store_put(w->store, w->self, c, data, len, &id)) {
+    size_t len = 0;
+    dray_bytes_data(data, &len);
+    if (dray__store_adopt(w->store, w->self, c, data, &id)) {
         dray__log("object store: %s; sending the result inline", dray_last_error());
         return false;
     }
@@ -89,7 +92,7 @@ static void send_result_w(worker *w, dray__conn *c, uint64_t rid, dray_status st
     dray_value encv = dray_null();
     const void *raw = st == DRAY_OK && result->type == DRAY_T_BYTES
                           ? dray_bytes_data(result, &len) : NULL;
-    if (raw && len >= RAW_LIMIT && w && send_stored(w, c, rid, raw, len, false))
+    if (raw && len >= RAW_LIMIT && w && send_stored(w, c, rid, result, false))
         return;
     if (raw && len >= RAW_LIMIT) {
         flags |= DRAY__RF_RAW;
@@ -104,9 +107,16 @@ static void send_result_w(worker *w, dray__conn *c, uint64_t rid, dray_status st
             dray_error_create(est, "result", msg, -1, NULL, result);
             st = est;
             items[0] = dray_int(st);
-        } else if (len >= RAW_LIMIT && w && send_stored(w, c, rid, enc, len, true)) {
-            dray_free(enc);
-            return;
+        } else if (len >= RAW_LIMIT && w &&
+                   dray__bytes_wrap(enc, len, dray_free, enc, &encv) == DRAY_OK) {
+            /* The encoded bytes become the object as they are (the wrap frees them). */
+            enc = NULL;
+            if (send_stored(w, c, rid, &encv, true)) {
+                dray_value_release(&encv);
+                return;
+            }
+            flags |= DRAY__RF_ENCODED;
+            data = &encv;
         } else if (len >= RAW_LIMIT) {
             void *p;
             if (dray_bytes_create_uninit(len, &encv, &p) == DRAY_OK) {
