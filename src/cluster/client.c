@@ -412,7 +412,11 @@ static dray_status table_add(struct dray__cluster *cl, pend *p)
 
 #define LOCALITY_SLACK 2.0 /* tasks per CPU a node holding the inputs may be ahead by */
 
-/* The live node holding the most bytes of p's object inputs (made there or cached), or -1. */
+static bool feasible(const rnode *n, const pend *p);
+static bool excluded(const pend *p, int i);
+
+/* The live node that can run p and holds the most bytes of its object inputs (made there or
+ * cached), or -1. */
 static int preferred_node(struct dray__cluster *cl, const pend *p)
 {
     if (!p->n_objs || cl->n_nodes <= 0)
@@ -429,7 +433,8 @@ static int preferred_node(struct dray__cluster *cl, const pend *p)
     }
     int best = -1;
     for (int i = 0; i < 64 && i < cl->n_nodes; i++)
-        if (cl->nodes[i].alive && bytes[i] && (best < 0 || bytes[i] > bytes[best]))
+        if (cl->nodes[i].alive && bytes[i] && feasible(&cl->nodes[i], p) && !excluded(p, i) &&
+            (best < 0 || bytes[i] > bytes[best]))
             best = i;
     return best;
 }
@@ -500,14 +505,13 @@ static bool place(struct dray__cluster *cl, pend *p)
         return true;
     }
     int pref = preferred_node(cl, p);
-    if (pref >= 0 && !excluded(p, pref) && feasible(&cl->nodes[pref], p) &&
-        node_load(&cl->nodes[pref], p) <= best_load + LOCALITY_SLACK) {
+    if (pref >= 0 && node_load(&cl->nodes[pref], p) <= best_load + LOCALITY_SLACK)
         best = pref;
-        atomic_fetch_add_explicit(&cl->placed_local, 1, memory_order_relaxed);
-    } else {
-        atomic_fetch_add_explicit(pref >= 0 ? &cl->placed_spill : &cl->placed_load, 1,
-                                  memory_order_relaxed);
-    }
+    /* local: where most input bytes are; spill: inputs elsewhere (busy or unable to run it) */
+    atomic_fetch_add_explicit(!p->n_objs     ? &cl->placed_load
+                              : best == pref ? &cl->placed_local
+                                             : &cl->placed_spill,
+                              1, memory_order_relaxed);
     for (size_t k = 0; k < p->n_objs && best < 64; k++) {
         robj *r = (robj *)p->objs[k].u.ext;
         if (r->node != best)

@@ -376,6 +376,9 @@ dray_status dray__store_adopt(dray__store *s, const char *self, const void *owne
     count_ready(s, o);
     s->st.puts++;
     *id = o->id;
+    /* An object bigger than the target can never stay in memory: to disk at once. */
+    if (o->size > s->target_b && spill_one(s, o) == DRAY_OK)
+        s->st.direct_to_disk++;
     maybe_spill(s, 0);
     pthread_mutex_unlock(&s->lock);
     return DRAY_OK;
