@@ -47,6 +47,12 @@ typedef struct pend {
     double cpus;      /* CPUs it needs (0: 1) */
     dray_value res;   /* custom resources it needs: a map name -> float, or null */
     dray_status refused; /* why place() found no node: DRAY_ENOTFOUND or DRAY_ERESOURCE */
+    dray_value args;  /* the user's arguments when they include objects (to re-encode after a
+                       * rebuild moved one), else null */
+    int task_retries; /* the SUBMIT's retry fields, for re-encoding */
+    bool retry_exc;
+    int lost_tries;   /* times a node could not fetch one of its input objects */
+    struct robj *rebuild_of; /* a lineage rebuild: its result replaces this object's bytes */
     struct pend *hnext;
     struct pend *prev, *next; /* the node's list, or the waiting list */
 } pend;
@@ -84,8 +90,8 @@ struct dray__cluster {
     uint8_t secret[32];
     struct objowner *own;
     /* placement counters (dray_cluster_client_stats) */
-    _Atomic uint64_t placed_local, placed_load, placed_spill, stored_results, inline_results,
-        objects_freed, driver_pulls, driver_pulled_bytes;
+    _Atomic uint64_t placed_local, placed_load, placed_spill, stored_results, objects_freed,
+        driver_pulls, driver_pulled_bytes, objects_rebuilt;
 };
 
 /* ==== Object handles ====
@@ -105,12 +111,47 @@ typedef struct robj {
     char holder[80];
     uint64_t id, size;
     bool encoded;
+    pthread_mutex_t meta;    /* guards holder, id and node (a rebuild moves the object) */
     objowner *own;           /* driver side; NULL on nodes */
     int node;                /* driver side: the holder's node index */
+    /* driver side, under the client's lock: how to make it again (lineage) */
+    struct lineage *lin;
+    bool lost, rebuilding;
+    struct pend *waiters;    /* tasks waiting for the rebuild (linked by next) */
+    dray_status rebuild_st;  /* the last rebuild's failure */
+    char rebuild_err[240];
     _Atomic uint64_t copies; /* driver side: bit i: node i was sent a task reading it */
     pthread_mutex_t lock;    /* guards local */
     dray_value local;        /* driver side: the fetched value */
 } robj;
+
+/* The task that made an object, kept so a lost object can be made again (Ray's lineage). Its
+ * inputs are kept alive with it. */
+typedef struct lineage {
+    const dray_function *fn;
+    void *msg; /* the encoded SUBMIT */
+    size_t len;
+    dray_value args; /* null, or the arguments when they include objects */
+    dray_value *objs;
+    size_t n_objs;
+    double cpus;
+    dray_value res;
+    int task_retries;
+    bool retry_exc;
+} lineage;
+
+static void lineage_free(lineage *l)
+{
+    if (!l)
+        return;
+    dray_free(l->msg);
+    dray_value_release(&l->args);
+    for (size_t i = 0; i < l->n_objs; i++)
+        dray_value_release(&l->objs[i]);
+    free(l->objs);
+    dray_value_release(&l->res);
+    free(l);
+}
 
 static void owner_release(objowner *o)
 {
@@ -156,7 +197,9 @@ static void robj_destroy(dray_ext_obj *o)
         owner_release(r->own);
     }
     dray_value_release(&r->local);
+    lineage_free(r->lin);
     pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->meta);
     free(r);
 }
 
@@ -164,10 +207,12 @@ static dray_status robj_encode(const dray_ext_obj *o,
                                dray_status (*write)(void *buf, const void *data, size_t len),
                                void *buf)
 {
-    const robj *r = (const robj *)o;
+    robj *r = (robj *)(uintptr_t)o;
+    pthread_mutex_lock(&r->meta);
     dray_value items[4] = {dray_null(), dray_int((int64_t)r->id), dray_int((int64_t)r->size),
                            dray_bool(r->encoded)}, v;
     dray_status st = dray_string_create(r->holder, &items[0]);
+    pthread_mutex_unlock(&r->meta);
     if (!st)
         st = dray_list_create(items, 4, &v);
     dray_value_release(&items[0]);
@@ -197,6 +242,7 @@ static robj *robj_new(const char *holder, uint64_t id, uint64_t size, bool encod
     r->encoded = encoded;
     r->node = -1;
     pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->meta, NULL);
     r->local = dray_null();
     return r;
 }
@@ -238,44 +284,6 @@ bool dray__cluster_obj_info(const dray_value *v, const char **holder, uint64_t *
     *size = r->size;
     *encoded = r->encoded;
     return true;
-}
-
-dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v)
-{
-    if (v->type != DRAY_T_EXT || v->u.ext->type != &robj_type)
-        return DRAY_OK;
-    struct dray__cluster *cl = rt->cluster;
-    robj *r = (robj *)v->u.ext;
-    dray_status st = DRAY_OK;
-    dray_value got = dray_null();
-    pthread_mutex_lock(&r->lock);
-    if (r->local.type == DRAY_T_NULL) {
-        void *dst;
-        dray_value raw;
-        if ((st = dray_bytes_create_uninit(r->size, &raw, &dst)) == DRAY_OK) {
-            st = dray__pull(cl->secret, r->holder, r->id, dst, r->size);
-            if (!st && r->encoded) {
-                st = dray_value_decode(dst, r->size, &r->local);
-                dray_value_release(&raw);
-            } else if (!st) {
-                r->local = raw;
-            } else {
-                dray_value_release(&raw);
-            }
-            if (!st) {
-                atomic_fetch_add(&cl->driver_pulls, 1);
-                atomic_fetch_add(&cl->driver_pulled_bytes, r->size);
-            }
-        }
-    }
-    if (!st)
-        got = dray_value_retain(&r->local);
-    pthread_mutex_unlock(&r->lock);
-    dray_value_release(v);
-    if (st)
-        return dray_set_error(st, "fetching the result from its node: %s", dray_last_error());
-    *v = got;
-    return DRAY_OK;
 }
 
 /* ==== Pending table ==== */
@@ -338,14 +346,24 @@ static void pend_free(pend *p)
         dray_value_release(&p->objs[i]);
     free(p->objs);
     dray_value_release(&p->res);
+    dray_value_release(&p->args);
+    if (p->rebuild_of) {
+        dray_value r = dray_value_of_ext(&p->rebuild_of->hdr);
+        dray_value_release(&r);
+    }
     dray_free(p->msg);
     free(p->excl);
     free(p);
 }
 
 /* Detaches p from its node or the waiting list. Lock held. */
+#define NODE_WAITING (-1)     /* on the waiting list (no node yet) */
+#define NODE_REBUILD (-2)     /* on an input object's list of tasks waiting for its rebuild */
+
 static void unplace(struct dray__cluster *cl, pend *p)
 {
+    if (p->node == NODE_REBUILD)
+        return;
     if (p->node >= 0) {
         list_remove(&cl->nodes[p->node].list, p);
         cl->nodes[p->node].inflight--;
@@ -357,9 +375,13 @@ static void unplace(struct dray__cluster *cl, pend *p)
 
 /* ==== Completing ==== */
 
+static void rebuild_failed(struct dray__cluster *cl, robj *r, dray_status st, const char *msg);
+
 /* Fails p's cell with st and a message (lock not held); frees p. */
 static void fail_pend(struct dray__cluster *cl, pend *p, dray_status st, const char *msg)
 {
+    if (p->rebuild_of)
+        rebuild_failed(cl, p->rebuild_of, st, msg);
     if (p->cell) {
         dray_value err = dray_null();
         dray_error_create(st, p->actor ? p->actor->cls->name : p->fn->name, msg, -1, NULL, &err);
@@ -473,8 +495,31 @@ static bool feasible(const rnode *n, const pend *p)
  * it is more than LOCALITY_SLACK tasks per CPU busier than the least loaded one, which gets it
  * otherwise. With no live node p is parked. Lock held. Returns false when no live node can run it
  * (every one lacks the function). */
+static bool start_rebuild(struct dray__cluster *cl, robj *r);
+
+/* Whether object r is gone (its node died or could not serve it) and must be made again. */
+static bool needs_rebuild(struct dray__cluster *cl, const robj *r)
+{
+    return r->lost || r->rebuilding || r->node < 0 || r->node >= cl->n_nodes ||
+           !cl->nodes[r->node].alive;
+}
+
 static bool place(struct dray__cluster *cl, pend *p)
 {
+    /* An input object that was lost: wait for it to be made again from its lineage. */
+    for (size_t k = 0; k < p->n_objs; k++) {
+        robj *r = (robj *)p->objs[k].u.ext;
+        if (!needs_rebuild(cl, r))
+            continue;
+        if (!r->rebuilding && (!r->lin || !start_rebuild(cl, r))) {
+            p->refused = DRAY_ENET;
+            return false;
+        }
+        p->node = NODE_REBUILD;
+        p->next = r->waiters;
+        r->waiters = p;
+        return true;
+    }
     int best = -1, alive = 0, offered = 0;
     double best_load = 0;
     unsigned start = cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
@@ -556,6 +601,100 @@ static dray_status encode_submit(const dray_function *fn, const dray_value *args
     return DRAY_OK;
 }
 
+/* Why place() refused p. */
+static const char *refusal(struct dray__cluster *cl, const pend *p)
+{
+    return cl->closing                   ? "the cluster client is shutting down"
+           : p->refused == DRAY_ERESOURCE ? "no live node offers the CPUs and resources it needs"
+           : p->refused == DRAY_ENET      ? "an input object was lost and cannot be made again"
+                                          : "no live node has this function registered";
+}
+
+/* Encodes p's SUBMIT again from its arguments (an input object moved). Lock held. */
+static void reencode(pend *p)
+{
+    if (p->args.type != DRAY_T_LIST)
+        return;
+    void *msg;
+    size_t len;
+    size_t n = dray_list_len(&p->args);
+    if (encode_submit(p->fn, n ? dray_list_get(&p->args, 0) : NULL, n, p->task_retries,
+                      p->retry_exc, &msg, &len) == DRAY_OK) {
+        dray_free(p->msg);
+        p->msg = msg;
+        p->len = len;
+    }
+}
+
+/* Starts making lost object r again: its lineage task goes out like a new task (waiting in turn
+ * for its own lost inputs). Lock held. False when it cannot even be placed. */
+static bool start_rebuild(struct dray__cluster *cl, robj *r)
+{
+    lineage *l = r->lin;
+    pend *q = calloc(1, sizeof(*q));
+    if (!q || !(q->msg = malloc(l->len)) ||
+        (l->n_objs && !(q->objs = calloc(l->n_objs, sizeof(dray_value))))) {
+        if (q)
+            free(q->msg);
+        free(q);
+        return false;
+    }
+    memcpy(q->msg, l->msg, l->len);
+    q->len = l->len;
+    q->fn = l->fn;
+    q->type = DRAY__MSG_SUBMIT;
+    q->retries_left = cl->default_retries;
+    q->cpus = l->cpus;
+    q->res = dray_value_retain(&l->res);
+    q->args = dray_value_retain(&l->args);
+    q->task_retries = l->task_retries;
+    q->retry_exc = l->retry_exc;
+    for (size_t i = 0; i < l->n_objs; i++)
+        q->objs[i] = dray_value_retain(&l->objs[i]);
+    q->n_objs = l->n_objs;
+    dray_value self = dray_value_of_ext(&r->hdr);
+    dray_value_retain(&self); /* q's count, dropped by pend_free */
+    q->rebuild_of = r;
+    reencode(q); /* its inputs may have moved since */
+    dray__log("object %llu of %s was lost: running '%s' again to make it",
+              (unsigned long long)r->id, r->holder, l->fn->name);
+    r->rebuilding = true;
+    if (table_add(cl, q) == DRAY_OK) {
+        if (place(cl, q))
+            return true;
+        table_take(cl, q->rid);
+    }
+    r->rebuilding = false;
+    q->rebuild_of = NULL;
+    /* Not the last counts: the caller's task holds r, and r's lineage holds q's inputs. */
+    __atomic_fetch_sub(&r->hdr.refs, 1, __ATOMIC_ACQ_REL);
+    pend_free(q);
+    return false;
+}
+
+/* The rebuild of r failed: the tasks waiting for it fail too. Lock not held. */
+static void rebuild_failed(struct dray__cluster *cl, robj *r, dray_status st, const char *msg)
+{
+    pthread_mutex_lock(&cl->lock);
+    r->rebuilding = false;
+    r->rebuild_st = st ? st : DRAY_ENET;
+    snprintf(r->rebuild_err, sizeof r->rebuild_err, "%s", msg);
+    /* While detaching, the waiting tasks are failed with everything else. */
+    pend *w = cl->closing ? NULL : r->waiters;
+    r->waiters = NULL;
+    for (pend *x = w; x; x = x->next)
+        table_take(cl, x->rid);
+    pthread_cond_broadcast(&cl->cond);
+    pthread_mutex_unlock(&cl->lock);
+    char m[400];
+    snprintf(m, sizeof m, "input object was lost and making it again failed: %s", msg);
+    while (w) {
+        pend *next = w->next;
+        fail_pend(cl, w, DRAY_EDEP, m);
+        w = next;
+    }
+}
+
 /* Releases the cell's arguments (they must be gone before the result can arrive). */
 static void drop_cell_args(dray_ref *c)
 {
@@ -585,6 +724,8 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     p->retries_left = (int)hargs[3].u.i;
     p->cpus = hargs[4].u.f;
     p->res = dray_value_retain(&hargs[5]);
+    p->task_retries = (int)hargs[1].u.i;
+    p->retry_exc = hargs[2].u.b;
     for (size_t i = HEADER_ARGS; i < n; i++)
         if (hargs[i].type == DRAY_T_EXT && hargs[i].u.ext->type == &robj_type &&
             ((robj *)hargs[i].u.ext)->own) {
@@ -594,6 +735,8 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
             p->objs = o;
             p->objs[p->n_objs++] = dray_value_retain(&hargs[i]);
         }
+    if (p->n_objs && dray_list_create(hargs + HEADER_ARGS, n - HEADER_ARGS, &p->args))
+        p->args = dray_null(); /* out of memory: no re-encoding, a lost input fails it */
     drop_cell_args(c);
     pthread_mutex_lock(&cl->lock);
     if (table_add(cl, p)) {
@@ -606,10 +749,7 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
         table_take(cl, p->rid);
     pthread_mutex_unlock(&cl->lock);
     if (!ok)
-        fail_pend(cl, p, cl->closing ? DRAY_ESHUTDOWN : p->refused,
-                  cl->closing ? "the cluster client is shutting down"
-                  : p->refused == DRAY_ERESOURCE ? "no live node offers the CPUs and resources it needs"
-                                                 : "no live node has this function registered");
+        fail_pend(cl, p, cl->closing ? DRAY_ESHUTDOWN : p->refused, refusal(cl, p));
     return DRAY_OK;
 }
 
@@ -1015,23 +1155,110 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
             fail_pend(cl, p, DRAY_ENOTFOUND, dray_error_message(dray_list_get(ctl, 1)));
         return;
     }
+    if ((h->flags & DRAY__RF_LOST) && p->args.type == DRAY_T_LIST && p->lost_tries < 3) {
+        /* The node could not fetch input `arg`: that object is lost; make it again and resend. */
+        const dray_value *err = dray_list_get(ctl, 1);
+        int arg = dray_error_arg_index(err);
+        const dray_value *in = arg >= 0 ? dray_list_get(&p->args, (size_t)arg) : NULL;
+        if (in && in->type == DRAY_T_EXT && in->u.ext->type == &robj_type) {
+            robj *r = (robj *)in->u.ext;
+            dray__log("node %d could not fetch input %d of '%s': %s", cl->nodes[p->node].id, arg,
+                      p->fn->name, dray_error_message(err));
+            r->lost = true;
+            p->lost_tries++;
+            p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
+            cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
+            cl->count++;
+            bool ok = place(cl, p);
+            if (!ok)
+                table_take(cl, p->rid);
+            pthread_mutex_unlock(&cl->lock);
+            if (!ok)
+                fail_pend(cl, p, p->refused, refusal(cl, p));
+            return;
+        }
+    }
     char holder[80];
     int node = p->node;
     snprintf(holder, sizeof holder, "%s", node >= 0 ? cl->nodes[node].addr : "");
-    pthread_mutex_unlock(&cl->lock);
     dray_status st = (dray_status)dray_list_get(ctl, 0)->u.i;
+    robj *rb = p->rebuild_of;
+    if (rb && (h->flags & DRAY__RF_STORED)) {
+        /* A rebuilt object: point the handle at its new home, then send what waited for it. */
+        const dray_value *d = dray_list_get(ctl, 1);
+        pthread_mutex_lock(&rb->meta);
+        char old[80];
+        uint64_t old_id = rb->id, copies = atomic_exchange(&rb->copies, 0);
+        snprintf(old, sizeof old, "%s", rb->holder);
+        snprintf(rb->holder, sizeof rb->holder, "%s", holder);
+        rb->id = (uint64_t)dray_list_get(d, 0)->u.i;
+        rb->node = node;
+        pthread_mutex_unlock(&rb->meta);
+        /* Copies other nodes cached of the lost object go. */
+        robj gone = {.id = old_id};
+        snprintf(gone.holder, sizeof gone.holder, "%s", old);
+        for (int i = 0; i < 64 && i < cl->n_nodes; i++)
+            if (copies >> i & 1)
+                send_free(cl, i, &gone);
+        rb->lost = rb->rebuilding = false;
+        atomic_fetch_add_explicit(&cl->objects_rebuilt, 1, memory_order_relaxed);
+        pend *w = rb->waiters, *failed = NULL;
+        rb->waiters = NULL;
+        while (w) {
+            pend *next = w->next;
+            reencode(w);
+            if (!place(cl, w)) {
+                table_take(cl, w->rid);
+                w->next = failed;
+                failed = w;
+            }
+            w = next;
+        }
+        pthread_cond_broadcast(&cl->cond);
+        pthread_mutex_unlock(&cl->lock);
+        while (failed) {
+            pend *next = failed->next;
+            fail_pend(cl, failed, failed->refused, refusal(cl, failed));
+            failed = next;
+        }
+        pend_free(p);
+        return;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    if (rb) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", st ? dray_error_message(dray_list_get(ctl, 1))
+                                           : "running it again gave a small result, not an object");
+        p->rebuild_of = NULL;
+        rebuild_failed(cl, rb, st ? st : DRAY_ETASK, msg);
+        dray_value self = dray_value_of_ext(&rb->hdr);
+        dray_value_release(&self);
+        pend_free(p);
+        return;
+    }
     dray_value v;
     if (h->flags & DRAY__RF_STORED) {
         const dray_value *d = dray_list_get(ctl, 1);
         robj *r = robj_new(holder, (uint64_t)dray_list_get(d, 0)->u.i,
                            (uint64_t)dray_list_get(d, 1)->u.i, dray_list_get(d, 2)->u.b);
-        if (!r) {
+        lineage *l = r ? calloc(1, sizeof(*l)) : NULL;
+        if (!r || !l) {
+            free(r);
             fail_pend(cl, p, DRAY_ENOMEM, "out of memory for an object handle");
             return;
         }
         r->node = node;
         r->own = cl->own;
         atomic_fetch_add(&cl->own->refs, 1);
+        /* The task's description becomes the object's lineage (moved, not copied). */
+        *l = (lineage){p->fn, p->msg, p->len, p->args, p->objs, p->n_objs, p->cpus, p->res,
+                       p->task_retries, p->retry_exc};
+        p->msg = NULL;
+        p->args = dray_null();
+        p->objs = NULL;
+        p->n_objs = 0;
+        p->res = dray_null();
+        r->lin = l;
         v = dray_value_of_ext(&r->hdr);
         atomic_fetch_add_explicit(&cl->stored_results, 1, memory_order_relaxed);
     } else {
@@ -1043,6 +1270,72 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
     else
         dray_value_release(&v);
     pend_free(p);
+}
+
+dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v)
+{
+    if (v->type != DRAY_T_EXT || v->u.ext->type != &robj_type)
+        return DRAY_OK;
+    struct dray__cluster *cl = rt->cluster;
+    robj *r = (robj *)v->u.ext;
+    dray_status st = DRAY_OK;
+    dray_value got = dray_null();
+    pthread_mutex_lock(&r->lock);
+    for (int attempt = 0; r->local.type == DRAY_T_NULL; attempt++) {
+        char holder[80];
+        pthread_mutex_lock(&r->meta);
+        snprintf(holder, sizeof holder, "%s", r->holder);
+        uint64_t id = r->id;
+        pthread_mutex_unlock(&r->meta);
+        void *dst;
+        dray_value raw;
+        if ((st = dray_bytes_create_uninit(r->size, &raw, &dst)))
+            break;
+        st = dray__pull(cl->secret, holder, id, dst, r->size);
+        if (!st && r->encoded) {
+            st = dray_value_decode(dst, r->size, &r->local);
+            dray_value_release(&raw);
+        } else if (!st) {
+            r->local = raw;
+        } else {
+            dray_value_release(&raw);
+        }
+        if (!st) {
+            atomic_fetch_add(&cl->driver_pulls, 1);
+            atomic_fetch_add(&cl->driver_pulled_bytes, r->size);
+            break;
+        }
+        if (attempt == 3 || !r->lin || st == DRAY_EFORMAT)
+            break;
+        /* Its node is gone or lost it: make it again from its lineage and wait. */
+        char why[400];
+        snprintf(why, sizeof why, "%s", dray_last_error());
+        pthread_mutex_lock(&cl->lock);
+        if (r->id == id && !r->rebuilding) {
+            r->lost = true;
+            if (!start_rebuild(cl, r)) {
+                pthread_mutex_unlock(&cl->lock);
+                dray_set_error(st, "%s; making it again failed: no node can run it", why);
+                break;
+            }
+        }
+        while (r->rebuilding)
+            pthread_cond_wait(&cl->cond, &cl->lock);
+        dray_status rst = r->id == id ? r->rebuild_st : DRAY_OK;
+        pthread_mutex_unlock(&cl->lock);
+        if (rst) {
+            st = dray_set_error(rst, "%s; making it again failed: %s", why, r->rebuild_err);
+            break;
+        }
+    }
+    if (!st)
+        got = dray_value_retain(&r->local);
+    pthread_mutex_unlock(&r->lock);
+    dray_value_release(v);
+    if (st)
+        return dray_set_error(st, "fetching the result from its node: %s", dray_last_error());
+    *v = got;
+    return DRAY_OK;
 }
 
 /* Connects to the nodes in a NODES list that are new; closes those the head no longer lists. */
@@ -1344,14 +1637,15 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
                               "to a cluster");
     static const char *keys[] = {"placed_local",   "placed_load",    "placed_spill",
                                  "stored_results", "objects_freed",  "driver_pulls",
-                                 "driver_pulled_bytes"};
-    dray_value v[7] = {
+                                 "driver_pulled_bytes", "objects_rebuilt"};
+    dray_value v[8] = {
         dray_int((int64_t)atomic_load(&cl->placed_local)),
         dray_int((int64_t)atomic_load(&cl->placed_load)),
         dray_int((int64_t)atomic_load(&cl->placed_spill)),
         dray_int((int64_t)atomic_load(&cl->stored_results)),
         dray_int((int64_t)atomic_load(&cl->objects_freed)),
         dray_int((int64_t)atomic_load(&cl->driver_pulls)),
-        dray_int((int64_t)atomic_load(&cl->driver_pulled_bytes))};
-    return dray_map_create(keys, v, 7, out);
+        dray_int((int64_t)atomic_load(&cl->driver_pulled_bytes)),
+        dray_int((int64_t)atomic_load(&cl->objects_rebuilt))};
+    return dray_map_create(keys, v, 8, out);
 }

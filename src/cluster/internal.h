@@ -73,6 +73,7 @@ enum dray__msg_type {
 #define DRAY__RF_RAW 1     /* data section: the bytes of a BYTES value */
 #define DRAY__RF_ENCODED 2 /* data section: the encoded value */
 #define DRAY__RF_MISSING 4 /* the worker lacks the function: try another node */
+#define DRAY__RF_LOST 16   /* an input object could not be fetched (its error's arg index) */
 #define DRAY__RF_STORED 8  /* the value stays in the node's object store: [0, [int id, int size,
                             * bool encoded]] */
 

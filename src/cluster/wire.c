@@ -76,10 +76,11 @@ dray_status dray__wire_parse_header(const uint8_t *buf, size_t len, uint32_t max
     if (h.data_len && !data_ok)
         return dray_set_error(DRAY_EFORMAT, "%s message: unexpected data section of %llu bytes",
                               type_name(h.type), (unsigned long long)h.data_len);
-    /* RESULT: at most one of RAW, ENCODED and STORED; MISSING only alone. */
+    /* RESULT: at most one of RAW, ENCODED and STORED; MISSING and LOST only alone. */
     unsigned where = h.flags & (DRAY__RF_RAW | DRAY__RF_ENCODED | DRAY__RF_STORED);
-    if (h.type == DRAY__MSG_RESULT ? (h.flags & ~15u) || (where & (where - 1)) ||
-                                         ((h.flags & DRAY__RF_MISSING) && where)
+    unsigned why = h.flags & (DRAY__RF_MISSING | DRAY__RF_LOST);
+    if (h.type == DRAY__MSG_RESULT ? (h.flags & ~31u) || (where & (where - 1)) ||
+                                         (why && where) || why == (DRAY__RF_MISSING | DRAY__RF_LOST)
                                    : h.flags)
         return dray_set_error(DRAY_EFORMAT, "%s message: bad flags 0x%x", type_name(h.type),
                               h.flags);

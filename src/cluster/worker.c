@@ -154,7 +154,7 @@ static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value 
 /* Replaces object handles among args[0..n) by the objects' bytes (a view of this node's store,
  * pulled from the holder first when it is elsewhere): out[i] owned. */
 static dray_status resolve_objects(worker *w, dray__conn *owner, const dray_value *args, size_t n,
-                                   dray_value *out)
+                                   dray_value *out, size_t *bad)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = dray_null();
@@ -181,6 +181,7 @@ static dray_status resolve_objects(worker *w, dray__conn *owner, const dray_valu
             snprintf(msg, sizeof msg, "%s", dray_last_error());
             for (size_t k = 0; k < i; k++)
                 dray_value_release(&out[k]);
+            *bad = i;
             return dray_set_error(DRAY_ENET, "input %zu (object %llu of %s): %s", i,
                                   (unsigned long long)id, holder, msg);
         }
@@ -209,9 +210,22 @@ static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs,
     dray_value result = dray_null();
     size_t n = dray_list_len(&j->args);
     dray_value stack[8], *a = n <= 8 ? stack : malloc(n * sizeof(dray_value));
+    size_t bad = 0;
     dray_status st = !a ? dray_set_error(DRAY_ENOMEM, "out of memory")
-                        : resolve_objects(w, j->conn, n ? dray_list_get(&j->args, 0) : NULL, n, a);
+                        : resolve_objects(w, j->conn, n ? dray_list_get(&j->args, 0) : NULL, n, a,
+                                          &bad);
     bool resolved = st == DRAY_OK;
+    if (a && !resolved) {
+        /* An input object could not be fetched: the driver makes it again and resends. */
+        dray_value err;
+        if (dray_error_create(st, j->fn->name, dray_last_error(), (int)bad, NULL, &err) == DRAY_OK) {
+            send_result(j->conn, j->rid, st, &err, DRAY__RF_LOST);
+            dray_value_release(&err);
+        }
+        if (a != stack)
+            free(a);
+        goto done;
+    }
     for (int left = j->retries; resolved; left--) {
         dray__clear_error();
         st = j->fn->fn(ctx, a, n, &result);
@@ -234,6 +248,7 @@ static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs,
     }
     send_result_w(w, j->conn, j->rid, st, &result, 0);
     dray_value_release(&result);
+done:
     atomic_fetch_sub(&w->running, 1);
     atomic_fetch_add(&w->done, 1);
     dray_value_release(&j->args);
