@@ -140,6 +140,8 @@ dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, ui
 /* Closes the connection from the loop thread (on_close runs). */
 void dray__conn_close(dray__conn *c, const char *why);
 const char *dray__conn_role(const dray__conn *c);
+/* During on_message: whether more input from this peer is already buffered (a burst). */
+bool dray__conn_more_input(const dray__conn *c);
 const char *dray__conn_peer(const dray__conn *c);
 void dray__conn_set_user(dray__conn *c, void *user);
 void *dray__conn_user(const dray__conn *c);

@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -63,6 +64,7 @@ struct dray__conn {
     size_t ilen, ipos, icap;
     bool have_hdr;
     dray__hdr cur;
+    bool more_input;   /* while a message is delivered: more input is already buffered */
     uint8_t *big_ctl;  /* large-data mode: the control payload, then data read into big */
     dray_value big;
     uint8_t *big_ptr;
@@ -81,6 +83,7 @@ struct dray__loop {
     pthread_mutex_t lock; /* the conns list */
     dray__conn *conns;
     int64_t next_tick;
+    int64_t spin_ns; /* busy-poll this long after the last event before sleeping (0: never) */
 };
 
 static _Thread_local dray__loop *current_loop;
@@ -132,6 +135,7 @@ void dray__conn_release(dray__conn *c)
 }
 
 const char *dray__conn_role(const dray__conn *c) { return c->role; }
+bool dray__conn_more_input(const dray__conn *c) { return c->more_input; }
 const char *dray__conn_peer(const dray__conn *c) { return c->peer; }
 void dray__conn_set_user(dray__conn *c, void *user) { c->user = user; }
 void *dray__conn_user(const dray__conn *c) { return c->user; }
@@ -454,6 +458,7 @@ static bool process_input(dray__conn *c)
         }
         c->ipos += need;
         c->have_hdr = false;
+        c->more_input = c->ipos < c->ilen;
         dray__hdr h = c->cur;
         deliver(c, &h, p + DRAY__WIRE_HDR, &data);
         dray_value_release(&data);
@@ -654,9 +659,19 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
     }
     l->next_tick = dray__now_ns() + TICK_NS;
     struct epoll_event evs[64];
+    int64_t spin_until = 0;
     while (!atomic_load(&l->stop)) {
-        int64_t wait_ms = (l->next_tick - dray__now_ns()) / 1000000;
-        int n = epoll_wait(l->epfd, evs, 64, wait_ms < 0 ? 0 : (int)wait_ms + 1);
+        int64_t now = dray__now_ns(), wait_ms = (l->next_tick - now) / 1000000;
+        /* Busy-poll a little after activity: a reply that comes within spin_ns is read without
+         * the thread going to sleep and being woken (the round-trip latency path). */
+        bool spinning = now < spin_until;
+        int n = epoll_wait(l->epfd, evs, 64, spinning || wait_ms < 0 ? 0 : (int)wait_ms + 1);
+        if (n > 0 && l->spin_ns)
+            spin_until = dray__now_ns() + l->spin_ns;
+        if (n == 0 && spinning && !atomic_load(&l->flush_pending)) {
+            __builtin_ia32_pause();
+            continue;
+        }
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &l->lfd) {
@@ -713,6 +728,10 @@ dray_status dray__loop_create(const dray__loop_ops *ops, void *user, const uint8
     l->user = user;
     memcpy(l->secret, secret, 32);
     l->lfd = l->sigfd = -1;
+    const char *spin = getenv("DRAY_BUSY_POLL_US");
+    l->spin_ns = (spin ? atoll(spin) : 0) * 1000;
+    if (l->spin_ns < 0 || l->spin_ns > 10000000)
+        l->spin_ns = 0;
     pthread_mutex_init(&l->lock, NULL);
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);

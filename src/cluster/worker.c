@@ -32,7 +32,18 @@ typedef struct worker {
     wactor *actors;
     dray__store *store;
     char self[80]; /* this node's address, as registered */
+    _Atomic int64_t queued; /* jobs handed to the pool and not started yet */
+    _Atomic uint64_t inline_runs;
+    bool inline_ok; /* DRAY_WORKER_INLINE=0 turns running short tasks on the loop thread off */
+    /* Per task function, a running average of its run time (ns; 0 = not seen), for deciding what
+     * may run on the loop thread. Keyed by function pointer; a collision just forgets. */
+    struct {
+        _Atomic(const dray_function *) fn;
+        _Atomic int64_t avg_ns;
+    } speed[256];
 } worker;
+
+#define INLINE_MAX_NS 20000 /* functions averaging under this run on the loop thread when idle */
 
 /* Sends an actor call's result once its cell completes (on the completing thread). */
 typedef struct reply {
@@ -201,10 +212,35 @@ static void send_error(dray__conn *c, uint64_t rid, dray_status st, const char *
 
 /* The local task that runs a remote task: calls the function, retries on failure when asked, and
  * sends the result to the driver. */
-static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs, dray_value *out)
+static size_t speed_slot(const dray_function *fn)
 {
-    (void)nargs;
-    job *j = (job *)(uintptr_t)args[0].u.i;
+    return ((uintptr_t)fn >> 4) * 0x9e3779b97f4a7c15ull >> 56;
+}
+
+/* Records that one run of fn took ns. */
+static void note_speed(worker *w, const dray_function *fn, int64_t ns)
+{
+    size_t k = speed_slot(fn);
+    if (atomic_load_explicit(&w->speed[k].fn, memory_order_relaxed) != fn) {
+        atomic_store_explicit(&w->speed[k].avg_ns, ns, memory_order_relaxed);
+        atomic_store_explicit(&w->speed[k].fn, fn, memory_order_release);
+        return;
+    }
+    int64_t avg = atomic_load_explicit(&w->speed[k].avg_ns, memory_order_relaxed);
+    atomic_store_explicit(&w->speed[k].avg_ns, avg + (ns - avg) / 8, memory_order_relaxed);
+}
+
+/* Whether fn has been seen to be short. */
+static bool is_short(worker *w, const dray_function *fn)
+{
+    size_t k = speed_slot(fn);
+    return atomic_load_explicit(&w->speed[k].fn, memory_order_acquire) == fn &&
+           atomic_load_explicit(&w->speed[k].avg_ns, memory_order_relaxed) < INLINE_MAX_NS;
+}
+
+/* Runs job j (on an executor, or on the loop thread) and sends its result; frees j. */
+static void run_job(dray_ctx *ctx, job *j)
+{
     worker *w = j->w;
     atomic_fetch_add(&w->running, 1);
     dray_value result = dray_null();
@@ -226,6 +262,7 @@ static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs,
             free(a);
         goto done;
     }
+    int64_t t0 = dray__now_ns();
     for (int left = j->retries; resolved; left--) {
         dray__clear_error();
         st = j->fn->fn(ctx, a, n, &result);
@@ -233,6 +270,7 @@ static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs,
             break;
         dray_value_release(&result);
     }
+    note_speed(w, j->fn, dray__now_ns() - t0);
     if (resolved)
         for (size_t i = 0; i < n; i++)
             dray_value_release(&a[i]);
@@ -254,11 +292,30 @@ done:
     dray_value_release(&j->args);
     dray__conn_release(j->conn);
     free(j);
+}
+
+static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs, dray_value *out)
+{
+    (void)nargs;
+    job *j = (job *)(uintptr_t)args[0].u.i;
+    atomic_fetch_sub(&j->w->queued, 1);
+    run_job(ctx, j);
     *out = dray_null();
     return DRAY_OK;
 }
 
 static dray_function exec_fn = {"dray.cluster.exec", exec_job, NULL};
+
+static bool has_objects(const dray_value *args)
+{
+    const char *holder;
+    uint64_t id, size;
+    bool enc;
+    for (size_t i = 0; i < dray_list_len(args); i++)
+        if (dray__cluster_obj_info(dray_list_get(args, i), &holder, &id, &size, &enc))
+            return true;
+    return false;
+}
 
 static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_value *ctl)
 {
@@ -286,9 +343,21 @@ static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_v
     j->args = dray_value_retain(dray_list_get(ctl, 1));
     j->retries = (int)dray_list_get(ctl, 2)->u.i;
     j->retry_exc = dray_list_get(ctl, 3)->u.b;
+    /* A function known to be short runs right here when no executor is busy or waiting and no
+     * burst is arriving: no hand-over to an executor thread (the latency path). Bursts go to the
+     * pool, which runs them while this thread reads on. Not with object inputs (a pull blocks). */
+    if (w->inline_ok && !dray__conn_more_input(c) && atomic_load(&w->running) == 0 &&
+        atomic_load(&w->queued) == 0 && is_short(w, fn) && !has_objects(&j->args)) {
+        dray_ctx ctx = {w->rt, NULL, NULL, NULL};
+        atomic_fetch_add_explicit(&w->inline_runs, 1, memory_order_relaxed);
+        run_job(&ctx, j);
+        return;
+    }
     dray_value arg = dray_int((int64_t)(uintptr_t)j);
     dray_ref *r;
+    atomic_fetch_add(&w->queued, 1);
     if (dray_submit_fn(w->rt, &exec_fn, &arg, 1, NULL, &r)) {
+        atomic_fetch_sub(&w->queued, 1);
         dray_value err;
         dray_error_create(DRAY_ESHUTDOWN, name, "the node is shutting down", -1, NULL, &err);
         send_result(c, h->rid, DRAY_ESHUTDOWN, &err, 0);
@@ -609,6 +678,8 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
     if ((st = dray__loop_create(&ops, w, secret, bind, 0, &w->loop)))
         goto out_shutdown;
     snprintf(w->self, sizeof w->self, "%s:%d", bind, dray__loop_port(w->loop));
+    const char *inl = getenv("DRAY_WORKER_INLINE");
+    w->inline_ok = !inl || strcmp(inl, "0");
     char dir[4096], host[256];
     int hport = 0;
     dray__parse_address(address, host, sizeof host, &hport);
