@@ -52,6 +52,7 @@ typedef struct pend {
     int task_retries; /* the SUBMIT's retry fields, for re-encoding */
     bool retry_exc;
     int lost_tries;   /* times a node could not fetch one of its input objects */
+    bool stolen;      /* taken back from a busy node: placed by load alone */
     struct robj *rebuild_of; /* a lineage rebuild: its result replaces this object's bytes */
     struct pend *hnext;
     struct pend *prev, *next; /* the node's list, or the waiting list */
@@ -65,6 +66,7 @@ typedef struct rnode {
     bool alive;
     int64_t inflight;
     double cpu_inflight; /* CPUs the tasks sent to it need */
+    int64_t last_steal_ns;
     dray_value res;      /* its custom resources: a map name -> float */
     pend *list;
 } rnode;
@@ -91,7 +93,8 @@ struct dray__cluster {
     struct objowner *own;
     /* placement counters (dray_cluster_client_stats) */
     _Atomic uint64_t placed_local, placed_load, placed_spill, stored_results, objects_freed,
-        driver_pulls, driver_pulled_bytes, objects_rebuilt;
+        driver_pulls, driver_pulled_bytes, objects_rebuilt, steal_requests, tasks_stolen;
+    double locality_slack; /* tasks per CPU the node holding the inputs may be ahead by */
 };
 
 /* ==== Object handles ====
@@ -432,7 +435,6 @@ static dray_status table_add(struct dray__cluster *cl, pend *p)
     return DRAY_OK;
 }
 
-#define LOCALITY_SLACK 2.0 /* tasks per CPU a node holding the inputs may be ahead by */
 
 static bool feasible(const rnode *n, const pend *p);
 static bool excluded(const pend *p, int i);
@@ -492,7 +494,7 @@ static bool feasible(const rnode *n, const pend *p)
 }
 
 /* Sends p to a live node that has not refused it: the one holding most of its input bytes unless
- * it is more than LOCALITY_SLACK tasks per CPU busier than the least loaded one, which gets it
+ * it is more than locality_slack tasks per CPU busier than the least loaded one, which gets it
  * otherwise. With no live node p is parked. Lock held. Returns false when no live node can run it
  * (every one lacks the function). */
 static bool start_rebuild(struct dray__cluster *cl, robj *r);
@@ -549,8 +551,8 @@ static bool place(struct dray__cluster *cl, pend *p)
         list_push(&cl->waiting, p);
         return true;
     }
-    int pref = preferred_node(cl, p);
-    if (pref >= 0 && node_load(&cl->nodes[pref], p) <= best_load + LOCALITY_SLACK)
+    int pref = p->stolen ? -1 : preferred_node(cl, p);
+    if (pref >= 0 && node_load(&cl->nodes[pref], p) <= best_load + cl->locality_slack)
         best = pref;
     /* local: where most input bytes are; spill: inputs elsewhere (busy or unable to run it) */
     atomic_fetch_add_explicit(!p->n_objs     ? &cl->placed_load
@@ -1127,6 +1129,34 @@ void dray__cluster_actor_release(void *remote)
 
 /* ==== Loop callbacks ==== */
 
+/* Work stealing: when a node has a free CPU and another has a queue well beyond its CPUs, asks
+ * the busy one for half the difference back (at most once per 2 ms per node). Lock held. */
+static void maybe_steal(struct dray__cluster *cl)
+{
+    int idle = -1, busy = -1;
+    for (int i = 0; i < cl->n_nodes; i++) {
+        rnode *n = &cl->nodes[i];
+        int cpus = n->cpus > 0 ? n->cpus : 1;
+        if (!n->alive)
+            continue;
+        if (n->cpu_inflight < cpus && (idle < 0 || n->inflight < cl->nodes[idle].inflight))
+            idle = i;
+        if (n->inflight > 2 * cpus + 2 && (busy < 0 || n->inflight > cl->nodes[busy].inflight))
+            busy = i;
+    }
+    if (idle < 0 || busy < 0)
+        return;
+    rnode *b = &cl->nodes[busy];
+    int64_t now = dray__now_ns();
+    if (now - b->last_steal_ns < 2000000)
+        return;
+    b->last_steal_ns = now;
+    int64_t k = (b->inflight - cl->nodes[idle].inflight) / 2;
+    dray_value v = dray_int(k < 1 ? 1 : k > 4096 ? 4096 : k);
+    if (dray__conn_send_value(b->conn, DRAY__MSG_STEAL, 0, 0, &v, NULL) == DRAY_OK)
+        atomic_fetch_add_explicit(&cl->steal_requests, 1, memory_order_relaxed);
+}
+
 static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_value *ctl,
                       const dray_value *data)
 {
@@ -1155,6 +1185,22 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
             fail_pend(cl, p, DRAY_ENOTFOUND, dray_error_message(dray_list_get(ctl, 1)));
         return;
     }
+    if (h->flags & DRAY__RF_STOLEN) {
+        /* Taken back from a busy node: to the least loaded one now. */
+        p->stolen = true;
+        atomic_fetch_add_explicit(&cl->tasks_stolen, 1, memory_order_relaxed);
+        p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
+        cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
+        cl->count++;
+        bool ok = place(cl, p);
+        if (!ok)
+            table_take(cl, p->rid);
+        pthread_mutex_unlock(&cl->lock);
+        if (!ok)
+            fail_pend(cl, p, p->refused, refusal(cl, p));
+        return;
+    }
+    maybe_steal(cl);
     if ((h->flags & DRAY__RF_LOST) && p->args.type == DRAY_T_LIST && p->lost_tries < 3) {
         /* The node could not fetch input `arg`: that object is lost; make it again and resend. */
         const dray_value *err = dray_list_get(ctl, 1);
@@ -1528,6 +1574,8 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     pthread_cond_init(&cl->cond, NULL);
     cl->no_node_timeout_ns = env_int("DRAY_NO_NODE_TIMEOUT_MS", 30000) * 1000000;
     cl->default_retries = (int)env_int("DRAY_MAX_RETRIES", 3);
+    const char *slack = getenv("DRAY_LOCALITY_SLACK");
+    cl->locality_slack = slack && atof(slack) >= 0 ? atof(slack) : 2.0;
     dray__loop_ops ops = {on_message, NULL, on_close, on_tick};
     if ((st = dray__loop_create(&ops, cl, secret, NULL, 0, &cl->loop)))
         goto out_free;
@@ -1637,8 +1685,9 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
                               "to a cluster");
     static const char *keys[] = {"placed_local",   "placed_load",    "placed_spill",
                                  "stored_results", "objects_freed",  "driver_pulls",
-                                 "driver_pulled_bytes", "objects_rebuilt"};
-    dray_value v[8] = {
+                                 "driver_pulled_bytes", "objects_rebuilt", "steal_requests",
+                                 "tasks_stolen"};
+    dray_value v[10] = {
         dray_int((int64_t)atomic_load(&cl->placed_local)),
         dray_int((int64_t)atomic_load(&cl->placed_load)),
         dray_int((int64_t)atomic_load(&cl->placed_spill)),
@@ -1646,6 +1695,8 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
         dray_int((int64_t)atomic_load(&cl->objects_freed)),
         dray_int((int64_t)atomic_load(&cl->driver_pulls)),
         dray_int((int64_t)atomic_load(&cl->driver_pulled_bytes)),
-        dray_int((int64_t)atomic_load(&cl->objects_rebuilt))};
-    return dray_map_create(keys, v, 8, out);
+        dray_int((int64_t)atomic_load(&cl->objects_rebuilt)),
+        dray_int((int64_t)atomic_load(&cl->steal_requests)),
+        dray_int((int64_t)atomic_load(&cl->tasks_stolen))};
+    return dray_map_create(keys, v, 10, out);
 }

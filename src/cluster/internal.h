@@ -66,6 +66,8 @@ enum dray__msg_type {
     DRAY__MSG_PULL,          /* node or driver to the node holding an object: int id (also the
                               * request id); RESULT with the bytes as a RAW data section */
     DRAY__MSG_OBJ_FREE,      /* driver to worker: [string holder, int id]: drop that object */
+    DRAY__MSG_STEAL,         /* driver to worker: int max: give back up to max queued tasks
+                              * (each answered by a RESULT with RF_STOLEN) */
     DRAY__MSG_COUNT
 };
 
@@ -73,6 +75,7 @@ enum dray__msg_type {
 #define DRAY__RF_RAW 1     /* data section: the bytes of a BYTES value */
 #define DRAY__RF_ENCODED 2 /* data section: the encoded value */
 #define DRAY__RF_MISSING 4 /* the worker lacks the function: try another node */
+#define DRAY__RF_STOLEN 32 /* the task was not run: taken back for an idle node ([0, null]) */
 #define DRAY__RF_LOST 16   /* an input object could not be fetched (its error's arg index) */
 #define DRAY__RF_STORED 8  /* the value stays in the node's object store: [0, [int id, int size,
                             * bool encoded]] */

@@ -45,7 +45,7 @@ static const char *type_name(unsigned t)
                                   "REGISTER",  "SUBSCRIBE", "NODES",  "PING",
                                   "SUBMIT",    "RESULT",    "STATUS_REQ", "STATUS",
                                   "ACTOR_CREATE", "ACTOR_CALL", "ACTOR_KILL", "ACTOR_RELEASE",
-                                  "PULL",      "OBJ_FREE"};
+                                  "PULL",      "OBJ_FREE",  "STEAL"};
     return t < DRAY__MSG_COUNT ? names[t] : "?";
 }
 
@@ -76,11 +76,11 @@ dray_status dray__wire_parse_header(const uint8_t *buf, size_t len, uint32_t max
     if (h.data_len && !data_ok)
         return dray_set_error(DRAY_EFORMAT, "%s message: unexpected data section of %llu bytes",
                               type_name(h.type), (unsigned long long)h.data_len);
-    /* RESULT: at most one of RAW, ENCODED and STORED; MISSING and LOST only alone. */
+    /* RESULT: at most one of RAW, ENCODED and STORED; MISSING, LOST and STOLEN only alone. */
     unsigned where = h.flags & (DRAY__RF_RAW | DRAY__RF_ENCODED | DRAY__RF_STORED);
-    unsigned why = h.flags & (DRAY__RF_MISSING | DRAY__RF_LOST);
-    if (h.type == DRAY__MSG_RESULT ? (h.flags & ~31u) || (where & (where - 1)) ||
-                                         (why && where) || why == (DRAY__RF_MISSING | DRAY__RF_LOST)
+    unsigned why = h.flags & (DRAY__RF_MISSING | DRAY__RF_LOST | DRAY__RF_STOLEN);
+    if (h.type == DRAY__MSG_RESULT ? (h.flags & ~63u) || (where & (where - 1)) ||
+                                         (why && where) || (why & (why - 1))
                                    : h.flags)
         return dray_set_error(DRAY_EFORMAT, "%s message: bad flags 0x%x", type_name(h.type),
                               h.flags);
@@ -167,6 +167,8 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
     }
     case DRAY__MSG_PULL:
         return is(v, DRAY_T_INT) && v->u.i >= 0;
+    case DRAY__MSG_STEAL:
+        return is(v, DRAY_T_INT) && v->u.i > 0 && v->u.i <= 1 << 20;
     case DRAY__MSG_OBJ_FREE:
         return list_of(v, 2) && is(at(v, 0), DRAY_T_STRING) && is(at(v, 1), DRAY_T_INT) &&
                at(v, 1)->u.i >= 0;
@@ -182,6 +184,8 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
             return false;
         /* A failure carries its error value; data sections only carry successes. */
         bool in_data = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) != 0;
+        if (h->flags & DRAY__RF_STOLEN)
+            return st == 0 && is(at(v, 1), DRAY_T_NULL);
         if (h->flags & DRAY__RF_STORED) {
             const dray_value *d = at(v, 1);
             return st == 0 && list_of(d, 3) && is(at(d, 0), DRAY_T_INT) && at(d, 0)->u.i >= 0 &&

@@ -32,7 +32,13 @@ typedef struct worker {
     wactor *actors;
     dray__store *store;
     char self[80]; /* this node's address, as registered */
-    _Atomic int64_t queued; /* jobs handed to the pool and not started yet */
+    _Atomic int64_t queued; /* jobs received and not started yet */
+    /* Jobs wait here until the pool has room (at most pool_limit handed over), so a driver can take
+     * back those not started (work stealing by an idle node). */
+    pthread_mutex_t qlock;
+    struct job *qhead, *qtail;
+    int in_pool, pool_limit;
+    _Atomic uint64_t stolen;
     _Atomic uint64_t inline_runs;
     bool inline_ok; /* DRAY_WORKER_INLINE=0 turns running short tasks on the loop thread off */
     /* Per task function, a running average of its run time (ns; 0 = not seen), for deciding what
@@ -61,6 +67,7 @@ typedef struct job {
     dray_value args;  /* list */
     int retries;
     bool retry_exc;
+    struct job *next; /* the node's queue */
 } job;
 
 /* Makes a large result (BYTES value *data, retained) an object of the node's store and answers
@@ -294,17 +301,100 @@ done:
     free(j);
 }
 
+static void pump(worker *w);
+
 static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs, dray_value *out)
 {
     (void)nargs;
     job *j = (job *)(uintptr_t)args[0].u.i;
-    atomic_fetch_sub(&j->w->queued, 1);
+    worker *w = j->w;
+    atomic_fetch_sub(&w->queued, 1);
     run_job(ctx, j);
+    pthread_mutex_lock(&w->qlock);
+    w->in_pool--;
+    pthread_mutex_unlock(&w->qlock);
+    pump(w);
     *out = dray_null();
     return DRAY_OK;
 }
 
 static dray_function exec_fn = {"dray.cluster.exec", exec_job, NULL};
+
+static void free_job(job *j)
+{
+    dray_value_release(&j->args);
+    dray__conn_release(j->conn);
+    free(j);
+}
+
+/* Hands queued jobs to the pool while it has room. */
+static void pump(worker *w)
+{
+    for (;;) {
+        pthread_mutex_lock(&w->qlock);
+        job *j = w->in_pool < w->pool_limit ? w->qhead : NULL;
+        if (j) {
+            w->qhead = j->next;
+            if (!w->qhead)
+                w->qtail = NULL;
+            w->in_pool++;
+        }
+        pthread_mutex_unlock(&w->qlock);
+        if (!j)
+            return;
+        dray_value arg = dray_int((int64_t)(uintptr_t)j);
+        dray_ref *r;
+        if (dray_submit_fn(w->rt, &exec_fn, &arg, 1, NULL, &r) == DRAY_OK) {
+            dray_ref_release(r);
+            continue;
+        }
+        pthread_mutex_lock(&w->qlock);
+        w->in_pool--;
+        pthread_mutex_unlock(&w->qlock);
+        atomic_fetch_sub(&w->queued, 1);
+        send_error(j->conn, j->rid, DRAY_ESHUTDOWN, j->fn->name, "the node is shutting down");
+        free_job(j);
+    }
+}
+
+/* A driver asks for up to `max` of its jobs that have not started back (another node is idle):
+ * they are answered with RF_STOLEN and the driver places them again. Newest first. */
+static void on_steal(worker *w, dray__conn *c, int64_t max)
+{
+    job *taken = NULL;
+    pthread_mutex_lock(&w->qlock);
+    size_t n = 0;
+    for (job *j = w->qhead; j; j = j->next)
+        n += j->conn == c;
+    size_t skip = n > (size_t)max ? n - (size_t)max : 0;
+    job **pp = &w->qhead;
+    w->qtail = NULL;
+    while (*pp) {
+        job *j = *pp;
+        if (j->conn == c && skip == 0) {
+            *pp = j->next;
+            j->next = taken;
+            taken = j;
+            continue;
+        }
+        skip -= j->conn == c;
+        w->qtail = j;
+        pp = &j->next;
+    }
+    pthread_mutex_unlock(&w->qlock);
+    while (taken) {
+        job *j = taken;
+        taken = j->next;
+        dray_value items[2] = {dray_int(DRAY_OK), dray_null()}, v;
+        if (dray_list_create(items, 2, &v) == DRAY_OK) {
+            dray__conn_send_value(c, DRAY__MSG_RESULT, DRAY__RF_STOLEN, j->rid, &v, NULL);
+            dray_value_release(&v);
+        }
+        atomic_fetch_sub(&w->queued, 1);
+        atomic_fetch_add(&w->stolen, 1);
+        free_job(j);
+    }
+}
 
 static bool has_objects(const dray_value *args)
 {
@@ -353,21 +443,15 @@ static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_v
         run_job(&ctx, j);
         return;
     }
-    dray_value arg = dray_int((int64_t)(uintptr_t)j);
-    dray_ref *r;
     atomic_fetch_add(&w->queued, 1);
-    if (dray_submit_fn(w->rt, &exec_fn, &arg, 1, NULL, &r)) {
-        atomic_fetch_sub(&w->queued, 1);
-        dray_value err;
-        dray_error_create(DRAY_ESHUTDOWN, name, "the node is shutting down", -1, NULL, &err);
-        send_result(c, h->rid, DRAY_ESHUTDOWN, &err, 0);
-        dray_value_release(&err);
-        dray_value_release(&j->args);
-        dray__conn_release(j->conn);
-        free(j);
-        return;
-    }
-    dray_ref_release(r);
+    pthread_mutex_lock(&w->qlock);
+    if (w->qtail)
+        w->qtail->next = j;
+    else
+        w->qhead = j;
+    w->qtail = j;
+    pthread_mutex_unlock(&w->qlock);
+    pump(w);
 }
 
 
@@ -549,6 +633,8 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *h, const d
             dray_value_release(&v);
         }
         dray_value_release(&b);
+    } else if (h->type == DRAY__MSG_STEAL && driver) {
+        on_steal(w, c, ctl->u.i);
     } else if (h->type == DRAY__MSG_OBJ_FREE && driver) {
         dray__store_free(w->store, dray_string_cstr(dray_list_get(ctl, 0)),
                          (uint64_t)dray_list_get(ctl, 1)->u.i);
@@ -678,6 +764,8 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
     if ((st = dray__loop_create(&ops, w, secret, bind, 0, &w->loop)))
         goto out_shutdown;
     snprintf(w->self, sizeof w->self, "%s:%d", bind, dray__loop_port(w->loop));
+    pthread_mutex_init(&w->qlock, NULL);
+    w->pool_limit = 2 * dray_runtime_num_workers(w->rt);
     const char *inl = getenv("DRAY_WORKER_INLINE");
     w->inline_ok = !inl || strcmp(inl, "0");
     char dir[4096], host[256];
@@ -702,6 +790,11 @@ out_loop:
         drop_actor(w, w->actors);
 out_shutdown:
     dray_shutdown(w->rt, DRAY_SHUTDOWN_CANCEL);
+    while (w->qhead) {
+        job *j = w->qhead;
+        w->qhead = j->next;
+        free_job(j);
+    }
     dray__store_destroy(w->store);
 out_free:
     dray__conn_release(w->head);

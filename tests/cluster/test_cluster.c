@@ -79,6 +79,20 @@ DRAY_FUNCTION(cl_bump_bytes)
     return st;
 }
 
+/* cl_sum_bytes after 30 ms. */
+DRAY_FUNCTION(cl_slow_sum_bytes)
+{
+    struct timespec ts = {0, 30000000};
+    nanosleep(&ts, NULL);
+    size_t n;
+    const uint8_t *p = dray_bytes_data(&args[0], &n);
+    int64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += p[i];
+    *result = dray_int(s);
+    return DRAY_OK;
+}
+
 /* A list of n ints (a large encoded value). */
 DRAY_FUNCTION(cl_make_list)
 {
@@ -1149,6 +1163,35 @@ TEST(lost_objects_are_rebuilt_from_lineage)
     fx_stop(&f);
 }
 
+/* With locality made absolute (DRAY_LOCALITY_SLACK=1000) every consumer of an object goes to the
+ * node holding it; the idle node then takes queued ones back (work stealing) and pulls the input. */
+TEST(idle_node_steals_queued_tasks)
+{
+    fx f;
+    fx_start_left_right(&f);
+    setenv("DRAY_LOCALITY_SLACK", "1000", 1);
+    dray_runtime *rt = connect_driver(&f);
+    unsetenv("DRAY_LOCALITY_SLACK");
+    enum { N = 12, SIZE = 1 << 20 };
+    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
+    ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
+    dray_ref *sums[N];
+    for (int i = 0; i < N; i++)
+        sums[i] = submit_on(rt, "cl_slow_sum_bytes", dray_value_of_ref(obj), NULL);
+    ASSERT_EQ(client_stat(rt, "placed_local"), N);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(get_int(rt, sums[i]), made_sum(SIZE));
+        dray_ref_release(sums[i]);
+    }
+    ASSERT_GE(client_stat(rt, "steal_requests"), 1);
+    ASSERT_GE(client_stat(rt, "tasks_stolen"), 1);
+    /* The thief read the input from the other node. */
+    wait_store_stat(&f, f.workers[1], "pulls", 1);
+    dray_ref_release(obj);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
 RUN_TESTS(T_(worker_main), T_(tasks_refs_errors_and_data), T_(killed_worker_tasks_are_retried),
           T_(lost_tasks_fail_instead_of_hanging), T_(wrong_secret_is_refused),
           T_(garbage_to_every_port_is_survived), T_(cli_status_lists_nodes),
@@ -1156,4 +1199,5 @@ RUN_TESTS(T_(worker_main), T_(tasks_refs_errors_and_data), T_(killed_worker_task
           T_(submit_driver_main), T_(submit_starts_and_stops_its_workers),
           T_(graph_survives_a_killed_worker), T_(node_joining_mid_job_gets_work),
           T_(objects_stay_on_their_node_and_are_freed), T_(objects_move_node_to_node),
-          T_(objects_spill_to_disk_and_round_trip), T_(lost_objects_are_rebuilt_from_lineage))
+          T_(objects_spill_to_disk_and_round_trip), T_(lost_objects_are_rebuilt_from_lineage),
+          T_(idle_node_steals_queued_tasks))

@@ -82,6 +82,24 @@ TEST(object_messages)
     ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
     dray_value_release(&v);
     dray_value_release(&r[1]);
+    /* STEAL asks for 1..2^20 tasks; a RESULT with RF_STOLEN is [0, null] and carries no other flag. */
+    v = dray_int(5);
+    n = build(buf, DRAY__MSG_STEAL, 0, &v, NULL, 0);
+    ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+    v = dray_int(0);
+    n = build(buf, DRAY__MSG_STEAL, 0, &v, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    r[0] = dray_int(0);
+    r[1] = dray_null();
+    ASSERT_OK(dray_list_create(r, 2, &v));
+    n = build(buf, DRAY__MSG_RESULT, DRAY__RF_STOLEN, &v, NULL, 0);
+    ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+    dray_value_release(&ctl);
+    n = build(buf, DRAY__MSG_RESULT, DRAY__RF_STOLEN | DRAY__RF_LOST, &v, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    n = build(buf, DRAY__MSG_RESULT, 64, &v, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    dray_value_release(&v);
     /* An object handle inside SUBMIT arguments decodes through its extension type; a malformed one
      * (wrong field types) is refused. */
     const dray_ext_type *t = dray_ext_type_find("cluster.obj");
