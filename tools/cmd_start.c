@@ -149,7 +149,7 @@ static int run_start(int argc, char **argv)
         return start_worker(address, &o, dir, foreground);
     }
     dray_cluster_dir(o.port, dir, sizeof dir);
-    if (dray_cluster_secret_create(dir)) {
+    if (dray_cluster_secret_init(dir)) { /* DRAY_SECRET, else a new one */
         fprintf(stderr, "dray start: %s\n", dray_last_error());
         return 1;
     }

@@ -10,6 +10,9 @@ pkgs=(
   libtbb-dev g++
   libxgboost-dev # tune: examples/tune_xgboost.c tunes XGBoost through its C API
   wrk                      # HTTP load generator for bench/serve.sh
+  openmpi-bin              # cluster: tests/cluster/test_launch.c runs dray programs under mpirun
+  iproute2                 # cluster: network-namespace tests (ip netns, veth)
+  python3-yaml             # cluster: tests/cluster/test_deploy.c parses deploy/kubernetes/*.yaml
 )
 # Node.js runs the Parquet tests' independent readers (DuckDB, hyparquet from npm); machines whose image
 # ships its own nodejs (with npm) keep it, others get Debian's.

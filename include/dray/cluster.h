@@ -28,6 +28,11 @@ typedef struct dray_cluster_opts {
  * secret to dir/secret (0600, 64 hex digits). Borrows dir. */
 DRAY_API dray_status dray_cluster_secret_create(const char *dir);
 
+/* dray_cluster_secret_init: like dray_cluster_secret_create, but when DRAY_SECRET is set (64 hex
+ * digits) writes that secret instead of a new one, so a head started by an orchestrator (Kubernetes,
+ * Slurm) shares the secret its workers get. Borrows dir. (src/cluster/launch.c) */
+DRAY_API dray_status dray_cluster_secret_init(const char *dir);
+
 /* dray_cluster_head_run: runs a head with the secret of `dir` until SIGTERM/SIGINT. Once it listens
  * it writes its port in decimal and a newline to `ready_fd` (if >= 0) and closes it. Borrows opts
  * and dir. */

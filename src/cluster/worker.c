@@ -817,6 +817,8 @@ void dray__cluster_worker_from_env(void)
     const char *mem = getenv("DRAY_WORKER_MEMORY");
     o.memory = mem ? (size_t)strtoull(mem, NULL, 10) : 0;
     o.resources = getenv("DRAY_WORKER_RESOURCES");
+    const char *bind = getenv("DRAY_BIND"); /* the address to listen on (default 127.0.0.1) */
+    o.bind = bind && *bind ? bind : NULL;
     dray_status st = a ? dray_cluster_worker_run(a, &o) : DRAY_ENOMEM;
     if (st)
         dray__log("worker failed: %s", dray_last_error());

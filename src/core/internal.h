@@ -231,6 +231,7 @@ struct dray_runtime {
     struct dray_actor *actors; /* every live actor, under lock */
     struct dray__fn_table *fns;
     struct dray__cluster *cluster; /* set when attached to a cluster (src/cluster) */
+    struct dray__launch *launch;   /* set on rank 0 under mpirun/srun: the head it started */
 };
 
 /* ==== Cross-file internals ==== */
@@ -343,5 +344,13 @@ bool dray__ref_on_complete(dray_ref *c, dray__callback *cb);
 
 /* Runs this process as a cluster worker when the environment says so (never returns then). */
 void dray__cluster_worker_from_env(void) __attribute__((weak));
+/* Under mpirun/srun with several ranks (src/cluster/launch.c): rank 0 starts a head and gets *out,
+ * owned, with the head's address in *address (owned by *out); every other rank serves as a worker
+ * node and never returns. *out stays NULL when no launcher is detected. */
+struct dray__launch;
+dray_status dray__cluster_launch(struct dray__launch **out, const char **address)
+    __attribute__((weak));
+/* Stops the head of a launch and frees it; called by dray_shutdown (and dray_init on failure). */
+void dray__cluster_launch_finish(struct dray__launch *l) __attribute__((weak));
 
 #endif /* DRAY_CORE_INTERNAL_H */

@@ -333,6 +333,12 @@ dray_status dray_init(const dray_config *cfg, dray_runtime **out)
     if (dray__cluster_worker_from_env)
         dray__cluster_worker_from_env();
     const char *address = cfg->address ? cfg->address : getenv("DRAY_ADDRESS");
+    struct dray__launch *launch = NULL;
+    if (!address && dray__cluster_launch) {
+        dray_status lst = dray__cluster_launch(&launch, &address);
+        if (lst)
+            return lst;
+    }
     if (address && *address && !dray__cluster_attach)
         return dray_set_error(DRAY_EUNSUPPORTED,
                               "dray_init: cluster address '%s' given, but this build has only "
@@ -341,9 +347,13 @@ dray_status dray_init(const dray_config *cfg, dray_runtime **out)
     dray_status st = DRAY_ENOMEM;
     dray_runtime *rt = aligned_alloc(DRAY__CACHE_LINE,
                                      (sizeof(*rt) + DRAY__CACHE_LINE - 1) & ~(size_t)63);
-    if (!rt)
+    if (!rt) {
+        if (launch)
+            dray__cluster_launch_finish(launch);
         return dray_set_error(DRAY_ENOMEM, "out of memory creating the runtime");
+    }
     memset(rt, 0, sizeof(*rt));
+    rt->launch = launch;
     rt->id = atomic_fetch_add(&next_runtime_id, 1);
     rt->nworkers = cfg->num_workers ? cfg->num_workers : default_workers();
     rt->progress = cfg->progress;
@@ -379,6 +389,8 @@ out_free_fns:
 out_free_workers:
     free(rt->workers);
 out_free_rt:
+    if (rt->launch)
+        dray__cluster_launch_finish(rt->launch);
     pthread_mutex_destroy(&rt->lock);
     free(rt);
     return st;
@@ -466,6 +478,9 @@ dray_status dray_shutdown(dray_runtime *rt, dray_shutdown_mode mode)
     }
     if (rt->cluster)
         dray__cluster_detach(rt);
+    if (rt->launch)
+        dray__cluster_launch_finish(rt->launch);
+    rt->launch = NULL;
     atomic_store(&rt->stopping, 1);
     atomic_fetch_add(&rt->epoch, 1);
     dray__futex_wake(&rt->epoch, INT32_MAX);
