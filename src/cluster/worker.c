@@ -655,7 +655,28 @@ static void on_close(dray__loop *l, dray__conn *c)
         dray__log("lost the head: stopping");
         dray__loop_stop(l);
     }
-    /* A driver that left takes its objects and actors with it. */
+    /* A driver that left takes its queued jobs, objects and actors with it. */
+    pthread_mutex_lock(&w->qlock);
+    job *gone = NULL, **pp = &w->qhead;
+    w->qtail = NULL;
+    while (*pp) {
+        job *j = *pp;
+        if (j->conn == c) {
+            *pp = j->next;
+            j->next = gone;
+            gone = j;
+            continue;
+        }
+        w->qtail = j;
+        pp = &j->next;
+    }
+    pthread_mutex_unlock(&w->qlock);
+    while (gone) {
+        job *j = gone;
+        gone = j->next;
+        atomic_fetch_sub(&w->queued, 1);
+        free_job(j);
+    }
     if (w->store)
         dray__store_free_owner(w->store, c);
     for (wactor *a = w->actors, *next; a; a = next) {
