@@ -45,7 +45,7 @@ if [ -x "$build/bin/array_mean" ]; then
     tee -a "$out"
 fi
 if [ $dask = 1 ]; then
-  /usr/bin/python3 bench/dask_cluster.py --runs "$runs" | tee -a "$out"
+  /usr/bin/python3 bench/dask_cluster.py --runs "$runs" ${BENCH_ONLY:+--only $BENCH_ONLY} | tee -a "$out"
 fi
 awk '
   { v[$1] = $2 }
