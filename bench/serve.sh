@@ -31,11 +31,17 @@ to_ms() {
   awk -v v="$1" 'BEGIN { n = v + 0; if (v ~ /us$/) n /= 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n *= 1000; printf "%.3f", n }'
 }
 
-# one_run NAME SERVER-COMMAND... : starts the server, runs wrk, appends "rps p50 p99 overhead" to NAME.
+# one_run NAME SERVER-COMMAND... : starts the server, runs wrk, appends "rps p50 p99 overhead cpu"
+# to NAME (cpu: the server process's CPU time per request, user + system, in us: unlike req/s it
+# hardly depends on what else runs on the machine). CONNS overrides the connection count.
 one_run() {
   local name=$1; shift
+  local c=${CONNS:-$conns}
   local script=""
   [[ $name == *model* ]] && script="-s $tmp/post.lua"
+  # Empty the file first: the background job truncates it only once it runs, and until then the
+  # loop below would read the previous server's port.
+  : > "$tmp/server.out"
   "$@" > "$tmp/server.out" &
   local pid=$!
   for _ in $(seq 600); do grep -q '^port' "$tmp/server.out" 2>/dev/null && break; sleep 0.05; done
@@ -43,8 +49,11 @@ one_run() {
   if [ -z "$port" ]; then
     echo "bench/serve.sh: $name: the server did not start" >&2; kill "$pid" 2>/dev/null; exit 1
   fi
+  local cpu0 cpu1
+  cpu0=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   # shellcheck disable=SC2086
-  wrk -t1 -c"$conns" -d"${secs}s" --latency $script "http://127.0.0.1:$port/" > "$tmp/wrk.out"
+  wrk -t1 -c"$c" -d"${secs}s" --latency $script "http://127.0.0.1:$port/" > "$tmp/wrk.out"
+  cpu1=$(awk '{print $14 + $15}' "/proc/$pid/stat")
   kill -TERM "$pid"
   wait "$pid"
   local rps p50 p99 over
@@ -55,7 +64,11 @@ one_run() {
   if grep -q "Non-2xx" "$tmp/wrk.out"; then
     echo "bench/serve.sh: $name: non-2xx answers: $(grep Non-2xx "$tmp/wrk.out")" >&2; exit 1
   fi
-  echo "$rps $p50 $p99 ${over:-0}" >> "$tmp/$name"
+  local n tck cpu
+  n=$(awk '/requests in/ {print $1}' "$tmp/wrk.out")
+  tck=$(getconf CLK_TCK)
+  cpu=$(awk -v a="$cpu0" -v b="$cpu1" -v n="$n" -v t="$tck" 'BEGIN {printf "%.1f", (b - a) / t * 1e6 / n}')
+  echo "$rps $p50 $p99 ${over:-0} $cpu" >> "$tmp/$name"
 }
 
 median() { sort -g | awk '{a[NR] = $1} END {print a[int((NR + 1) / 2)]}'; }
@@ -71,23 +84,30 @@ for _ in $(seq "$runs"); do
   one_run model2 "$bin/bench_serve" model 2 120 "$tmp/model.txt" actors
   one_run modeld "$bin/bench_serve" model 1 120 "$tmp/model.txt" direct
   one_run modelb "$bin/bench_serve" batched 1 120 "$tmp/model.txt" actors
+  # One connection: no queueing inside the server, so server time - model time is the overhead.
+  CONNS=1 one_run model1c "$bin/bench_serve" model 1 120 "$tmp/model.txt" actors
+  CONNS=1 one_run modeld1c "$bin/bench_serve" model 1 120 "$tmp/model.txt" direct
 done
 
 echo "serve_bare_mhd_req_per_s $(col bare 1) req/s"
 echo "serve_bare_mhd_p99_ms $(col bare 3) ms"
 echo "serve_bare_mhd_8k_pool_req_per_s $(col bare8k 1) req/s"
 echo "serve_noop_req_per_s $(col noop 1) req/s"
+echo "serve_bare_mhd_cpu_us_per_req $(col bare 5) us"
 echo "serve_noop_p50_ms $(col noop 2) ms"
 echo "serve_noop_p99_ms $(col noop 3) ms"
 echo "serve_noop_2_replicas_req_per_s $(col noop2 1) req/s"
 echo "serve_noop_direct_req_per_s $(col noopd 1) req/s"
 echo "serve_noop_direct_p99_ms $(col noopd 3) ms"
+echo "serve_noop_cpu_us_per_req $(col noop 5) us"
+echo "serve_noop_direct_cpu_us_per_req $(col noopd 5) us"
 echo "serve_model_req_per_s $(col model 1) req/s"
 echo "serve_model_p99_ms $(col model 3) ms"
 echo "serve_model_2_replicas_req_per_s $(col model2 1) req/s"
 echo "serve_model_direct_req_per_s $(col modeld 1) req/s"
 echo "serve_batched_model_req_per_s $(col modelb 1) req/s"
-echo "serve_overhead_us $(col model 4) us"
-echo "serve_overhead_direct_us $(col modeld 4) us"
+echo "serve_overhead_us $(col model1c 4) us"
+echo "serve_overhead_direct_us $(col modeld1c 4) us"
+echo "serve_server_time_c${conns}_us $(col model 4) us (incl. queueing behind the replica)"
 echo "anchor_ray_serve_req_per_s 3500 req/s (published: 3-4k on 8 cores, 8 no-op replicas)"
 echo "anchor_ray_serve_overhead_us 1500 us (published: 1-2 ms)"

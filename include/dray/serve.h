@@ -32,7 +32,8 @@ typedef struct dray_serve_request {
     size_t len;
     const cJSON *json;   /* the parsed body: set for handle calls and once dray_serve_request_json ran */
     void *priv_;         /* internal */
-    void *conn_;         /* internal: the HTTP connection (NULL for handle calls) */
+    void *conn_;         /* internal: the HTTP connection (inline replicas only) */
+    void *kv_;           /* internal: the call owning a snapshot of headers and query arguments */
 } dray_serve_request;
 
 /* The answer a deployment fills in. Set one of `json` (taken: serve frees it), `body`+`len` (taken:
@@ -117,12 +118,18 @@ typedef struct dray_serve_opts {
     int port;                    /* 0: ephemeral (read it with dray_serve_port); -1: no HTTP */
     int threads;                 /* ingress threads; default 2 */
     size_t max_body_bytes;       /* larger bodies get 413; default 1 MiB */
-    int request_timeout_s;       /* idle connections closed after this; default 30 */
+    int request_timeout_s;       /* idle connections closed after this, and a deployment call not
+                                  * answered within it gets 504 (off-thread replicas); default 30 */
     int max_connections;         /* default 4096 */
     size_t connection_memory;    /* per-connection header/read buffer (MHD pool); default 8 KiB */
     double control_period_s;     /* health/autoscaling loop period; default 0.05 */
     dray_runtime *rt;            /* borrowed, must outlive the instance; optional: replicas become
                                   * its actors, handle submits run on it */
+    bool remote_replicas;        /* replicas as actors that take and return values only (no
+                                  * pointers), so that a runtime attached to a cluster
+                                  * (dray_config.address) places them on its nodes; required with
+                                  * such a runtime. The class must be registered on the nodes
+                                  * (same program, or a library they load); no batching there */
     bool inline_replicas;        /* run replicas in the calling thread (under a per-replica lock)
                                   * even with a runtime: no thread hop, the fastest path */
 } dray_serve_opts;
@@ -157,7 +164,11 @@ typedef struct dray_serve_deployment_opts {
     int max_batch_size;             /* > 1 with batch_call: dynamic batching; default 1 */
     double batch_wait_timeout_s;    /* default 0.01 */
     double health_check_period_s;   /* default 10 */
-    double health_check_timeout_s;  /* default 30 */
+    double health_check_timeout_s;  /* a check running, or any one callback running, longer than
+                                     * this marks the replica stuck: it is replaced; default 30 */
+    double request_timeout_s;       /* a call not answered within it gets 504 / DRAY_ETIMEDOUT
+                                     * (replicas on a runtime; not inline ones); 0: the instance's
+                                     * request_timeout_s */
     double num_cpus;                /* CPUs per replica: checked against the runtime's workers
                                      * (DRAY_ERESOURCE), not reserved; default 1 */
     /* Autoscaling, on when max_replicas > 0. */

@@ -223,6 +223,8 @@ static dray_status dep_pair(walker *w, const char *key, yaml_node_t *k, yaml_nod
         return get_num(w, v, key, &o->health_check_period_s);
     if (!strcmp(key, "health_check_timeout_s"))
         return get_num(w, v, key, &o->health_check_timeout_s);
+    if (!strcmp(key, "request_timeout_s"))
+        return get_num(w, v, key, &o->request_timeout_s);
     if (!strcmp(key, "autoscaling_config"))
         return each_pair(w, v, key, autoscaling_pair, o);
     if (!strcmp(key, "ray_actor_options"))

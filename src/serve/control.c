@@ -13,26 +13,45 @@ static bool routable(const dray__serve_replica *r)
     return !atomic_load(&r->dead) && !atomic_load(&r->draining);
 }
 
+/* Liveness and health, out of the replica's mailbox: a replica stuck inside one callback for more
+ * than health_check_timeout_s is replaced at once (its call is abandoned); the class's health check
+ * is sent to the replica every period and fails only when it returns an error or runs (from the
+ * moment it starts, not while it waits behind queued calls) past the timeout. */
 static void health_checks(dray_serve_handle *h, double now)
 {
-    if (!h->cls->health_check)
-        return;
     pthread_rwlock_rdlock(&h->rw);
     for (int i = 0; i < h->n_replicas; i++) {
         dray__serve_replica *r = h->replicas[i];
-        if (!routable(r) || !r->cls->health_check ||
-            now - r->last_health < h->opts.health_check_period_s)
+        if (!routable(r))
             continue;
-        double t0 = dray__serve_now();
-        dray_status st = dray__serve_replica_health(r);
-        double dt = dray__serve_now() - t0;
-        r->last_health = dray__serve_now();
-        if (st != DRAY_OK || dt > h->opts.health_check_timeout_s) {
+        double busy;
+        const char *why = NULL;
+        char msg[256];
+        bool stuck = false;
+        if (dray__serve_replica_stuck(r, h->opts.health_check_timeout_s, &busy)) {
+            snprintf(msg, sizeof(msg), "stuck in one call for %.1f s, over health_check_timeout_s",
+                     busy);
+            why = msg;
+            stuck = true;
+        } else if (r->cls->health_check &&
+                   (r->health || now - r->last_health >= h->opts.health_check_period_s)) {
+            dray_status st = dray__serve_replica_health_poll(r, h->opts.health_check_timeout_s);
+            if (!r->health)
+                r->last_health = now;
+            if (st != DRAY_OK) {
+                snprintf(msg, sizeof(msg), "%s", dray_last_error());
+                why = msg;
+            }
+        }
+        if (why) {
             fprintf(stderr, "serve: deployment '%s': replica %llu failed its health check (%s), "
                             "replacing it\n",
-                    h->name, (unsigned long long)r->id,
-                    st != DRAY_OK ? dray_last_error() : "timed out");
+                    h->name, (unsigned long long)r->id, why);
             atomic_store(&r->dead, true);
+            /* Stuck: the calls queued behind the stuck one fail now (500) instead of waiting
+             * for their timeouts; the stuck call itself is answered at its timeout. */
+            if (stuck)
+                dray__serve_replica_crash(r);
         }
     }
     pthread_rwlock_unlock(&h->rw);
@@ -193,4 +212,128 @@ void dray__serve_controller_stop(dray_serve *s)
 void dray__serve_controller_kick(dray_serve *s)
 {
     pthread_cond_signal(&s->ctl_cond);
+}
+
+/* ==== Request timeouts =============================================================================*/
+void dray__serve_pending_add(dray_serve *s, dray__serve_call *c)
+{
+    c->tracked = true;
+    pthread_mutex_lock(&s->plock);
+    c->prev = NULL;
+    c->next = s->pending;
+    if (s->pending)
+        s->pending->prev = c;
+    s->pending = c;
+    c->listed = true;
+    pthread_mutex_unlock(&s->plock);
+}
+
+static void unlink_pending(dray_serve *s, dray__serve_call *c)
+{
+    if (!c->listed)
+        return;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        s->pending = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    c->next = c->prev = NULL;
+    c->listed = false;
+}
+
+void dray__serve_pending_remove(dray_serve *s, dray__serve_call *c)
+{
+    pthread_mutex_lock(&s->plock);
+    unlink_pending(s, c);
+    pthread_mutex_unlock(&s->plock);
+}
+
+/* Every 10 ms: calls past their deadline get 504 (503 when shutting down), calls whose actor died
+ * before running them 500, calls on remote replicas whose answer came in get it. Each is taken off
+ * the list with a reference held, then finished. */
+static void *sweeper_main(void *arg)
+{
+    dray_serve *s = arg;
+    enum { BATCH = 64 };
+    dray__serve_call *due[BATCH];
+    dray_status why[BATCH];
+    bool answered[BATCH]; /* a remote replica's answer is in: finish with it */
+    dray_ref *wait_refs[BATCH];
+    pthread_mutex_lock(&s->plock);
+    while (!s->sweeper_stop) {
+        /* Wait 10 ms, or less when a remote replica's answer comes in. */
+        int nw = 0;
+        for (dray__serve_call *c = s->pending; c && nw < BATCH; c = c->next)
+            if (c->remote && c->ref && atomic_load(&c->state) == DRAY__CALL_PENDING)
+                wait_refs[nw++] = dray_ref_retain(c->ref);
+        if (nw > 0) {
+            pthread_mutex_unlock(&s->plock);
+            dray_wait(s->opts.rt, wait_refs, (size_t)nw, 1, 10, NULL, NULL);
+            for (int i = 0; i < nw; i++)
+                dray_ref_release(wait_refs[i]);
+            pthread_mutex_lock(&s->plock);
+        } else {
+            struct timespec ts;
+            dray__serve_deadline(&ts, 0.01);
+            pthread_cond_timedwait(&s->pcond, &s->plock, &ts);
+        }
+        for (;;) {
+            double now = dray__serve_now();
+            bool expire = atomic_load(&s->expire_all);
+            int n = 0;
+            for (dray__serve_call *c = s->pending, *next; c && n < BATCH; c = next) {
+                next = c->next;
+                dray_status st = DRAY_OK;
+                bool remote_answer = false;
+                if (expire)
+                    st = DRAY_ESHUTDOWN;
+                else if (c->deadline > 0 && now > c->deadline)
+                    st = DRAY_ETIMEDOUT;
+                else if (c->ref && dray_ref_ready(c->ref) &&
+                         atomic_load(&c->state) == DRAY__CALL_PENDING)
+                    st = DRAY_EACTOR, remote_answer = c->remote;
+                if (st == DRAY_OK)
+                    continue;
+                unlink_pending(s, c);
+                atomic_fetch_add(&c->refs, 1);
+                due[n] = c;
+                answered[n] = remote_answer;
+                why[n++] = st;
+            }
+            if (n == 0)
+                break;
+            pthread_mutex_unlock(&s->plock);
+            for (int i = 0; i < n; i++) {
+                if (answered[i])
+                    dray__serve_remote_complete(s->opts.rt, due[i], false);
+                else
+                    dray__serve_call_finish(due[i], why[i], NULL, NULL, 0, false);
+                dray__serve_call_unref(due[i]);
+            }
+            pthread_mutex_lock(&s->plock);
+        }
+    }
+    pthread_mutex_unlock(&s->plock);
+    return NULL;
+}
+
+dray_status dray__serve_sweeper_start(dray_serve *s)
+{
+    if (pthread_create(&s->sweeper, NULL, sweeper_main, s) != 0)
+        return dray_set_error(DRAY_ENOMEM, "serve: cannot start the timeout thread");
+    s->sweeper_started = true;
+    return DRAY_OK;
+}
+
+void dray__serve_sweeper_stop(dray_serve *s)
+{
+    if (!s->sweeper_started)
+        return;
+    pthread_mutex_lock(&s->plock);
+    s->sweeper_stop = true;
+    pthread_cond_signal(&s->pcond);
+    pthread_mutex_unlock(&s->plock);
+    pthread_join(s->sweeper, NULL);
+    s->sweeper_started = false;
 }

@@ -261,11 +261,24 @@ static dray__serve_replica *pick_or_wait(dray_serve_handle *h, bool *busy)
     return r;
 }
 
-static void count_call(dray_serve_handle *h, dray_status st)
+void dray__serve_count(dray_serve_handle *h, dray_status st, int64_t ns)
 {
     atomic_fetch_add_explicit(&h->requests, 1, memory_order_relaxed);
     if (st != DRAY_OK)
         atomic_fetch_add_explicit(&h->errors, 1, memory_order_relaxed);
+    if (ns > 0)
+        atomic_fetch_add_explicit(&h->call_ns, (uint64_t)ns, memory_order_relaxed);
+}
+
+double dray__serve_timeout(const dray_serve_handle *h)
+{
+    long long us = atomic_load_explicit(&((dray_serve_handle *)h)->timeout_us, memory_order_relaxed);
+    return us > 0 ? (double)us * 1e-6 : (double)h->serve->opts.request_timeout_s;
+}
+
+void dray__serve_unroute(dray__serve_replica *r)
+{
+    atomic_fetch_sub_explicit(&r->ongoing, 1, memory_order_release);
 }
 
 void dray__serve_mark_dead(dray__serve_replica *r)
@@ -294,7 +307,7 @@ dray_status dray__serve_run_inline(dray__serve_replica *r, dray_serve_request *r
                                    dray_serve_response *resp)
 {
     dray_status st = dray__serve_replica_call(r, req, resp);
-    count_call(r->dep, st);
+    dray__serve_count(r->dep, st, 0);
     if (st == DRAY_EFATAL || st == DRAY_EACTOR)
         dray__serve_mark_dead(r);
     atomic_fetch_sub_explicit(&r->ongoing, 1, memory_order_release);
@@ -304,7 +317,8 @@ dray_status dray__serve_run_inline(dray__serve_replica *r, dray_serve_request *r
 /* ==== Batching =====================================================================================*/
 bool dray__serve_batches(const dray_serve_handle *h)
 {
-    return h->cls->batch_call && (h->opts.max_batch_size > 1 || !h->cls->call);
+    return h->cls->batch_call && (h->opts.max_batch_size > 1 || !h->cls->call) &&
+           !(h->serve->opts.remote_replicas && h->serve->opts.rt);
 }
 
 /* ==== Handles ======================================================================================*/
@@ -329,42 +343,68 @@ dray_status dray_serve_handle_call(dray_serve_handle *h, const cJSON *body, dray
     char *text = NULL;
     if (body && !(text = cJSON_PrintUnformatted(body)))
         return dray_set_error(DRAY_ENOMEM, "deployment '%s': cannot encode the body", h->name);
-    dray__serve_call c;
-    memset(&c, 0, sizeof(c));
-    c.req.method = "CALL";
-    c.req.path = "/";
-    c.req.body = text;
-    c.req.len = text ? strlen(text) : 0;
-    c.req.json = body;
     dray__serve_replica *r = dray__serve_route(h);
     if (!r) {
-        st = DRAY_EBUSY;
-        goto out;
+        free(text);
+        return DRAY_EBUSY;
     }
-    if (!r->has_batcher) {
-        st = dray__serve_run_inline(r, &c.req, &c.resp);
-        goto out;
+    if (!r->actor && !r->has_batcher) {
+        /* Inline replica: the request lives on this stack for the call. */
+        dray_serve_request req = {.method = "CALL", .path = "/", .body = text,
+                                  .len = text ? strlen(text) : 0, .json = body};
+        dray_serve_response resp;
+        memset(&resp, 0, sizeof(resp));
+        st = dray__serve_run_inline(r, &req, &resp);
+        cJSON_Delete(req.priv_);
+        free(text);
+        if (st == DRAY_OK)
+            *out = resp;
+        else
+            dray_serve_response_release(&resp);
+        return st;
     }
-    sync_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
-    c.done = sync_done;
-    c.done_arg = &w;
-    dray__serve_enqueue(r, &c);
-    pthread_mutex_lock(&w.m);
-    while (!w.done)
-        pthread_cond_wait(&w.c, &w.m);
-    pthread_mutex_unlock(&w.m);
-    st = c.st;
-    if (st != DRAY_OK)
-        dray_set_error(st, "%s", c.err);
-    pthread_cond_destroy(&w.c);
-    pthread_mutex_destroy(&w.m);
-out:
-    cJSON_Delete(c.req.priv_);
-    free(text);
-    if (st == DRAY_OK)
-        *out = c.resp;
-    else
-        dray_serve_response_release(&c.resp);
+    /* Off-thread: the call owns its copy of the request, so that it can be abandoned. */
+    dray__serve_call *c = dray__serve_call_new();
+    if (!c || (body && !(c->json_copy = cJSON_Duplicate(body, 1)))) {
+        dray__serve_unroute(r);
+        free(text);
+        dray__serve_call_unref(c);
+        return dray_set_error(DRAY_ENOMEM, "deployment '%s': out of memory", h->name);
+    }
+    c->buf = text;
+    c->cap = text ? strlen(text) + 1 : 0;
+    c->replica = r;
+    if ((st = dray__serve_call_own(c, "CALL", "/", NULL)) != DRAY_OK) {
+        dray__serve_unroute(r);
+        dray__serve_call_unref(c);
+        return st;
+    }
+    c->req.len = text ? strlen(text) : 0;
+    c->req.json = c->json_copy;
+    c->deadline = dray__serve_now() + dray__serve_timeout(h);
+    if (r->has_batcher) {
+        /* The batcher answers it (with DRAY_ETIMEDOUT past the deadline). */
+        sync_wait w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, false};
+        c->done = sync_done;
+        c->done_arg = &w;
+        dray__serve_enqueue(r, c);
+        pthread_mutex_lock(&w.m);
+        while (!w.done)
+            pthread_cond_wait(&w.c, &w.m);
+        pthread_mutex_unlock(&w.m);
+        pthread_cond_destroy(&w.c);
+        pthread_mutex_destroy(&w.m);
+    } else {
+        dray__serve_call_wait(r, c);
+    }
+    st = c->st;
+    if (st == DRAY_OK) {
+        *out = c->resp;
+        memset(&c->resp, 0, sizeof(c->resp));
+    } else {
+        dray_set_error(st, "%s", c->err);
+    }
+    dray__serve_call_unref(c);
     return st;
 }
 
@@ -479,6 +519,7 @@ static void free_handle(dray_serve_handle *h)
 /* Points h->opts at `o` with h's owned strings. */
 static void set_opts(dray_serve_handle *h, const dray_serve_deployment_opts *o)
 {
+    atomic_store(&h->timeout_us, (long long)(o->request_timeout_s * 1e6));
     h->opts = *o;
     h->opts.name = h->name;
     h->opts.route_prefix = h->route;
@@ -504,8 +545,9 @@ void dray__serve_handle_destroy(dray_serve_handle *h, double drain_timeout_s)
             break;
         sleep_s(0.002);
     }
-    /* Past the deadline: the remaining replicas still have calls running in other threads; their
-     * batch queues are drained by the batchers as they stop. Wait for the calls to return. */
+    /* Past the deadline: the remaining replicas still have calls in flight; calls on actors end by
+     * their request timeout (or at once when serve is shutting down), inline ones when they
+     * return. Batch queues are drained by the batchers as they stop. */
     for (int i = 0; i < h->n_replicas; i++) {
         while (atomic_load(&h->replicas[i]->ongoing) > 0)
             sleep_s(0.002);
@@ -541,6 +583,7 @@ void dray_serve_deployment_opts_init(dray_serve_deployment_opts *o)
     o->batch_wait_timeout_s = 0.01;
     o->health_check_period_s = 10;
     o->health_check_timeout_s = 30;
+    o->request_timeout_s = 0;
     o->num_cpus = 1;
     o->target_ongoing_requests = 2;
     o->upscale_delay_s = 30;
@@ -576,15 +619,25 @@ dray_status dray_serve_start(const dray_serve_opts *opts, dray_serve **out)
     pthread_rwlock_init(&s->routes_rw, NULL);
     pthread_cond_init(&s->ctl_cond, NULL);
     pthread_cond_init(&s->shutdown_cond, NULL);
-    if ((st = dray__serve_controller_start(s)) != DRAY_OK)
+    pthread_mutex_init(&s->plock, NULL);
+    pthread_cond_init(&s->pcond, NULL);
+    if (s->opts.request_timeout_s <= 0)
+        s->opts.request_timeout_s = 30;
+    if ((st = dray__serve_sweeper_start(s)) != DRAY_OK)
         goto out_free;
+    if ((st = dray__serve_controller_start(s)) != DRAY_OK)
+        goto out_sweeper;
     if (s->opts.port >= 0 && (st = dray__serve_http_start(s)) != DRAY_OK)
         goto out_controller;
     *out = s;
     return DRAY_OK;
 out_controller:
     dray__serve_controller_stop(s);
+out_sweeper:
+    dray__serve_sweeper_stop(s);
 out_free:
+    pthread_cond_destroy(&s->pcond);
+    pthread_mutex_destroy(&s->plock);
     pthread_cond_destroy(&s->shutdown_cond);
     pthread_cond_destroy(&s->ctl_cond);
     pthread_rwlock_destroy(&s->routes_rw);
@@ -621,6 +674,8 @@ dray_status dray_serve_shutdown(dray_serve *s, double drain_timeout_s)
     double deadline = dray__serve_now() + drain_timeout_s;
     while (atomic_load(&s->inflight) > 0 && dray__serve_now() < deadline)
         sleep_s(0.002);
+    /* Whatever is still waiting for a replica now gets 503 (a hung call is abandoned). */
+    atomic_store(&s->expire_all, true);
     dray__serve_controller_stop(s);
     pthread_rwlock_wrlock(&s->routes_rw);
     dray_serve_handle *h = s->deps;
@@ -632,7 +687,13 @@ dray_status dray_serve_shutdown(dray_serve *s, double drain_timeout_s)
         dray__serve_handle_destroy(h, left > 0 ? left : 0);
         h = next;
     }
+    /* Suspended connections must all be resumed before MHD stops: the last answers go out. */
+    while (atomic_load(&s->inflight) > 0 && dray__serve_now() < deadline + 1.0)
+        sleep_s(0.002);
     dray__serve_http_stop(s);
+    dray__serve_sweeper_stop(s);
+    pthread_cond_destroy(&s->pcond);
+    pthread_mutex_destroy(&s->plock);
     pthread_cond_destroy(&s->shutdown_cond);
     pthread_cond_destroy(&s->ctl_cond);
     pthread_rwlock_destroy(&s->routes_rw);
@@ -692,12 +753,13 @@ static dray_status check_opts(const dray_serve_deployment_opts *o, const char *n
         return dray_set_error(DRAY_EINVAL, "deployment '%s': route_prefix '%s' must start with '/'",
                               name, o->route_prefix);
     if (o->max_ongoing_requests <= 0 || o->max_batch_size <= 0 || o->num_replicas < 0 ||
-        o->batch_wait_timeout_s < 0 || o->min_replicas < 0 ||
+        o->batch_wait_timeout_s < 0 || o->min_replicas < 0 || o->request_timeout_s < 0 ||
         (o->max_replicas > 0 && o->min_replicas > o->max_replicas) ||
         (o->max_replicas > 0 && o->target_ongoing_requests <= 0))
         return dray_set_error(DRAY_EINVAL,
                               "deployment '%s': max_ongoing_requests, max_batch_size must be > 0, "
-                              "num_replicas/min_replicas >= 0, min_replicas <= max_replicas, "
+                              "num_replicas/min_replicas/request_timeout_s >= 0, "
+                              "min_replicas <= max_replicas, "
                               "target_ongoing_requests > 0",
                               name);
     *cfg = NULL;
@@ -894,6 +956,13 @@ dray_status dray_serve_run(dray_serve *s, const dray_serve_deployment_opts *o,
     dray_status st = check_opts(o, name, &cls, &cfg);
     if (st != DRAY_OK)
         return st;
+    if (s->opts.remote_replicas && s->opts.rt && !cls->call) {
+        cJSON_Delete(cfg);
+        return dray_set_error(DRAY_EINVAL,
+                              "deployment '%s': class '%s' has no call, and remote replicas do "
+                              "not batch",
+                              name, cls->name);
+    }
     pthread_mutex_lock(&s->lock);
     pthread_rwlock_rdlock(&s->routes_rw);
     dray_serve_handle *h = find_dep(s, name);

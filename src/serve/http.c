@@ -17,14 +17,14 @@
 typedef struct conn_ctx {
     dray_serve *serve;
     struct MHD_Connection *conn;
-    char *buf;
-    size_t len, cap;
+    dray__serve_call *call; /* a reference, reused by keep-alive requests (its buffer holds the
+                             * body); replaced when an abandoned call keeps it */
+    size_t len;
     bool active;     /* a request is in progress (counted in serve->inflight) */
     bool too_big;
-    bool pending;    /* queued on a batcher; the connection is suspended */
-    bool answered;   /* the batcher filled `call` */
+    bool pending;    /* off-thread (actor or batcher); the connection is suspended */
+    bool answered;   /* the result is in `call` */
     double t0;       /* when the headers arrived */
-    dray__serve_call call;
 } conn_ctx;
 
 static const char JSON_TYPE[] = "application/json";
@@ -141,36 +141,37 @@ static enum MHD_Result system_route(dray_serve *s, struct MHD_Connection *conn, 
     return send_error(conn, known ? 405 : 404, msg);
 }
 
-const char *dray_serve_request_query(const dray_serve_request *req, const char *key)
-{
-    return req->conn_ && key ? MHD_lookup_connection_value(req->conn_, MHD_GET_ARGUMENT_KIND, key)
-                             : NULL;
-}
-
-const char *dray_serve_request_header(const dray_serve_request *req, const char *name)
-{
-    return req->conn_ && name ? MHD_lookup_connection_value(req->conn_, MHD_HEADER_KIND, name)
-                              : NULL;
-}
-
-static void batch_done(dray__serve_call *c)
+static void call_done(dray__serve_call *c)
 {
     conn_ctx *ctx = c->done_arg;
     ctx->answered = true;
     MHD_resume_connection(ctx->conn);
 }
 
+/* After an answer: keeps the call for the next request, or leaves it to an executor still
+ * running it (an abandoned call), which frees it. */
+static void recycle_call(conn_ctx *ctx)
+{
+    dray__serve_call *c = ctx->call;
+    dray_ref_release(c->ref);
+    c->ref = NULL;
+    if (atomic_load(&c->refs) > 1) {
+        ctx->call = NULL;
+        dray__serve_call_unref(c);
+    } else {
+        dray__serve_call_reset(c);
+    }
+}
+
 static enum MHD_Result answer_call(conn_ctx *ctx, struct MHD_Connection *conn)
 {
-    dray__serve_call *c = &ctx->call;
+    dray__serve_call *c = ctx->call;
     enum MHD_Result ret;
     if (c->st == DRAY_OK)
         ret = send_response(conn, &c->resp);
     else
         ret = send_error(conn, dray_serve_http_status(c->st), c->err);
-    dray_serve_response_release(&c->resp);
-    cJSON_Delete(c->req.priv_);
-    c->req.priv_ = NULL;
+    recycle_call(ctx);
     return ret;
 }
 
@@ -178,8 +179,7 @@ static enum MHD_Result dispatch(conn_ctx *ctx, struct MHD_Connection *conn, cons
                                 const char *method)
 {
     dray_serve *s = ctx->serve;
-    dray__serve_call *c = &ctx->call;
-    memset(c, 0, sizeof(*c));
+    dray__serve_call *c = ctx->call;
     pthread_rwlock_rdlock(&s->routes_rw);
     const char *rest = url;
     dray_serve_handle *h = match_route(s, url, &rest);
@@ -189,30 +189,55 @@ static enum MHD_Result dispatch(conn_ctx *ctx, struct MHD_Connection *conn, cons
         snprintf(msg, sizeof(msg), "no route for %.120s", url);
         return send_error(conn, 404, msg);
     }
-    c->req.method = method;
-    c->req.path = rest[0] == '/' ? rest : "/";
-    c->req.body = ctx->buf;
-    c->req.len = ctx->len;
-    c->req.conn_ = conn;
+    const char *path = rest[0] == '/' ? rest : "/";
     dray__serve_replica *r = dray__serve_route(h);
     if (!r) {
         pthread_rwlock_unlock(&s->routes_rw);
         return send_error(conn, 503, dray_last_error());
     }
-    if (r->has_batcher) {
-        c->done = batch_done;
-        c->done_arg = ctx;
-        ctx->pending = true;
-        MHD_suspend_connection(conn);
-        dray__serve_enqueue(r, c);
+    if (!r->actor && !r->has_batcher) {
+        /* Inline replica: runs here, borrowing the connection's memory. */
+        c->req.method = method;
+        c->req.path = path;
+        c->req.body = c->buf;
+        c->req.len = ctx->len;
+        c->req.conn_ = conn;
+        c->st = dray__serve_run_inline(r, &c->req, &c->resp);
         pthread_rwlock_unlock(&s->routes_rw);
-        return MHD_YES;
+        if (c->st != DRAY_OK)
+            snprintf(c->err, sizeof(c->err), "%s", dray_last_error());
+        return answer_call(ctx, conn);
     }
-    c->st = dray__serve_run_inline(r, &c->req, &c->resp);
+    /* Off-thread: the call owns a copy of the request; the connection waits suspended. */
+    c->replica = r;
+    dray_status st = dray__serve_call_own(c, method, path, conn);
+    if (st != DRAY_OK) {
+        dray__serve_call_finish(c, st, NULL, dray_last_error(), 0, false);
+        pthread_rwlock_unlock(&s->routes_rw);
+        return answer_call(ctx, conn);
+    }
+    c->req.len = ctx->len;
+    c->deadline = dray__serve_now() + dray__serve_timeout(h);
+    c->done = call_done;
+    c->done_arg = ctx;
+    ctx->pending = true;
+    MHD_suspend_connection(conn);
+    if (r->has_batcher) {
+        dray__serve_enqueue(r, c);
+    } else {
+        dray__serve_pending_add(s, c);
+        dray_ref *ref;
+        st = dray__serve_call_submit(r, c, &ref);
+        if (st == DRAY_OK) {
+            pthread_mutex_lock(&s->plock); /* the sweeper reads it */
+            c->ref = ref;
+            pthread_mutex_unlock(&s->plock);
+        } else {
+            dray__serve_call_finish(c, st, NULL, dray_last_error(), 0, false);
+        }
+    }
     pthread_rwlock_unlock(&s->routes_rw);
-    if (c->st != DRAY_OK)
-        snprintf(c->err, sizeof(c->err), "%s", dray_last_error());
-    return answer_call(ctx, conn);
+    return MHD_YES;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -231,6 +256,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             return MHD_NO;
         ctx->conn = conn;
         ctx->len = 0;
+        if (!ctx->call && !(ctx->call = dray__serve_call_new()))
+            return MHD_NO;
         ctx->too_big = ctx->pending = ctx->answered = false;
         ctx->active = true;
         ctx->t0 = dray__serve_now();
@@ -255,17 +282,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             ctx->too_big = true;
             return MHD_YES;
         }
-        if (ctx->len + n > ctx->cap) {
-            size_t cap = ctx->cap ? ctx->cap : 1024;
+        dray__serve_call *c = ctx->call;
+        if (ctx->len + n > c->cap) {
+            size_t cap = c->cap ? c->cap : 1024;
             while (cap < ctx->len + n)
                 cap *= 2;
-            char *b = realloc(ctx->buf, cap);
+            char *b = realloc(c->buf, cap);
             if (!b)
                 return MHD_NO;
-            ctx->buf = b;
-            ctx->cap = cap;
+            c->buf = b;
+            c->cap = cap;
         }
-        memcpy(ctx->buf + ctx->len, upload_data, n);
+        memcpy(c->buf + ctx->len, upload_data, n);
         ctx->len += n;
         return MHD_YES;
     }
@@ -299,20 +327,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **req_cls,
         return;
     ctx->active = false;
     *req_cls = NULL;
-    /* A batched answer whose client left is never sent (MHD completes the request without calling
-     * the handler again): free it here. A call still queued cannot be here: its connection stays
-     * suspended until the batcher resumes it, and the daemon stops only once batches drained. */
+    /* An answer whose client left is never sent (MHD completes the request without calling the
+     * handler again): drop it here. A call still pending cannot be here: its connection stays
+     * suspended until the call is finished (answered, timed out or expired at shutdown). */
     if (ctx->pending && ctx->answered) {
-        dray_serve_response_release(&ctx->call.resp);
-        cJSON_Delete(ctx->call.req.priv_);
-        ctx->call.req.priv_ = NULL;
         ctx->pending = false;
+        recycle_call(ctx);
     }
     /* Keep small buffers for the next keep-alive request; give big ones back. */
-    if (ctx->cap > 65536) {
-        free(ctx->buf);
-        ctx->buf = NULL;
-        ctx->cap = 0;
+    if (ctx->call && ctx->call->cap > 65536) {
+        free(ctx->call->buf);
+        ctx->call->buf = NULL;
+        ctx->call->cap = 0;
     }
     atomic_fetch_add_explicit(&s->http_ns, (uint64_t)((dray__serve_now() - ctx->t0) * 1e9),
                               memory_order_relaxed);
@@ -333,7 +359,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
     } else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
         conn_ctx *ctx = *socket_context;
         if (ctx) {
-            free(ctx->buf);
+            dray__serve_call_unref(ctx->call);
             free(ctx);
         }
         *socket_context = NULL;

@@ -15,16 +15,48 @@
 typedef struct dray__serve_replica dray__serve_replica;
 typedef struct dray__serve_call dray__serve_call;
 
-/* A pending call handed to a batching replica; `done` runs once the response is filled. */
+/* One request on its way to a replica. Off-thread calls (actor replicas, batching) own everything
+ * the callback can see (method, path, body, a snapshot of headers and query arguments), so that a
+ * call abandoned on timeout stays valid until its callback returns. Two parties hold references:
+ * the waiter (HTTP connection or handle caller) and the executor (the actor method or batch, while
+ * it may still run). The result is delivered once: whoever moves `state` from PENDING (executor,
+ * timeout, dead actor) fills st/resp/err, gives the replica's slot back and runs `done`. */
+enum { DRAY__CALL_PENDING = 0, DRAY__CALL_CLAIMED = 1, DRAY__CALL_FINISHED = 2 };
+
 struct dray__serve_call {
     dray_serve_request req;
     dray_serve_response resp;
     dray_status st;
     char err[256];
-    void (*done)(dray__serve_call *c);
+    void (*done)(dray__serve_call *c); /* runs once the result is in (any thread); may be NULL */
     void *done_arg;
-    dray__serve_call *next;
+    dray__serve_call *next, *prev;     /* batch queue; the instance's pending list */
+    atomic_int state;
+    atomic_int refs;
+    dray__serve_replica *replica;      /* holds a slot until the result is delivered */
+    dray_ref *ref;                     /* the actor call; owned by the waiter */
+    double deadline;                   /* monotonic seconds; 0: none */
+    bool listed;                       /* on the instance's pending list (under plock) */
+    bool tracked;                      /* was put on that list for this request */
+    bool remote;                       /* on a remote replica: finished from its ref's value */
+    char ctype[64];                    /* a remote answer's content type */
+    /* Owned storage. */
+    char *buf;                         /* body */
+    size_t cap;
+    char method[16];
+    char path[128];
+    char *path_heap;
+    char *kv;                          /* "name\0value\0" pairs: headers, then query arguments */
+    size_t kv_len, kv_cap, kv_headers; /* kv_headers: bytes of the header part */
+    cJSON *json_copy;                  /* handle calls: an owned copy of the caller's body */
 };
+
+/* Shared by a replica and its actor's state (refcounted): what the controller reads to tell a stuck
+ * replica from a busy one, without going through the replica's mailbox. */
+typedef struct dray__serve_live {
+    atomic_int refs;
+    atomic_int_least64_t busy_since_ns; /* a callback started then (monotonic ns); 0: idle */
+} dray__serve_live;
 
 struct dray__serve_replica {
     struct dray_serve_handle *dep;
@@ -32,6 +64,9 @@ struct dray__serve_replica {
     void *state;              /* direct mode: the class's state */
     dray_runtime *rt;         /* actor mode: the runtime and the replica's actor */
     dray_actor *actor;
+    dray__serve_live *live;
+    bool remote;              /* a dray_serve_RemoteReplica actor (placed by a cluster runtime) */
+    struct dray__serve_health *health; /* a health check in flight (controller only) */
     uint64_t id;
     char version[64];
     atomic_int ongoing;       /* requests routed here and not answered yet */
@@ -66,6 +101,7 @@ struct dray_serve_handle {
     atomic_int target;        /* replicas wanted (controller, dray_serve_run) */
     atomic_uint_fast64_t rng;
     atomic_int max_ongoing;   /* copies of opts read by the request path */
+    atomic_llong timeout_us;  /* request timeout (0: the instance's) */
     atomic_bool autoscaling;
     /* Counters. */
     atomic_uint_fast64_t requests, rejected, errors, batches, batched_requests, restarts,
@@ -98,6 +134,13 @@ struct dray_serve {
     atomic_int inflight;      /* HTTP requests being answered */
     atomic_uint_fast64_t http_requests, http_ns; /* answered, and time from headers to answer */
     atomic_bool stopping;
+    atomic_bool expire_all;   /* shutdown past its drain deadline: finish every pending call now */
+    /* HTTP calls in flight on actor replicas, for the timeout sweeper. */
+    pthread_mutex_t plock;
+    pthread_cond_t pcond;
+    dray__serve_call *pending;
+    pthread_t sweeper;
+    bool sweeper_started, sweeper_stop;
     /* Controller. */
     pthread_t controller;
     bool controller_started;
@@ -118,6 +161,12 @@ dray__serve_replica *dray__serve_route(dray_serve_handle *h);
 /* Runs the call on r in this thread and gives the slot back. */
 dray_status dray__serve_run_inline(dray__serve_replica *r, dray_serve_request *req,
                                    dray_serve_response *resp);
+/* The request timeout of h in seconds (its own, else the instance's). */
+double dray__serve_timeout(const dray_serve_handle *h);
+/* Counts a finished request on h. */
+void dray__serve_count(dray_serve_handle *h, dray_status st, int64_t ns);
+/* Gives a slot taken by dray__serve_route back without a call. */
+void dray__serve_unroute(dray__serve_replica *r);
 /* Whether new replicas of h batch. */
 bool dray__serve_batches(const dray_serve_handle *h);
 /* Queues c on r's batcher (which owns a slot already); c->done runs once answered. */
@@ -130,12 +179,33 @@ void dray__serve_deadline(struct timespec *ts, double from_now);
 void dray__serve_handle_destroy(dray_serve_handle *h, double drain_timeout_s);
 dray_status dray__serve_replica_start(dray_serve_handle *h, dray__serve_replica **out);
 void dray__serve_replica_stop(dray__serve_replica *r);
+/* Calls: a new one (one reference, the caller's), dropping a reference, resetting one for reuse. */
+dray__serve_call *dray__serve_call_new(void);
+void dray__serve_call_unref(dray__serve_call *c);
+void dray__serve_call_reset(dray__serve_call *c);
+/* Copies method, path and (for HTTP, conn not NULL) headers and query arguments into c. */
+dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const char *path,
+                                 void *conn);
+/* Delivers a result to c unless one was already (returns whether this one was): fills it, counts
+ * it, gives the slot back, runs done. Takes *resp (released when not delivered). With
+ * drop_executor, also drops the executor's reference (before `done`). */
+bool dray__serve_call_finish(dray__serve_call *c, dray_status st, dray_serve_response *resp,
+                             const char *err, int64_t ns, bool drop_executor);
+/* Starts c on r's actor (c->replica holds a slot): the actor method delivers the result. On DRAY_OK
+ * *ref is the actor call's ref (owned). */
+dray_status dray__serve_call_submit(dray__serve_replica *r, dray__serve_call *c, dray_ref **ref);
+/* Handle call on an actor replica: submits and waits up to the deadline. */
+dray_status dray__serve_call_wait(dray__serve_replica *r, dray__serve_call *c);
+/* Whether replica r has been inside one callback longer than `limit_s`. */
+bool dray__serve_replica_stuck(dray__serve_replica *r, double limit_s, double *busy_s);
+/* Asynchronous health check (controller): starts one, or reads the one in flight. Returns DRAY_OK
+ * while healthy or still waiting, an error (message set) once it failed or ran past `timeout_s`. */
+dray_status dray__serve_replica_health_poll(dray__serve_replica *r, double timeout_s);
 /* Run one callback on the replica's state (actor method or under its lock); errors set here. */
 dray_status dray__serve_replica_call(dray__serve_replica *r, dray_serve_request *req,
                                      dray_serve_response *resp);
 dray_status dray__serve_replica_batch(dray__serve_replica *r, dray_serve_request *const *reqs,
                                       size_t n, dray_serve_response *resps);
-dray_status dray__serve_replica_health(dray__serve_replica *r);
 dray_status dray__serve_replica_reconfigure(dray__serve_replica *r, const cJSON *cfg);
 /* Kills the replica's actor as a crash would (pending calls fail); no-op in direct mode. */
 void dray__serve_replica_crash(dray__serve_replica *r);
@@ -146,10 +216,29 @@ dray_status dray__serve_add_replica(dray_serve_handle *h);
 int dray__serve_reap(dray_serve_handle *h);
 int dray__serve_live_replicas(dray_serve_handle *h);
 
+/* Appends a NUL-terminated string to c's header/query snapshot. */
+bool dray__serve_kv_put(dray__serve_call *c, const char *s);
+
+/* ---- remote.c ---- */
+dray_status dray__serve_remote_start(dray_serve_handle *h, dray__serve_replica *r);
+dray_status dray__serve_remote_submit(dray__serve_replica *r, dray__serve_call *c, dray_ref **ref);
+/* Finishes c from its ready ref's value (want_json: parse a JSON body into resp.json). */
+bool dray__serve_remote_complete(dray_runtime *rt, dray__serve_call *c, bool want_json);
+/* Sends a health check (cfg NULL) or a reconfigure (cfg: JSON text) to a remote replica. */
+dray_status dray__serve_remote_send(dray__serve_replica *r, bool health, const char *cfg,
+                                    dray_ref **ref);
+
 /* ---- control.c ---- */
 dray_status dray__serve_controller_start(dray_serve *s);
 void dray__serve_controller_stop(dray_serve *s);
 void dray__serve_controller_kick(dray_serve *s);
+
+/* The timeout sweeper (control.c): finishes listed HTTP calls past their deadline (504) or whose
+ * actor died before running them. */
+dray_status dray__serve_sweeper_start(dray_serve *s);
+void dray__serve_sweeper_stop(dray_serve *s);
+void dray__serve_pending_add(dray_serve *s, dray__serve_call *c);
+void dray__serve_pending_remove(dray_serve *s, dray__serve_call *c);
 
 /* ---- http.c ---- */
 dray_status dray__serve_http_start(dray_serve *s);

@@ -42,6 +42,9 @@ TEST(parse_errors)
     parse_fails("applications:\n  - import_path: X\n    deployments:\n"
                 "      - batch_wait_timeout_s: nan\n",
                 "expected a finite number for batch_wait_timeout_s");
+    parse_fails("applications:\n  - import_path: X\n    deployments:\n"
+                "      - request_timeout_s: soon\n",
+                "t.yaml:4:28: expected a finite number for request_timeout_s");
 }
 
 /* "deployments: []" means the default single deployment (a leak here was found by the fuzzer). */
