@@ -581,6 +581,9 @@ TEST(garbage_to_every_port_is_survived)
     fx_stop(&f);
 }
 
+static dray_ref *submit_on(dray_runtime *rt, const char *fn, dray_value arg, const char *res);
+static int64_t store_stat(const fx *f, pid_t pid, const char *key);
+
 TEST(cli_status_lists_nodes)
 {
     fx f;
@@ -590,6 +593,14 @@ TEST(cli_status_lists_nodes)
     struct timespec ts = {1, 300000000};
     nanosleep(&ts, NULL);
     assert_both_workers_run_tasks(rt, &f);
+    /* One 2,000,000-byte object in a node's store: the status line shows it once a heartbeat came. */
+    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(2000000), NULL);
+    ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
+    for (int i = 0; i < 200 && store_stat(&f, f.workers[0], "objects") +
+                                   store_stat(&f, f.workers[1], "objects") != 1; i++) {
+        struct timespec d = {0, 50000000};
+        nanosleep(&d, NULL);
+    }
     char cmd[4300], out[4096] = {0};
     snprintf(cmd, sizeof cmd, "%s status --address %s", f.dray, f.addr);
     FILE *p = popen(cmd, "r");
@@ -602,6 +613,17 @@ TEST(cli_status_lists_nodes)
     char pid[32];
     snprintf(pid, sizeof pid, " %d ", (int)f.workers[1]);
     ASSERT_CONTAINS(out, pid);
+    ASSERT_CONTAINS(out, "store MB mem/disk/limit");
+    ASSERT_CONTAINS(out, " 2.0/0.0/");
+    dray_ref_release(obj);
+    /* A malformed --memory is refused before anything starts. */
+    snprintf(cmd, sizeof cmd, "%s start --address %s --memory 12q 2>&1", f.dray, f.addr);
+    p = popen(cmd, "r");
+    ASSERT_TRUE(p != NULL);
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    ASSERT_NE(pclose(p), 0);
+    ASSERT_CONTAINS(out, "--memory '12q'");
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     fx_stop(&f);
 }
