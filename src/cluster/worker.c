@@ -485,6 +485,34 @@ static void reply_when_done(dray__conn *c, uint64_t rid, dray_ref *ref)
         reply_fn(&r->cb, ref);
 }
 
+/* Actor arguments with object handles replaced by their bytes. The loop thread does it itself (a
+ * remote object is pulled while the loop waits) so that one driver's calls keep their order. *out
+ * is NULL when there is nothing to replace; else owned (free_args). */
+static dray_status actor_args(worker *w, dray__conn *c, const dray_value *list, dray_value **out)
+{
+    size_t n = dray_list_len(list), bad = 0;
+    *out = NULL;
+    if (!n || !has_objects(list))
+        return DRAY_OK;
+    dray_value *a = malloc(n * sizeof(*a));
+    if (!a)
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    dray_status st = resolve_objects(w, c, dray_list_get(list, 0), n, a, &bad);
+    if (st) {
+        free(a);
+        return st;
+    }
+    *out = a;
+    return DRAY_OK;
+}
+
+static void free_args(dray_value *a, size_t n)
+{
+    for (size_t i = 0; a && i < n; i++)
+        dray_value_release(&a[i]);
+    free(a);
+}
+
 static wactor *find_actor(worker *w, dray__conn *owner, uint64_t id)
 {
     for (wactor *a = w->actors; a; a = a->next)
@@ -542,10 +570,14 @@ static void on_actor_create(worker *w, dray__conn *c, const dray__hdr *h, const 
     size_t n = dray_list_len(args);
     wactor *wa = calloc(1, sizeof(*wa));
     ready_job *j = calloc(1, sizeof(*j));
+    dray_value *res = NULL;
     dray_status st = !wa || !j ? dray_set_error(DRAY_ENOMEM, "out of memory") :
                      find_actor(w, c, id) ? dray_set_error(DRAY_EINVAL, "actor id in use") :
-                     dray_actor_create(w->rt, cls, n ? dray_list_get(args, 0) : NULL, n, &o,
-                                       &wa->actor);
+                     actor_args(w, c, args, &res);
+    if (!st)
+        st = dray_actor_create(w->rt, cls, res ? res : n ? dray_list_get(args, 0) : NULL, n, &o,
+                               &wa->actor);
+    free_args(res, n);
     if (st) {
         send_error(c, h->rid, st, cls, dray_last_error());
         free(wa);
@@ -597,8 +629,12 @@ static void on_actor_message(worker *w, dray__conn *c, const dray__hdr *h, const
         const dray_value *args = dray_list_get(ctl, 2);
         size_t n = dray_list_len(args);
         dray_ref *r;
-        dray_status st = dray_actor_call_m(w->rt, wa->actor, (int)dray_list_get(ctl, 1)->u.i,
-                                           n ? dray_list_get(args, 0) : NULL, n, &r);
+        dray_value *res = NULL;
+        dray_status st = actor_args(w, c, args, &res);
+        if (!st)
+            st = dray_actor_call_m(w->rt, wa->actor, (int)dray_list_get(ctl, 1)->u.i,
+                                   res ? res : n ? dray_list_get(args, 0) : NULL, n, &r);
+        free_args(res, n);
         if (st)
             send_error(c, h->rid, st, "actor", dray_last_error());
         else

@@ -176,8 +176,23 @@ static dray_status counter_fail(dray_ctx *ctx, void *s, const dray_value *a, siz
     (void)s, (void)a, (void)n, (void)r;
     return dray_ctx_fail(ctx, DRAY_ETASK, "counter refused");
 }
+static dray_status counter_sum_bytes(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                                     dray_value *r)
+{
+    (void)s, (void)n;
+    size_t len;
+    const uint8_t *p = dray_bytes_data(&a[0], &len);
+    if (!p)
+        return dray_ctx_fail(ctx, DRAY_ETYPE, "sum_bytes: argument is a %s",
+                             dray_type_name((dray_type)a[0].type));
+    int64_t sum = 0;
+    for (size_t i = 0; i < len; i++)
+        sum += p[i];
+    *r = dray_int(sum);
+    return DRAY_OK;
+}
 DRAY_ACTOR_CLASS(ClCounter, counter_init, counter_free, {"add", counter_add},
-                 {"pid", counter_pid}, {"fail", counter_fail})
+                 {"pid", counter_pid}, {"fail", counter_fail}, {"sum_bytes", counter_sum_bytes})
 
 /* ==== Fixture ==== */
 
@@ -1072,6 +1087,15 @@ TEST(objects_move_node_to_node)
     ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, &o, &r));
     ASSERT_EQ(get_int(rt, r), f.workers[1]);
     dray_ref_release(r);
+    /* An actor (on either node) gets the object's bytes as its argument. */
+    dray_actor *act;
+    ASSERT_OK(dray_actor_create(rt, "ClCounter", NULL, 0, NULL, &act));
+    ASSERT_OK(dray_actor_ready(rt, act, 20000));
+    dray_value ov = dray_value_of_ref(obj);
+    ASSERT_OK(dray_actor_call(rt, act, "sum_bytes", &ov, 1, &r));
+    ASSERT_EQ(get_int(rt, r), made_sum(SIZE));
+    dray_ref_release(r);
+    dray_actor_release(act);
     dray_ref_release(obj);
     wait_store_stat(&f, f.workers[0], "objects", 0);
     wait_store_stat(&f, f.workers[1], "objects", 0);
