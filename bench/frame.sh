@@ -3,7 +3,8 @@
 # Generates ~1 GB of the seed's CSV in 8 files under bench/data (once) unless --data is given, then
 # prints `name value unit` lines, medians of K runs (default 3). --dask runs the same work with
 # dask.dataframe (Debian's python3-dask, 2 threads) and --duckdb with DuckDB (npm @duckdb/node-api,
-# 2 threads) in the same run, with ratio_* lines (anchor time / ours).
+# 2 threads) in the same run, with ratio_* lines (anchor time / ours). bench_frame keeps freed memory
+# in its process (mallopt; DRAY_BENCH_MALLOC=default keeps glibc's defaults): see docs/frame.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}

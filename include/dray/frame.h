@@ -276,9 +276,29 @@ DRAY_API dray_status dray_frame_assign(const dray_frame *f, const char *name, co
 typedef dray_status (*dray_partition_fn)(const dray_table *in, void *arg, dray_table **out);
 /* dray_frame_map_partitions: applies fn(part, arg) to every partition; `schema` (borrowed, rows
  * unused) is the result's schema, or NULL to run fn on an empty table to find it. `arg` is borrowed
- * and must outlive every compute of the result (local runtime only: a C pointer). */
+ * and must outlive every compute of the result (C pointers: the embedded runtime only; on a cluster
+ * the tasks fail with DRAY_EINVAL: use dray_frame_map_named). */
 DRAY_API dray_status dray_frame_map_partitions(const dray_frame *f, dray_partition_fn fn, void *arg,
                                                const dray_table *schema, dray_frame **out);
+
+/* dray_frame_map_named: map_partitions with a task function registered by name (DRAY_FUNCTION), so
+ * that it also runs on a cluster, where nodes find functions by name. The function is called with
+ * args[0] a partition (read it with dray_frame_part_table) and args[1] `arg` (borrowed here and
+ * copied into the graph: any value the codec carries; NULL passes dray_null()), and sets *result
+ * with dray_frame_part_result. `schema` (borrowed) is the result's, or NULL to run the function once
+ * on an empty partition (as a task) to find it. An unknown name is DRAY_ENOTFOUND. */
+DRAY_API dray_status dray_frame_map_named(const dray_frame *f, const char *fn_name,
+                                          const dray_value *arg, const dray_table *schema,
+                                          dray_frame **out);
+
+/* dray_frame_part_table: the table of a partition value (borrowed from v), or NULL when v is not
+ * one. For the functions of dray_frame_map_named. */
+DRAY_API const dray_table *dray_frame_part_table(const dray_value *v);
+
+/* dray_frame_part_result: *result becomes a partition value that takes t (also on failure), keeping
+ * the count of skipped CSV rows of the input partition `in` (NULL: none). */
+DRAY_API dray_status dray_frame_part_result(const dray_value *in, dray_table *t,
+                                            dray_value *result);
 
 /* dray_frame_compute: runs the graph and concatenates the partitions. On DRAY_OK *out is owned. */
 DRAY_API dray_status dray_frame_compute(const dray_frame *f, dray_table **out);

@@ -190,14 +190,18 @@ void dray__csv_plan_destroy(dray__csv_plan *p)
     free(p);
 }
 
-static bool is_na(const dray__csv_plan *p, const char *v, size_t l)
+static bool is_na_slow(const dray__csv_plan *p, const char *v, size_t l)
 {
-    if (l >= 64 || !((p->na_len_mask >> l) & 1))
-        return false;
     for (size_t i = 0; i < p->n_na; i++)
         if (p->na_len[i] == l && !memcmp(p->na[i], v, l))
             return true;
     return false;
+}
+
+/* is_na: whether v[0..l) is a null marker (the length mask rules most fields out inline). */
+static inline bool is_na(const dray__csv_plan *p, const char *v, size_t l)
+{
+    return l < 64 && ((p->na_len_mask >> l) & 1) && is_na_slow(p, v, l);
 }
 
 enum { C_INT = 1, C_FLOAT = 2, C_BOOL = 4, C_DATE = 8, C_TS = 16 };
@@ -435,6 +439,7 @@ typedef struct rparse {
     date_cache *dates; /* per output column */
     int64_t rows;
     int64_t bad;
+    bool ts19;         /* no byte of "0123456789-: " ends a field: see parse_record */
 } rparse;
 
 static dray_status bad_value(rparse *r, size_t at, int field, const char *v, size_t vl,
@@ -545,10 +550,31 @@ static dray_status store(rparse *r, int f, const char *v, size_t vl, bool quoted
 static const double pow10_tab[23] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
                                      1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
                                      1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+static const uint64_t pow10_u64[17] = {1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull,
+                                       10000000ull, 100000000ull, 1000000000ull, 10000000000ull,
+                                       100000000000ull, 1000000000000ull, 10000000000000ull,
+                                       100000000000000ull, 1000000000000000ull, 10000000000000000ull};
 
-/* fast_number: parses an unquoted decimal at d[p..) straight into the builder when it ends at a
- * field terminator; returns the position after it, or 0 to take the general path. */
-static inline size_t fast_number(const dray__csv_plan *pl, dray__builder *b, int64_t row,
+/* store_number: the parsed mantissa m with e decimal places (e <= 0) into the builder; false when
+ * the value needs the general path (Clinger's fast path is exact only for m <= 2^53, e >= -22: one
+ * correctly rounded division of two exact doubles, the same double strtod gives). */
+static inline bool store_number(dray__builder *b, int64_t row, bool neg, uint64_t m, int e)
+{
+    if (b->type == DRAY_DT_INT64) {
+        ((int64_t *)b->data)[row] = neg ? -(int64_t)m : (int64_t)m;
+        return true;
+    }
+    if (e < -22 || m > (1ull << 53))
+        return false;
+    double v = (double)m;
+    if (e)
+        v /= pow10_tab[-e];
+    ((double *)b->data)[row] = neg ? -v : v;
+    return true;
+}
+
+/* fast_number_scalar: fast_number a byte at a time, near the end of the data. */
+static size_t fast_number_scalar(const dray__csv_plan *pl, dray__builder *b, int64_t row,
                                  const char *d, size_t p, size_t n)
 {
     size_t q = p;
@@ -576,15 +602,71 @@ static inline size_t fast_number(const dray__csv_plan *pl, dray__builder *b, int
     }
     if (nd == 0 || nd > 18 || (q < n && !pl->stop[(uint8_t)d[q]]))
         return 0;
-    if (b->type == DRAY_DT_INT64) {
-        ((int64_t *)b->data)[row] = neg ? -(int64_t)m : (int64_t)m;
-    } else {
-        if (e < -22 || m > (1ull << 53))
+    return store_number(b, row, neg, m, e) ? q : 0;
+}
+
+#ifdef __SSE2__
+/* digit_run: how many of the 16 bytes at s are ASCII digits before the first other byte. */
+static inline int digit_run(const char *s)
+{
+    __m128i x = _mm_loadu_si128((const __m128i *)(const void *)s);
+    __m128i bad = _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8('0')),
+                               _mm_cmpgt_epi8(x, _mm_set1_epi8('9')));
+    return __builtin_ctz((unsigned)_mm_movemask_epi8(bad) | 0x10000u);
+}
+
+/* digits_value: the value of the k (1..8) ASCII digits at s, without a branch per digit: the
+ * digits are loaded as one little-endian word, shifted so that they are the low-order end of
+ * an eight-digit number with leading zeros, then combined pairwise (2, 4, 8 digits) by multiplies. */
+static inline uint64_t digits_value(const char *s, int k)
+{
+    uint64_t w;
+    memcpy(&w, s, 8);
+    w -= 0x3030303030303030ull; /* digits become 0..9; a borrow only moves to bytes above them */
+    w <<= 8 * (8 - k);
+    w = w * 10 + (w >> 8);      /* each byte pair: 10 * first + second in its low byte */
+    w = ((w & 0x000000ff000000ffull) * (100 + (1000000ull << 32)) +
+         ((w >> 16) & 0x000000ff000000ffull) * (1 + (10000ull << 32))) >> 32;
+    return w;
+}
+
+/* run_value: the value of the k (1..16) digits at s. */
+static inline uint64_t run_value(const char *s, int k)
+{
+    if (k <= 8)
+        return digits_value(s, k);
+    return digits_value(s, k - 8) * 100000000ull + digits_value(s + k - 8, 8);
+}
+#endif
+
+/* fast_number: parses an unquoted decimal at d[p..) straight into the builder when it ends at a
+ * field terminator; returns the position after it, or 0 to take the general path. Digit runs are
+ * found 16 bytes at a time and converted without a branch per digit (SSE2). */
+static inline size_t fast_number(const dray__csv_plan *pl, dray__builder *b, int64_t row,
+                                 const char *d, size_t p, size_t n)
+{
+#ifdef __SSE2__
+    if (n - p >= 40) {
+        size_t q = p;
+        bool neg = d[q] == '-';
+        q += neg;
+        int k1 = digit_run(d + q), k2 = 0;
+        uint64_t m = k1 ? run_value(d + q, k1) : 0;
+        q += (size_t)k1;
+        if (b->type == DRAY_DT_FLOAT64 && d[q] == '.') {
+            k2 = digit_run(d + q + 1);
+            if (k2) {
+                m = m * pow10_u64[k2] + run_value(d + q + 1, k2);
+            }
+            q += 1 + (size_t)k2;
+        }
+        /* a run of 16 may go on: the general path; 18 digits always fit in a uint64 */
+        if (k1 + k2 == 0 || k1 + k2 > 18 || k1 == 16 || k2 == 16 || !pl->stop[(uint8_t)d[q]])
             return 0;
-        double v = (double)m / pow10_tab[-e];
-        ((double *)b->data)[row] = neg ? -v : v;
+        return store_number(b, row, neg, m, -k2) ? q : 0;
     }
-    return q;
+#endif
+    return fast_number_scalar(pl, b, row, d, p, n);
 }
 
 /* find_stop: the first byte at or after p that ends an unquoted field (or n), 16 bytes a step. */
@@ -639,6 +721,8 @@ static dray_status grow_all(rparse *r, int64_t rows)
 {
     dray_status st;
     for (int c = 0; c < r->p->ncols; c++)
+        r->b[c].len = r->rows;
+    for (int c = 0; c < r->p->ncols; c++)
         if ((st = dray__builder_grow(&r->b[c], rows, 0)))
             return st;
     return DRAY_OK;
@@ -666,6 +750,15 @@ static dray_status parse_record(rparse *r, size_t *pos)
                     goto terminator;
                 }
             }
+            /* "YYYY-MM-DD HH:MM:SS" then a delimiter or line end: parsed without looking for
+             * the field's end (fast_timestamp checks all 19 bytes, none of which ends a field) */
+            if (b && b->type == DRAY_DT_TIMESTAMP && r->ts19 && n - p > 20 &&
+                (d[p + 19] == pl->delim || d[p + 19] == '\n' ||
+                 (d[p + 19] == '\r' && d[p + 20] == '\n')) &&
+                fast_timestamp(r, col, b, d + p, 19)) {
+                p += 19;
+                goto terminator;
+            }
             size_t q = find_stop(pl, d, p, n);
             /* a lone \r inside a field takes the general path */
             if (q == n || d[q] != '\r' || q + 1 == n || d[q + 1] == '\n') {
@@ -673,10 +766,14 @@ static dray_status parse_record(rparse *r, size_t *pos)
                 if (!b) {
                     /* a column left out by usecols */
                 } else if (b->type == DRAY_DT_UTF8 && vl && !is_na(pl, d + p, vl)) {
-                    if (b->chars_len + (int64_t)vl > b->chars_cap &&
-                        (st = dray__builder_grow(b, 0, (int64_t)vl)))
+                    /* 16 bytes of slack let a short field be copied in one fixed-size move */
+                    if (b->chars_len + (int64_t)vl + 16 > b->chars_cap &&
+                        (st = dray__builder_grow(b, 0, (int64_t)vl + 16)))
                         return st;
-                    memcpy(b->chars + b->chars_len, d + p, vl);
+                    if (vl <= 16 && n - p >= 16)
+                        memcpy(b->chars + b->chars_len, d + p, 16);
+                    else
+                        memcpy(b->chars + b->chars_len, d + p, vl);
                     b->chars_len += (int64_t)vl;
                     ((int32_t *)b->data)[r->rows + 1] = (int32_t)b->chars_len;
                 } else if (!(b->type == DRAY_DT_TIMESTAMP && fast_timestamp(r, col, b, d + p, vl)) &&
@@ -728,9 +825,7 @@ static dray_status parse_record(rparse *r, size_t *pos)
             goto bad;
         }
         *pos = p;
-        r->rows++;
-        for (int c = 0; c < pl->ncols; c++)
-            r->b[c].len = r->rows;
+        r->rows++; /* the builders' len is brought up to date when they grow and at the end */
         return DRAY_OK;
     }
 bad:
@@ -791,7 +886,7 @@ dray_status dray__csv_parse_range(const dray__csv_plan *pl, const char *name, co
                                   size_t len, size_t start, size_t end, bool in_quote,
                                   dray_table **out, int64_t *bad_rows)
 {
-    rparse r = {pl, {name, data, len, pl->delim, pl->quote, NULL, 0}, NULL, NULL, 0, 0};
+    rparse r = {pl, {name, data, len, pl->delim, pl->quote, NULL, 0}, NULL, NULL, 0, 0, false};
     dray_status st = DRAY_OK;
     size_t pos = start;
     if (end > len)
@@ -832,6 +927,9 @@ dray_status dray__csv_parse_range(const dray__csv_plan *pl, const char *name, co
         }
         pos = q < len ? q + 1 : len;
     }
+    r.ts19 = true;
+    for (const char *c = "0123456789-: "; *c; c++)
+        r.ts19 &= !pl->stop[(uint8_t)*c];
     r.b = calloc((size_t)(pl->ncols ? pl->ncols : 1), sizeof(dray__builder));
     r.dates = calloc((size_t)(pl->ncols ? pl->ncols : 1), sizeof(date_cache));
     if (!r.b || !r.dates) {

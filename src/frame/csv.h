@@ -32,6 +32,14 @@ dray_status dray__csv_plan_create(const char *name, const char *data, size_t len
                                   const dray_csv_opts *opts, dray__csv_plan **out);
 void dray__csv_plan_destroy(dray__csv_plan *p);
 
+/* dray__csv_plan_encode: the plan's bytes through `write` (the "frame.csv_plan" codec). */
+dray_status dray__csv_plan_encode(const dray__csv_plan *p,
+                                  dray_status (*write)(void *buf, const void *data, size_t len),
+                                  void *buf);
+/* dray__csv_plan_decode: a plan from untrusted bytes (DRAY_EFORMAT naming the fault); on DRAY_OK *out
+ * is owned (its ext header not yet initialised). */
+dray_status dray__csv_plan_decode(const void *data, size_t len, dray__csv_plan **out);
+
 /* dray__csv_plan_schema: a table with the plan's output columns and no rows. */
 dray_status dray__csv_plan_schema(const dray__csv_plan *p, dray_table **out);
 

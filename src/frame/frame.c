@@ -44,8 +44,27 @@ dray__part *dray__part_of(const dray_value *v)
 }
 
 static void plan_obj_destroy(dray_ext_obj *o) { dray__csv_plan_destroy((dray__csv_plan *)o); }
-static dray_ext_type plan_type = {"frame.csv_plan", plan_obj_destroy, NULL, NULL, NULL};
+static dray_status plan_obj_encode(const dray_ext_obj *o,
+                                   dray_status (*write)(void *buf, const void *data, size_t len),
+                                   void *buf)
+{
+    return dray__csv_plan_encode((const dray__csv_plan *)o, write, buf);
+}
+static dray_status plan_obj_decode(const void *data, size_t len, dray_ext_obj **out);
+static dray_ext_type plan_type = {"frame.csv_plan", plan_obj_destroy, plan_obj_encode, plan_obj_decode,
+                                  NULL};
 DRAY_EXT_TYPE(plan_type)
+
+static dray_status plan_obj_decode(const void *data, size_t len, dray_ext_obj **out)
+{
+    dray__csv_plan *p;
+    dray_status st = dray__csv_plan_decode(data, len, &p);
+    if (st)
+        return st;
+    dray_ext_obj_init(&p->hdr, &plan_type);
+    *out = &p->hdr;
+    return DRAY_OK;
+}
 
 /* ---- tasks ---- */
 
@@ -132,10 +151,22 @@ DRAY_FUNCTION(frame_select)
     return st ? st : dray__part_value(t, p->bad_rows, result);
 }
 
-/* frame_map(part, fn pointer, arg pointer): local runtime only (C pointers as integers). */
+/* process_token: a number for this process (its pid mixed with where the partition type was
+ * loaded, which address-space randomisation varies), so that a task carrying C pointers can tell
+ * that it was sent to another process. */
+static int64_t process_token(void)
+{
+    return (int64_t)(uintptr_t)&part_type ^ ((int64_t)getpid() << 40);
+}
+
+/* frame_map(part, fn pointer, arg pointer, process token): C pointers as integers, so it runs only
+ * in the process that made it (map_named is the way on a cluster). */
 DRAY_FUNCTION(frame_map)
 {
     dray__part *p = ARG_PART(0);
+    if (nargs < 4 || args[3].type != DRAY_T_INT || args[3].u.i != process_token())
+        return dray_ctx_fail(ctx, DRAY_EINVAL, "map_partitions passes C function pointers and ran in "
+                             "another process (a cluster node): use dray_frame_map_named there");
     dray_partition_fn fn = (dray_partition_fn)(uintptr_t)args[1].u.i;
     dray_table *t = NULL;
     dray_status st = fn(p->t, (void *)(uintptr_t)args[2].u.i, &t);
@@ -512,8 +543,59 @@ dray_status dray_frame_map_partitions(const dray_frame *f, dray_partition_fn fn,
         return st;
     if (!s)
         return dray_set_error(DRAY_EINVAL, "map_partitions: the callback returned no table");
-    dray_value a[2] = {dray_int((int64_t)(uintptr_t)fn), dray_int((int64_t)(uintptr_t)arg)};
-    return derive(f, "frame_map", a, 2, s, out);
+    dray_value a[3] = {dray_int((int64_t)(uintptr_t)fn), dray_int((int64_t)(uintptr_t)arg),
+                       dray_int(process_token())};
+    return derive(f, "frame_map", a, 3, s, out);
+}
+
+const dray_table *dray_frame_part_table(const dray_value *v)
+{
+    const dray__part *p = v ? dray__part_of(v) : NULL;
+    return p ? p->t : NULL;
+}
+
+dray_status dray_frame_part_result(const dray_value *in, dray_table *t, dray_value *result)
+{
+    if (!t)
+        return dray_set_error(DRAY_EINVAL, "part_result: no table");
+    const dray__part *p = in ? dray__part_of(in) : NULL;
+    return dray__part_value(t, p ? p->bad_rows : 0, result);
+}
+
+dray_status dray_frame_map_named(const dray_frame *f, const char *fn_name, const dray_value *arg,
+                                 const dray_table *schema, dray_frame **out)
+{
+    if (!fn_name || !dray_function_find(fn_name))
+        return dray_set_error(DRAY_ENOTFOUND, "map_named: no task function registered as '%s'",
+                              fn_name ? fn_name : "(null)");
+    dray_value a = arg ? *arg : dray_null();
+    dray_table *s = NULL;
+    dray_status st = DRAY_OK;
+    if (schema) {
+        st = dray__table_empty_like(schema, &s);
+    } else {
+        /* run it once on an empty partition (as a task: on a cluster, a node runs it) */
+        dray_table *empty;
+        dray_value args[2], res = dray_null();
+        dray_ref *ref = NULL;
+        if ((st = dray__table_empty_like(f->schema, &empty)) ||
+            (st = dray__part_value(empty, 0, &args[0])))
+            return st;
+        args[1] = a;
+        if (!(st = dray_submit(f->rt, fn_name, args, 2, NULL, &ref)) &&
+            !(st = dray_get(f->rt, ref, -1, &res))) {
+            const dray_table *rt = dray_frame_part_table(&res);
+            st = rt ? dray__table_empty_like(rt, &s)
+                    : dray_set_error(DRAY_ETYPE, "map_named: '%s' did not return a partition "
+                                     "(dray_frame_part_result)", fn_name);
+        }
+        dray_value_release(&res);
+        dray_ref_release(ref);
+        dray_value_release(&args[0]);
+    }
+    if (st)
+        return st;
+    return derive(f, fn_name, &a, 1, s, out);
 }
 
 dray_status dray__graph_run(dray_graph *g, dray_runtime *rt, const dray_node *outputs, size_t n,

@@ -338,5 +338,139 @@ TEST(pandas_strings)
     dray_table_release(t);
 }
 
+/* Numbers of every shape the scanner's fast paths see (1..20 integer digits, 0..20 decimals, signs,
+ * leading zeros, exponents), in the middle of records and at the very end of the data: every
+ * float64 must be bit-identical to strtod's and every int64 equal to strtoll's on the same text. */
+TEST(numbers_exact)
+{
+    enum { N = 6000 };
+    char *text = malloc((size_t)N * 96 + 64), (*num)[48] = malloc((size_t)N * 48),
+         (*ints)[24] = malloc((size_t)N * 24);
+    ASSERT_TRUE(text && num && ints);
+    uint64_t s = 88172645463325252ull;
+    size_t at = (size_t)sprintf(text, "x,i,tail\n");
+    for (int r = 0; r < N; r++) {
+        char *b = num[r];
+        int k = 0;
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        if (s & 1)
+            b[k++] = '-';
+        int id = 1 + (int)((s >> 8) % (r % 3 ? 9 : 20)), fd = (int)((s >> 16) % (r % 5 ? 4 : 21));
+        for (int i = 0; i < id; i++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            b[k++] = (char)('0' + (i == 0 && (s & 3) ? (s >> 5) % 9 + 1 : (s >> 5) % 10));
+        }
+        if (fd || (s >> 40) % 7 == 0)
+            b[k++] = '.';
+        for (int i = 0; i < fd; i++) {
+            s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+            b[k++] = (char)('0' + (s >> 5) % 10);
+        }
+        if ((s >> 50) % 23 == 0)
+            k += sprintf(b + k, "e%d", (int)((s >> 30) % 41) - 20);
+        b[k] = 0;
+        int ik = sprintf(ints[r], "%s%llu", (s >> 3) & 1 ? "-" : "",
+                         (unsigned long long)((s >> 9) % (r % 2 ? 1000ull : 999999999999999999ull)));
+        (void)ik;
+        /* the last record has no trailing field or newline, so its numbers end the data */
+        at += (size_t)sprintf(text + at, r == N - 1 ? "%s,%s,z" : "%s,%s,tail\n", num[r], ints[r]);
+    }
+    dray_csv_opts o;
+    dray_csv_opts_init(&o);
+    dray_field sch[2] = {{"x", DRAY_DT_FLOAT64, 0}, {"i", DRAY_DT_INT64, 0}};
+    o.schema = sch;
+    o.n_schema = 2;
+    dray_table *t = read_str(text, &o);
+    ASSERT_EQ(dray_table_num_rows(t), N);
+    const double *x = dray_column_data(dray_table_column(t, 0));
+    const int64_t *iv = dray_column_data(dray_table_column(t, 1));
+    for (int r = 0; r < N; r++) {
+        double want = strtod(num[r], NULL);
+        if (memcmp(&want, &x[r], sizeof want))
+            TEST_FAIL_("row %d: '%s' read as %.17g, strtod gives %.17g", r, num[r], x[r], want);
+        ASSERT_EQ(iv[r], strtoll(ints[r], NULL, 10));
+    }
+    dray_table_release(t);
+    free(text);
+    free(num);
+    free(ints);
+}
+
+typedef struct tbuf {
+    uint8_t *p;
+    size_t len;
+} tbuf;
+
+static dray_status tbuf_put(void *b, const void *data, size_t len)
+{
+    tbuf *o = b;
+    uint8_t *p = realloc(o->p, o->len + len + 1);
+    if (!p)
+        return DRAY_ENOMEM;
+    memcpy(p + o->len, data, len);
+    o->p = p;
+    o->len += len;
+    return DRAY_OK;
+}
+
+/* A plan travels to cluster nodes as bytes: decoded, it parses every range exactly as the original
+ * (usecols, an explicit schema, custom nulls, ';' and skip mode); every truncation and a field fed
+ * out of order are DRAY_EFORMAT. */
+TEST(plan_codec)
+{
+    const char *text = "a;b;c;d\n1;x;2024-01-02;4.5\n2;NIL;2024-01-03;\n3;'q;r';2024-01-04;1e3\nbad\n";
+    dray_csv_opts o;
+    dray_csv_opts_init(&o);
+    o.delimiter = ';';
+    o.quote = '\'';
+    o.bad_lines = DRAY_BAD_LINES_SKIP;
+    const char *use[3] = {"d", "b", "c"}, *na[2] = {"NIL", ""};
+    dray_field sch[1] = {{"c", DRAY_DT_TIMESTAMP, DRAY_TU_SECOND}};
+    o.usecols = use;
+    o.n_usecols = 3;
+    o.na_values = na;
+    o.n_na_values = 2;
+    o.schema = sch;
+    o.n_schema = 1;
+    dray__csv_plan *p, *q;
+    size_t len = strlen(text);
+    ASSERT_OK(dray__csv_plan_create("p.csv", text, len, true, &o, &p));
+    tbuf b = {0};
+    ASSERT_OK(dray__csv_plan_encode(p, tbuf_put, &b));
+    ASSERT_OK(dray__csv_plan_decode(b.p, b.len, &q));
+    for (size_t s = 0; s < len; s += 5) {
+        dray_table *x, *y;
+        int64_t bx = -1, by = -2;
+        ASSERT_OK(dray__csv_parse_range(p, "p.csv", text, len, s, len, false, &x, &bx));
+        ASSERT_OK(dray__csv_parse_range(q, "p.csv", text, len, s, len, false, &y, &by));
+        ASSERT_TRUE(dray_table_equal(x, y));
+        ASSERT_EQ(bx, by);
+        if (s == 0) {
+            ASSERT_EQ(dray_table_num_rows(x), 3);
+            ASSERT_EQ(bx, 1);
+            ASSERT_STREQ(dray_table_column_name(x, 0), "b");
+            ASSERT_EQ(dray_column_type(dray_table_column(x, 1)), DRAY_DT_TIMESTAMP);
+            ASSERT_TRUE(!dray_column_is_valid(dray_table_column(x, 0), 1));
+            assert_str(x, 0, 2, "q;r");
+        }
+        dray_table_release(x);
+        dray_table_release(y);
+    }
+    dray__csv_plan_destroy(q);
+    for (size_t cut = 0; cut < b.len; cut++) {
+        ASSERT_STATUS(dray__csv_plan_decode(b.p, cut, &q), DRAY_EFORMAT);
+        ASSERT_CONTAINS(dray_last_error(), "CSV plan bytes");
+    }
+    /* field "b" (the second) claims column 1 before any column 0: out of order */
+    size_t at = 4 + 4 + 16 + 8 + 1 + 8 + 8 + 1;
+    ASSERT_EQ(b.p[at], 0);
+    b.p[at] = 1;
+    ASSERT_STATUS(dray__csv_plan_decode(b.p, b.len, &q), DRAY_EFORMAT);
+    ASSERT_CONTAINS(dray_last_error(), "out of order");
+    free(b.p);
+    dray__csv_plan_destroy(p);
+}
+
 RUN_TESTS(T_(inference), T_(quoting), T_(huge_field), T_(ranges_every_split), T_(errors),
-          T_(schema_usecols), T_(writer_round_trip), T_(pandas_oracle), T_(pandas_strings))
+          T_(schema_usecols), T_(writer_round_trip), T_(pandas_oracle), T_(pandas_strings),
+          T_(numbers_exact), T_(plan_codec))

@@ -286,6 +286,50 @@ TEST(task_errors)
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
 }
 
+/* fr_scale(part, k): the partition with `amount` multiplied by k (a float), by name. */
+DRAY_FUNCTION(fr_scale)
+{
+    const dray_table *in = dray_frame_part_table(&args[0]);
+    if (!in || nargs != 2 || args[1].type != DRAY_T_FLOAT)
+        return dray_ctx_fail(ctx, DRAY_ETYPE, "fr_scale: (partition, float) expected");
+    char expr[64];
+    snprintf(expr, sizeof expr, "amount * %.17g", args[1].u.f);
+    dray_table *t;
+    dray_status st = dray_table_assign(in, "amount", expr, &t);
+    return st ? st : dray_frame_part_result(&args[0], t, result);
+}
+
+/* map_named: a registered function by name, with a value argument, against a naive loop; its schema
+ * found by running it on an empty partition; an unknown name; a function returning no partition. */
+TEST(map_named)
+{
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(NULL, &rt));
+    dray_table *all = eager(), *t;
+    dray_frame *f = read_frame(rt, 50000), *m;
+    dray_value k = dray_float(2.5);
+    ASSERT_OK(dray_frame_map_named(f, "fr_scale", &k, NULL, &m));
+    ASSERT_EQ(dray_table_num_columns(dray_frame_schema(m)), 4);
+    ASSERT_OK(dray_frame_compute(m, &t));
+    ASSERT_EQ(dray_table_num_rows(t), dray_table_num_rows(all));
+    dray_column *a = dray_table_column(all, 1), *b = dray_table_column(t, 1);
+    for (int64_t i = 0; i < dray_table_num_rows(all); i++) {
+        ASSERT_EQ(dray_column_is_valid(a, i), dray_column_is_valid(b, i));
+        if (dray_column_is_valid(a, i))
+            ASSERT_TRUE(dray_column_get_f64(b, i) == dray_column_get_f64(a, i) * 2.5);
+    }
+    dray_table_release(t);
+    dray_frame_destroy(m);
+    ASSERT_STATUS(dray_frame_map_named(f, "no_such_fn", &k, NULL, &m), DRAY_ENOTFOUND);
+    ASSERT_CONTAINS(dray_last_error(), "no_such_fn");
+    dray_value wrong = dray_int(3);
+    ASSERT_STATUS(dray_frame_map_named(f, "fr_scale", &wrong, NULL, &m), DRAY_ETYPE);
+    ASSERT_CONTAINS(dray_last_error(), "fr_scale");
+    dray_table_release(all);
+    dray_frame_destroy(f);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+}
+
 static void all_tests(void)
 {
     make_data();
@@ -294,6 +338,7 @@ static void all_tests(void)
     test_operations();
     test_groupby();
     test_task_errors();
+    test_map_named();
     remove_data();
 }
 TEST(frame) { all_tests(); }
