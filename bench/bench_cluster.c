@@ -1,7 +1,8 @@
 /* Cluster benchmarks, run by bench/cluster.sh against a head and two worker processes of this same
  * executable (started with DRAY_WORKER_ADDRESS, which makes dray_init serve as a worker). As the
  * driver (DRAY_ADDRESS set) it prints `name value unit` lines, each the median of --runs runs.
- * Usage: bench_cluster [--runs N] [--tasks N] [--latency-n N] [--calls N] [--put-mb N] */
+ * Usage: bench_cluster [--runs N] [--tasks N] [--latency-n N] [--calls N] [--put-mb N]
+ *        [--only tasks,latency,actor,put] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,18 @@ DRAY_FUNCTION(bc_zeros)
     if (!st)
         memset(p, 0, (size_t)args[0].u.i);
     return st;
+}
+
+/* The length of a bytes argument, after checking that one byte per page is zero. */
+DRAY_FUNCTION(bc_check_zeros)
+{
+    size_t n;
+    const unsigned char *p = dray_bytes_data(&args[0], &n);
+    for (size_t i = 0; i < n; i += 4096)
+        if (p[i])
+            return dray_ctx_fail(ctx, DRAY_ETASK, "byte %zu is %u", i, p[i]);
+    *result = dray_int((int64_t)n);
+    return DRAY_OK;
 }
 
 static dray_status cnt_init(dray_ctx *ctx, const dray_value *a, size_t n, void **state)
@@ -140,8 +153,36 @@ static double actor_calls(dray_runtime *rt, int n)
     return n / t;
 }
 
-/* An object made on a worker node and read by the driver on another process. */
+/* An object made on worker node 0 (resource "n0") and read by a task on node 1 ("n1"): it moves
+ * node to node through the object stores. */
 static double put_get_gbps(dray_runtime *rt, int64_t bytes)
+{
+    dray_resource n0 = {"n0", 1}, n1 = {"n1", 1};
+    dray_task_opts o0 = {0}, o1 = {0};
+    o0.resources = &n0;
+    o0.n_resources = 1;
+    o1.resources = &n1;
+    o1.n_resources = 1;
+    dray_value a = dray_int(bytes), v;
+    dray_ref *r, *c;
+    double t0 = now();
+    check(dray_submit(rt, "bc_zeros", &a, 1, &o0, &r), "submit");
+    a = dray_value_of_ref(r);
+    check(dray_submit(rt, "bc_check_zeros", &a, 1, &o1, &c), "submit");
+    check(dray_get(rt, c, -1, &v), "get");
+    double t = now() - t0;
+    if (v.u.i != bytes) {
+        fprintf(stderr, "bench_cluster: node 1 read %lld bytes, want %lld\n", (long long)v.u.i,
+                (long long)bytes);
+        exit(1);
+    }
+    dray_ref_release(c);
+    dray_ref_release(r);
+    return bytes / t / 1e9;
+}
+
+/* An object made on a worker node and read by the driver (dray_get). */
+static double driver_get_gbps(dray_runtime *rt, int64_t bytes)
 {
     dray_value a = dray_int(bytes), v;
     dray_ref *r;
@@ -164,6 +205,7 @@ int main(int argc, char **argv)
 {
     int runs = 5, tasks = 100000, lat = 10000, calls = 100000;
     int64_t put_mb = 800;
+    const char *only = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--runs"))
             runs = atoi(argv[i + 1]);
@@ -175,6 +217,8 @@ int main(int argc, char **argv)
             calls = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--put-mb"))
             put_mb = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--only"))
+            only = argv[i + 1];
     }
     dray_config cfg;
     dray_config_init(&cfg);
@@ -185,18 +229,33 @@ int main(int argc, char **argv)
     if (runs < 1 || runs > 99)
         runs = 5;
     double v[99];
-    for (int i = 0; i < runs; i++)
-        v[i] = empty_tasks(rt, tasks);
-    printf("cluster_empty_tasks_per_s %.0f tasks/s\n", median(v, runs));
-    for (int i = 0; i < runs; i++)
-        v[i] = latency_us(rt, lat);
-    printf("cluster_submit_get_latency_us %.1f us\n", median(v, runs));
-    for (int i = 0; i < runs; i++)
-        v[i] = actor_calls(rt, calls);
-    printf("cluster_actor_calls_per_s %.0f calls/s\n", median(v, runs));
+#define WANT(x) (!only || strstr(only, x))
+    if (WANT("tasks")) {
+        for (int i = 0; i < runs; i++)
+            v[i] = empty_tasks(rt, tasks);
+        printf("cluster_empty_tasks_per_s %.0f tasks/s\n", median(v, runs));
+    }
+    if (WANT("latency")) {
+        for (int i = 0; i < runs; i++)
+            v[i] = latency_us(rt, lat);
+        printf("cluster_submit_get_latency_us %.1f us\n", median(v, runs));
+    }
+    if (WANT("actor")) {
+        for (int i = 0; i < runs; i++)
+            v[i] = actor_calls(rt, calls);
+        printf("cluster_actor_calls_per_s %.0f calls/s\n", median(v, runs));
+    }
+    if (!WANT("put")) {
+        check(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN), "shutdown");
+        return 0;
+    }
     for (int i = 0; i < runs; i++)
         v[i] = put_get_gbps(rt, put_mb << 20);
     printf("cluster_put_get_gbps %.2f GB/s\n", median(v, runs));
+    fflush(stdout);
+    for (int i = 0; i < runs; i++)
+        v[i] = driver_get_gbps(rt, put_mb << 20);
+    printf("cluster_driver_get_gbps %.2f GB/s\n", median(v, runs));
     fflush(stdout);
     check(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN), "shutdown");
     return 0;

@@ -3,6 +3,8 @@
 # machine over loopback, driven by bench_cluster; with --dask the same work on dask.distributed
 # (LocalCluster, 2 worker processes, 1 thread each) and ratio_<name> lines (dray / Dask for rates,
 # Dask / dray for latencies and times). Every process started here is stopped and its directory removed.
+# BENCH_ONLY=tasks,latency,actor,put runs a subset (both sides); BENCH_KEEP_LOG=FILE keeps the worker
+# nodes' log. The workers offer resources n0=1 and n1=1 so the put/get metric can pin its two tasks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}
@@ -23,16 +25,18 @@ cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   "$build/bin/dray" stop >/dev/null 2>&1 || true
+  [ -n "${BENCH_KEEP_LOG:-}" ] && cp "$dir/bench-workers.log" "$BENCH_KEEP_LOG" || true
   rm -rf "$dir" "$out"
 }
 trap cleanup EXIT
 "$build/bin/dray" start --head --port "$port" >/dev/null
-for i in 1 2; do
-  DRAY_WORKER_ADDRESS=127.0.0.1:$port DRAY_WORKER_CPUS=1 "$build/bin/bench_cluster" \
+for i in 0 1; do
+  DRAY_WORKER_ADDRESS=127.0.0.1:$port DRAY_WORKER_CPUS=1 DRAY_WORKER_RESOURCES=n$i=1 \
+    "$build/bin/bench_cluster" \
     2>>"$dir/bench-workers.log" &
   pids+=($!)
 done
-DRAY_ADDRESS=127.0.0.1:$port DRAY_MIN_NODES=2 "$build/bin/bench_cluster" --runs "$runs" | tee -a "$out"
+DRAY_ADDRESS=127.0.0.1:$port DRAY_MIN_NODES=2 "$build/bin/bench_cluster" --runs "$runs" ${BENCH_ONLY:+--only $BENCH_ONLY} | tee -a "$out"
 # The seed's array example as a driver on the same nodes (every dray binary has the array functions).
 if [ -x "$build/bin/array_mean" ]; then
   for i in $(seq "$runs"); do
@@ -43,7 +47,7 @@ if [ -x "$build/bin/array_mean" ]; then
     tee -a "$out"
 fi
 if [ $dask = 1 ]; then
-  /usr/bin/python3 bench/dask_cluster.py --runs "$runs" | tee -a "$out"
+  /usr/bin/python3 bench/dask_cluster.py --runs "$runs" ${BENCH_ONLY:+--only $BENCH_ONLY} | tee -a "$out"
 fi
 awk '
   { v[$1] = $2 }

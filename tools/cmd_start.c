@@ -17,9 +17,11 @@
 static int usage(void)
 {
     fprintf(stderr,
-            "usage: dray start --head [--port P] [--num-cpus N] [--bind ADDR] [--foreground]\n"
-            "       dray start --address HOST:PORT [--num-cpus N] [--bind ADDR] [--module LIB.so]...\n"
-            "                  [--foreground]\n"
+            "usage: dray start --head [--port P] [--num-cpus N] [--memory M] [--bind ADDR] [--foreground]\n"
+            "       dray start --address HOST:PORT [--num-cpus N] [--memory M] [--bind ADDR]\n"
+            "                  [--resources NAME=AMOUNT,...] [--module LIB.so]... [--foreground]\n"
+            "--memory M (bytes, or 800M, 4G): the node's object-store limit; objects spill to disk\n"
+            "above 0.7 of it (DRAY_MEMORY_TARGET/SPILL/PAUSE: 0.6/0.7/0.8);\n"
             "--head starts the head (and, with --num-cpus N > 0, a worker node on it too);\n"
             "--address starts a worker node. State and logs: $DRAY_CLUSTER_DIR or\n"
             "/tmp/dray-<uid>/cluster-<port>.\n");
@@ -114,6 +116,22 @@ static int run_start(int argc, char **argv)
             o.num_cpus = atoi(argv[++i]);
         else if (!strcmp(a, "--bind") && v)
             o.bind = argv[++i];
+        else if (!strcmp(a, "--resources") && v)
+            o.resources = argv[++i];
+        else if (!strcmp(a, "--memory") && v) {
+            /* bytes, or with a K/M/G suffix */
+            char *end;
+            double m = strtod(argv[++i], &end);
+            double mul = *end == 'K' || *end == 'k' ? 1e3 : *end == 'M' || *end == 'm' ? 1e6
+                         : *end == 'G' || *end == 'g' ? 1e9 : 1;
+            if (m <= 0 || (*end && end[1] && strcmp(end + 1, "B") && strcmp(end + 1, "b")) ||
+                (*end && mul == 1)) {
+                fprintf(stderr, "dray start: --memory '%s': expected bytes or a K/M/G size\n",
+                        argv[i]);
+                return 2;
+            }
+            o.memory = (size_t)(m * mul);
+        }
         else if (!strcmp(a, "--module") && v) {
             if (!dlopen(argv[++i], RTLD_NOW | RTLD_GLOBAL)) {
                 fprintf(stderr, "dray start: cannot load module %s: %s\n", argv[i], dlerror());

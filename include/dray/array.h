@@ -136,6 +136,11 @@ DRAY_API void dray_random_uniform_fill(uint64_t seed, uint64_t first, double *ou
 /* dray_random_uniform_accumulate: acc[i] += dray_random_uniform_at(seed, first + i) (the fused
  * generate-and-sum loop the benchmark's bound uses). */
 DRAY_API void dray_random_uniform_accumulate(uint64_t seed, uint64_t first, double *acc, size_t n);
+/* dray_random_uniform_colsum: acc[j] += sum over r < nrows of dray_random_uniform_at(seed,
+ * first + r * stride + j) for j < ncols: the column sums of a row-major block of a uniform array
+ * (fused generate-and-reduce, the seed example's inner loop); acc borrowed, ncols doubles. */
+DRAY_API void dray_random_uniform_colsum(uint64_t seed, uint64_t first, uint64_t stride,
+                                         size_t nrows, size_t ncols, double *acc);
 
 /* ==== Elementwise (NumPy broadcasting and type promotion) ==========================================*/
 typedef enum dray_binop {
@@ -216,9 +221,10 @@ DRAY_API dray_status dray_array_rechunk(dray_array *a, const int64_t *chunks, dr
 /* dray_array_rechunk_explicit: explicit chunk sizes for every axis (sizes[axis][0..counts[axis])). */
 DRAY_API dray_status dray_array_rechunk_explicit(dray_array *a, const int64_t *const *sizes,
                                                  const int64_t *counts, dray_array **out);
-/* dray_array_reshape: new shape (one entry may be -1) when chunk-compatible: each chunk must map to
- * whole rows of the result, which holds when every axis but the first is a single chunk (rechunk
- * first otherwise: DRAY_EINVAL says so). */
+/* dray_array_reshape: new shape (one entry may be -1), any chunking. Axes fall into groups that
+ * merge or split; within a group only the first non-1 axis stays split, on boundaries that hold
+ * whole output rows, and the input is rechunked to that grid when needed (as Dask does). Each
+ * output chunk is then one input chunk with the same C-order data. */
 DRAY_API dray_status dray_array_reshape(dray_array *a, int ndim, const int64_t *shape,
                                         dray_array **out);
 

@@ -19,6 +19,9 @@ typedef struct dray_cluster_opts {
     const char *bind; /* IPv4 address to listen on; NULL = 127.0.0.1 */
     int port;         /* head: port to listen on (0 = any); workers always pick a free port */
     int num_cpus;     /* worker: executor threads (0 = one per core) */
+    size_t memory;    /* worker: object-store memory limit in bytes (0 = the machine's memory);
+                       * objects spill to disk above DRAY_MEMORY_SPILL (0.7) of it */
+    const char *resources; /* worker: custom resources offered, "name=amount,..." (NULL: none) */
 } dray_cluster_opts;
 
 /* dray_cluster_secret_create: creates directory `dir` (0700, parents too) and writes a new random
@@ -46,6 +49,15 @@ DRAY_API dray_status dray_cluster_worker_run(const char *address, const dray_clu
  * id, address, cpus, pid, alive, tasks_done, tasks_running, last_seen_ms) and "drivers" (int).
  * On DRAY_OK *out is owned (dray_value_release). */
 DRAY_API dray_status dray_cluster_status(const char *address, dray_value *out);
+
+/* dray_cluster_client_stats: counters of the driver attached through `rt`: a map of ints
+ * placed_local (tasks sent to the node holding most of their input bytes), placed_load (tasks
+ * without object inputs, sent to the least loaded node), placed_spill (tasks with object inputs
+ * sent elsewhere because the holder was too busy), stored_results (results left in a node's object
+ * store), objects_freed (handles dropped, so freed on the nodes), driver_pulls and
+ * driver_pulled_bytes (objects dray_get fetched). Node-side object-store counters are in
+ * dray_cluster_status ("store" of each node). On DRAY_OK *out is owned. */
+DRAY_API dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out);
 
 /* ==== Processes on this machine ==== */
 

@@ -232,7 +232,7 @@ dray_status dray__conform(dray_array *a, const dray_array *ref, dray_array **out
 dray_status dray_array_full(dray_dtype dtype, int ndim, const int64_t *shape, const int64_t *chunks,
                             double value, dray_array **out)
 {
-    dray_array *a;
+    dray_array *a = NULL;
     dray_status st = dray__array_new(DRAY__K_CONST, dtype, ndim, shape, chunks, &a);
     if (st != DRAY_OK)
         return st;
@@ -262,7 +262,7 @@ dray_status dray_array_arange(dray_dtype dtype, double start, double stop, doubl
                               "finite", start, stop, step);
     double n = ceil((stop - start) / step);
     int64_t len = n > 0 ? (int64_t)n : 0;
-    dray_array *a;
+    dray_array *a = NULL;
     dray_status st = dray__array_new(DRAY__K_LINEAR, dtype, 1, &len, &chunk, &a);
     if (st != DRAY_OK)
         return st;
@@ -277,7 +277,7 @@ dray_status dray_array_linspace(double start, double stop, int64_t num, bool end
 {
     if (num < 0)
         return dray_set_error(DRAY_EINVAL, "linspace: num %lld must be >= 0", (long long)num);
-    dray_array *a;
+    dray_array *a = NULL;
     dray_status st = dray__array_new(DRAY__K_LINEAR, DRAY_FLOAT64, 1, &num, &chunk, &a);
     if (st != DRAY_OK)
         return st;
@@ -354,7 +354,7 @@ static void copy_region(const dray_ndarray *src, const int64_t *off, dray_ndarra
 dray_status dray_array_from_ndarray(const dray_ndarray *src, const int64_t *chunks,
                                     dray_array **out)
 {
-    dray_array *a;
+    dray_array *a = NULL;
     dray_status st = dray__array_new(DRAY__K_CHUNKS, src->dtype, src->ndim, src->shape, chunks, &a);
     if (st != DRAY_OK)
         return st;
@@ -441,7 +441,7 @@ static dray_status ewise(int kind, dray_dtype dt, dray_array *const *ins, int n,
             shape[d] = ins[k]->shape[id];
         }
     }
-    dray_array *a;
+    dray_array *a = NULL;
     dray_status st = dray__array_new(kind, dt, nd, shape, NULL, &a);
     if (st != DRAY_OK)
         return st;

@@ -70,8 +70,19 @@ double dray__rng_uniform(const dray__rng_key *k, uint64_t i);
 uint64_t dray__rng_bits(const dray__rng_key *k, uint64_t i);
 void dray__rng_uniform_fill(const dray__rng_key *k, uint64_t first, double *out, int64_t n);
 void dray__rng_uniform_add(const dray__rng_key *k, uint64_t first, double *acc, int64_t n);
+/* dray__rng_uniform_colsum: acc[j] += sum over r < nrows of u(first + r * stride + j), j < ncols.
+ * Each column's 52-bit integers (u = m * 2^-52) add up exactly, rounded once per batch of 4096
+ * rows; an odd stride sums the even rows, then the odd ones. The same bits on every path. */
+void dray__rng_uniform_colsum(const dray__rng_key *k, uint64_t first, uint64_t stride,
+                              int64_t nrows, int64_t ncols, double *acc);
+/* dray__rng_best_impl: the fastest path this CPU has (2: VAES, 1: AES-NI, 0: portable); tests set
+ * a key's impl lower to compare the paths. */
+int dray__rng_best_impl(void);
 /* dray__rng_soft_block: the portable path's 128-bit block (tests compare it with AES-NI's). */
 void dray__rng_soft_block(const dray__rng_key *k, uint64_t block, uint64_t out[2]);
+/* dray__ars_soft: ARS-`rounds` of counter ctr under the raw key (64-bit words, low first), the
+ * portable way (tests check it against Random123's published known answers). */
+void dray__ars_soft(const uint64_t ctr[2], const uint64_t key[2], int rounds, uint64_t out[2]);
 /* dray__aes_round: one AES encryption round (AESENC, or AESENCLAST when !mix), in place. */
 void dray__aes_round(uint8_t s[16], const uint8_t rk[16], bool mix);
 

@@ -245,7 +245,44 @@ static dray_status part_rows_tile(dray__vm_run *r, const int64_t *pos, int64_t n
     return DRAY_OK;
 }
 
-/* The seed's hot path: uniform generation fused straight into the row sums. */
+/* Trail mode: the program runs flat over a chunk whose trailing axes (c->row elements per
+ * position, at most a quarter tile) are all reduced; each position is one short run of the flat
+ * order, accumulated as a row of a 2-D (positions, row) view with its last axis reduced. */
+static dray_status part_trail_tile(dray__vm_run *r, const int64_t *pos, int64_t n, void *vctx)
+{
+    part_ctx *c = vctx;
+    const dray__vm_reg *x = dray__vm_result(r);
+    const int64_t goff[2] = {0, 0};
+    int64_t o = pos[0] / c->row, col = pos[0] % c->row;
+    int op = c->rs->op;
+    if (op == DRAY_SUM || op == DRAY_MEAN) { /* the common case, without a call per short row */
+        if (c->iacc) {
+            for (int64_t j = 0; j < n; j++) {
+                c->i[o] = (int64_t)((uint64_t)c->i[o] + (uint64_t)x->i[j]);
+                if (++col == c->row)
+                    col = 0, o++;
+            }
+        } else {
+            for (int64_t j = 0; j < n; j++) {
+                c->f[o] += x->f[j];
+                if (++col == c->row)
+                    col = 0, o++;
+            }
+        }
+        return DRAY_OK;
+    }
+    for (int64_t j = 0; j < n;) {
+        int64_t flat = pos[0] + j, p2[2] = {flat / c->row, flat % c->row};
+        int64_t len = c->row - p2[1] < n - j ? c->row - p2[1] : n - j;
+        dray_status st = part_apply(c, 2, goff, p2, len, (const dray__vm_reg *)(x->i + j));
+        if (st != DRAY_OK)
+            return st;
+        j += len;
+    }
+    return DRAY_OK;
+}
+
+/* The seed's hot path: uniform generation fused straight into the row (or column) sums. */
 static dray_status part_uniform_rows(dray__vm_run *r, part_ctx *c)
 {
     const dray__vm_insn *in = &r->p->insns[0];
@@ -255,6 +292,23 @@ static dray_status part_uniform_rows(dray__vm_run *r, part_ctx *c)
     int64_t rows = 1;
     for (int d = 0; d < last; d++)
         rows *= shape[d];
+    if (nd >= 2 && c->pstride[last - 1] == 0) {
+        /* the axis before the last is reduced: its rows are column-summed into one partial row
+         * by the generate-and-add kernel, which keeps the sums in registers across the rows */
+        int64_t inner = shape[last - 1], outer = inner > 0 ? rows / inner : 0;
+        for (int64_t o = 0; o < outer && shape[last] > 0; o++) {
+            uint64_t flat = 0;
+            int64_t base = 0;
+            for (int d = 0; d < nd; d++) {
+                flat += (uint64_t)((r->g->off[d] + pos[d]) * r->rstride[0][d]);
+                base += pos[d] * c->pstride[d];
+            }
+            dray__rng_uniform_colsum(&r->key[0][0], flat, (uint64_t)r->rstride[0][last - 1],
+                                     inner, shape[last], c->f + base);
+            dray__next_index(pos, shape, last - 1);
+        }
+        rows = 0;
+    }
     for (int64_t row = 0; row < rows && shape[last] > 0; row++) {
         uint64_t flat = 0;
         int64_t base = 0;
@@ -280,7 +334,7 @@ static dray_status part_uniform_rows(dray__vm_run *r, part_ctx *c)
 static dray_status reduce_chunk(const dray__vm_prog *p, const dray__geom *g,
                                 dray_ndarray *const *inputs, int n_inputs,
                                 const dray__red_spec *rs, int64_t row, int64_t row_off,
-                                dray_ndarray **out);
+                                int64_t trail, dray_ndarray **out);
 
 dray_status dray__vm_reduce(const dray__vm_prog *p, const dray__geom *g,
                             dray_ndarray *const *inputs, int n_inputs, const dray__red_spec *rs,
@@ -294,15 +348,24 @@ dray_status dray__vm_reduce(const dray__vm_prog *p, const dray__geom *g,
     for (int d = 1; d < nd; d++)
         row *= g->shape[d];
     bool rows = rs->ndim == nd && nd >= 2 && rs->axes == 1 && row > 0 && row <= TILE / 4;
-    if (!(all || rows) || !dray__vm_flatten(p, g, inputs, n_inputs, &f))
-        return reduce_chunk(p, g, inputs, n_inputs, rs, 0, 0, out);
+    /* over the trailing axes k.. (k >= 1) with short rows: run flat, one position per row */
+    int k = nd;
+    while (k > 0 && nd < 32 && (rs->axes & (1u << (k - 1))))
+        k--;
+    int64_t inner = 1;
+    for (int d = k; d < nd; d++)
+        inner *= g->shape[d];
+    bool trail = !all && !rows && rs->ndim == nd && nd >= 2 && nd < 32 && k >= 1 && k < nd &&
+                 rs->axes == ((1u << nd) - 1) - ((1u << k) - 1) && inner > 0 && inner <= TILE / 4;
+    if (!(all || rows || trail) || !dray__vm_flatten(p, g, inputs, n_inputs, &f))
+        return reduce_chunk(p, g, inputs, n_inputs, rs, 0, 0, 0, out);
     dray__red_spec flat = *rs;
     flat.ndim = 1;
     flat.axes = 1;
     flat.gshape[0] = f.prog->gshape[0];
     /* over all axes a partial is one position and flat indices are global flat indices */
-    dray_status st = reduce_chunk(f.prog, &f.geom, f.inputs, n_inputs, &flat, all ? 0 : row,
-                                  g->off[0], out);
+    dray_status st = reduce_chunk(f.prog, &f.geom, f.inputs, n_inputs, &flat, rows ? row : 0,
+                                  g->off[0], trail ? inner : 0, out);
     free(f.prog);
     return st;
 }
@@ -310,7 +373,7 @@ dray_status dray__vm_reduce(const dray__vm_prog *p, const dray__geom *g,
 static dray_status reduce_chunk(const dray__vm_prog *p, const dray__geom *g,
                                 dray_ndarray *const *inputs, int n_inputs,
                                 const dray__red_spec *rs, int64_t row, int64_t row_off,
-                                dray_ndarray **out)
+                                int64_t trail, dray_ndarray **out)
 {
     dray__vm_run r;
     part_ctx c;
@@ -352,6 +415,14 @@ static dray_status reduce_chunk(const dray__vm_prog *p, const dray__geom *g,
         c.pstride[1] = 1;
         c.arg_axis = 0;
     }
+    if (trail) { /* trail mode: partial positions are the rows of a 2-D (np, trail) view */
+        c.row = trail;
+        c.last_reduced = true;
+        c.np = g->shape[0] / trail;
+        c.pstride[0] = 1;
+        c.pstride[1] = 0;
+        c.arg_axis = 1;
+    }
     int nf = dray__red_fields(rs->op);
     int64_t pshape[2] = {nf, c.np};
     st = dray__nd_create_uninit(c.iacc ? DRAY_INT64 : DRAY_FLOAT64, 2, pshape, &part);
@@ -373,7 +444,7 @@ static dray_status reduce_chunk(const dray__vm_prog *p, const dray__geom *g,
         !c.last_reduced && !row && r.rstride[0][nd - 1] == 1)
         st = part_uniform_rows(&r, &c);
     else
-        st = dray__vm_walk(&r, row ? part_rows_tile : part_tile, &c);
+        st = dray__vm_walk(&r, row ? part_rows_tile : trail ? part_trail_tile : part_tile, &c);
     if (st != DRAY_OK)
         goto out_part;
     for (int64_t o = 0; c.comp && o < c.np; o++)
@@ -454,6 +525,18 @@ static void store_final(const dray__red_spec *rs, bool iacc, const void *acc, in
                         int64_t count, dray_ndarray *out)
 {
     dray_dtype t = out->dtype;
+    if (!iacc && t == DRAY_FLOAT64 && (rs->op == DRAY_SUM || rs->op == DRAY_MEAN ||
+                                       rs->op == DRAY_MIN || rs->op == DRAY_MAX)) {
+        /* the common float64 results without a switch per element */
+        const double *fa = acc;
+        double *res = out->data;
+        if (rs->op == DRAY_MEAN)
+            for (int64_t o = 0; o < np; o++)
+                res[o] = fa[o] / (double)count;
+        else
+            memcpy(res, fa, sizeof(double) * (size_t)np);
+        return;
+    }
     for (int64_t o = 0; o < np; o++) {
         double v = 0;
         int64_t iv = 0;
@@ -507,10 +590,14 @@ dray_status dray__red_combine(const dray__red_spec *rs, dray_ndarray *const *par
                                   dray__shape_str(parts[k]->ndim, parts[k]->shape, sb, sizeof(sb)));
     dray_ndarray *acc;
     int64_t pshape[2] = {nf, np};
-    dray_status st = dray__nd_create_uninit(pt, 2, pshape, &acc);
-    if (st != DRAY_OK)
-        return st;
-    memcpy(acc->data, parts[0]->data, (size_t)(nf * np) * 8);
+    dray_status st;
+    if (n == 1 && final) { /* one partial (nothing reduced across chunks): finish it in place */
+        acc = dray_ndarray_retain(parts[0]);
+    } else {
+        if ((st = dray__nd_create_uninit(pt, 2, pshape, &acc)) != DRAY_OK)
+            return st;
+        memcpy(acc->data, parts[0]->data, (size_t)(nf * np) * 8);
+    }
     for (int k = 1; k < n; k++)
         combine_into(rs->op, iacc, acc->data, parts[k]->data, np);
     if (!final) {

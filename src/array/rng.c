@@ -1,7 +1,8 @@
 /* The counter-based random generator: ARS-5 (Salmon et al., "Parallel random numbers: as easy as
- * 1, 2, 3", SC'11), five AES rounds over a 128-bit counter with a key schedule of additions. Element
- * i of a random array is half (i & 1) of block i >> 1, a pure function of (seed, i). Three paths give
- * identical bits: VAES (two blocks per instruction), AES-NI, and a portable software AES round. */
+ * 1, 2, 3", SC'11; Random123's ars with 5 rounds), five AES rounds over a 128-bit counter with a key
+ * schedule of additions. Element i of a random array is half (i & 1) of block i >> 1, a pure
+ * function of (seed, i). Fills, fused adds and fused column sums; three paths give identical bits:
+ * VAES (two blocks per instruction, four chains), AES-NI, and a portable software AES round. */
 #include <string.h>
 
 #include "internal.h"
@@ -20,9 +21,10 @@ static uint64_t mix64(uint64_t z)
     return z ^ (z >> 31);
 }
 
-/* ARS's key schedule constants: the fractional parts of sqrt(3) - 1 and of the golden ratio. */
-#define ARS_W0 0xBB67AE8584CAA73BULL
-#define ARS_W1 0x9E3779B97F4A7C15ULL
+/* ARS's key schedule (a Weyl sequence, as in Random123's ars.h): each round key adds these to the
+ * low and high 64-bit halves of the previous one (the golden ratio and sqrt(3) - 1). */
+#define ARS_W_LO 0x9E3779B97F4A7C15ULL
+#define ARS_W_HI 0xBB67AE8584CAA73BULL
 
 /* Which path this CPU takes, found once at load time (cpuid traps to the hypervisor in VMs and
  * costs tens of microseconds there); like the registries, written only by a constructor. */
@@ -53,16 +55,21 @@ __attribute__((constructor)) static void dray__rng_detect(void)
     cpu_impl = detect_impl();
 }
 
+int dray__rng_best_impl(void)
+{
+    return cpu_impl;
+}
+
 void dray__rng_key_init(dray__rng_key *k, uint64_t seed, uint32_t stream)
 {
-    uint64_t lo = mix64(seed + ARS_W1 * (1 + (uint64_t)stream));
+    uint64_t lo = mix64(seed + ARS_W_LO * (1 + (uint64_t)stream));
     uint64_t hi = mix64(lo ^ 0xd1b54a32d192ed03ULL);
     memset(k, 0, sizeof(*k));
     for (int r = 0; r < 6; r++) {
         k->rk[r][0] = lo;
         k->rk[r][1] = hi;
-        lo += ARS_W0;
-        hi += ARS_W1;
+        lo += ARS_W_LO;
+        hi += ARS_W_HI;
     }
     k->impl = cpu_impl;
 }
@@ -108,18 +115,39 @@ void dray__aes_round(uint8_t s[16], const uint8_t rk[16], bool mix)
         s[i] = t[i] ^ rk[i];
 }
 
-/* Little-endian byte images of 64-bit words (x86 and the usual ARM ABIs). */
-static void soft_block(const dray__rng_key *k, uint64_t block, uint64_t out[2])
+/* ARS-R on a raw 128-bit key (low, high 64-bit words), the portable way: the counter XOR the
+ * key, R - 1 AESENC rounds and one AESENCLAST, round key r being key + r * (ARS_W_LO, ARS_W_HI).
+ * Byte images are little-endian (x86 and the usual ARM ABIs). */
+void dray__ars_soft(const uint64_t ctr[2], const uint64_t key[2], int rounds, uint64_t out[2])
 {
     uint8_t s[16], rk[16];
-    uint64_t v[2] = {block ^ k->rk[0][0], k->rk[0][1]};
+    uint64_t v[2] = {ctr[0] ^ key[0], ctr[1] ^ key[1]}, kk[2] = {key[0], key[1]};
     memcpy(s, v, 16);
-    for (int r = 1; r <= 5; r++) {
-        memcpy(rk, k->rk[r], 16);
-        dray__aes_round(s, rk, r < 5);
+    for (int r = 1; r <= rounds; r++) {
+        kk[0] += ARS_W_LO;
+        kk[1] += ARS_W_HI;
+        memcpy(rk, kk, 16);
+        dray__aes_round(s, rk, r < rounds);
     }
     memcpy(out, s, 16);
 }
+
+static void soft_block(const dray__rng_key *k, uint64_t block, uint64_t out[2])
+{
+    const uint64_t ctr[2] = {block, 0};
+    dray__ars_soft(ctr, k->rk[0], 5, out);
+}
+
+static inline double to_unit(uint64_t bits) { return (double)(bits >> 12) * 0x1p-52; }
+
+static inline void put(double *o, uint64_t bits, bool add)
+{
+    *o = add ? *o + to_unit(bits) : to_unit(bits);
+}
+
+/* Column sums add up the 52-bit integers behind the doubles (u = m * 2^-52, m = bits >> 12)
+ * exactly, in batches of this many rows (4096 * (2^52 - 1) < 2^64), and round once per batch. */
+#define COLSUM_BATCH 4096
 
 #ifdef DRAY__X86
 __attribute__((target("aes,sse2"))) static void ni_block(const dray__rng_key *k, uint64_t block,
@@ -133,40 +161,119 @@ __attribute__((target("aes,sse2"))) static void ni_block(const dray__rng_key *k,
     _mm_storeu_si128((__m128i *)out, v);
 }
 
-/* Blocks b0.. b0+nb (nb a multiple of 4) into 2*nb doubles: out = u (add = 0) or out += u. */
+/* The round keys broadcast to both 128-bit lanes of a YMM register. */
+#define VAES_KEYS(k)                                                                               \
+    const __m256i k0 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(k)->rk[0])); \
+    const __m256i k1 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(k)->rk[1])); \
+    const __m256i k2 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(k)->rk[2])); \
+    const __m256i k3 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(k)->rk[3])); \
+    const __m256i k4 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(k)->rk[4])); \
+    const __m256i k5 = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)(k)->rk[5]))
+
+/* Five rounds on four independent chains, interleaved so that the AES units always have work
+ * (one chain alone waits on the instruction latency); written out rather than as an array, which
+ * GCC spills to the stack. */
+#define VAES_ROUND(f, key) \
+    (v0 = f(v0, key), v1 = f(v1, key), v2 = f(v2, key), v3 = f(v3, key))
+#define VAES_ARS5()                                                                                \
+    (VAES_ROUND(_mm256_aesenc_epi128, k1), VAES_ROUND(_mm256_aesenc_epi128, k2),                   \
+     VAES_ROUND(_mm256_aesenc_epi128, k3), VAES_ROUND(_mm256_aesenc_epi128, k4),                   \
+     VAES_ROUND(_mm256_aesenclast_epi128, k5))
+/* u exactly: the top 52 bits as the mantissa of a double in [1, 2), minus 1. */
+#define VAES_UNIT(v)                                                                               \
+    _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(                                             \
+                      _mm256_srli_epi64(v, 12), _mm256_set1_epi64x(0x3ff0000000000000LL))),       \
+                  _mm256_set1_pd(1.0))
+
+/* Blocks b0 .. b0+nb (nb a multiple of 8) into 2*nb doubles: out = u, or out += u. */
 __attribute__((target("avx2,aes,vaes"))) static void vaes_blocks(const dray__rng_key *k,
                                                                   uint64_t b0, double *out,
-                                                                  int64_t nb, int add)
+                                                                  int64_t nb, bool add)
 {
-    __m256i rk[6];
-    for (int r = 0; r < 6; r++)
-        rk[r] = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)k->rk[r]));
+    VAES_KEYS(k);
     __m256i ctr = _mm256_set_epi64x(0, (long long)(b0 + 1), 0, (long long)b0);
     const __m256i two = _mm256_set_epi64x(0, 2, 0, 2);
-    const __m256i expo = _mm256_set1_epi64x(0x3ff0000000000000LL);
-    const __m256d one = _mm256_set1_pd(1.0);
-    for (int64_t b = 0; b < nb; b += 4, out += 8) {
-        __m256i v0 = _mm256_xor_si256(ctr, rk[0]);
+    for (int64_t b = 0; b < nb; b += 8, out += 16) {
+        __m256i v0 = _mm256_xor_si256(ctr, k0);
         ctr = _mm256_add_epi64(ctr, two);
-        __m256i v1 = _mm256_xor_si256(ctr, rk[0]);
+        __m256i v1 = _mm256_xor_si256(ctr, k0);
         ctr = _mm256_add_epi64(ctr, two);
-        for (int r = 1; r < 5; r++) {
-            v0 = _mm256_aesenc_epi128(v0, rk[r]);
-            v1 = _mm256_aesenc_epi128(v1, rk[r]);
-        }
-        v0 = _mm256_aesenclast_epi128(v0, rk[5]);
-        v1 = _mm256_aesenclast_epi128(v1, rk[5]);
-        /* 52 high bits as the mantissa of a double in [1, 2), minus 1: exact */
-        __m256d d0 = _mm256_sub_pd(
-            _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(v0, 12), expo)), one);
-        __m256d d1 = _mm256_sub_pd(
-            _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64(v1, 12), expo)), one);
+        __m256i v2 = _mm256_xor_si256(ctr, k0);
+        ctr = _mm256_add_epi64(ctr, two);
+        __m256i v3 = _mm256_xor_si256(ctr, k0);
+        ctr = _mm256_add_epi64(ctr, two);
+        VAES_ARS5();
+        __m256d d0 = VAES_UNIT(v0), d1 = VAES_UNIT(v1), d2 = VAES_UNIT(v2), d3 = VAES_UNIT(v3);
         if (add) {
-            d0 = _mm256_add_pd(d0, _mm256_loadu_pd(out));
-            d1 = _mm256_add_pd(d1, _mm256_loadu_pd(out + 4));
+            d0 = _mm256_add_pd(_mm256_loadu_pd(out), d0);
+            d1 = _mm256_add_pd(_mm256_loadu_pd(out + 4), d1);
+            d2 = _mm256_add_pd(_mm256_loadu_pd(out + 8), d2);
+            d3 = _mm256_add_pd(_mm256_loadu_pd(out + 12), d3);
         }
         _mm256_storeu_pd(out, d0);
         _mm256_storeu_pd(out + 4, d1);
+        _mm256_storeu_pd(out + 8, d2);
+        _mm256_storeu_pd(out + 12, d3);
+    }
+}
+
+/* Adds the exact integer column sums (4 lanes of s) to acc[0..4), rounding once. */
+__attribute__((target("avx2"))) static inline void colsum_out(double *acc, __m256i s)
+{
+    uint64_t t[4];
+    _mm256_storeu_si256((__m256i *)t, s);
+    for (int i = 0; i < 4; i++)
+        acc[i] += (double)t[i] * 0x1p-52;
+}
+
+/* Column sums of up to COLSUM_BATCH rows, 16 columns at a time: the 52-bit integers of each
+ * column added exactly in 64-bit lanes kept in registers across the rows. first and stride are
+ * even, so every row's 4 numbers from an even j are 2 whole blocks; ncols is a multiple of 4. One
+ * counter with the chains' offsets as constants keeps everything in the 16 YMM registers. */
+__attribute__((target("avx2,aes,vaes"))) static void vaes_colsum(const dray__rng_key *k,
+                                                                  uint64_t first, uint64_t stride,
+                                                                  int64_t nrows, int64_t ncols,
+                                                                  double *acc)
+{
+    VAES_KEYS(k);
+    const __m256i step = _mm256_set_epi64x(0, (long long)(stride / 2), 0, (long long)(stride / 2));
+    int64_t j = 0;
+    for (; j + 16 <= ncols; j += 16) {
+        long long b = (long long)((first + (uint64_t)j) / 2);
+        __m256i c = _mm256_set_epi64x(0, b + 1, 0, b);
+        __m256i s0 = _mm256_setzero_si256(), s1 = s0, s2 = s0, s3 = s0;
+        for (int64_t r = 0; r < nrows; r++) {
+            __m256i v0 = _mm256_xor_si256(c, k0);
+            __m256i v1 = _mm256_xor_si256(_mm256_add_epi64(c, _mm256_set_epi64x(0, 2, 0, 2)), k0);
+            __m256i v2 = _mm256_xor_si256(_mm256_add_epi64(c, _mm256_set_epi64x(0, 4, 0, 4)), k0);
+            __m256i v3 = _mm256_xor_si256(_mm256_add_epi64(c, _mm256_set_epi64x(0, 6, 0, 6)), k0);
+            c = _mm256_add_epi64(c, step);
+            VAES_ARS5();
+            s0 = _mm256_add_epi64(s0, _mm256_srli_epi64(v0, 12));
+            s1 = _mm256_add_epi64(s1, _mm256_srli_epi64(v1, 12));
+            s2 = _mm256_add_epi64(s2, _mm256_srli_epi64(v2, 12));
+            s3 = _mm256_add_epi64(s3, _mm256_srli_epi64(v3, 12));
+        }
+        colsum_out(acc + j, s0);
+        colsum_out(acc + j + 4, s1);
+        colsum_out(acc + j + 8, s2);
+        colsum_out(acc + j + 12, s3);
+    }
+    /* the last columns, 4 at a time: one chain per row, the rows overlap in the out-of-order core */
+    for (; j < ncols; j += 4) {
+        long long b = (long long)((first + (uint64_t)j) / 2);
+        __m256i c = _mm256_set_epi64x(0, b + 1, 0, b), s0 = _mm256_setzero_si256();
+        for (int64_t r = 0; r < nrows; r++) {
+            __m256i v0 = _mm256_xor_si256(c, k0);
+            c = _mm256_add_epi64(c, step);
+            v0 = _mm256_aesenc_epi128(v0, k1);
+            v0 = _mm256_aesenc_epi128(v0, k2);
+            v0 = _mm256_aesenc_epi128(v0, k3);
+            v0 = _mm256_aesenc_epi128(v0, k4);
+            v0 = _mm256_aesenclast_epi128(v0, k5);
+            s0 = _mm256_add_epi64(s0, _mm256_srli_epi64(v0, 12));
+        }
+        colsum_out(acc + j, s0);
     }
 }
 #endif
@@ -189,48 +296,101 @@ uint64_t dray__rng_bits(const dray__rng_key *k, uint64_t i)
     return out[i & 1];
 }
 
-static inline double to_unit(uint64_t bits) { return (double)(bits >> 12) * 0x1p-52; }
-
 double dray__rng_uniform(const dray__rng_key *k, uint64_t i)
 {
     return to_unit(dray__rng_bits(k, i));
 }
 
-/* out[0..n) = (add ? out + u : u) for elements first.. */
-static void uniform_run(const dray__rng_key *k, uint64_t first, double *out, int64_t n, int add)
+/* Elements first .. first+n into out: out = u, or out += u. */
+static void uniform_run(const dray__rng_key *k, uint64_t first, double *out, int64_t n, bool add)
 {
     uint64_t bits[2];
     if (n > 0 && (first & 1)) { /* odd start: the second half of a block */
-        double u = to_unit(dray__rng_bits(k, first));
-        *out = add ? *out + u : u;
+        put(out, dray__rng_bits(k, first), add);
         out++, first++, n--;
     }
     int64_t nb = n / 2, b = 0;
 #ifdef DRAY__X86
-    if (k->impl == 2 && nb >= 4) {
-        b = nb & ~(int64_t)3;
+    if (k->impl == 2 && nb >= 8) {
+        b = nb & ~(int64_t)7;
         vaes_blocks(k, first >> 1, out, b, add);
     }
 #endif
     for (; b < nb; b++) {
         block_bits(k, (first >> 1) + (uint64_t)b, bits);
-        for (int h = 0; h < 2; h++)
-            out[2 * b + h] = add ? out[2 * b + h] + to_unit(bits[h]) : to_unit(bits[h]);
+        put(out + 2 * b, bits[0], add);
+        put(out + 2 * b + 1, bits[1], add);
     }
-    if (n & 1) {
-        double u = to_unit(dray__rng_bits(k, first + (uint64_t)n - 1));
-        out[n - 1] = add ? out[n - 1] + u : u;
-    }
+    if (n & 1)
+        put(out + n - 1, dray__rng_bits(k, first + (uint64_t)n - 1), add);
 }
 
 void dray__rng_uniform_fill(const dray__rng_key *k, uint64_t first, double *out, int64_t n)
 {
-    uniform_run(k, first, out, n, 0);
+    uniform_run(k, first, out, n, false);
 }
 
 void dray__rng_uniform_add(const dray__rng_key *k, uint64_t first, double *acc, int64_t n)
 {
-    uniform_run(k, first, acc, n, 1);
+    uniform_run(k, first, acc, n, true);
+}
+
+/* Column sums one block at a time (portable or AES-NI), in slices of 256 columns (a stack
+ * buffer): the same exact integer sums as vaes_colsum, so every path gives the same bits. */
+static void colsum_blocks(const dray__rng_key *k, uint64_t first, uint64_t stride, int64_t nrows,
+                          int64_t ncols, double *acc)
+{
+    uint64_t s[256], bits[2];
+    for (int64_t j0 = 0; j0 < ncols; j0 += 256) {
+        int64_t len = ncols - j0 < 256 ? ncols - j0 : 256;
+        memset(s, 0, sizeof(uint64_t) * (size_t)len);
+        for (int64_t r = 0; r < nrows; r++) {
+            uint64_t e = first + (uint64_t)r * stride + (uint64_t)j0;
+            for (int64_t j = 0; j < len; j++, e++) {
+                if (j == 0 || !(e & 1))
+                    block_bits(k, e >> 1, bits);
+                s[j] += bits[e & 1] >> 12;
+            }
+        }
+        for (int64_t j = 0; j < len; j++)
+            acc[j0 + j] += (double)s[j] * 0x1p-52;
+    }
+}
+
+/* At most COLSUM_BATCH rows with an even stride. */
+static void colsum_batch(const dray__rng_key *k, uint64_t first, uint64_t stride, int64_t nrows,
+                         int64_t ncols, double *acc)
+{
+#ifdef DRAY__X86
+    if (k->impl == 2) {
+        /* from the first column whose index is even in every row, 4 at a time; the rest (at
+         * most 4 columns) one block at a time */
+        int64_t js = (int64_t)(first & 1), m = ncols > js ? (ncols - js) / 4 * 4 : 0;
+        if (m > 0) {
+            colsum_blocks(k, first, stride, nrows, js, acc);
+            vaes_colsum(k, first + (uint64_t)js, stride, nrows, m, acc + js);
+            colsum_blocks(k, first + (uint64_t)(js + m), stride, nrows, ncols - js - m,
+                          acc + js + m);
+            return;
+        }
+    }
+#endif
+    colsum_blocks(k, first, stride, nrows, ncols, acc);
+}
+
+void dray__rng_uniform_colsum(const dray__rng_key *k, uint64_t first, uint64_t stride,
+                              int64_t nrows, int64_t ncols, double *acc)
+{
+    if (ncols <= 0)
+        return;
+    if (stride & 1) { /* rows alternate parity: the even rows, then the odd ones (even strides) */
+        dray__rng_uniform_colsum(k, first, 2 * stride, (nrows + 1) / 2, ncols, acc);
+        dray__rng_uniform_colsum(k, first + stride, 2 * stride, nrows / 2, ncols, acc);
+        return;
+    }
+    for (int64_t r = 0; r < nrows; r += COLSUM_BATCH)
+        colsum_batch(k, first + (uint64_t)r * stride, stride,
+                     nrows - r < COLSUM_BATCH ? nrows - r : COLSUM_BATCH, ncols, acc);
 }
 
 void dray__rng_soft_block(const dray__rng_key *k, uint64_t block, uint64_t out[2])
@@ -264,4 +424,12 @@ void dray_random_uniform_accumulate(uint64_t seed, uint64_t first, double *acc, 
     dray__rng_key k;
     dray__rng_key_init(&k, seed, 0);
     dray__rng_uniform_add(&k, first, acc, (int64_t)n);
+}
+
+void dray_random_uniform_colsum(uint64_t seed, uint64_t first, uint64_t stride, size_t nrows,
+                                size_t ncols, double *acc)
+{
+    dray__rng_key k;
+    dray__rng_key_init(&k, seed, 0);
+    dray__rng_uniform_colsum(&k, first, stride, (int64_t)nrows, (int64_t)ncols, acc);
 }

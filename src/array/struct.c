@@ -444,6 +444,8 @@ dray_status dray_array_stack(dray_array *const *arrays, int n, int axis, dray_ar
     return st;
 }
 
+static dray_status reshape_grouped(dray_array *a, int ndim, const int64_t *sh, dray_array **out);
+
 dray_status dray_array_reshape(dray_array *a, int ndim, const int64_t *shape, dray_array **out)
 {
     char s1[160], s2[160];
@@ -457,52 +459,142 @@ dray_status dray_array_reshape(dray_array *a, int ndim, const int64_t *shape, dr
             neg = d;
         else if (sh[d] < 0)
             return dray_set_error(DRAY_EINVAL, "reshape: bad size %lld", (long long)sh[d]);
-        else
-            known *= sh[d];
+        else if (__builtin_mul_overflow(known, sh[d], &known))
+            return dray_set_error(DRAY_EINVAL, "reshape: size overflows");
     }
     if (neg >= 0)
         sh[neg] = known ? size / known : 0;
     int64_t total = 1;
+    bool over = false;
     for (int d = 0; d < ndim; d++)
-        total *= sh[d];
-    if (total != size)
+        over |= __builtin_mul_overflow(total, sh[d], &total);
+    if (over || total != size)
         return dray_set_error(DRAY_EINVAL, "cannot reshape an array of shape %s into %s",
                               dray__shape_str(a->ndim, a->shape, s1, sizeof(s1)),
                               dray__shape_str(ndim, sh, s2, sizeof(s2)));
-    /* Chunks must be whole rows: only the first axis of input and output may be split. */
-    int64_t irow = 1, orow = 1;
-    for (int d = 1; d < a->ndim; d++) {
-        irow *= a->shape[d];
-        if (a->nch[d] != 1)
-            return dray_set_error(DRAY_EINVAL, "reshape of %s: axis %d is split in %lld chunks; "
-                                  "rechunk it to one chunk first",
-                                  dray__shape_str(a->ndim, a->shape, s1, sizeof(s1)), d,
-                                  (long long)a->nch[d]);
+    return reshape_grouped(a, ndim, sh, out);
+}
+
+/* The first axis in [a0, a1) whose size is not 1 (a0 when all are 1, a1 when empty): the axis of
+ * a group that carries its chunks. */
+static int lead_axis(const int64_t *shape, int a0, int a1)
+{
+    for (int d = a0; d < a1; d++)
+        if (shape[d] != 1)
+            return d;
+    return a0;
+}
+
+static int64_t gcd64(int64_t x, int64_t y)
+{
+    while (y) {
+        int64_t t = x % y;
+        x = y;
+        y = t;
     }
-    for (int d = 1; d < ndim; d++)
-        orow *= sh[d];
-    int64_t n0 = a->ndim ? a->nch[0] : 1;
-    int64_t *sizes = calloc((size_t)n0 + 1, sizeof(int64_t));
-    if (!sizes)
-        return dray_set_error(DRAY_ENOMEM, "reshape");
-    for (int64_t k = 0; k < n0; k++) {
-        int64_t elems = (a->ndim ? a->coff[0][k + 1] - a->coff[0][k] : 1) * irow;
-        if (orow == 0 ? elems != 0 : elems % orow != 0) {
-            free(sizes);
-            return dray_set_error(DRAY_EINVAL, "reshape of %s into %s: chunk %lld does not hold "
-                                  "whole rows of the result; rechunk first",
-                                  dray__shape_str(a->ndim, a->shape, s1, sizeof(s1)),
-                                  dray__shape_str(ndim, sh, s2, sizeof(s2)), (long long)k);
+    return x;
+}
+
+/* General reshape, as Dask does it: the axes of input and output fall into groups with equal
+ * products ((4, 6) -> (24,) merges, (24,) -> (4, 6) splits, (4, 6) -> (3, 8) both). Within a group
+ * only the lead axis keeps several chunks, and its chunk boundaries sit on multiples of g input
+ * rows, g = R_out / gcd(R_in, R_out) (R: product of the group's axes after the lead), so every
+ * input chunk holds whole output rows of the group. The input is rechunked to that grid when it
+ * is not on it already; then each output chunk is one input chunk with the same C-order data (the
+ * groups being consecutive axes, a block's flat order is the same on both sides). */
+static dray_status reshape_grouped(dray_array *a, int ndim, const int64_t *sh, dray_array **out)
+{
+    int nin = a->ndim;
+    int64_t size = dray_array_size(a);
+    int64_t *isz[DRAY__MAXD] = {0}, icnt[DRAY__MAXD], *osz[DRAY__MAXD] = {0}, ocnt[DRAY__MAXD];
+    dray_array *src = NULL, *r = NULL;
+    dray_status st = DRAY_OK;
+    for (int d = 0; d < nin; d++) { /* one chunk per axis unless a group's lead says otherwise */
+        icnt[d] = 1;
+        if (!(isz[d] = calloc((size_t)(a->nch[d] + 1), sizeof(int64_t))))
+            goto nomem;
+        isz[d][0] = a->shape[d];
+    }
+    for (int d = 0; d < ndim; d++) {
+        ocnt[d] = 1;
+        int64_t cap = 1 + (nin ? a->nch[0] : 1);
+        for (int e = 0; e < nin; e++)
+            cap = a->nch[e] + 1 > cap ? a->nch[e] + 1 : cap;
+        if (!(osz[d] = calloc((size_t)cap, sizeof(int64_t))))
+            goto nomem;
+        osz[d][0] = sh[d];
+    }
+    for (int i = 0, o = 0; size > 0 && (i < nin || o < ndim);) {
+        int i0 = i, o0 = o;
+        int64_t pi = 1, po = 1;
+        if (i < nin)
+            pi *= a->shape[i++];
+        if (o < ndim)
+            po *= sh[o++];
+        while (pi != po) {
+            if (pi < po && i < nin)
+                pi *= a->shape[i++];
+            else if (po < pi && o < ndim)
+                po *= sh[o++];
+            else
+                break;
         }
-        sizes[k] = orow ? elems / orow : sh[0];
+        if (pi != po) {
+            st = dray_set_error(DRAY_EINVAL, "reshape: axis groups do not match");
+            goto out;
+        }
+        if (i0 == i || o0 == o)
+            continue; /* size-1 axes on one side only: one chunk each */
+        int li = lead_axis(a->shape, i0, i), lo = lead_axis(sh, o0, o);
+        int64_t rin = 1, rout = 1;
+        for (int d = li + 1; d < i; d++)
+            rin *= a->shape[d];
+        for (int d = lo + 1; d < o; d++)
+            rout *= sh[d];
+        int64_t g = rout / gcd64(rin, rout), len = a->shape[li], prev = 0, n = 0;
+        /* the input's boundaries on the lead axis, moved to the nearest multiple of g */
+        for (int64_t k = 1; k <= a->nch[li]; k++) {
+            int64_t b = k == a->nch[li] ? len : (a->coff[li][k] + g / 2) / g * g;
+            if (b > len)
+                b = len;
+            if (b > prev) {
+                isz[li][n] = b - prev;
+                osz[lo][n] = (b - prev) * rin / rout;
+                n++;
+                prev = b;
+            }
+        }
+        icnt[li] = ocnt[lo] = n;
     }
-    dray_array *r;
-    dray_status st = new_reshape(a, ndim, sh, &r);
-    if (st == DRAY_OK && (st = dray__array_set_grid(r, 0, sizes, n0)) != DRAY_OK)
-        dray_array_release(r);
-    free(sizes);
-    if (st == DRAY_OK)
+    bool same = true;
+    for (int d = 0; d < nin; d++) {
+        same = same && icnt[d] == a->nch[d];
+        for (int64_t k = 0; same && k < icnt[d]; k++)
+            same = isz[d][k] == a->coff[d][k + 1] - a->coff[d][k];
+    }
+    if (same)
+        src = dray_array_retain(a);
+    else if ((st = dray_array_rechunk_explicit(a, (const int64_t *const *)isz, icnt, &src)) !=
+             DRAY_OK)
+        goto out;
+    if ((st = new_reshape(src, ndim, sh, &r)) != DRAY_OK)
+        goto out;
+    for (int d = 0; d < ndim && st == DRAY_OK; d++)
+        st = dray__array_set_grid(r, d, osz[d], ocnt[d]);
+    if (st == DRAY_OK) {
         *out = r;
+        r = NULL;
+    }
+    goto out;
+nomem:
+    st = dray_set_error(DRAY_ENOMEM, "reshape");
+out:
+    dray_array_release(r);
+    dray_array_release(src);
+    for (int d = 0; d < DRAY__MAXD; d++) {
+        free(isz[d]);
+        free(osz[d]);
+    }
     return st;
 }
 

@@ -10,7 +10,9 @@
 #include "internal.h"
 
 #define MAX_NODES 1024
-#define HEADER_ARGS 4 /* the proxy task's arguments before the user's: fn, retries, retry_exc, node retries */
+/* The proxy task's arguments before the user's: fn, retries, retry_exc, node retries, num_cpus
+ * (float), custom resources (a map name -> float, or null). */
+#define HEADER_ARGS 6
 
 /* A remote actor: where it lives and how to rebuild it elsewhere. */
 typedef struct ractor {
@@ -40,6 +42,18 @@ typedef struct pend {
     int *excl; /* nodes that lack the function */
     int n_excl;
     int64_t since_ns;
+    dray_value *objs; /* object handles among the arguments, kept alive until the result */
+    size_t n_objs;
+    double cpus;      /* CPUs it needs (0: 1) */
+    dray_value res;   /* custom resources it needs: a map name -> float, or null */
+    dray_status refused; /* why place() found no node: DRAY_ENOTFOUND or DRAY_ERESOURCE */
+    dray_value args;  /* the user's arguments when they include objects (to re-encode after a
+                       * rebuild moved one), else null */
+    int task_retries; /* the SUBMIT's retry fields, for re-encoding */
+    bool retry_exc;
+    int lost_tries;   /* times a node could not fetch one of its input objects */
+    bool stolen;      /* taken back from a busy node: placed by load alone */
+    struct robj *rebuild_of; /* a lineage rebuild: its result replaces this object's bytes */
     struct pend *hnext;
     struct pend *prev, *next; /* the node's list, or the waiting list */
 } pend;
@@ -51,6 +65,9 @@ typedef struct rnode {
     dray__conn *conn; /* retained while alive */
     bool alive;
     int64_t inflight;
+    double cpu_inflight; /* CPUs the tasks sent to it need */
+    int64_t last_steal_ns;
+    dray_value res;      /* its custom resources: a map name -> float */
     pend *list;
 } rnode;
 
@@ -72,7 +89,205 @@ struct dray__cluster {
     ractor *actors;
     uint64_t next_actor_id;
     unsigned rr; /* where the next placement starts looking (ties go round-robin) */
+    uint8_t secret[32];
+    struct objowner *own;
+    /* placement counters (dray_cluster_client_stats) */
+    _Atomic uint64_t placed_local, placed_load, placed_spill, stored_results, objects_freed,
+        driver_pulls, driver_pulled_bytes, objects_rebuilt, steal_requests, tasks_stolen;
+    double locality_slack; /* tasks per CPU the node holding the inputs may be ahead by */
 };
+
+/* ==== Object handles ====
+ * A task's large result stays in the store of the node that made it; the driver's cell holds this
+ * handle instead (an extension value "cluster.obj" that travels in task arguments, so the node that
+ * runs a consumer pulls the bytes straight from the holder). dray_get on the driver fetches the
+ * bytes once (dray__cluster_resolve). When the driver drops its last count the holder and every node
+ * that was sent a task reading it are told to free it. */
+typedef struct objowner {
+    _Atomic int refs;
+    pthread_mutex_t lock;
+    struct dray__cluster *cl; /* NULL once detached */
+} objowner;
+
+typedef struct robj {
+    dray_ext_obj hdr;
+    char holder[80];
+    uint64_t id, size;
+    bool encoded;
+    pthread_mutex_t meta;    /* guards holder, id and node (a rebuild moves the object) */
+    objowner *own;           /* driver side; NULL on nodes */
+    int node;                /* driver side: the holder's node index */
+    /* driver side, under the client's lock: how to make it again (lineage) */
+    struct lineage *lin;
+    bool lost, rebuilding;
+    struct pend *waiters;    /* tasks waiting for the rebuild (linked by next) */
+    dray_status rebuild_st;  /* the last rebuild's failure */
+    char rebuild_err[240];
+    _Atomic uint64_t copies; /* driver side: bit i: node i was sent a task reading it */
+    pthread_mutex_t lock;    /* guards local */
+    dray_value local;        /* driver side: the fetched value */
+} robj;
+
+/* The task that made an object, kept so a lost object can be made again (Ray's lineage). Its
+ * inputs are kept alive with it. */
+typedef struct lineage {
+    const dray_function *fn;
+    void *msg; /* the encoded SUBMIT */
+    size_t len;
+    dray_value args; /* null, or the arguments when they include objects */
+    dray_value *objs;
+    size_t n_objs;
+    double cpus;
+    dray_value res;
+    int task_retries;
+    bool retry_exc;
+} lineage;
+
+static void lineage_free(lineage *l)
+{
+    if (!l)
+        return;
+    dray_free(l->msg);
+    dray_value_release(&l->args);
+    for (size_t i = 0; i < l->n_objs; i++)
+        dray_value_release(&l->objs[i]);
+    free(l->objs);
+    dray_value_release(&l->res);
+    free(l);
+}
+
+static void owner_release(objowner *o)
+{
+    if (o && atomic_fetch_sub(&o->refs, 1) == 1) {
+        pthread_mutex_destroy(&o->lock);
+        free(o);
+    }
+}
+
+static void send_free(struct dray__cluster *cl, int node, const robj *r)
+{
+    rnode *n = &cl->nodes[node];
+    if (!n->alive)
+        return;
+    dray_value items[2] = {dray_null(), dray_int((int64_t)r->id)}, v;
+    if (dray_string_create(r->holder, &items[0]))
+        return;
+    if (dray_list_create(items, 2, &v) == DRAY_OK) {
+        dray__conn_send_value(n->conn, DRAY__MSG_OBJ_FREE, 0, 0, &v, NULL);
+        dray_value_release(&v);
+    }
+    dray_value_release(&items[0]);
+}
+
+static void robj_destroy(dray_ext_obj *o)
+{
+    robj *r = (robj *)o;
+    if (r->own) {
+        pthread_mutex_lock(&r->own->lock);
+        struct dray__cluster *cl = r->own->cl;
+        if (cl) {
+            pthread_mutex_lock(&cl->lock);
+            uint64_t copies = atomic_load(&r->copies);
+            if (r->node >= 0 && r->node < cl->n_nodes)
+                send_free(cl, r->node, r);
+            for (int i = 0; i < 64 && i < cl->n_nodes; i++)
+                if ((copies >> i & 1) && i != r->node)
+                    send_free(cl, i, r);
+            pthread_mutex_unlock(&cl->lock);
+            atomic_fetch_add(&cl->objects_freed, 1);
+        }
+        pthread_mutex_unlock(&r->own->lock);
+        owner_release(r->own);
+    }
+    dray_value_release(&r->local);
+    lineage_free(r->lin);
+    pthread_mutex_destroy(&r->lock);
+    pthread_mutex_destroy(&r->meta);
+    free(r);
+}
+
+static dray_status robj_encode(const dray_ext_obj *o,
+                               dray_status (*write)(void *buf, const void *data, size_t len),
+                               void *buf)
+{
+    robj *r = (robj *)(uintptr_t)o;
+    pthread_mutex_lock(&r->meta);
+    dray_value items[4] = {dray_null(), dray_int((int64_t)r->id), dray_int((int64_t)r->size),
+                           dray_bool(r->encoded)}, v;
+    dray_status st = dray_string_create(r->holder, &items[0]);
+    pthread_mutex_unlock(&r->meta);
+    if (!st)
+        st = dray_list_create(items, 4, &v);
+    dray_value_release(&items[0]);
+    if (st)
+        return st;
+    void *enc;
+    size_t len;
+    if (!(st = dray_value_encode(&v, &enc, &len))) {
+        st = write(buf, enc, len);
+        dray_free(enc);
+    }
+    dray_value_release(&v);
+    return st;
+}
+
+static dray_ext_type robj_type;
+
+static robj *robj_new(const char *holder, uint64_t id, uint64_t size, bool encoded)
+{
+    robj *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    dray_ext_obj_init(&r->hdr, &robj_type);
+    snprintf(r->holder, sizeof r->holder, "%s", holder);
+    r->id = id;
+    r->size = size;
+    r->encoded = encoded;
+    r->node = -1;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_mutex_init(&r->meta, NULL);
+    r->local = dray_null();
+    return r;
+}
+
+/* Untrusted bytes (from the wire): [string holder, int id, int size, bool encoded]. */
+static dray_status robj_decode(const void *data, size_t len, dray_ext_obj **out)
+{
+    dray_value v;
+    dray_status st = dray_value_decode(data, len, &v);
+    if (st)
+        return st;
+    const dray_value *h = dray_list_get(&v, 0), *id = dray_list_get(&v, 1),
+                     *sz = dray_list_get(&v, 2), *enc = dray_list_get(&v, 3);
+    bool ok = v.type == DRAY_T_LIST && dray_list_len(&v) == 4 && h && h->type == DRAY_T_STRING &&
+              strlen(dray_string_cstr(h)) < 80 && id->type == DRAY_T_INT && id->u.i >= 0 &&
+              sz->type == DRAY_T_INT && sz->u.i >= 0 && enc->type == DRAY_T_BOOL;
+    robj *r = ok ? robj_new(dray_string_cstr(h), (uint64_t)id->u.i, (uint64_t)sz->u.i, enc->u.b)
+                 : NULL;
+    dray_value_release(&v);
+    if (!ok)
+        return dray_set_error(DRAY_EFORMAT, "cluster.obj: expected [holder, id, size, encoded]");
+    if (!r)
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    *out = &r->hdr;
+    return DRAY_OK;
+}
+
+static dray_ext_type robj_type = {"cluster.obj", robj_destroy, robj_encode, robj_decode, NULL};
+DRAY_EXT_TYPE(robj_type)
+
+bool dray__cluster_obj_info(const dray_value *v, const char **holder, uint64_t *id, uint64_t *size,
+                            bool *encoded)
+{
+    if (v->type != DRAY_T_EXT || v->u.ext->type != &robj_type)
+        return false;
+    const robj *r = (const robj *)v->u.ext;
+    *holder = r->holder;
+    *id = r->id;
+    *size = r->size;
+    *encoded = r->encoded;
+    return true;
+}
 
 /* ==== Pending table ==== */
 
@@ -130,17 +345,32 @@ static void list_remove(pend **head, pend *p)
 
 static void pend_free(pend *p)
 {
+    for (size_t i = 0; i < p->n_objs; i++)
+        dray_value_release(&p->objs[i]);
+    free(p->objs);
+    dray_value_release(&p->res);
+    dray_value_release(&p->args);
+    if (p->rebuild_of) {
+        dray_value r = dray_value_of_ext(&p->rebuild_of->hdr);
+        dray_value_release(&r);
+    }
     dray_free(p->msg);
     free(p->excl);
     free(p);
 }
 
 /* Detaches p from its node or the waiting list. Lock held. */
+#define NODE_WAITING (-1)     /* on the waiting list (no node yet) */
+#define NODE_REBUILD (-2)     /* on an input object's list of tasks waiting for its rebuild */
+
 static void unplace(struct dray__cluster *cl, pend *p)
 {
+    if (p->node == NODE_REBUILD)
+        return;
     if (p->node >= 0) {
         list_remove(&cl->nodes[p->node].list, p);
         cl->nodes[p->node].inflight--;
+        cl->nodes[p->node].cpu_inflight -= p->cpus > 0 ? p->cpus : 1;
     } else {
         list_remove(&cl->waiting, p);
     }
@@ -148,9 +378,13 @@ static void unplace(struct dray__cluster *cl, pend *p)
 
 /* ==== Completing ==== */
 
+static void rebuild_failed(struct dray__cluster *cl, robj *r, dray_status st, const char *msg);
+
 /* Fails p's cell with st and a message (lock not held); frees p. */
 static void fail_pend(struct dray__cluster *cl, pend *p, dray_status st, const char *msg)
 {
+    if (p->rebuild_of)
+        rebuild_failed(cl, p->rebuild_of, st, msg);
     if (p->cell) {
         dray_value err = dray_null();
         dray_error_create(st, p->actor ? p->actor->cls->name : p->fn->name, msg, -1, NULL, &err);
@@ -165,6 +399,7 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
     rnode *n = &cl->nodes[i];
     p->node = i;
     n->inflight++;
+    n->cpu_inflight += p->cpus > 0 ? p->cpus : 1;
     list_push(&n->list, p);
     /* A closed connection is not an error here: its on_close resends what is on the node. */
     dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
@@ -200,11 +435,94 @@ static dray_status table_add(struct dray__cluster *cl, pend *p)
     return DRAY_OK;
 }
 
-/* Sends p to the least loaded live node that has not refused it, or parks it. Lock held. Returns
- * false when no live node can run it (every one lacks the function). */
+
+static bool feasible(const rnode *n, const pend *p);
+static bool excluded(const pend *p, int i);
+
+/* The live node that can run p and holds the most bytes of its object inputs (made there or
+ * cached), or -1. */
+static int preferred_node(struct dray__cluster *cl, const pend *p)
+{
+    if (!p->n_objs || cl->n_nodes <= 0)
+        return -1;
+    uint64_t bytes[64] = {0};
+    for (size_t k = 0; k < p->n_objs; k++) {
+        const robj *r = (const robj *)p->objs[k].u.ext;
+        uint64_t m = atomic_load(&r->copies);
+        if (r->node >= 0 && r->node < 64)
+            m |= 1ull << r->node;
+        for (int i = 0; i < 64 && i < cl->n_nodes; i++)
+            if (m >> i & 1)
+                bytes[i] += r->size;
+    }
+    int best = -1;
+    for (int i = 0; i < 64 && i < cl->n_nodes; i++)
+        if (cl->nodes[i].alive && bytes[i] && feasible(&cl->nodes[i], p) && !excluded(p, i) &&
+            (best < 0 || bytes[i] > bytes[best]))
+            best = i;
+    return best;
+}
+
+static bool excluded(const pend *p, int i)
+{
+    for (int k = 0; k < p->n_excl; k++)
+        if (p->excl[k] == i)
+            return true;
+    return false;
+}
+
+/* CPUs in use per CPU on n once p is added. */
+static double node_load(const rnode *n, const pend *p)
+{
+    return (n->cpu_inflight + (p->cpus > 0 ? p->cpus : 1)) / (n->cpus > 0 ? n->cpus : 1);
+}
+
+/* Whether node n offers what p needs (its CPUs and custom resources; "CPU" counts as CPUs). */
+static bool feasible(const rnode *n, const pend *p)
+{
+    if (p->cpus > (n->cpus > 0 ? n->cpus : 1))
+        return false;
+    for (size_t k = 0; k < dray_map_len(&p->res); k++) {
+        const char *name = dray_map_key_at(&p->res, k);
+        double want = dray_map_value_at(&p->res, k)->u.f;
+        const dray_value *have = dray_map_get(&n->res, name);
+        double got = !strcmp(name, "CPU") ? n->cpus : have ? have->u.f : 0;
+        if (want > got)
+            return false;
+    }
+    return true;
+}
+
+/* Sends p to a live node that has not refused it: the one holding most of its input bytes unless
+ * it is more than locality_slack tasks per CPU busier than the least loaded one, which gets it
+ * otherwise. With no live node p is parked. Lock held. Returns false when no live node can run it
+ * (every one lacks the function). */
+static bool start_rebuild(struct dray__cluster *cl, robj *r);
+
+/* Whether object r is gone (its node died or could not serve it) and must be made again. */
+static bool needs_rebuild(struct dray__cluster *cl, const robj *r)
+{
+    return r->lost || r->rebuilding || r->node < 0 || r->node >= cl->n_nodes ||
+           !cl->nodes[r->node].alive;
+}
+
 static bool place(struct dray__cluster *cl, pend *p)
 {
-    int best = -1, alive = 0;
+    /* An input object that was lost: wait for it to be made again from its lineage. */
+    for (size_t k = 0; k < p->n_objs; k++) {
+        robj *r = (robj *)p->objs[k].u.ext;
+        if (!needs_rebuild(cl, r))
+            continue;
+        if (!r->rebuilding && (!r->lin || !start_rebuild(cl, r))) {
+            p->refused = DRAY_ENET;
+            return false;
+        }
+        p->node = NODE_REBUILD;
+        p->next = r->waiters;
+        r->waiters = p;
+        return true;
+    }
+    int best = -1, alive = 0, offered = 0;
     double best_load = 0;
     unsigned start = cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
     for (int k = 0; k < cl->n_nodes; k++) {
@@ -213,24 +531,38 @@ static bool place(struct dray__cluster *cl, pend *p)
         if (!n->alive)
             continue;
         alive++;
-        bool ex = false;
-        for (int k = 0; k < p->n_excl; k++)
-            ex |= p->excl[k] == i;
-        if (ex)
+        if (!feasible(n, p))
             continue;
-        double load = (double)(n->inflight + 1) / (n->cpus > 0 ? n->cpus : 1);
+        offered++;
+        if (excluded(p, i))
+            continue;
+        double load = node_load(n, p);
         if (best < 0 || load < best_load) {
             best = i;
             best_load = load;
         }
     }
     if (best < 0) {
+        p->refused = offered ? DRAY_ENOTFOUND : DRAY_ERESOURCE;
         if (alive > 0)
             return false;
         p->node = -1;
         p->since_ns = dray__now_ns();
         list_push(&cl->waiting, p);
         return true;
+    }
+    int pref = p->stolen ? -1 : preferred_node(cl, p);
+    if (pref >= 0 && node_load(&cl->nodes[pref], p) <= best_load + cl->locality_slack)
+        best = pref;
+    /* local: where most input bytes are; spill: inputs elsewhere (busy or unable to run it) */
+    atomic_fetch_add_explicit(!p->n_objs     ? &cl->placed_load
+                              : best == pref ? &cl->placed_local
+                                             : &cl->placed_spill,
+                              1, memory_order_relaxed);
+    for (size_t k = 0; k < p->n_objs && best < 64; k++) {
+        robj *r = (robj *)p->objs[k].u.ext;
+        if (r->node != best)
+            atomic_fetch_or(&r->copies, 1ull << best);
     }
     send_to(cl, p, best);
     return true;
@@ -271,6 +603,100 @@ static dray_status encode_submit(const dray_function *fn, const dray_value *args
     return DRAY_OK;
 }
 
+/* Why place() refused p. */
+static const char *refusal(struct dray__cluster *cl, const pend *p)
+{
+    return cl->closing                   ? "the cluster client is shutting down"
+           : p->refused == DRAY_ERESOURCE ? "no live node offers the CPUs and resources it needs"
+           : p->refused == DRAY_ENET      ? "an input object was lost and cannot be made again"
+                                          : "no live node has this function registered";
+}
+
+/* Encodes p's SUBMIT again from its arguments (an input object moved). Lock held. */
+static void reencode(pend *p)
+{
+    if (p->args.type != DRAY_T_LIST)
+        return;
+    void *msg;
+    size_t len;
+    size_t n = dray_list_len(&p->args);
+    if (encode_submit(p->fn, n ? dray_list_get(&p->args, 0) : NULL, n, p->task_retries,
+                      p->retry_exc, &msg, &len) == DRAY_OK) {
+        dray_free(p->msg);
+        p->msg = msg;
+        p->len = len;
+    }
+}
+
+/* Starts making lost object r again: its lineage task goes out like a new task (waiting in turn
+ * for its own lost inputs). Lock held. False when it cannot even be placed. */
+static bool start_rebuild(struct dray__cluster *cl, robj *r)
+{
+    lineage *l = r->lin;
+    pend *q = calloc(1, sizeof(*q));
+    if (!q || !(q->msg = malloc(l->len)) ||
+        (l->n_objs && !(q->objs = calloc(l->n_objs, sizeof(dray_value))))) {
+        if (q)
+            free(q->msg);
+        free(q);
+        return false;
+    }
+    memcpy(q->msg, l->msg, l->len);
+    q->len = l->len;
+    q->fn = l->fn;
+    q->type = DRAY__MSG_SUBMIT;
+    q->retries_left = cl->default_retries;
+    q->cpus = l->cpus;
+    q->res = dray_value_retain(&l->res);
+    q->args = dray_value_retain(&l->args);
+    q->task_retries = l->task_retries;
+    q->retry_exc = l->retry_exc;
+    for (size_t i = 0; i < l->n_objs; i++)
+        q->objs[i] = dray_value_retain(&l->objs[i]);
+    q->n_objs = l->n_objs;
+    dray_value self = dray_value_of_ext(&r->hdr);
+    dray_value_retain(&self); /* q's count, dropped by pend_free */
+    q->rebuild_of = r;
+    reencode(q); /* its inputs may have moved since */
+    dray__log("object %llu of %s was lost: running '%s' again to make it",
+              (unsigned long long)r->id, r->holder, l->fn->name);
+    r->rebuilding = true;
+    if (table_add(cl, q) == DRAY_OK) {
+        if (place(cl, q))
+            return true;
+        table_take(cl, q->rid);
+    }
+    r->rebuilding = false;
+    q->rebuild_of = NULL;
+    /* Not the last counts: the caller's task holds r, and r's lineage holds q's inputs. */
+    __atomic_fetch_sub(&r->hdr.refs, 1, __ATOMIC_ACQ_REL);
+    pend_free(q);
+    return false;
+}
+
+/* The rebuild of r failed: the tasks waiting for it fail too. Lock not held. */
+static void rebuild_failed(struct dray__cluster *cl, robj *r, dray_status st, const char *msg)
+{
+    pthread_mutex_lock(&cl->lock);
+    r->rebuilding = false;
+    r->rebuild_st = st ? st : DRAY_ENET;
+    snprintf(r->rebuild_err, sizeof r->rebuild_err, "%s", msg);
+    /* While detaching, the waiting tasks are failed with everything else. */
+    pend *w = cl->closing ? NULL : r->waiters;
+    r->waiters = NULL;
+    for (pend *x = w; x; x = x->next)
+        table_take(cl, x->rid);
+    pthread_cond_broadcast(&cl->cond);
+    pthread_mutex_unlock(&cl->lock);
+    char m[400];
+    snprintf(m, sizeof m, "input object was lost and making it again failed: %s", msg);
+    while (w) {
+        pend *next = w->next;
+        fail_pend(cl, w, DRAY_EDEP, m);
+        w = next;
+    }
+}
+
 /* Releases the cell's arguments (they must be gone before the result can arrive). */
 static void drop_cell_args(dray_ref *c)
 {
@@ -298,6 +724,21 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     p->fn = fn;
     p->type = DRAY__MSG_SUBMIT;
     p->retries_left = (int)hargs[3].u.i;
+    p->cpus = hargs[4].u.f;
+    p->res = dray_value_retain(&hargs[5]);
+    p->task_retries = (int)hargs[1].u.i;
+    p->retry_exc = hargs[2].u.b;
+    for (size_t i = HEADER_ARGS; i < n; i++)
+        if (hargs[i].type == DRAY_T_EXT && hargs[i].u.ext->type == &robj_type &&
+            ((robj *)hargs[i].u.ext)->own) {
+            dray_value *o = realloc(p->objs, (p->n_objs + 1) * sizeof(dray_value));
+            if (!o)
+                break; /* placement without it; the cell's argument keeps it alive meanwhile */
+            p->objs = o;
+            p->objs[p->n_objs++] = dray_value_retain(&hargs[i]);
+        }
+    if (p->n_objs && dray_list_create(hargs + HEADER_ARGS, n - HEADER_ARGS, &p->args))
+        p->args = dray_null(); /* out of memory: no re-encoding, a lost input fails it */
     drop_cell_args(c);
     pthread_mutex_lock(&cl->lock);
     if (table_add(cl, p)) {
@@ -310,9 +751,7 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
         table_take(cl, p->rid);
     pthread_mutex_unlock(&cl->lock);
     if (!ok)
-        fail_pend(cl, p, cl->closing ? DRAY_ESHUTDOWN : DRAY_ENOTFOUND,
-                  cl->closing ? "the cluster client is shutting down"
-                              : "no live node has this function registered");
+        fail_pend(cl, p, cl->closing ? DRAY_ESHUTDOWN : p->refused, refusal(cl, p));
     return DRAY_OK;
 }
 
@@ -346,6 +785,28 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
     all[1] = dray_int(retries);
     all[2] = dray_bool(opts && (opts->retry_exceptions || opts->max_retries > 0));
     all[3] = dray_int(retries > 0 ? retries : cl->default_retries);
+    all[4] = dray_float(opts ? opts->num_cpus : 0);
+    all[5] = dray_null();
+    if (opts && opts->n_resources) {
+        const char *names[64];
+        dray_value amounts[64];
+        if (opts->n_resources > 64 || !opts->resources) {
+            if (all != stack)
+                free(all);
+            return dray_set_error(DRAY_EINVAL, "dray_submit '%s': %zu resources (at most 64)",
+                                  fn->name, opts->n_resources);
+        }
+        for (size_t i = 0; i < opts->n_resources; i++) {
+            names[i] = opts->resources[i].name;
+            amounts[i] = dray_float(opts->resources[i].amount);
+        }
+        dray_status rs = dray_map_create(names, amounts, opts->n_resources, &all[5]);
+        if (rs) {
+            if (all != stack)
+                free(all);
+            return rs;
+        }
+    }
     bool ready = true;
     for (size_t i = 0; i < nargs; i++) {
         all[HEADER_ARGS + i] = args[i];
@@ -374,6 +835,7 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
             dray__complete(rt, c, st, err, NULL);
             dray_ref_release(c);
             dray_ref_release(c);
+            dray_value_release(&all[5]);
             if (all != stack)
                 free(all);
             return dray_set_error(st, "%s", msg);
@@ -382,6 +844,7 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
     } else if (!st) {
         dray__submit_cell(rt, c);
     }
+    dray_value_release(&all[5]);
     if (all != stack)
         free(all);
     if (!st)
@@ -666,6 +1129,34 @@ void dray__cluster_actor_release(void *remote)
 
 /* ==== Loop callbacks ==== */
 
+/* Work stealing: when a node has a free CPU and another has a queue well beyond its CPUs, asks
+ * the busy one for half the difference back (at most once per 2 ms per node). Lock held. */
+static void maybe_steal(struct dray__cluster *cl)
+{
+    int idle = -1, busy = -1;
+    for (int i = 0; i < cl->n_nodes; i++) {
+        rnode *n = &cl->nodes[i];
+        int cpus = n->cpus > 0 ? n->cpus : 1;
+        if (!n->alive)
+            continue;
+        if (n->cpu_inflight < cpus && (idle < 0 || n->inflight < cl->nodes[idle].inflight))
+            idle = i;
+        if (n->inflight > 2 * cpus + 2 && (busy < 0 || n->inflight > cl->nodes[busy].inflight))
+            busy = i;
+    }
+    if (idle < 0 || busy < 0)
+        return;
+    rnode *b = &cl->nodes[busy];
+    int64_t now = dray__now_ns();
+    if (now - b->last_steal_ns < 2000000)
+        return;
+    b->last_steal_ns = now;
+    int64_t k = (b->inflight - cl->nodes[idle].inflight) / 2;
+    dray_value v = dray_int(k < 1 ? 1 : k > 4096 ? 4096 : k);
+    if (dray__conn_send_value(b->conn, DRAY__MSG_STEAL, 0, 0, &v, NULL) == DRAY_OK)
+        atomic_fetch_add_explicit(&cl->steal_requests, 1, memory_order_relaxed);
+}
+
 static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_value *ctl,
                       const dray_value *data)
 {
@@ -694,15 +1185,203 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
             fail_pend(cl, p, DRAY_ENOTFOUND, dray_error_message(dray_list_get(ctl, 1)));
         return;
     }
-    pthread_mutex_unlock(&cl->lock);
+    if (h->flags & DRAY__RF_STOLEN) {
+        /* Taken back from a busy node: to the least loaded one now. */
+        p->stolen = true;
+        atomic_fetch_add_explicit(&cl->tasks_stolen, 1, memory_order_relaxed);
+        p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
+        cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
+        cl->count++;
+        bool ok = place(cl, p);
+        if (!ok)
+            table_take(cl, p->rid);
+        pthread_mutex_unlock(&cl->lock);
+        if (!ok)
+            fail_pend(cl, p, p->refused, refusal(cl, p));
+        return;
+    }
+    maybe_steal(cl);
+    if ((h->flags & DRAY__RF_LOST) && p->args.type == DRAY_T_LIST && p->lost_tries < 3) {
+        /* The node could not fetch input `arg`: that object is lost; make it again and resend. */
+        const dray_value *err = dray_list_get(ctl, 1);
+        int arg = dray_error_arg_index(err);
+        const dray_value *in = arg >= 0 ? dray_list_get(&p->args, (size_t)arg) : NULL;
+        if (in && in->type == DRAY_T_EXT && in->u.ext->type == &robj_type) {
+            robj *r = (robj *)in->u.ext;
+            dray__log("node %d could not fetch input %d of '%s': %s", cl->nodes[p->node].id, arg,
+                      p->fn->name, dray_error_message(err));
+            r->lost = true;
+            p->lost_tries++;
+            p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
+            cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
+            cl->count++;
+            bool ok = place(cl, p);
+            if (!ok)
+                table_take(cl, p->rid);
+            pthread_mutex_unlock(&cl->lock);
+            if (!ok)
+                fail_pend(cl, p, p->refused, refusal(cl, p));
+            return;
+        }
+    }
+    char holder[80];
+    int node = p->node;
+    snprintf(holder, sizeof holder, "%s", node >= 0 ? cl->nodes[node].addr : "");
     dray_status st = (dray_status)dray_list_get(ctl, 0)->u.i;
-    dray_value v = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) ? dray_value_retain(data)
-                                                                : dray_value_retain(dray_list_get(ctl, 1));
+    robj *rb = p->rebuild_of;
+    if (rb && (h->flags & DRAY__RF_STORED)) {
+        /* A rebuilt object: point the handle at its new home, then send what waited for it. */
+        const dray_value *d = dray_list_get(ctl, 1);
+        pthread_mutex_lock(&rb->meta);
+        char old[80];
+        uint64_t old_id = rb->id, copies = atomic_exchange(&rb->copies, 0);
+        snprintf(old, sizeof old, "%s", rb->holder);
+        snprintf(rb->holder, sizeof rb->holder, "%s", holder);
+        rb->id = (uint64_t)dray_list_get(d, 0)->u.i;
+        rb->node = node;
+        pthread_mutex_unlock(&rb->meta);
+        /* Copies other nodes cached of the lost object go. */
+        robj gone = {.id = old_id};
+        snprintf(gone.holder, sizeof gone.holder, "%s", old);
+        for (int i = 0; i < 64 && i < cl->n_nodes; i++)
+            if (copies >> i & 1)
+                send_free(cl, i, &gone);
+        rb->lost = rb->rebuilding = false;
+        atomic_fetch_add_explicit(&cl->objects_rebuilt, 1, memory_order_relaxed);
+        pend *w = rb->waiters, *failed = NULL;
+        rb->waiters = NULL;
+        while (w) {
+            pend *next = w->next;
+            reencode(w);
+            if (!place(cl, w)) {
+                table_take(cl, w->rid);
+                w->next = failed;
+                failed = w;
+            }
+            w = next;
+        }
+        pthread_cond_broadcast(&cl->cond);
+        pthread_mutex_unlock(&cl->lock);
+        while (failed) {
+            pend *next = failed->next;
+            fail_pend(cl, failed, failed->refused, refusal(cl, failed));
+            failed = next;
+        }
+        pend_free(p);
+        return;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    if (rb) {
+        char msg[300];
+        snprintf(msg, sizeof msg, "%s", st ? dray_error_message(dray_list_get(ctl, 1))
+                                           : "running it again gave a small result, not an object");
+        p->rebuild_of = NULL;
+        rebuild_failed(cl, rb, st ? st : DRAY_ETASK, msg);
+        dray_value self = dray_value_of_ext(&rb->hdr);
+        dray_value_release(&self);
+        pend_free(p);
+        return;
+    }
+    dray_value v;
+    if (h->flags & DRAY__RF_STORED) {
+        const dray_value *d = dray_list_get(ctl, 1);
+        robj *r = robj_new(holder, (uint64_t)dray_list_get(d, 0)->u.i,
+                           (uint64_t)dray_list_get(d, 1)->u.i, dray_list_get(d, 2)->u.b);
+        lineage *l = r ? calloc(1, sizeof(*l)) : NULL;
+        if (!r || !l) {
+            free(r);
+            fail_pend(cl, p, DRAY_ENOMEM, "out of memory for an object handle");
+            return;
+        }
+        r->node = node;
+        r->own = cl->own;
+        atomic_fetch_add(&cl->own->refs, 1);
+        /* The task's description becomes the object's lineage (moved, not copied). */
+        *l = (lineage){p->fn, p->msg, p->len, p->args, p->objs, p->n_objs, p->cpus, p->res,
+                       p->task_retries, p->retry_exc};
+        p->msg = NULL;
+        p->args = dray_null();
+        p->objs = NULL;
+        p->n_objs = 0;
+        p->res = dray_null();
+        r->lin = l;
+        v = dray_value_of_ext(&r->hdr);
+        atomic_fetch_add_explicit(&cl->stored_results, 1, memory_order_relaxed);
+    } else {
+        v = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) ? dray_value_retain(data)
+                                                          : dray_value_retain(dray_list_get(ctl, 1));
+    }
     if (p->cell)
         dray__complete(cl->rt, p->cell, st, v, NULL);
     else
         dray_value_release(&v);
     pend_free(p);
+}
+
+dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v)
+{
+    if (v->type != DRAY_T_EXT || v->u.ext->type != &robj_type)
+        return DRAY_OK;
+    struct dray__cluster *cl = rt->cluster;
+    robj *r = (robj *)v->u.ext;
+    dray_status st = DRAY_OK;
+    dray_value got = dray_null();
+    pthread_mutex_lock(&r->lock);
+    for (int attempt = 0; r->local.type == DRAY_T_NULL; attempt++) {
+        char holder[80];
+        pthread_mutex_lock(&r->meta);
+        snprintf(holder, sizeof holder, "%s", r->holder);
+        uint64_t id = r->id;
+        pthread_mutex_unlock(&r->meta);
+        void *dst;
+        dray_value raw;
+        if ((st = dray_bytes_create_uninit(r->size, &raw, &dst)))
+            break;
+        st = dray__pull(cl->secret, holder, id, dst, r->size);
+        if (!st && r->encoded) {
+            st = dray_value_decode(dst, r->size, &r->local);
+            dray_value_release(&raw);
+        } else if (!st) {
+            r->local = raw;
+        } else {
+            dray_value_release(&raw);
+        }
+        if (!st) {
+            atomic_fetch_add(&cl->driver_pulls, 1);
+            atomic_fetch_add(&cl->driver_pulled_bytes, r->size);
+            break;
+        }
+        if (attempt == 3 || !r->lin || st == DRAY_EFORMAT)
+            break;
+        /* Its node is gone or lost it: make it again from its lineage and wait. */
+        char why[400];
+        snprintf(why, sizeof why, "%s", dray_last_error());
+        pthread_mutex_lock(&cl->lock);
+        if (r->id == id && !r->rebuilding) {
+            r->lost = true;
+            if (!start_rebuild(cl, r)) {
+                pthread_mutex_unlock(&cl->lock);
+                dray_set_error(st, "%s; making it again failed: no node can run it", why);
+                break;
+            }
+        }
+        while (r->rebuilding)
+            pthread_cond_wait(&cl->cond, &cl->lock);
+        dray_status rst = r->id == id ? r->rebuild_st : DRAY_OK;
+        pthread_mutex_unlock(&cl->lock);
+        if (rst) {
+            st = dray_set_error(rst, "%s; making it again failed: %s", why, r->rebuild_err);
+            break;
+        }
+    }
+    if (!st)
+        got = dray_value_retain(&r->local);
+    pthread_mutex_unlock(&r->lock);
+    dray_value_release(v);
+    if (st)
+        return dray_set_error(st, "fetching the result from its node: %s", dray_last_error());
+    *v = got;
+    return DRAY_OK;
 }
 
 /* Connects to the nodes in a NODES list that are new; closes those the head no longer lists. */
@@ -730,6 +1409,7 @@ static void on_nodes(struct dray__cluster *cl, const dray_value *list)
         nd->id = id;
         snprintf(nd->addr, sizeof nd->addr, "%s", addr);
         nd->cpus = (int)dray_list_get(e, 2)->u.i;
+        nd->res = dray_value_retain(dray_list_get(e, 3));
         nd->conn = dray__conn_retain(c);
         nd->alive = true;
         dray__conn_set_user(c, nd);
@@ -800,6 +1480,7 @@ static void on_close(dray__loop *l, dray__conn *c)
     pend *list = nd->list, *failed = NULL;
     nd->list = NULL;
     nd->inflight = 0;
+    nd->cpu_inflight = 0;
     uint64_t retried = 0;
     pend *calls = restart_actors(cl, (int)(nd - cl->nodes), &list);
     while (list) {
@@ -880,11 +1561,21 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     if (!cl)
         return dray_set_error(DRAY_ENOMEM, "out of memory attaching to %s", address);
     cl->rt = rt;
+    memcpy(cl->secret, secret, 32);
+    if (!(cl->own = calloc(1, sizeof(*cl->own)))) {
+        free(cl);
+        return dray_set_error(DRAY_ENOMEM, "out of memory attaching to %s", address);
+    }
+    atomic_init(&cl->own->refs, 1);
+    pthread_mutex_init(&cl->own->lock, NULL);
+    cl->own->cl = cl;
     snprintf(cl->address, sizeof cl->address, "%s", address);
     pthread_mutex_init(&cl->lock, NULL);
     pthread_cond_init(&cl->cond, NULL);
     cl->no_node_timeout_ns = env_int("DRAY_NO_NODE_TIMEOUT_MS", 30000) * 1000000;
     cl->default_retries = (int)env_int("DRAY_MAX_RETRIES", 3);
+    const char *slack = getenv("DRAY_LOCALITY_SLACK");
+    cl->locality_slack = slack && atof(slack) >= 0 ? atof(slack) : 2.0;
     dray__loop_ops ops = {on_message, NULL, on_close, on_tick};
     if ((st = dray__loop_create(&ops, cl, secret, NULL, 0, &cl->loop)))
         goto out_free;
@@ -931,6 +1622,7 @@ out_loop:
 out_free:
     pthread_cond_destroy(&cl->cond);
     pthread_mutex_destroy(&cl->lock);
+    owner_release(cl->own);
     free(cl);
     return st;
 }
@@ -940,6 +1632,12 @@ void dray__cluster_detach(dray_runtime *rt)
     struct dray__cluster *cl = rt->cluster;
     if (!cl)
         return;
+    /* Handles that outlive the client free nothing: the nodes free a driver's objects when its
+     * connection goes. */
+    pthread_mutex_lock(&cl->own->lock);
+    cl->own->cl = NULL;
+    pthread_mutex_unlock(&cl->own->lock);
+    owner_release(cl->own);
     dray__loop_stop(cl->loop);
     pthread_mutex_lock(&cl->lock);
     cl->closing = true;
@@ -960,9 +1658,11 @@ void dray__cluster_detach(dray_runtime *rt)
         all = next;
     }
     dray__loop_destroy(cl->loop);
-    for (int i = 0; i < cl->n_nodes; i++)
+    for (int i = 0; i < cl->n_nodes; i++) {
         if (cl->nodes[i].alive)
             dray__conn_release(cl->nodes[i].conn);
+        dray_value_release(&cl->nodes[i].res);
+    }
     while (cl->actors) {
         ractor *a = cl->actors;
         cl->actors = a->next;
@@ -973,4 +1673,30 @@ void dray__cluster_detach(dray_runtime *rt)
     pthread_cond_destroy(&cl->cond);
     pthread_mutex_destroy(&cl->lock);
     free(cl);
+}
+
+dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
+{
+    if (!rt || !out)
+        return dray_set_error(DRAY_EINVAL, "dray_cluster_client_stats: NULL argument");
+    struct dray__cluster *cl = rt->cluster;
+    if (!cl)
+        return dray_set_error(DRAY_EINVAL, "dray_cluster_client_stats: the runtime is not attached "
+                              "to a cluster");
+    static const char *keys[] = {"placed_local",   "placed_load",    "placed_spill",
+                                 "stored_results", "objects_freed",  "driver_pulls",
+                                 "driver_pulled_bytes", "objects_rebuilt", "steal_requests",
+                                 "tasks_stolen"};
+    dray_value v[10] = {
+        dray_int((int64_t)atomic_load(&cl->placed_local)),
+        dray_int((int64_t)atomic_load(&cl->placed_load)),
+        dray_int((int64_t)atomic_load(&cl->placed_spill)),
+        dray_int((int64_t)atomic_load(&cl->stored_results)),
+        dray_int((int64_t)atomic_load(&cl->objects_freed)),
+        dray_int((int64_t)atomic_load(&cl->driver_pulls)),
+        dray_int((int64_t)atomic_load(&cl->driver_pulled_bytes)),
+        dray_int((int64_t)atomic_load(&cl->objects_rebuilt)),
+        dray_int((int64_t)atomic_load(&cl->steal_requests)),
+        dray_int((int64_t)atomic_load(&cl->tasks_stolen))};
+    return dray_map_create(keys, v, 10, out);
 }

@@ -23,7 +23,9 @@ typedef struct node {
     dray__conn *conn; /* retained; NULL once dead */
     char addr[80];
     int cpus, pid;
+    dray_value res; /* custom resources: map name -> float */
     int64_t last_seen_ns, done, running;
+    int64_t store[DRAY__STORE_NSTATS]; /* the node's object-store counters, from its PINGs */
 } node;
 
 typedef struct head {
@@ -48,9 +50,9 @@ static dray_status nodes_value(head *h, dray_value *out)
         node *nd = &h->nodes[i];
         if (!nd->conn)
             continue;
-        dray_value f[3] = {dray_int(nd->id), dray_null(), dray_int(nd->cpus)};
+        dray_value f[4] = {dray_int(nd->id), dray_null(), dray_int(nd->cpus), nd->res};
         if (!(st = dray_string_create(nd->addr, &f[1])))
-            st = dray_list_create(f, 3, &items[n++]);
+            st = dray_list_create(f, 4, &items[n++]);
         dray_value_release(&f[1]);
     }
     if (!st)
@@ -88,10 +90,17 @@ static void node_dead(head *h, node *nd, const char *why)
     send_nodes(h, NULL);
 }
 
+/* Names of the dray__store_stats fields, in order. */
+static const char *const store_keys[DRAY__STORE_NSTATS] = {
+    "limit",  "objects",      "bytes_mem",     "bytes_disk", "puts",      "pulls",
+    "pulled_bytes", "served", "served_bytes",  "spilled",    "spilled_bytes", "read_back",
+    "direct_to_disk", "freed", "freed_bytes"};
+
 static dray_status status_value(head *h, dray_value *out)
 {
     static const char *keys[] = {"id",   "address",    "cpus",          "pid",
-                                 "alive", "tasks_done", "tasks_running", "last_seen_ms"};
+                                 "alive", "tasks_done", "tasks_running", "last_seen_ms", "store",
+                                 "resources"};
     dray_value *items = calloc((size_t)h->n_nodes + 1, sizeof(dray_value));
     if (!items)
         return dray_set_error(DRAY_ENOMEM, "out of memory");
@@ -100,12 +109,18 @@ static dray_status status_value(head *h, dray_value *out)
     int n = 0;
     for (; n < h->n_nodes && !st; n++) {
         node *nd = &h->nodes[n];
-        dray_value f[8] = {dray_int(nd->id),   dray_null(),         dray_int(nd->cpus),
+        dray_value f[10] = {dray_int(nd->id),   dray_null(),         dray_int(nd->cpus),
                            dray_int(nd->pid),  dray_bool(nd->conn != NULL), dray_int(nd->done),
-                           dray_int(nd->running), dray_int((now - nd->last_seen_ns) / 1000000)};
-        if (!(st = dray_string_create(nd->addr, &f[1])))
-            st = dray_map_create(keys, f, 8, &items[n]);
+                           dray_int(nd->running), dray_int((now - nd->last_seen_ns) / 1000000),
+                           dray_null(), nd->res};
+        dray_value sv[DRAY__STORE_NSTATS];
+        for (int i = 0; i < DRAY__STORE_NSTATS; i++)
+            sv[i] = dray_int(nd->store[i]);
+        if (!(st = dray_string_create(nd->addr, &f[1])) &&
+            !(st = dray_map_create(store_keys, sv, DRAY__STORE_NSTATS, &f[8])))
+            st = dray_map_create(keys, f, 10, &items[n]);
         dray_value_release(&f[1]);
+        dray_value_release(&f[8]);
     }
     dray_value list = dray_null();
     if (!st)
@@ -151,6 +166,7 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const 
         snprintf(nd->addr, sizeof nd->addr, "%s", addr);
         nd->cpus = (int)dray_list_get(ctl, 1)->u.i;
         nd->pid = (int)dray_list_get(ctl, 2)->u.i;
+        nd->res = dray_value_retain(dray_list_get(ctl, 3));
         nd->last_seen_ns = dray__now_ns();
         dray__conn_set_user(c, nd);
         dray__log("node %d joined: %s, %d cpus, pid %d", nd->id, nd->addr, nd->cpus, nd->pid);
@@ -165,6 +181,8 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const 
         nd->last_seen_ns = dray__now_ns();
         nd->done = dray_list_get(ctl, 0)->u.i;
         nd->running = dray_list_get(ctl, 1)->u.i;
+        for (int i = 0; i < DRAY__STORE_NSTATS; i++)
+            nd->store[i] = dray_list_get(dray_list_get(ctl, 2), (size_t)i)->u.i;
         return;
     case DRAY__MSG_SUBSCRIBE:
         if (dray__conn_user(c) || h->n_drivers == MAX_DRIVERS) {
@@ -301,8 +319,10 @@ dray_status dray_cluster_head_run(const dray_cluster_opts *opts, const char *dir
     if (dash)
         dray__dashboard_head_stop(dash);
     dray__loop_destroy(l);
-    for (int i = 0; i < h->n_nodes; i++)
+    for (int i = 0; i < h->n_nodes; i++) {
         dray__conn_release(h->nodes[i].conn);
+        dray_value_release(&h->nodes[i].res);
+    }
     for (int i = 0; i < h->n_drivers; i++)
         dray__conn_release(h->drivers[i]);
     free(h);

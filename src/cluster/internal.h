@@ -48,10 +48,12 @@ enum dray__msg_type {
     DRAY__MSG_CHALLENGE = 1, /* server: bytes nonce */
     DRAY__MSG_AUTH,          /* client: [bytes nonce, bytes mac, string role] */
     DRAY__MSG_AUTH_OK,       /* server: bytes mac (proves the server knows the secret too) */
-    DRAY__MSG_REGISTER,      /* worker to head: [string addr, int cpus, int pid] */
+    DRAY__MSG_REGISTER,      /* worker to head: [string addr, int cpus, int pid, map resources] */
     DRAY__MSG_SUBSCRIBE,     /* driver to head: null */
-    DRAY__MSG_NODES,         /* head to driver: list of [int id, string addr, int cpus] */
-    DRAY__MSG_PING,          /* worker to head: [int tasks_done, int tasks_running] */
+    DRAY__MSG_NODES,         /* head to driver: list of [int id, string addr, int cpus,
+                              * map resources (name -> float)] */
+    DRAY__MSG_PING,          /* worker to head: [int tasks_done, int tasks_running, list of
+                              * DRAY__STORE_NSTATS ints: object-store counters] */
     DRAY__MSG_SUBMIT,        /* driver to worker: [string fn, list args, int retries, bool retry_exc] */
     DRAY__MSG_RESULT,        /* worker to driver: [int status, value]; data per flags */
     DRAY__MSG_STATUS_REQ,    /* client to head: null */
@@ -61,6 +63,11 @@ enum dray__msg_type {
     DRAY__MSG_ACTOR_CALL,    /* driver to worker: [int id, int method, list args]; RESULT */
     DRAY__MSG_ACTOR_KILL,    /* driver to worker: [int id, bool no_restart] */
     DRAY__MSG_ACTOR_RELEASE, /* driver to worker: [int id] */
+    DRAY__MSG_PULL,          /* node or driver to the node holding an object: int id (also the
+                              * request id); RESULT with the bytes as a RAW data section */
+    DRAY__MSG_OBJ_FREE,      /* driver to worker: [string holder, int id]: drop that object */
+    DRAY__MSG_STEAL,         /* driver to worker: int max: give back up to max queued tasks
+                              * (each answered by a RESULT with RF_STOLEN) */
     DRAY__MSG_COUNT
 };
 
@@ -68,6 +75,10 @@ enum dray__msg_type {
 #define DRAY__RF_RAW 1     /* data section: the bytes of a BYTES value */
 #define DRAY__RF_ENCODED 2 /* data section: the encoded value */
 #define DRAY__RF_MISSING 4 /* the worker lacks the function: try another node */
+#define DRAY__RF_STOLEN 32 /* the task was not run: taken back for an idle node ([0, null]) */
+#define DRAY__RF_LOST 16   /* an input object could not be fetched (its error's arg index) */
+#define DRAY__RF_STORED 8  /* the value stays in the node's object store: [0, [int id, int size,
+                            * bool encoded]] */
 
 typedef struct dray__hdr {
     uint8_t type, flags;
@@ -132,15 +143,65 @@ dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, ui
 /* Closes the connection from the loop thread (on_close runs). */
 void dray__conn_close(dray__conn *c, const char *why);
 const char *dray__conn_role(const dray__conn *c);
+/* During on_message: whether more input from this peer is already buffered (a burst). */
+bool dray__conn_more_input(const dray__conn *c);
 const char *dray__conn_peer(const dray__conn *c);
 void dray__conn_set_user(dray__conn *c, void *user);
 void *dray__conn_user(const dray__conn *c);
 dray__conn *dray__conn_retain(dray__conn *c);
 void dray__conn_release(dray__conn *c);
 
+/* Blocking side: connects to `address` and authenticates as `role` (timeout_ms bounds each step);
+ * *fd is owned by the caller. */
+dray_status dray__dial_blocking(const char *address, const uint8_t *secret, const char *role,
+                                int timeout_ms, int *fd);
+/* Sends one message (no data section) on a blocking socket. */
+dray_status dray__blocking_send(int fd, const char *addr, uint8_t type, uint64_t rid,
+                                const dray_value *ctl);
+/* Reads one checked message header and control payload (*ctl owned); a data section of
+ * h->data_len bytes is left on the socket for the caller (dray__read_full). */
+dray_status dray__blocking_recv(int fd, const char *addr, dray__hdr *h, dray_value *ctl);
+dray_status dray__read_full(int fd, void *buf, size_t n, const char *addr);
+
 /* Blocking request/reply on a fresh connection: used by `dray status`. *reply is owned. */
 dray_status dray__request(const char *address, const uint8_t *secret, uint8_t type,
                           const dray_value *ctl, int timeout_ms, dray_value *reply);
+
+/* ==== Object store (store.c) ====
+ * Objects are keyed by (holder address, id): the node that made them and its number for them. */
+typedef struct dray__store dray__store;
+typedef struct dray__store_stats {
+    uint64_t limit, objects, bytes_mem, bytes_disk, puts, pulls, pulled_bytes, served,
+        served_bytes, spilled, spilled_bytes, read_back, direct_to_disk, freed, freed_bytes;
+} dray__store_stats;
+#define DRAY__STORE_NSTATS 15 /* fields of dray__store_stats, all uint64_t, sent in PINGs */
+
+/* A store spilling to `dir` under a memory limit of `limit` bytes (0: the machine's memory), with
+ * the target/spill/pause fractions from DRAY_MEMORY_TARGET/SPILL/PAUSE (0.6/0.7/0.8). */
+dray_status dray__store_create(const char *dir, size_t limit, const uint8_t secret[32],
+                               dray__store **out);
+void dray__store_destroy(dray__store *s);
+/* Makes BYTES value *bytes (retained, not copied: a result made on this node) a new object. */
+dray_status dray__store_adopt(dray__store *s, const char *self, const void *owner,
+                              const dray_value *bytes, uint64_t *id);
+/* A BYTES value over the object (no copy; the object stays pinned while the value lives). */
+dray_status dray__store_get(dray__store *s, const char *holder, uint64_t id, dray_value *out);
+/* The same, counted as served to a peer. */
+dray_status dray__store_serve(dray__store *s, const char *self, uint64_t id, dray_value *out);
+/* dray__store_get, pulling the object from `holder` first (once, cached) when it is not here. */
+dray_status dray__store_fetch(dray__store *s, const void *owner, const char *holder, uint64_t id,
+                              size_t size, dray_value *out);
+/* Reads object `id` of `holder` into dst[0..size) over a new authenticated connection. */
+dray_status dray__pull(const uint8_t secret[32], const char *holder, uint64_t id, void *dst,
+                       size_t size);
+void dray__store_free(dray__store *s, const char *holder, uint64_t id);
+/* Frees every object owned by `owner` (a driver that went away). */
+void dray__store_free_owner(dray__store *s, const void *owner);
+void dray__store_stats_get(dray__store *s, dray__store_stats *out);
+
+/* Whether v is a cluster object handle ("cluster.obj"); fills its fields (borrowed) when so. */
+bool dray__cluster_obj_info(const dray_value *v, const char **holder, uint64_t *id, uint64_t *size,
+                            bool *encoded);
 
 /* ==== Cluster directory and secret (dir.c) ==== */
 /* The directory of the cluster whose head listens on `port`: $DRAY_CLUSTER_DIR, else

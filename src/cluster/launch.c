@@ -391,7 +391,7 @@ static void serve_as_worker(const dray__launch_info *in, const char *dir, bool f
         }
         sleep_ms(50);
     }
-    dray_cluster_opts o = {bind, 0, worker_cpus(in)};
+    dray_cluster_opts o = {.bind = bind, .port = 0, .num_cpus = worker_cpus(in)};
     dray_status st = dray_cluster_worker_run(addr, &o);
     if (st)
         fprintf(stderr, "dray: %s rank %d: worker: %s\n", in->engine, in->rank, dray_last_error());
@@ -444,7 +444,7 @@ static void head_child(const char *dir, const char *bind, int port, int life_fd,
     if (pthread_create(&t, NULL, watch_parent, (void *)(intptr_t)life_fd))
         _exit(1);
     pthread_detach(t);
-    dray_cluster_opts o = {bind, port, 0};
+    dray_cluster_opts o = {.bind = bind, .port = port, .num_cpus = 0};
     dray_status st = dray_cluster_head_run(&o, dir, ready_fd);
     if (st)
         dray__log("launch: head: %s", dray_last_error());

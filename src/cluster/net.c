@@ -13,6 +13,7 @@
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -63,6 +64,7 @@ struct dray__conn {
     size_t ilen, ipos, icap;
     bool have_hdr;
     dray__hdr cur;
+    bool more_input;   /* while a message is delivered: more input is already buffered */
     uint8_t *big_ctl;  /* large-data mode: the control payload, then data read into big */
     dray_value big;
     uint8_t *big_ptr;
@@ -81,6 +83,7 @@ struct dray__loop {
     pthread_mutex_t lock; /* the conns list */
     dray__conn *conns;
     int64_t next_tick;
+    int64_t spin_ns; /* busy-poll this long after the last event before sleeping (0: never) */
 };
 
 static _Thread_local dray__loop *current_loop;
@@ -132,6 +135,7 @@ void dray__conn_release(dray__conn *c)
 }
 
 const char *dray__conn_role(const dray__conn *c) { return c->role; }
+bool dray__conn_more_input(const dray__conn *c) { return c->more_input; }
 const char *dray__conn_peer(const dray__conn *c) { return c->peer; }
 void dray__conn_set_user(dray__conn *c, void *user) { c->user = user; }
 void *dray__conn_user(const dray__conn *c) { return c->user; }
@@ -454,6 +458,7 @@ static bool process_input(dray__conn *c)
         }
         c->ipos += need;
         c->have_hdr = false;
+        c->more_input = c->ipos < c->ilen;
         dray__hdr h = c->cur;
         deliver(c, &h, p + DRAY__WIRE_HDR, &data);
         dray_value_release(&data);
@@ -654,9 +659,19 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
     }
     l->next_tick = dray__now_ns() + TICK_NS;
     struct epoll_event evs[64];
+    int64_t spin_until = 0;
     while (!atomic_load(&l->stop)) {
-        int64_t wait_ms = (l->next_tick - dray__now_ns()) / 1000000;
-        int n = epoll_wait(l->epfd, evs, 64, wait_ms < 0 ? 0 : (int)wait_ms + 1);
+        int64_t now = dray__now_ns(), wait_ms = (l->next_tick - now) / 1000000;
+        /* Busy-poll a little after activity: a reply that comes within spin_ns is read without
+         * the thread going to sleep and being woken (the round-trip latency path). */
+        bool spinning = now < spin_until;
+        int n = epoll_wait(l->epfd, evs, 64, spinning || wait_ms < 0 ? 0 : (int)wait_ms + 1);
+        if (n > 0 && l->spin_ns)
+            spin_until = dray__now_ns() + l->spin_ns;
+        if (n == 0 && spinning && !atomic_load(&l->flush_pending)) {
+            __builtin_ia32_pause();
+            continue;
+        }
         for (int i = 0; i < n; i++) {
             void *p = evs[i].data.ptr;
             if (p == &l->lfd) {
@@ -713,6 +728,10 @@ dray_status dray__loop_create(const dray__loop_ops *ops, void *user, const uint8
     l->user = user;
     memcpy(l->secret, secret, 32);
     l->lfd = l->sigfd = -1;
+    const char *spin = getenv("DRAY_BUSY_POLL_US");
+    l->spin_ns = (spin ? atoll(spin) : 0) * 1000;
+    if (l->spin_ns < 0 || l->spin_ns > 10000000)
+        l->spin_ns = 0;
     pthread_mutex_init(&l->lock, NULL);
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -809,7 +828,7 @@ bool dray__loop_on_thread(dray__loop *l) { return current_loop == l; }
 
 /* ==== Blocking client side ==== */
 
-static dray_status read_full(int fd, void *buf, size_t n, const char *addr)
+dray_status dray__read_full(int fd, void *buf, size_t n, const char *addr)
 {
     uint8_t *p = buf;
     while (n) {
@@ -830,23 +849,49 @@ static dray_status read_full(int fd, void *buf, size_t n, const char *addr)
 }
 
 /* Reads one message (no data section allowed) on a blocking socket. */
-static dray_status read_message(int fd, const char *addr, uint32_t max_ctl, dray__hdr *h,
-                                dray_value *out)
+static dray_status read_message_d(int fd, const char *addr, uint32_t max_ctl, uint64_t max_data,
+                                  dray__hdr *h, dray_value *out)
 {
     uint8_t hdr[DRAY__WIRE_HDR];
-    dray_status st = read_full(fd, hdr, sizeof hdr, addr);
-    if (st || (st = dray__wire_parse_header(hdr, sizeof hdr, max_ctl, 0, h)))
+    dray_status st = dray__read_full(fd, hdr, sizeof hdr, addr);
+    if (st || (st = dray__wire_parse_header(hdr, sizeof hdr, max_ctl, max_data, h)))
         return st;
     uint8_t *ctl = malloc(h->ctl_len ? h->ctl_len : 1);
     if (!ctl)
         return dray_set_error(DRAY_ENOMEM, "out of memory reading from %s", addr);
-    if (!(st = read_full(fd, ctl, h->ctl_len, addr)))
+    if (!(st = dray__read_full(fd, ctl, h->ctl_len, addr)))
         st = dray__wire_decode_ctl(h, ctl, out);
     free(ctl);
     return st;
 }
 
+static dray_status read_message(int fd, const char *addr, uint32_t max_ctl, dray__hdr *h,
+                                dray_value *out)
+{
+    return read_message_d(fd, addr, max_ctl, 0, h, out);
+}
+
+dray_status dray__blocking_recv(int fd, const char *addr, dray__hdr *h, dray_value *ctl)
+{
+    return read_message_d(fd, addr, DRAY__WIRE_MAX_CTL, DRAY__WIRE_MAX_DATA, h, ctl);
+}
+
+static dray_status write_message_rid(int fd, uint8_t type, uint64_t rid, const dray_value *ctl,
+                                     const char *addr);
+
 static dray_status write_message(int fd, uint8_t type, const dray_value *ctl, const char *addr)
+{
+    return write_message_rid(fd, type, 0, ctl, addr);
+}
+
+dray_status dray__blocking_send(int fd, const char *addr, uint8_t type, uint64_t rid,
+                                const dray_value *ctl)
+{
+    return write_message_rid(fd, type, rid, ctl, addr);
+}
+
+static dray_status write_message_rid(int fd, uint8_t type, uint64_t rid, const dray_value *ctl,
+                                     const char *addr)
 {
     void *buf;
     size_t len;
@@ -858,7 +903,7 @@ static dray_status write_message(int fd, uint8_t type, const dray_value *ctl, co
         dray_free(buf);
         return dray_set_error(DRAY_ENOMEM, "out of memory");
     }
-    dray__hdr h = {type, 0, (uint32_t)len, 0, 0};
+    dray__hdr h = {type, 0, (uint32_t)len, 0, rid};
     dray__wire_put_header(msg, &h);
     memcpy(msg + DRAY__WIRE_HDR, buf, len);
     dray_free(buf);
@@ -953,6 +998,17 @@ out_release:
     dray_value_release(&ok);
 out_close:
     close(fd);
+    return st;
+}
+
+dray_status dray__dial_blocking(const char *address, const uint8_t *secret, const char *role,
+                                int timeout_ms, int *fd)
+{
+    dray_status st = connect_auth(address, secret, role, timeout_ms, fd);
+    if (!st) {
+        int one = 1;
+        setsockopt(*fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     return st;
 }
 

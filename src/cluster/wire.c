@@ -44,7 +44,8 @@ static const char *type_name(unsigned t)
     static const char *names[] = {"?",         "CHALLENGE", "AUTH",   "AUTH_OK",
                                   "REGISTER",  "SUBSCRIBE", "NODES",  "PING",
                                   "SUBMIT",    "RESULT",    "STATUS_REQ", "STATUS",
-                                  "ACTOR_CREATE", "ACTOR_CALL", "ACTOR_KILL", "ACTOR_RELEASE"};
+                                  "ACTOR_CREATE", "ACTOR_CALL", "ACTOR_KILL", "ACTOR_RELEASE",
+                                  "PULL",      "OBJ_FREE",  "STEAL"};
     return t < DRAY__MSG_COUNT ? names[t] : "?";
 }
 
@@ -75,7 +76,12 @@ dray_status dray__wire_parse_header(const uint8_t *buf, size_t len, uint32_t max
     if (h.data_len && !data_ok)
         return dray_set_error(DRAY_EFORMAT, "%s message: unexpected data section of %llu bytes",
                               type_name(h.type), (unsigned long long)h.data_len);
-    if (h.type == DRAY__MSG_RESULT ? (h.flags & ~7u) || (h.flags & 3) == 3 : h.flags)
+    /* RESULT: at most one of RAW, ENCODED and STORED; MISSING, LOST and STOLEN only alone. */
+    unsigned where = h.flags & (DRAY__RF_RAW | DRAY__RF_ENCODED | DRAY__RF_STORED);
+    unsigned why = h.flags & (DRAY__RF_MISSING | DRAY__RF_LOST | DRAY__RF_STOLEN);
+    if (h.type == DRAY__MSG_RESULT ? (h.flags & ~63u) || (where & (where - 1)) ||
+                                         (why && where) || (why & (why - 1))
+                                   : h.flags)
         return dray_set_error(DRAY_EFORMAT, "%s message: bad flags 0x%x", type_name(h.type),
                               h.flags);
     *out = h;
@@ -111,6 +117,19 @@ static bool nonneg_int(const dray_value *v)
     return is(v, DRAY_T_INT) && v->u.i >= 0 && v->u.i <= INT32_MAX;
 }
 
+/* A node's custom resources: a map of at most 64 names (under 64 bytes) to floats >= 0. */
+static bool resources_ok(const dray_value *v)
+{
+    if (!is(v, DRAY_T_MAP) || dray_map_len(v) > 64)
+        return false;
+    for (size_t i = 0; i < dray_map_len(v); i++) {
+        const dray_value *a = dray_map_value_at(v, i);
+        if (strlen(dray_map_key_at(v, i)) >= 64 || !is(a, DRAY_T_FLOAT) || !(a->u.f >= 0))
+            return false;
+    }
+    return true;
+}
+
 static bool check_shape(const dray__hdr *h, const dray_value *v)
 {
     switch (h->type) {
@@ -121,8 +140,8 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
         return list_of(v, 3) && bytes_of(at(v, 0), DRAY__NONCE) && bytes_of(at(v, 1), 32) &&
                is(at(v, 2), DRAY_T_STRING);
     case DRAY__MSG_REGISTER:
-        return list_of(v, 3) && is(at(v, 0), DRAY_T_STRING) && nonneg_int(at(v, 1)) &&
-               nonneg_int(at(v, 2));
+        return list_of(v, 4) && is(at(v, 0), DRAY_T_STRING) && nonneg_int(at(v, 1)) &&
+               nonneg_int(at(v, 2)) && resources_ok(at(v, 3));
     case DRAY__MSG_SUBSCRIBE:
     case DRAY__MSG_STATUS_REQ:
         return is(v, DRAY_T_NULL);
@@ -131,13 +150,28 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
             return false;
         for (size_t i = 0; i < dray_list_len(v); i++) {
             const dray_value *n = at(v, i);
-            if (!list_of(n, 3) || !nonneg_int(at(n, 0)) || !is(at(n, 1), DRAY_T_STRING) ||
-                !nonneg_int(at(n, 2)))
+            if (!list_of(n, 4) || !nonneg_int(at(n, 0)) || !is(at(n, 1), DRAY_T_STRING) ||
+                !nonneg_int(at(n, 2)) || !resources_ok(at(n, 3)))
                 return false;
         }
         return true;
-    case DRAY__MSG_PING:
-        return list_of(v, 2) && nonneg_int(at(v, 0)) && nonneg_int(at(v, 1));
+    case DRAY__MSG_PING: {
+        /* tasks done, tasks running, object-store counters (dray__store_stats order) */
+        if (!list_of(v, 3) || !nonneg_int(at(v, 0)) || !nonneg_int(at(v, 1)) ||
+            !is(at(v, 2), DRAY_T_LIST) || dray_list_len(at(v, 2)) != DRAY__STORE_NSTATS)
+            return false;
+        for (size_t i = 0; i < DRAY__STORE_NSTATS; i++)
+            if (!is(at(at(v, 2), i), DRAY_T_INT) || at(at(v, 2), i)->u.i < 0)
+                return false;
+        return true;
+    }
+    case DRAY__MSG_PULL:
+        return is(v, DRAY_T_INT) && v->u.i >= 0;
+    case DRAY__MSG_STEAL:
+        return is(v, DRAY_T_INT) && v->u.i > 0 && v->u.i <= 1 << 20;
+    case DRAY__MSG_OBJ_FREE:
+        return list_of(v, 2) && is(at(v, 0), DRAY_T_STRING) && is(at(v, 1), DRAY_T_INT) &&
+               at(v, 1)->u.i >= 0;
     case DRAY__MSG_SUBMIT:
         return list_of(v, 4) && is(at(v, 0), DRAY_T_STRING) && is(at(v, 1), DRAY_T_LIST) &&
                dray_list_len(at(v, 1)) <= UINT16_MAX && nonneg_int(at(v, 2)) &&
@@ -150,6 +184,13 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
             return false;
         /* A failure carries its error value; data sections only carry successes. */
         bool in_data = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) != 0;
+        if (h->flags & DRAY__RF_STOLEN)
+            return st == 0 && is(at(v, 1), DRAY_T_NULL);
+        if (h->flags & DRAY__RF_STORED) {
+            const dray_value *d = at(v, 1);
+            return st == 0 && list_of(d, 3) && is(at(d, 0), DRAY_T_INT) && at(d, 0)->u.i >= 0 &&
+                   is(at(d, 1), DRAY_T_INT) && at(d, 1)->u.i >= 0 && is(at(d, 2), DRAY_T_BOOL);
+        }
         if (in_data)
             return st == 0 && is(at(v, 1), DRAY_T_NULL);
         return st == 0 || is(at(v, 1), DRAY_T_ERROR);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -29,7 +30,26 @@ typedef struct worker {
     int64_t next_ping;
     _Atomic int64_t done, running;
     wactor *actors;
+    dray__store *store;
+    char self[80]; /* this node's address, as registered */
+    _Atomic int64_t queued; /* jobs received and not started yet */
+    /* Jobs wait here until the pool has room (at most pool_limit handed over), so a driver can take
+     * back those not started (work stealing by an idle node). */
+    pthread_mutex_t qlock;
+    struct job *qhead, *qtail;
+    int in_pool, pool_limit;
+    _Atomic uint64_t stolen;
+    _Atomic uint64_t inline_runs;
+    bool inline_ok; /* DRAY_WORKER_INLINE=0 turns running short tasks on the loop thread off */
+    /* Per task function, a running average of its run time (ns; 0 = not seen), for deciding what
+     * may run on the loop thread. Keyed by function pointer; a collision just forgets. */
+    struct {
+        _Atomic(const dray_function *) fn;
+        _Atomic int64_t avg_ns;
+    } speed[256];
 } worker;
+
+#define INLINE_MAX_NS 20000 /* functions averaging under this run on the loop thread when idle */
 
 /* Sends an actor call's result once its cell completes (on the completing thread). */
 typedef struct reply {
@@ -47,11 +67,40 @@ typedef struct job {
     dray_value args;  /* list */
     int retries;
     bool retry_exc;
+    struct job *next; /* the node's queue */
 } job;
 
-/* Sends a task's outcome. Large BYTES results go as a data section from their own memory. */
-static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value *result,
-                        uint8_t extra_flags)
+/* Makes a large result (BYTES value *data, retained) an object of the node's store and answers
+ * with its handle: true when done. */
+static bool send_stored(worker *w, dray__conn *c, uint64_t rid, const dray_value *data,
+                        bool encoded)
+{
+    uint64_t id;
+    size_t len = 0;
+    dray_bytes_data(data, &len);
+    if (dray__store_adopt(w->store, w->self, c, data, &id)) {
+        dray__log("object store: %s; sending the result inline", dray_last_error());
+        return false;
+    }
+    dray_value d[3] = {dray_int((int64_t)id), dray_int((int64_t)len), dray_bool(encoded)}, items[2],
+               ctl;
+    items[0] = dray_int(DRAY_OK);
+    if (dray_list_create(d, 3, &items[1]) == DRAY_OK) {
+        if (dray_list_create(items, 2, &ctl) == DRAY_OK) {
+            if (dray__conn_send_value(c, DRAY__MSG_RESULT, DRAY__RF_STORED, rid, &ctl, NULL))
+                dray__log("cannot send result %llu to %s: %s", (unsigned long long)rid,
+                          dray__conn_peer(c), dray_last_error());
+            dray_value_release(&ctl);
+        }
+        dray_value_release(&items[1]);
+    }
+    return true;
+}
+
+/* Sends a task's outcome. With a store (w), large results stay in it and the driver gets a handle;
+ * else large BYTES results go as a data section from their own memory. */
+static void send_result_w(worker *w, dray__conn *c, uint64_t rid, dray_status st,
+                          dray_value *result, uint8_t extra_flags)
 {
     dray_value items[2] = {dray_int(st), dray_null()}, ctl;
     const dray_value *data = NULL;
@@ -59,8 +108,11 @@ static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value 
     void *enc = NULL;
     size_t len = 0;
     dray_value encv = dray_null();
-    if (st == DRAY_OK && result->type == DRAY_T_BYTES && dray_bytes_data(result, &len) &&
-        len >= RAW_LIMIT) {
+    const void *raw = st == DRAY_OK && result->type == DRAY_T_BYTES
+                          ? dray_bytes_data(result, &len) : NULL;
+    if (raw && len >= RAW_LIMIT && w && send_stored(w, c, rid, result, false))
+        return;
+    if (raw && len >= RAW_LIMIT) {
         flags |= DRAY__RF_RAW;
         data = result;
     } else if (st == DRAY_OK) {
@@ -73,6 +125,16 @@ static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value 
             dray_error_create(est, "result", msg, -1, NULL, result);
             st = est;
             items[0] = dray_int(st);
+        } else if (len >= RAW_LIMIT && w &&
+                   dray__bytes_wrap(enc, len, dray_free, enc, &encv) == DRAY_OK) {
+            /* The encoded bytes become the object as they are (the wrap frees them). */
+            enc = NULL;
+            if (send_stored(w, c, rid, &encv, true)) {
+                dray_value_release(&encv);
+                return;
+            }
+            flags |= DRAY__RF_ENCODED;
+            data = &encv;
         } else if (len >= RAW_LIMIT) {
             void *p;
             if (dray_bytes_create_uninit(len, &encv, &p) == DRAY_OK) {
@@ -101,6 +163,50 @@ static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value 
     dray_value_release(&fallback);
 }
 
+static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value *result,
+                        uint8_t extra_flags)
+{
+    send_result_w(NULL, c, rid, st, result, extra_flags);
+}
+
+/* Replaces object handles among args[0..n) by the objects' bytes (a view of this node's store,
+ * pulled from the holder first when it is elsewhere): out[i] owned. */
+static dray_status resolve_objects(worker *w, dray__conn *owner, const dray_value *args, size_t n,
+                                   dray_value *out, size_t *bad)
+{
+    for (size_t i = 0; i < n; i++)
+        out[i] = dray_null();
+    for (size_t i = 0; i < n; i++) {
+        const char *holder;
+        uint64_t id, size;
+        bool encoded;
+        if (!dray__cluster_obj_info(&args[i], &holder, &id, &size, &encoded)) {
+            out[i] = dray_value_retain(&args[i]);
+            continue;
+        }
+        dray_value b;
+        dray_status st = dray__store_fetch(w->store, owner, holder, id, size, &b);
+        if (!st && encoded) {
+            size_t len;
+            const void *p = dray_bytes_data(&b, &len);
+            st = dray_value_decode(p, len, &out[i]);
+            dray_value_release(&b);
+        } else if (!st) {
+            out[i] = b;
+        }
+        if (st) {
+            char msg[600];
+            snprintf(msg, sizeof msg, "%s", dray_last_error());
+            for (size_t k = 0; k < i; k++)
+                dray_value_release(&out[k]);
+            *bad = i;
+            return dray_set_error(DRAY_ENET, "input %zu (object %llu of %s): %s", i,
+                                  (unsigned long long)id, holder, msg);
+        }
+    }
+    return DRAY_OK;
+}
+
 /* Sends an error as a RESULT. */
 static void send_error(dray__conn *c, uint64_t rid, dray_status st, const char *fn, const char *msg)
 {
@@ -113,23 +219,70 @@ static void send_error(dray__conn *c, uint64_t rid, dray_status st, const char *
 
 /* The local task that runs a remote task: calls the function, retries on failure when asked, and
  * sends the result to the driver. */
-static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs, dray_value *out)
+static size_t speed_slot(const dray_function *fn)
 {
-    (void)nargs;
-    job *j = (job *)(uintptr_t)args[0].u.i;
+    return ((uintptr_t)fn >> 4) * 0x9e3779b97f4a7c15ull >> 56;
+}
+
+/* Records that one run of fn took ns. */
+static void note_speed(worker *w, const dray_function *fn, int64_t ns)
+{
+    size_t k = speed_slot(fn);
+    if (atomic_load_explicit(&w->speed[k].fn, memory_order_relaxed) != fn) {
+        atomic_store_explicit(&w->speed[k].avg_ns, ns, memory_order_relaxed);
+        atomic_store_explicit(&w->speed[k].fn, fn, memory_order_release);
+        return;
+    }
+    int64_t avg = atomic_load_explicit(&w->speed[k].avg_ns, memory_order_relaxed);
+    atomic_store_explicit(&w->speed[k].avg_ns, avg + (ns - avg) / 8, memory_order_relaxed);
+}
+
+/* Whether fn has been seen to be short. */
+static bool is_short(worker *w, const dray_function *fn)
+{
+    size_t k = speed_slot(fn);
+    return atomic_load_explicit(&w->speed[k].fn, memory_order_acquire) == fn &&
+           atomic_load_explicit(&w->speed[k].avg_ns, memory_order_relaxed) < INLINE_MAX_NS;
+}
+
+/* Runs job j (on an executor, or on the loop thread) and sends its result; frees j. */
+static void run_job(dray_ctx *ctx, job *j)
+{
     worker *w = j->w;
     atomic_fetch_add(&w->running, 1);
     dray_value result = dray_null();
     size_t n = dray_list_len(&j->args);
-    const dray_value *a = n ? dray_list_get(&j->args, 0) : NULL;
-    dray_status st;
-    for (int left = j->retries;; left--) {
+    dray_value stack[8], *a = n <= 8 ? stack : malloc(n * sizeof(dray_value));
+    size_t bad = 0;
+    dray_status st = !a ? dray_set_error(DRAY_ENOMEM, "out of memory")
+                        : resolve_objects(w, j->conn, n ? dray_list_get(&j->args, 0) : NULL, n, a,
+                                          &bad);
+    bool resolved = st == DRAY_OK;
+    if (a && !resolved) {
+        /* An input object could not be fetched: the driver makes it again and resends. */
+        dray_value err;
+        if (dray_error_create(st, j->fn->name, dray_last_error(), (int)bad, NULL, &err) == DRAY_OK) {
+            send_result(j->conn, j->rid, st, &err, DRAY__RF_LOST);
+            dray_value_release(&err);
+        }
+        if (a != stack)
+            free(a);
+        goto done;
+    }
+    int64_t t0 = dray__now_ns();
+    for (int left = j->retries; resolved; left--) {
         dray__clear_error();
         st = j->fn->fn(ctx, a, n, &result);
         if (st == DRAY_OK || !j->retry_exc || left <= 0)
             break;
         dray_value_release(&result);
     }
+    note_speed(w, j->fn, dray__now_ns() - t0);
+    if (resolved)
+        for (size_t i = 0; i < n; i++)
+            dray_value_release(&a[i]);
+    if (a != stack)
+        free(a);
     if (st != DRAY_OK && result.type != DRAY_T_ERROR) {
         dray_value_release(&result);
         dray_error_create(st, j->fn->name, dray_last_error()[0] ? dray_last_error()
@@ -138,18 +291,121 @@ static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs,
     } else if (st != DRAY_OK) {
         st = dray_error_status(&result);
     }
-    send_result(j->conn, j->rid, st, &result, 0);
+    send_result_w(w, j->conn, j->rid, st, &result, 0);
     dray_value_release(&result);
+done:
     atomic_fetch_sub(&w->running, 1);
     atomic_fetch_add(&w->done, 1);
     dray_value_release(&j->args);
     dray__conn_release(j->conn);
     free(j);
+}
+
+static void pump(worker *w);
+
+static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs, dray_value *out)
+{
+    (void)nargs;
+    job *j = (job *)(uintptr_t)args[0].u.i;
+    worker *w = j->w;
+    atomic_fetch_sub(&w->queued, 1);
+    run_job(ctx, j);
+    pthread_mutex_lock(&w->qlock);
+    w->in_pool--;
+    pthread_mutex_unlock(&w->qlock);
+    pump(w);
     *out = dray_null();
     return DRAY_OK;
 }
 
 static dray_function exec_fn = {"dray.cluster.exec", exec_job, NULL};
+
+static void free_job(job *j)
+{
+    dray_value_release(&j->args);
+    dray__conn_release(j->conn);
+    free(j);
+}
+
+/* Hands queued jobs to the pool while it has room. */
+static void pump(worker *w)
+{
+    for (;;) {
+        pthread_mutex_lock(&w->qlock);
+        job *j = w->in_pool < w->pool_limit ? w->qhead : NULL;
+        if (j) {
+            w->qhead = j->next;
+            if (!w->qhead)
+                w->qtail = NULL;
+            w->in_pool++;
+        }
+        pthread_mutex_unlock(&w->qlock);
+        if (!j)
+            return;
+        dray_value arg = dray_int((int64_t)(uintptr_t)j);
+        dray_ref *r;
+        if (dray_submit_fn(w->rt, &exec_fn, &arg, 1, NULL, &r) == DRAY_OK) {
+            dray_ref_release(r);
+            continue;
+        }
+        pthread_mutex_lock(&w->qlock);
+        w->in_pool--;
+        pthread_mutex_unlock(&w->qlock);
+        atomic_fetch_sub(&w->queued, 1);
+        send_error(j->conn, j->rid, DRAY_ESHUTDOWN, j->fn->name, "the node is shutting down");
+        free_job(j);
+    }
+}
+
+/* A driver asks for up to `max` of its jobs that have not started back (another node is idle):
+ * they are answered with RF_STOLEN and the driver places them again. Newest first. */
+static void on_steal(worker *w, dray__conn *c, int64_t max)
+{
+    job *taken = NULL;
+    pthread_mutex_lock(&w->qlock);
+    size_t n = 0;
+    for (job *j = w->qhead; j; j = j->next)
+        n += j->conn == c;
+    size_t skip = n > (size_t)max ? n - (size_t)max : 0;
+    job **pp = &w->qhead;
+    w->qtail = NULL;
+    while (*pp) {
+        job *j = *pp;
+        if (j->conn == c && skip == 0) {
+            *pp = j->next;
+            j->next = taken;
+            taken = j;
+            continue;
+        }
+        skip -= j->conn == c;
+        w->qtail = j;
+        pp = &j->next;
+    }
+    pthread_mutex_unlock(&w->qlock);
+    while (taken) {
+        job *j = taken;
+        taken = j->next;
+        dray_value items[2] = {dray_int(DRAY_OK), dray_null()}, v;
+        if (dray_list_create(items, 2, &v) == DRAY_OK) {
+            dray__conn_send_value(c, DRAY__MSG_RESULT, DRAY__RF_STOLEN, j->rid, &v, NULL);
+            dray_value_release(&v);
+        }
+        atomic_fetch_sub(&w->queued, 1);
+        atomic_fetch_add(&w->stolen, 1);
+        free_job(j);
+    }
+}
+
+static bool has_objects(const dray_value *args)
+{
+    const char *holder;
+    uint64_t id, size;
+    bool enc;
+    for (size_t i = 0; i < dray_list_len(args); i++)
+        if (dray__cluster_obj_info(dray_list_get(args, i), &holder, &id, &size, &enc))
+            return true;
+    return false;
+}
 
 static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_value *ctl)
 {
@@ -177,19 +433,25 @@ static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_v
     j->args = dray_value_retain(dray_list_get(ctl, 1));
     j->retries = (int)dray_list_get(ctl, 2)->u.i;
     j->retry_exc = dray_list_get(ctl, 3)->u.b;
-    dray_value arg = dray_int((int64_t)(uintptr_t)j);
-    dray_ref *r;
-    if (dray_submit_fn(w->rt, &exec_fn, &arg, 1, NULL, &r)) {
-        dray_value err;
-        dray_error_create(DRAY_ESHUTDOWN, name, "the node is shutting down", -1, NULL, &err);
-        send_result(c, h->rid, DRAY_ESHUTDOWN, &err, 0);
-        dray_value_release(&err);
-        dray_value_release(&j->args);
-        dray__conn_release(j->conn);
-        free(j);
+    /* A function known to be short runs right here when no executor is busy or waiting and no
+     * burst is arriving: no hand-over to an executor thread (the latency path). Bursts go to the
+     * pool, which runs them while this thread reads on. Not with object inputs (a pull blocks). */
+    if (w->inline_ok && !dray__conn_more_input(c) && atomic_load(&w->running) == 0 &&
+        atomic_load(&w->queued) == 0 && is_short(w, fn) && !has_objects(&j->args)) {
+        dray_ctx ctx = {w->rt, NULL, NULL, NULL};
+        atomic_fetch_add_explicit(&w->inline_runs, 1, memory_order_relaxed);
+        run_job(&ctx, j);
         return;
     }
-    dray_ref_release(r);
+    atomic_fetch_add(&w->queued, 1);
+    pthread_mutex_lock(&w->qlock);
+    if (w->qtail)
+        w->qtail->next = j;
+    else
+        w->qhead = j;
+    w->qtail = j;
+    pthread_mutex_unlock(&w->qlock);
+    pump(w);
 }
 
 
@@ -221,6 +483,34 @@ static void reply_when_done(dray__conn *c, uint64_t rid, dray_ref *ref)
     r->ref = ref;
     if (!dray__ref_on_complete(ref, &r->cb))
         reply_fn(&r->cb, ref);
+}
+
+/* Actor arguments with object handles replaced by their bytes. The loop thread does it itself (a
+ * remote object is pulled while the loop waits) so that one driver's calls keep their order. *out
+ * is NULL when there is nothing to replace; else owned (free_args). */
+static dray_status actor_args(worker *w, dray__conn *c, const dray_value *list, dray_value **out)
+{
+    size_t n = dray_list_len(list), bad = 0;
+    *out = NULL;
+    if (!n || !has_objects(list))
+        return DRAY_OK;
+    dray_value *a = malloc(n * sizeof(*a));
+    if (!a)
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    dray_status st = resolve_objects(w, c, dray_list_get(list, 0), n, a, &bad);
+    if (st) {
+        free(a);
+        return st;
+    }
+    *out = a;
+    return DRAY_OK;
+}
+
+static void free_args(dray_value *a, size_t n)
+{
+    for (size_t i = 0; a && i < n; i++)
+        dray_value_release(&a[i]);
+    free(a);
 }
 
 static wactor *find_actor(worker *w, dray__conn *owner, uint64_t id)
@@ -280,10 +570,14 @@ static void on_actor_create(worker *w, dray__conn *c, const dray__hdr *h, const 
     size_t n = dray_list_len(args);
     wactor *wa = calloc(1, sizeof(*wa));
     ready_job *j = calloc(1, sizeof(*j));
+    dray_value *res = NULL;
     dray_status st = !wa || !j ? dray_set_error(DRAY_ENOMEM, "out of memory") :
                      find_actor(w, c, id) ? dray_set_error(DRAY_EINVAL, "actor id in use") :
-                     dray_actor_create(w->rt, cls, n ? dray_list_get(args, 0) : NULL, n, &o,
-                                       &wa->actor);
+                     actor_args(w, c, args, &res);
+    if (!st)
+        st = dray_actor_create(w->rt, cls, res ? res : n ? dray_list_get(args, 0) : NULL, n, &o,
+                               &wa->actor);
+    free_args(res, n);
     if (st) {
         send_error(c, h->rid, st, cls, dray_last_error());
         free(wa);
@@ -335,8 +629,12 @@ static void on_actor_message(worker *w, dray__conn *c, const dray__hdr *h, const
         const dray_value *args = dray_list_get(ctl, 2);
         size_t n = dray_list_len(args);
         dray_ref *r;
-        dray_status st = dray_actor_call_m(w->rt, wa->actor, (int)dray_list_get(ctl, 1)->u.i,
-                                           n ? dray_list_get(args, 0) : NULL, n, &r);
+        dray_value *res = NULL;
+        dray_status st = actor_args(w, c, args, &res);
+        if (!st)
+            st = dray_actor_call_m(w->rt, wa->actor, (int)dray_list_get(ctl, 1)->u.i,
+                                   res ? res : n ? dray_list_get(args, 0) : NULL, n, &r);
+        free_args(res, n);
         if (st)
             send_error(c, h->rid, st, "actor", dray_last_error());
         else
@@ -359,7 +657,24 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *h, const d
         return;
     }
     bool driver = !strcmp(dray__conn_role(c), "driver");
-    if (h->type == DRAY__MSG_SUBMIT && driver)
+    if (h->type == DRAY__MSG_PULL && (driver || !strcmp(dray__conn_role(c), "peer"))) {
+        dray_value b;
+        if (dray__store_serve(w->store, w->self, (uint64_t)ctl->u.i, &b)) {
+            send_error(c, h->rid, DRAY_ENOTFOUND, "pull", dray_last_error());
+            return;
+        }
+        dray_value items[2] = {dray_int(DRAY_OK), dray_null()}, v;
+        if (dray_list_create(items, 2, &v) == DRAY_OK) {
+            dray__conn_send_value(c, DRAY__MSG_RESULT, DRAY__RF_RAW, h->rid, &v, &b);
+            dray_value_release(&v);
+        }
+        dray_value_release(&b);
+    } else if (h->type == DRAY__MSG_STEAL && driver) {
+        on_steal(w, c, ctl->u.i);
+    } else if (h->type == DRAY__MSG_OBJ_FREE && driver) {
+        dray__store_free(w->store, dray_string_cstr(dray_list_get(ctl, 0)),
+                         (uint64_t)dray_list_get(ctl, 1)->u.i);
+    } else if (h->type == DRAY__MSG_SUBMIT && driver)
         on_submit(w, c, h, ctl);
     else if (h->type == DRAY__MSG_ACTOR_CREATE && driver)
         on_actor_create(w, c, h, ctl);
@@ -376,7 +691,30 @@ static void on_close(dray__loop *l, dray__conn *c)
         dray__log("lost the head: stopping");
         dray__loop_stop(l);
     }
-    /* A driver that left takes its actors with it. */
+    /* A driver that left takes its queued jobs, objects and actors with it. */
+    pthread_mutex_lock(&w->qlock);
+    job *gone = NULL, **pp = &w->qhead;
+    w->qtail = NULL;
+    while (*pp) {
+        job *j = *pp;
+        if (j->conn == c) {
+            *pp = j->next;
+            j->next = gone;
+            gone = j;
+            continue;
+        }
+        w->qtail = j;
+        pp = &j->next;
+    }
+    pthread_mutex_unlock(&w->qlock);
+    while (gone) {
+        job *j = gone;
+        gone = j->next;
+        atomic_fetch_sub(&w->queued, 1);
+        free_job(j);
+    }
+    if (w->store)
+        dray__store_free_owner(w->store, c);
     for (wactor *a = w->actors, *next; a; a = next) {
         next = a->next;
         if (a->owner == c)
@@ -391,23 +729,59 @@ static void on_tick(dray__loop *l)
     if (now < w->next_ping)
         return;
     w->next_ping = now + PING_NS;
-    dray_value items[2] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running))};
+    dray__store_stats ss;
+    dray__store_stats_get(w->store, &ss);
+    const uint64_t *f = (const uint64_t *)&ss;
+    dray_value sv[DRAY__STORE_NSTATS];
+    for (int i = 0; i < DRAY__STORE_NSTATS; i++)
+        sv[i] = dray_int((int64_t)(f[i] & INT64_MAX));
+    dray_value items[3] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running)),
+                           dray_null()};
     dray_value v;
-    if (dray_list_create(items, 2, &v) == DRAY_OK) {
+    if (dray_list_create(sv, DRAY__STORE_NSTATS, &items[2]) == DRAY_OK &&
+        dray_list_create(items, 3, &v) == DRAY_OK) {
         dray__conn_send_value(w->head, DRAY__MSG_PING, 0, 0, &v, NULL);
         dray_value_release(&v);
     }
+    dray_value_release(&items[2]);
 }
 
-static dray_status do_register(worker *w, const char *bind, int cpus)
+/* Parses "name=amount,..." into a map name -> float. */
+static dray_status parse_resources(const char *spec, dray_value *out)
 {
-    char addr[80];
-    snprintf(addr, sizeof addr, "%s:%d", bind, dray__loop_port(w->loop));
-    dray_value items[3] = {dray_null(), dray_int(cpus), dray_int(getpid())}, v;
-    dray_status st = dray_string_create(addr, &items[0]);
+    const char *names[64];
+    char buf[64][64];
+    dray_value amounts[64];
+    size_t n = 0;
+    for (const char *p = spec ? spec : ""; *p;) {
+        const char *eq = strchr(p, '='), *end = strchr(p, ',');
+        if (!end)
+            end = p + strlen(p);
+        char *num_end;
+        double a = eq && eq < end ? strtod(eq + 1, &num_end) : -1;
+        if (!eq || eq >= end || eq == p || (size_t)(eq - p) >= 64 || n == 64 || !(a >= 0) ||
+            num_end != end)
+            return dray_set_error(DRAY_EINVAL, "resources '%s': expected name=amount,... (at most "
+                                  "64, names under 64 bytes, amounts >= 0)", spec);
+        memcpy(buf[n], p, (size_t)(eq - p));
+        buf[n][eq - p] = 0;
+        names[n] = buf[n];
+        amounts[n++] = dray_float(a);
+        p = *end ? end + 1 : end;
+    }
+    return dray_map_create(names, amounts, n, out);
+}
+
+static dray_status do_register(worker *w, int cpus, const char *resources)
+{
+    dray_value items[4] = {dray_null(), dray_int(cpus), dray_int(getpid()), dray_null()}, v;
+    dray_status st = parse_resources(resources, &items[3]);
     if (!st)
-        st = dray_list_create(items, 3, &v);
+        st = dray_string_create(w->self, &items[0]);
+    if (!st)
+        st = dray_list_create(items, 4, &v);
     dray_value_release(&items[0]);
+    dray_value_release(&items[3]);
     if (st)
         return st;
     st = dray__conn_send_value(w->head, DRAY__MSG_REGISTER, 0, 0, &v, NULL);
@@ -446,11 +820,23 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
     dray__loop_ops ops = {on_message, NULL, on_close, on_tick};
     if ((st = dray__loop_create(&ops, w, secret, bind, 0, &w->loop)))
         goto out_shutdown;
+    snprintf(w->self, sizeof w->self, "%s:%d", bind, dray__loop_port(w->loop));
+    pthread_mutex_init(&w->qlock, NULL);
+    w->pool_limit = 2 * dray_runtime_num_workers(w->rt);
+    const char *inl = getenv("DRAY_WORKER_INLINE");
+    w->inline_ok = !inl || strcmp(inl, "0");
+    char dir[4096], host[256];
+    int hport = 0;
+    dray__parse_address(address, host, sizeof host, &hport);
+    dray__cluster_dir(hport, dir, sizeof dir);
+    mkdir(dir, 0700);
+    if ((st = dray__store_create(dir, opts->memory, secret, &w->store)))
+        goto out_loop;
     dray__conn *hc;
     if ((st = dray__loop_dial(w->loop, address, "worker", 10000, &hc)))
         goto out_loop;
     w->head = dray__conn_retain(hc);
-    if ((st = do_register(w, bind, dray_runtime_num_workers(w->rt))))
+    if ((st = do_register(w, dray_runtime_num_workers(w->rt), opts->resources)))
         goto out_loop;
     dray__log("worker joined %s, serving on %s:%d with %d executors", address, bind,
               dray__loop_port(w->loop), dray_runtime_num_workers(w->rt));
@@ -461,6 +847,12 @@ out_loop:
         drop_actor(w, w->actors);
 out_shutdown:
     dray_shutdown(w->rt, DRAY_SHUTDOWN_CANCEL);
+    while (w->qhead) {
+        job *j = w->qhead;
+        w->qhead = j->next;
+        free_job(j);
+    }
+    dray__store_destroy(w->store);
 out_free:
     dray__conn_release(w->head);
     free(w);
@@ -479,6 +871,9 @@ void dray__cluster_worker_from_env(void)
     dray_cluster_opts o = {0};
     const char *cpus = getenv("DRAY_WORKER_CPUS");
     o.num_cpus = cpus ? atoi(cpus) : 0;
+    const char *mem = getenv("DRAY_WORKER_MEMORY");
+    o.memory = mem ? (size_t)strtoull(mem, NULL, 10) : 0;
+    o.resources = getenv("DRAY_WORKER_RESOURCES");
     const char *bind = getenv("DRAY_BIND"); /* the address to listen on (default 127.0.0.1) */
     o.bind = bind && *bind ? bind : NULL;
     dray_status st = a ? dray_cluster_worker_run(a, &o) : DRAY_ENOMEM;

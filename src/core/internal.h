@@ -318,6 +318,11 @@ void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, cons
 /* value.c */
 dray_status dray__blob_alloc(uint32_t type, size_t len, size_t payload, dray__blob **out);
 void dray__blob_release(dray__blob *b);
+/* A BYTES value over memory owned elsewhere (the cluster's shared-memory objects): release(ctx) runs
+ * when the value's last count goes. The blob's type then has this bit set. */
+#define DRAY__BLOB_EXTERNAL 0x80000000u
+dray_status dray__bytes_wrap(void *data, size_t len, void (*release)(void *ctx), void *ctx,
+                             dray_value *out);
 
 /* events.c: recording hooks, called only while rt->events is set. `slot` is the running thread's
  * ring pointer (a worker's or an external helper's ev field), filled on first use. */
@@ -413,6 +418,9 @@ dray_status dray__cluster_actor_call(dray_runtime *rt, void *remote, int method,
 dray_status dray__cluster_actor_kill(dray_runtime *rt, void *remote, bool no_restart)
     __attribute__((weak));
 int dray__cluster_actor_restarts(const void *remote) __attribute__((weak));
+/* dray_get on an attached runtime: replaces *v (owned) by the value a cluster object handle stands
+ * for (fetched from the node holding it); other values are left alone. On an error *v is released. */
+dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v) __attribute__((weak));
 void dray__cluster_actor_release(void *remote) __attribute__((weak));
 
 /* A callback run once a cell completes, on the completing thread (the cell's status and result are

@@ -684,6 +684,8 @@ dray_status dray_get(dray_runtime *rt, dray_ref *ref, int64_t timeout_ms, dray_v
         return report_failure(ref, out);
     if (out)
         *out = dray_value_retain(&ref->u.result);
+    if (out && rt->cluster && out->type == DRAY_T_EXT && dray__cluster_resolve)
+        return dray__cluster_resolve(rt, out);
     return DRAY_OK;
 }
 

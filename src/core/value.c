@@ -23,9 +23,33 @@ dray_status dray__blob_alloc(uint32_t type, size_t len, size_t payload, dray__bl
     return DRAY_OK;
 }
 
+/* Bytes whose memory lives elsewhere (a shared-memory object): the blob's type carries
+ * DRAY__BLOB_EXTERNAL and this record follows the header. */
+typedef struct ext_bytes {
+    void *data;
+    void (*release)(void *ctx);
+    void *ctx;
+} ext_bytes;
+
 static inline void *blob_data(const dray__blob *b)
 {
+    if (b->type & DRAY__BLOB_EXTERNAL)
+        return ((const ext_bytes *)(b + 1))->data;
     return (void *)(b + 1);
+}
+
+dray_status dray__bytes_wrap(void *data, size_t len, void (*release)(void *ctx), void *ctx,
+                             dray_value *out)
+{
+    dray__blob *b = NULL;
+    dray_status st = dray__blob_alloc(DRAY_T_BYTES | DRAY__BLOB_EXTERNAL, len, sizeof(ext_bytes), &b);
+    if (st)
+        return st;
+    *(ext_bytes *)(b + 1) = (ext_bytes){data, release, ctx};
+    out->type = DRAY_T_BYTES;
+    out->aux = 0;
+    out->u.blob = b;
+    return DRAY_OK;
 }
 
 /* Map layout after the header: dray_value values[n]; const char *keys[n]; key bytes. */
@@ -65,6 +89,10 @@ void dray__blob_release(dray__blob *b)
                 } else {
                     dray_value_release(v);
                 }
+            }
+            if (b->type & DRAY__BLOB_EXTERNAL) {
+                ext_bytes *x = (ext_bytes *)(b + 1);
+                x->release(x->ctx);
             }
             free(b);
         }

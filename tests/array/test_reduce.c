@@ -96,19 +96,40 @@ TEST(all_ops_all_axes)
     free(v);
 }
 
-/* Chunks spanning the trailing axes take the flat walks (all axes, or the first axis row by row). */
+/* Chunks spanning the trailing axes take the flat walks (all axes, the first axis row by row, or
+ * the trailing axes one short run per position). */
 TEST(all_ops_spanning_chunks)
 {
     const int64_t s[3] = {N0, N1, N2}, c[3] = {2, N1, N2};
     double *v;
     dray_array *a = test_f64(3, s, c, -1, 1, &v);
     v[17] = v[17 + N1 * N2]; /* a tie along axis 0 for argmin/argmax */
+    v[40] = v[43];           /* and one along the last axis */
     dray_array_release(a);
     ASSERT_OK(dray_array_from_buffer(DRAY_FLOAT64, 3, s, c, v, &a));
     for (int op = 0; op < DRAY__REDUCE_COUNT; op++) {
         check_op(a, v, (dray_reduce_op)op, 1, false, 0);
         check_op(a, v, (dray_reduce_op)op, 7, true, 2);
+        /* trailing axes (the last, the last two): one short run of the flat order per position */
+        check_op(a, v, (dray_reduce_op)op, 4, false, 0);
+        if (op != DRAY_ARGMIN && op != DRAY_ARGMAX)
+            check_op(a, v, (dray_reduce_op)op, 6, op == DRAY_SUM, 0);
     }
+    /* the same on int64 (integer accumulators), values -3..3 with ties */
+    double *w = malloc(sizeof(double) * N0 * N1 * N2);
+    for (int i = 0; i < N0 * N1 * N2; i++)
+        w[i] = (double)((int)(v[i] * 4));
+    dray_array *wf, *wi;
+    ASSERT_OK(dray_array_from_buffer(DRAY_FLOAT64, 3, s, c, w, &wf));
+    ASSERT_OK(dray_array_astype(wf, DRAY_INT64, &wi));
+    for (int op = 0; op < DRAY__REDUCE_COUNT; op++) {
+        check_op(wi, w, (dray_reduce_op)op, 4, false, 0);
+        if (op != DRAY_ARGMIN && op != DRAY_ARGMAX)
+            check_op(wi, w, (dray_reduce_op)op, 6, false, 0);
+    }
+    dray_array_release(wi);
+    dray_array_release(wf);
+    free(w);
     dray_array_release(a);
     free(v);
 }

@@ -1,5 +1,8 @@
 /* Structure and linear algebra against naive loops: slicing (steps, negatives, indices), transpose,
  * concatenate, stack, rechunk, reshape, matmul vs a triple loop, and persist. */
+#include <stdio.h>
+#include <unistd.h>
+
 #include "util.h"
 
 #define S_ DRAY_SLICE_NONE
@@ -68,9 +71,17 @@ TEST(transpose_rechunk_reshape)
     for (int64_t i = 0; i < 120; i++)
         ASSERT_TRUE(dray_ndarray_get(x, i) == v[i]);
     dray_ndarray_release(x);
-    /* reshape needs whole rows: (4,6,5) chunked on axis 1 is refused, (4,30) rows work */
-    ASSERT_STATUS(dray_array_reshape(a, 2, (int64_t[]){4, 30}, &rs), DRAY_EINVAL);
-    ASSERT_CONTAINS(dray_last_error(), "axis 1 is split");
+    /* (4,6,5) in chunks (3|1, 4|2, 2|2|1): axis 2 merges into axis 1, so it becomes one chunk
+     * (a rechunk, as Dask does) and axis 1 keeps its split: output chunks (3|1, 20|10) */
+    ASSERT_OK(dray_array_reshape(a, 2, (int64_t[]){4, 30}, &rs));
+    ASSERT_EQ(dray_array_numchunks(rs, 0), 2);
+    ASSERT_EQ(dray_array_numchunks(rs, 1), 2);
+    ASSERT_EQ(dray_array_chunk_sizes(rs, 1)[0], 20);
+    x = compute(rs);
+    for (int64_t i = 0; i < 120; i++)
+        ASSERT_TRUE(dray_ndarray_get(x, i) == v[i]);
+    dray_ndarray_release(x);
+    dray_array_release(rs);
     dray_array *whole;
     ASSERT_OK(dray_array_rechunk(a, (int64_t[]){2, 0, 0}, &whole));
     ASSERT_OK(dray_array_reshape(whole, 2, (int64_t[]){-1, 15}, &rs));
@@ -85,6 +96,98 @@ TEST(transpose_rechunk_reshape)
     dray_array_release(whole);
     dray_array_release(r);
     dray_array_release(t);
+    dray_array_release(a);
+    free(v);
+}
+
+/* One reshape checked two ways: the flat C-order data is unchanged (NumPy's reshape), and the
+ * output grid is a valid partition of the new shape. */
+static void check_reshape(int nin, const int64_t *s, const int64_t *c, int nout, const int64_t *o)
+{
+    double *v;
+    dray_array *a = test_f64(nin, s, c, -1, 1, &v), *r;
+    ASSERT_OK(dray_array_reshape(a, nout, o, &r));
+    ASSERT_EQ(dray_array_ndim(r), nout);
+    for (int d = 0; d < nout; d++) {
+        int64_t sum = 0;
+        for (int64_t k = 0; k < dray_array_numchunks(r, d); k++)
+            sum += dray_array_chunk_sizes(r, d)[k];
+        ASSERT_EQ(sum, o[d]);
+    }
+    dray_ndarray *x = compute(r);
+    for (int d = 0; d < nout; d++)
+        ASSERT_EQ(dray_ndarray_shape(x)[d], o[d]);
+    for (int64_t i = 0; i < shape_size(nin, s); i++)
+        ASSERT_TRUE(dray_ndarray_get(x, i) == v[i]);
+    dray_ndarray_release(x);
+    dray_array_release(r);
+    dray_array_release(a);
+    free(v);
+}
+
+TEST(reshape_general)
+{
+    /* merges, splits, both at once, size-1 axes, empty arrays */
+    check_reshape(3, (int64_t[]){4, 6, 5}, (int64_t[]){3, 4, 2}, 1, (int64_t[]){120});
+    check_reshape(1, (int64_t[]){120}, (int64_t[]){7}, 3, (int64_t[]){4, 6, 5});
+    check_reshape(2, (int64_t[]){4, 6}, (int64_t[]){1, 5}, 2, (int64_t[]){3, 8});
+    check_reshape(3, (int64_t[]){6, 1, 4}, (int64_t[]){4, 1, 3}, 4, (int64_t[]){2, 3, 4, 1});
+    check_reshape(2, (int64_t[]){1, 12}, (int64_t[]){1, 5}, 2, (int64_t[]){3, 4});
+    check_reshape(2, (int64_t[]){0, 5}, (int64_t[]){1, 2}, 2, (int64_t[]){5, 0});
+    check_reshape(4, (int64_t[]){2, 3, 4, 5}, (int64_t[]){1, 2, 3, 2}, 2, (int64_t[]){6, 20});
+    check_reshape(2, (int64_t[]){12, 10}, (int64_t[]){5, 3}, 4, (int64_t[]){4, 3, 2, 5});
+    /* chunks kept where they already fit: (12, 10) in rows of 4 -> (3, 4, 10) without a rechunk */
+    double *v;
+    dray_array *a = test_f64(2, (int64_t[]){12, 10}, (int64_t[]){4, 10}, 0, 1, &v), *r;
+    ASSERT_OK(dray_array_reshape(a, 3, (int64_t[]){3, 4, 10}, &r));
+    ASSERT_EQ(dray_array_numchunks(r, 0), 3);
+    ASSERT_EQ(dray_array_numchunks(r, 1), 1);
+    dray_array_release(r);
+    dray_array_release(a);
+    free(v);
+    /* random shapes: the output spreads the prime factors of the size over 1-4 axes */
+    for (int t = 0; t < 60; t++) {
+        int nin = 1 + (int)(lcg_unit() * 4), nout = 1 + (int)(lcg_unit() * 4);
+        int64_t s[4], c[4], o[4] = {1, 1, 1, 1}, n = 1;
+        for (int d = 0; d < nin; d++) {
+            s[d] = 1 + (int64_t)(lcg_unit() * 6);
+            c[d] = 1 + (int64_t)(lcg_unit() * (double)s[d]);
+            n *= s[d];
+        }
+        for (int64_t p = 2, m = n; m > 1;) {
+            if (m % p) {
+                p++;
+                continue;
+            }
+            o[(int)(lcg_unit() * nout)] *= p;
+            m /= p;
+        }
+        check_reshape(nin, s, c, nout, o);
+    }
+}
+
+/* NumPy as the independent oracle: dray writes reshape(a) to .npy, NumPy compares it with its own
+ * reshape of a (also written by dray, whose .npy writer test_npy checks against NumPy). */
+TEST(reshape_vs_numpy)
+{
+    char dir[] = "/tmp/dray-reshape-XXXXXX", cmd[1024];
+    ASSERT_TRUE(mkdtemp(dir) != NULL);
+    const int64_t s[3] = {6, 10, 4}, c[3] = {4, 3, 3};
+    double *v;
+    dray_array *a = test_f64(3, s, c, 0, 1, &v), *r;
+    ASSERT_OK(dray_array_reshape(a, 4, (int64_t[]){4, 5, -1, 2}, &r));
+    snprintf(cmd, sizeof(cmd), "%s/a.npy", dir);
+    ASSERT_OK(dray_array_write_npy(test_rt(), a, cmd));
+    snprintf(cmd, sizeof(cmd), "%s/r.npy", dir);
+    ASSERT_OK(dray_array_write_npy(test_rt(), r, cmd));
+    snprintf(cmd, sizeof(cmd),
+             "cd %s && /usr/bin/python3 -c \"import numpy as np\n"
+             "a = np.load('a.npy'); r = np.load('r.npy')\n"
+             "assert r.shape == (4, 5, 6, 2), r.shape\n"
+             "assert np.array_equal(r, a.reshape(4, 5, -1, 2))\" && rm -f a.npy r.npy && rmdir %s",
+             dir, dir);
+    ASSERT_EQ(system(cmd), 0);
+    dray_array_release(r);
     dray_array_release(a);
     free(v);
 }
@@ -273,4 +376,5 @@ TEST(dot)
     free(vu);
 }
 
-RUN_TESTS(T_(dot), T_(rechunk_many), T_(slicing), T_(transpose_rechunk_reshape), T_(concat_stack), T_(matmul), T_(persist))
+RUN_TESTS(T_(dot), T_(rechunk_many), T_(slicing), T_(transpose_rechunk_reshape),
+          T_(reshape_general), T_(reshape_vs_numpy), T_(concat_stack), T_(matmul), T_(persist))

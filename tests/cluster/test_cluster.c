@@ -67,6 +67,32 @@ DRAY_FUNCTION(cl_sum_bytes)
     return DRAY_OK;
 }
 
+/* Its bytes argument with every byte plus one (mod 256). */
+DRAY_FUNCTION(cl_bump_bytes)
+{
+    size_t n;
+    const uint8_t *in = dray_bytes_data(&args[0], &n);
+    uint8_t *out;
+    dray_status st = dray_bytes_create_uninit(n, result, (void **)&out);
+    for (size_t i = 0; !st && i < n; i++)
+        out[i] = (uint8_t)(in[i] + 1);
+    return st;
+}
+
+/* cl_sum_bytes after 30 ms. */
+DRAY_FUNCTION(cl_slow_sum_bytes)
+{
+    struct timespec ts = {0, 30000000};
+    nanosleep(&ts, NULL);
+    size_t n;
+    const uint8_t *p = dray_bytes_data(&args[0], &n);
+    int64_t s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += p[i];
+    *result = dray_int(s);
+    return DRAY_OK;
+}
+
 /* A list of n ints (a large encoded value). */
 DRAY_FUNCTION(cl_make_list)
 {
@@ -150,8 +176,23 @@ static dray_status counter_fail(dray_ctx *ctx, void *s, const dray_value *a, siz
     (void)s, (void)a, (void)n, (void)r;
     return dray_ctx_fail(ctx, DRAY_ETASK, "counter refused");
 }
+static dray_status counter_sum_bytes(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                                     dray_value *r)
+{
+    (void)s, (void)n;
+    size_t len;
+    const uint8_t *p = dray_bytes_data(&a[0], &len);
+    if (!p)
+        return dray_ctx_fail(ctx, DRAY_ETYPE, "sum_bytes: argument is a %s",
+                             dray_type_name((dray_type)a[0].type));
+    int64_t sum = 0;
+    for (size_t i = 0; i < len; i++)
+        sum += p[i];
+    *r = dray_int(sum);
+    return DRAY_OK;
+}
 DRAY_ACTOR_CLASS(ClCounter, counter_init, counter_free, {"add", counter_add},
-                 {"pid", counter_pid}, {"fail", counter_fail})
+                 {"pid", counter_pid}, {"fail", counter_fail}, {"sum_bytes", counter_sum_bytes})
 
 /* ==== Fixture ==== */
 
@@ -555,6 +596,9 @@ TEST(garbage_to_every_port_is_survived)
     fx_stop(&f);
 }
 
+static dray_ref *submit_on(dray_runtime *rt, const char *fn, dray_value arg, const char *res);
+static int64_t store_stat(const fx *f, pid_t pid, const char *key);
+
 TEST(cli_status_lists_nodes)
 {
     fx f;
@@ -564,6 +608,14 @@ TEST(cli_status_lists_nodes)
     struct timespec ts = {1, 300000000};
     nanosleep(&ts, NULL);
     assert_both_workers_run_tasks(rt, &f);
+    /* One 2,000,000-byte object in a node's store: the status line shows it once a heartbeat came. */
+    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(2000000), NULL);
+    ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
+    for (int i = 0; i < 200 && store_stat(&f, f.workers[0], "objects") +
+                                   store_stat(&f, f.workers[1], "objects") != 1; i++) {
+        struct timespec d = {0, 50000000};
+        nanosleep(&d, NULL);
+    }
     char cmd[4300], out[4096] = {0};
     snprintf(cmd, sizeof cmd, "%s status --address %s", f.dray, f.addr);
     FILE *p = popen(cmd, "r");
@@ -576,6 +628,17 @@ TEST(cli_status_lists_nodes)
     char pid[32];
     snprintf(pid, sizeof pid, " %d ", (int)f.workers[1]);
     ASSERT_CONTAINS(out, pid);
+    ASSERT_CONTAINS(out, "store MB mem/disk/limit");
+    ASSERT_CONTAINS(out, " 2.0/0.0/");
+    dray_ref_release(obj);
+    /* A malformed --memory is refused before anything starts. */
+    snprintf(cmd, sizeof cmd, "%s start --address %s --memory 12q 2>&1", f.dray, f.addr);
+    p = popen(cmd, "r");
+    ASSERT_TRUE(p != NULL);
+    n = fread(out, 1, sizeof out - 1, p);
+    out[n] = 0;
+    ASSERT_NE(pclose(p), 0);
+    ASSERT_CONTAINS(out, "--memory '12q'");
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     fx_stop(&f);
 }
@@ -836,9 +899,351 @@ TEST(node_joining_mid_job_gets_work)
     fx_stop(&f);
 }
 
+/* ==== Object store ==== */
+
+/* The sum of the bytes cl_make_bytes makes, computed independently of the cluster. */
+static int64_t made_sum(int64_t n)
+{
+    int64_t s = 0;
+    for (int64_t i = 0; i < n; i++)
+        s += (i * 7 + 3) % 251;
+    return s;
+}
+
+static int64_t map_int(const dray_value *m, const char *k)
+{
+    const dray_value *v = dray_map_get(m, k);
+    ASSERT_TRUE(v != NULL);
+    return v->u.i;
+}
+
+/* The object-store counter `key` of the node whose pid is `pid`, from `dray_cluster_status`. */
+static int64_t store_stat(const fx *f, pid_t pid, const char *key)
+{
+    dray_value st;
+    ASSERT_OK(dray_cluster_status(f->addr, &st));
+    const dray_value *nodes = dray_map_get(&st, "nodes");
+    int64_t out = -1;
+    for (size_t i = 0; i < dray_list_len(nodes); i++) {
+        const dray_value *n = dray_list_get(nodes, i);
+        if (map_int(n, "pid") == pid)
+            out = map_int(dray_map_get(n, "store"), key);
+    }
+    dray_value_release(&st);
+    ASSERT_NE(out, -1);
+    return out;
+}
+
+/* Waits (heartbeats bring the counters every 500 ms) until the counter equals want. */
+static void wait_store_stat(const fx *f, pid_t pid, const char *key, int64_t want)
+{
+    int64_t got = -1;
+    for (int i = 0; i < 200 && (got = store_stat(f, pid, key)) != want; i++) {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    if (got != want)
+        fprintf(stderr, "node %d: store counter %s is %lld, want %lld\n", (int)pid, key,
+                (long long)got, (long long)want);
+    ASSERT_EQ(got, want);
+}
+
+/* Waits until the counter is at least `min`. */
+static void wait_store_min(const fx *f, pid_t pid, const char *key, int64_t min)
+{
+    int64_t got = -1;
+    for (int i = 0; i < 200 && (got = store_stat(f, pid, key)) < min; i++) {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_GE(got, min);
+}
+
+static int64_t client_stat(dray_runtime *rt, const char *key)
+{
+    dray_value m;
+    ASSERT_OK(dray_cluster_client_stats(rt, &m));
+    int64_t v = map_int(&m, key);
+    dray_value_release(&m);
+    return v;
+}
+
+/* Submits fn(arg) needing one unit of custom resource `res` (NULL: none). */
+static dray_ref *submit_on(dray_runtime *rt, const char *fn, dray_value arg, const char *res)
+{
+    dray_resource r = {res, 1};
+    dray_task_opts o = {0};
+    o.resources = &r;
+    o.n_resources = res ? 1 : 0;
+    dray_ref *out;
+    ASSERT_OK(dray_submit(rt, fn, &arg, 1, res ? &o : NULL, &out));
+    return out;
+}
+
+/* Two nodes, one offering resource "left" and one "right"; *pids gets their pids. */
+static void fx_start_left_right(fx *f)
+{
+    fx_start(f, 0);
+    setenv("DRAY_WORKER_RESOURCES", "left=1", 1);
+    f->workers[f->nworkers++] = spawn_worker(f->addr);
+    setenv("DRAY_WORKER_RESOURCES", "right=1,gpu=2", 1);
+    f->workers[f->nworkers++] = spawn_worker(f->addr);
+    unsetenv("DRAY_WORKER_RESOURCES");
+    setenv("DRAY_MIN_NODES", "2", 1);
+}
+
+/* A large result stays in its node's store (the driver holds a handle); a consumer is placed on
+ * that node (locality) and reads it there; dray_get fetches it once; dropping the refs frees it. */
+TEST(objects_stay_on_their_node_and_are_freed)
+{
+    fx f;
+    fx_start_left_right(&f);
+    dray_runtime *rt = connect_driver(&f);
+    enum { SIZE = 3 << 20 };
+    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
+    ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
+    ASSERT_EQ(client_stat(rt, "stored_results"), 1);
+    wait_store_stat(&f, f.workers[0], "objects", 1);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_mem"), SIZE);
+    ASSERT_EQ(store_stat(&f, f.workers[1], "objects"), 0);
+    /* Consumers without constraints go where the input is. */
+    int64_t local0 = client_stat(rt, "placed_local");
+    for (int i = 0; i < 4; i++) {
+        dray_value a = dray_value_of_ref(obj);
+        dray_ref *sum;
+        ASSERT_OK(dray_submit(rt, "cl_sum_bytes", &a, 1, NULL, &sum));
+        ASSERT_EQ(get_int(rt, sum), made_sum(SIZE));
+        dray_ref_release(sum);
+    }
+    ASSERT_EQ(client_stat(rt, "placed_local") - local0, 4);
+    ASSERT_EQ(store_stat(&f, f.workers[1], "pulls"), 0);
+    /* The driver reads it: one pull, then the cached copy. */
+    for (int k = 0; k < 2; k++) {
+        dray_value v;
+        ASSERT_OK(dray_get(rt, obj, 20000, &v));
+        size_t n;
+        const uint8_t *p = dray_bytes_data(&v, &n);
+        ASSERT_EQ(n, SIZE);
+        for (size_t i = 0; i < n; i += 4099)
+            ASSERT_EQ(p[i], (uint8_t)((i * 7 + 3) % 251));
+        dray_value_release(&v);
+    }
+    ASSERT_EQ(client_stat(rt, "driver_pulls"), 1);
+    ASSERT_EQ(client_stat(rt, "driver_pulled_bytes"), SIZE);
+    wait_store_stat(&f, f.workers[0], "served", 1);
+    /* The last ref goes: the node frees it. */
+    dray_ref_release(obj);
+    wait_store_stat(&f, f.workers[0], "objects", 0);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_mem"), 0);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "freed_bytes"), SIZE);
+    ASSERT_EQ(client_stat(rt, "objects_freed"), 1);
+    /* Results that are not objects: a handle is also freed when the driver goes away. */
+    dray_ref *kept = submit_on(rt, "cl_make_bytes", dray_int(200000), "right");
+    ASSERT_OK(dray_wait(rt, &kept, 1, 1, 20000, NULL, NULL));
+    wait_store_stat(&f, f.workers[1], "objects", 1);
+    dray_ref_release(kept);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    wait_store_stat(&f, f.workers[1], "objects", 0);
+    fx_stop(&f);
+}
+
+/* A result made on one node and consumed by a task on the other is pulled node to node once
+ * (never through the driver) and cached; the copy is freed with the object. */
+TEST(objects_move_node_to_node)
+{
+    fx f;
+    fx_start_left_right(&f);
+    dray_runtime *rt = connect_driver(&f);
+    enum { SIZE = 5 << 20 };
+    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
+    int64_t local0 = client_stat(rt, "placed_local");
+    for (int i = 0; i < 3; i++) {
+        dray_ref *sum = submit_on(rt, "cl_sum_bytes", dray_value_of_ref(obj), "right");
+        ASSERT_EQ(get_int(rt, sum), made_sum(SIZE));
+        dray_ref_release(sum);
+    }
+    wait_store_stat(&f, f.workers[1], "pulls", 1);
+    ASSERT_EQ(store_stat(&f, f.workers[1], "pulled_bytes"), SIZE);
+    ASSERT_EQ(store_stat(&f, f.workers[1], "objects"), 1); /* the cached copy */
+    wait_store_stat(&f, f.workers[0], "served", 1);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "served_bytes"), SIZE);
+    ASSERT_EQ(client_stat(rt, "driver_pulls"), 0);
+    /* The first consumer had to go where its input was not; the others found the cached copy. */
+    ASSERT_EQ(client_stat(rt, "placed_spill"), 1);
+    ASSERT_EQ(client_stat(rt, "placed_local") - local0, 2);
+    /* A resource nobody offers fails at once; "gpu=2" is offered by the right node only. */
+    dray_resource big = {"gpu", 3};
+    dray_task_opts o = {0};
+    o.resources = &big;
+    o.n_resources = 1;
+    dray_value a = dray_int(1);
+    dray_ref *r;
+    ASSERT_OK(dray_submit(rt, "cl_square", &a, 1, &o, &r));
+    dray_value err;
+    ASSERT_STATUS(dray_get(rt, r, 20000, &err), DRAY_ERESOURCE);
+    dray_value_release(&err);
+    dray_ref_release(r);
+    big.amount = 2;
+    ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, &o, &r));
+    ASSERT_EQ(get_int(rt, r), f.workers[1]);
+    dray_ref_release(r);
+    /* An actor (on either node) gets the object's bytes as its argument. */
+    dray_actor *act;
+    ASSERT_OK(dray_actor_create(rt, "ClCounter", NULL, 0, NULL, &act));
+    ASSERT_OK(dray_actor_ready(rt, act, 20000));
+    dray_value ov = dray_value_of_ref(obj);
+    ASSERT_OK(dray_actor_call(rt, act, "sum_bytes", &ov, 1, &r));
+    ASSERT_EQ(get_int(rt, r), made_sum(SIZE));
+    dray_ref_release(r);
+    dray_actor_release(act);
+    dray_ref_release(obj);
+    wait_store_stat(&f, f.workers[0], "objects", 0);
+    wait_store_stat(&f, f.workers[1], "objects", 0);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+/* With a 4 MB memory limit (spill above 2.8 MB, pause above 3.2 MB), objects spill to disk and are
+ * read back transparently; one larger than the whole limit goes straight to disk and round-trips. */
+TEST(objects_spill_to_disk_and_round_trip)
+{
+    fx f;
+    setenv("DRAY_WORKER_MEMORY", "4000000", 1);
+    fx_start(&f, 1);
+    unsetenv("DRAY_WORKER_MEMORY");
+    dray_runtime *rt = connect_driver(&f);
+    wait_store_stat(&f, f.workers[0], "limit", 4000000);
+    enum { SMALL = 1200000, BIG = 6000000 };
+    dray_ref *objs[4];
+    for (int i = 0; i < 3; i++)
+        objs[i] = submit_on(rt, "cl_make_bytes", dray_int(SMALL + i), NULL);
+    objs[3] = submit_on(rt, "cl_make_bytes", dray_int(BIG), NULL);
+    ASSERT_OK(dray_wait(rt, objs, 4, 4, 20000, NULL, NULL));
+    wait_store_stat(&f, f.workers[0], "objects", 4);
+    ASSERT_GE(store_stat(&f, f.workers[0], "spilled"), 1);
+    ASSERT_GE(store_stat(&f, f.workers[0], "direct_to_disk"), 1);
+    ASSERT_LE(store_stat(&f, f.workers[0], "bytes_mem"), 3200000);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_mem") + store_stat(&f, f.workers[0], "bytes_disk"),
+              3 * SMALL + 3 + BIG);
+    /* Every object reads back: on the node (a task) and at the driver. */
+    for (int i = 0; i < 4; i++) {
+        int64_t n = i < 3 ? SMALL + i : BIG;
+        dray_ref *sum = submit_on(rt, "cl_sum_bytes", dray_value_of_ref(objs[i]), NULL);
+        ASSERT_EQ(get_int(rt, sum), made_sum(n));
+        dray_ref_release(sum);
+        dray_value v;
+        ASSERT_OK(dray_get(rt, objs[i], 20000, &v));
+        size_t len;
+        const uint8_t *p = dray_bytes_data(&v, &len);
+        ASSERT_EQ((int64_t)len, n);
+        int64_t s = 0;
+        for (size_t k = 0; k < len; k++)
+            s += p[k];
+        ASSERT_EQ(s, made_sum(n));
+        dray_value_release(&v);
+    }
+    wait_store_min(&f, f.workers[0], "read_back", 1);
+    for (int i = 0; i < 4; i++)
+        dray_ref_release(objs[i]);
+    wait_store_stat(&f, f.workers[0], "objects", 0);
+    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_disk"), 0);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+/* Objects held by a node killed with -9 are made again from their lineage when needed: by tasks
+ * reading them (a two-step chain: the rebuild of the second needs the first again) and by
+ * dray_get. Results equal the independently computed ones. */
+TEST(lost_objects_are_rebuilt_from_lineage)
+{
+    fx f;
+    fx_start(&f, 2);
+    dray_runtime *rt = connect_driver(&f);
+    enum { N = 6, SIZE = 1 << 20 };
+    dray_ref *objs[N], *bumped[N];
+    for (int i = 0; i < N; i++)
+        objs[i] = submit_on(rt, "cl_make_bytes", dray_int(SIZE + i), NULL);
+    ASSERT_OK(dray_wait(rt, objs, N, N, 20000, NULL, NULL));
+    for (int i = 0; i < N; i++)
+        bumped[i] = submit_on(rt, "cl_bump_bytes", dray_value_of_ref(objs[i]), NULL);
+    ASSERT_OK(dray_wait(rt, bumped, N, N, 20000, NULL, NULL));
+    ASSERT_EQ(client_stat(rt, "stored_results"), 2 * N);
+    for (int i = 0; i < 200 && store_stat(&f, f.workers[0], "objects") +
+                                   store_stat(&f, f.workers[1], "objects") < 2 * N; i++) {
+        struct timespec ts = {0, 50000000};
+        nanosleep(&ts, NULL);
+    }
+    int64_t on0 = store_stat(&f, f.workers[0], "objects");
+    ASSERT_GE(on0, 1); /* both nodes made some (least loaded placement) */
+    ASSERT_EQ(kill(f.workers[0], SIGKILL), 0);
+    int st;
+    waitpid(f.workers[0], &st, 0);
+    f.workers[0] = -1;
+    for (int i = 0; i < N; i++) {
+        /* sum of (byte + 1) mod 256 over the bytes made by cl_make_bytes (all < 251) */
+        dray_ref *sum = submit_on(rt, "cl_sum_bytes", dray_value_of_ref(bumped[i]), NULL);
+        ASSERT_EQ(get_int(rt, sum), made_sum(SIZE + i) + SIZE + i);
+        dray_ref_release(sum);
+    }
+    for (int i = 0; i < N; i++) {
+        dray_value v;
+        ASSERT_OK(dray_get(rt, objs[i], 20000, &v));
+        size_t len;
+        const uint8_t *p = dray_bytes_data(&v, &len);
+        ASSERT_EQ((int64_t)len, SIZE + i);
+        int64_t sum = 0;
+        for (size_t k = 0; k < len; k++)
+            sum += p[k];
+        ASSERT_EQ(sum, made_sum(SIZE + i));
+        dray_value_release(&v);
+    }
+    int64_t rebuilt = client_stat(rt, "objects_rebuilt");
+    ASSERT_GE(rebuilt, 1);
+    ASSERT_LE(rebuilt, on0);
+    for (int i = 0; i < N; i++) {
+        dray_ref_release(objs[i]);
+        dray_ref_release(bumped[i]);
+    }
+    wait_store_stat(&f, f.workers[1], "objects", 0);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+/* With locality made absolute (DRAY_LOCALITY_SLACK=1000) every consumer of an object goes to the
+ * node holding it; the idle node then takes queued ones back (work stealing) and pulls the input. */
+TEST(idle_node_steals_queued_tasks)
+{
+    fx f;
+    fx_start_left_right(&f);
+    setenv("DRAY_LOCALITY_SLACK", "1000", 1);
+    dray_runtime *rt = connect_driver(&f);
+    unsetenv("DRAY_LOCALITY_SLACK");
+    enum { N = 12, SIZE = 1 << 20 };
+    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
+    ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
+    dray_ref *sums[N];
+    for (int i = 0; i < N; i++)
+        sums[i] = submit_on(rt, "cl_slow_sum_bytes", dray_value_of_ref(obj), NULL);
+    ASSERT_EQ(client_stat(rt, "placed_local"), N);
+    for (int i = 0; i < N; i++) {
+        ASSERT_EQ(get_int(rt, sums[i]), made_sum(SIZE));
+        dray_ref_release(sums[i]);
+    }
+    ASSERT_GE(client_stat(rt, "steal_requests"), 1);
+    ASSERT_GE(client_stat(rt, "tasks_stolen"), 1);
+    /* The thief read the input from the other node. */
+    wait_store_stat(&f, f.workers[1], "pulls", 1);
+    dray_ref_release(obj);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
 RUN_TESTS(T_(worker_main), T_(tasks_refs_errors_and_data), T_(killed_worker_tasks_are_retried),
           T_(lost_tasks_fail_instead_of_hanging), T_(wrong_secret_is_refused),
           T_(garbage_to_every_port_is_survived), T_(cli_status_lists_nodes),
           T_(actors_run_on_a_node_in_order), T_(actor_restarts_when_its_node_is_killed),
           T_(submit_driver_main), T_(submit_starts_and_stops_its_workers),
-          T_(graph_survives_a_killed_worker), T_(node_joining_mid_job_gets_work))
+          T_(graph_survives_a_killed_worker), T_(node_joining_mid_job_gets_work),
+          T_(objects_stay_on_their_node_and_are_freed), T_(objects_move_node_to_node),
+          T_(objects_spill_to_disk_and_round_trip), T_(lost_objects_are_rebuilt_from_lineage),
+          T_(idle_node_steals_queued_tasks))

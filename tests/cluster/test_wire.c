@@ -18,11 +18,101 @@ static size_t build(uint8_t *buf, uint8_t type, uint8_t flags, const dray_value 
     return DRAY__WIRE_HDR + len + dlen;
 }
 
+/* A PING: tasks done, running and the object-store counters (all `a`). */
 static dray_value ping(int64_t a, int64_t b)
 {
-    dray_value items[2] = {dray_int(a), dray_int(b)}, v;
-    ASSERT_OK(dray_list_create(items, 2, &v));
+    dray_value stats[DRAY__STORE_NSTATS];
+    for (int i = 0; i < DRAY__STORE_NSTATS; i++)
+        stats[i] = dray_int(a);
+    dray_value items[3] = {dray_int(a), dray_int(b), dray_null()}, v;
+    ASSERT_OK(dray_list_create(stats, DRAY__STORE_NSTATS, &items[2]));
+    ASSERT_OK(dray_list_create(items, 3, &v));
+    dray_value_release(&items[2]);
     return v;
+}
+
+/* The object-store messages: PULL, OBJ_FREE and a RESULT that names a stored object. */
+TEST(object_messages)
+{
+    uint8_t buf[1024];
+    dray__hdr h;
+    dray_value ctl, v = dray_int(42);
+    size_t n = build(buf, DRAY__MSG_PULL, 0, &v, NULL, 0);
+    ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+    ASSERT_EQ(ctl.u.i, 42);
+    v = dray_int(-1);
+    n = build(buf, DRAY__MSG_PULL, 0, &v, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    /* A PULL carries no data section. */
+    v = dray_int(1);
+    n = build(buf, DRAY__MSG_PULL, 0, &v, "x", 1);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    dray_value items[3] = {dray_null(), dray_int(7), dray_null()};
+    ASSERT_OK(dray_string_create("127.0.0.1:5", &items[0]));
+    ASSERT_OK(dray_list_create(items, 2, &v));
+    n = build(buf, DRAY__MSG_OBJ_FREE, 0, &v, NULL, 0);
+    ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+    dray_value_release(&ctl);
+    dray_value_release(&v);
+    dray_value_release(&items[0]);
+    items[0] = dray_int(7);
+    ASSERT_OK(dray_list_create(items, 2, &v)); /* the holder must be a string */
+    n = build(buf, DRAY__MSG_OBJ_FREE, 0, &v, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    dray_value_release(&v);
+    /* RESULT STORED: [0, [id, size, encoded]], no data, not with RAW. */
+    dray_value d[3] = {dray_int(3), dray_int(1 << 20), dray_bool(false)}, r[2];
+    r[0] = dray_int(0);
+    ASSERT_OK(dray_list_create(d, 3, &r[1]));
+    ASSERT_OK(dray_list_create(r, 2, &v));
+    n = build(buf, DRAY__MSG_RESULT, DRAY__RF_STORED, &v, NULL, 0);
+    ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+    dray_value_release(&ctl);
+    n = build(buf, DRAY__MSG_RESULT, DRAY__RF_STORED | DRAY__RF_RAW, &v, "ab", 2);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    ASSERT_CONTAINS(dray_last_error(), "bad flags");
+    n = build(buf, DRAY__MSG_RESULT, DRAY__RF_STORED, &v, "ab", 2);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    dray_value_release(&v);
+    dray_value_release(&r[1]);
+    d[1] = dray_int(-5); /* negative size */
+    ASSERT_OK(dray_list_create(d, 3, &r[1]));
+    ASSERT_OK(dray_list_create(r, 2, &v));
+    n = build(buf, DRAY__MSG_RESULT, DRAY__RF_STORED, &v, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    dray_value_release(&v);
+    dray_value_release(&r[1]);
+    /* STEAL asks for 1..2^20 tasks; a RESULT with RF_STOLEN is [0, null] and carries no other flag. */
+    v = dray_int(5);
+    n = build(buf, DRAY__MSG_STEAL, 0, &v, NULL, 0);
+    ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+    v = dray_int(0);
+    n = build(buf, DRAY__MSG_STEAL, 0, &v, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    r[0] = dray_int(0);
+    r[1] = dray_null();
+    ASSERT_OK(dray_list_create(r, 2, &v));
+    n = build(buf, DRAY__MSG_RESULT, DRAY__RF_STOLEN, &v, NULL, 0);
+    ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+    dray_value_release(&ctl);
+    n = build(buf, DRAY__MSG_RESULT, DRAY__RF_STOLEN | DRAY__RF_LOST, &v, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    n = build(buf, DRAY__MSG_RESULT, 64, &v, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    dray_value_release(&v);
+    /* An object handle inside SUBMIT arguments decodes through its extension type; a malformed one
+     * (wrong field types) is refused. */
+    const dray_ext_type *t = dray_ext_type_find("cluster.obj");
+    ASSERT_TRUE(t != NULL);
+    dray_ext_obj *o;
+    dray_value bad[2] = {dray_int(1), dray_int(2)}, bl;
+    ASSERT_OK(dray_list_create(bad, 2, &bl));
+    void *enc;
+    size_t len;
+    ASSERT_OK(dray_value_encode(&bl, &enc, &len));
+    ASSERT_STATUS(t->decode(enc, len, &o), DRAY_EFORMAT);
+    dray_free(enc);
+    dray_value_release(&bl);
 }
 
 TEST(header_roundtrip)
@@ -151,5 +241,5 @@ TEST(corruptions_are_rejected_cleanly)
     dray_value_release(&items[1]);
 }
 
-RUN_TESTS(T_(header_roundtrip), T_(header_rejects), T_(message_shapes),
+RUN_TESTS(T_(header_roundtrip), T_(header_rejects), T_(message_shapes), T_(object_messages),
           T_(corruptions_are_rejected_cleanly))

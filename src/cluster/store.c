@@ -1,0 +1,561 @@
+/* The per-node object store: large task results live in shared memory (one memfd per object, mapped
+ * once) and every executor reads them through BYTES values over that mapping, without a copy. Objects
+ * of other nodes are pulled once (node to node) and cached; above the spill fraction of the memory
+ * limit the least recently used unpinned objects move to unlinked files in the cluster directory and
+ * are mapped back from there when read. Objects go when their owner (the driver) frees them. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+enum { S_READY, S_PULLING, S_FAILED };
+
+typedef struct sobj {
+    struct dray__store *s;
+    uint64_t id;
+    char holder[80]; /* the node that made it ("" here) */
+    const void *owner;
+    size_t size;
+    int fd;          /* memfd, or the spill file once on disk; -1 for an adopted value */
+    dray_value heap; /* an adopted BYTES value (a result made on this node), until spilled */
+    void *map;       /* in memory: always; on disk: while pinned */
+    bool on_disk, dead;
+    int state;
+    int pins;
+    uint64_t stamp; /* last use, for LRU spilling */
+    struct sobj *hnext;
+} sobj;
+
+struct dray__store {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    _Atomic int refs; /* the creator's and one per pinned value */
+    char dir[4096];
+    uint8_t secret[32];
+    size_t limit, target_b, spill_b, pause_b;
+    sobj **buckets;
+    size_t nbuckets, count;
+    uint64_t next_id, clock;
+    bool spilling;
+    dray__store_stats st;
+};
+
+static size_t bucket(const dray__store *s, const char *holder, uint64_t id)
+{
+    uint64_t h = id * 0x9e3779b97f4a7c15ull;
+    for (const char *p = holder; *p; p++)
+        h = (h ^ (uint8_t)*p) * 0x100000001b3ull;
+    return (size_t)(h >> 20) & (s->nbuckets - 1);
+}
+
+static sobj *find(dray__store *s, const char *holder, uint64_t id)
+{
+    for (sobj *o = s->buckets[bucket(s, holder, id)]; o; o = o->hnext)
+        if (o->id == id && !strcmp(o->holder, holder) && !o->dead)
+            return o;
+    return NULL;
+}
+
+static dray_status insert(dray__store *s, sobj *o)
+{
+    if (s->count >= s->nbuckets) {
+        size_t nb = s->nbuckets * 2;
+        sobj **b = calloc(nb, sizeof(*b));
+        if (!b)
+            return dray_set_error(DRAY_ENOMEM, "out of memory growing the object table");
+        sobj **old = s->buckets;
+        size_t on = s->nbuckets;
+        s->buckets = b;
+        s->nbuckets = nb;
+        for (size_t i = 0; i < on; i++)
+            for (sobj *p = old[i], *next; p; p = next) {
+                next = p->hnext;
+                size_t k = bucket(s, p->holder, p->id);
+                p->hnext = b[k];
+                b[k] = p;
+            }
+        free(old);
+    }
+    size_t k = bucket(s, o->holder, o->id);
+    o->hnext = s->buckets[k];
+    s->buckets[k] = o;
+    s->count++;
+    return DRAY_OK;
+}
+
+static void unlink_obj(dray__store *s, sobj *o)
+{
+    for (sobj **pp = &s->buckets[bucket(s, o->holder, o->id)]; *pp; pp = &(*pp)->hnext)
+        if (*pp == o) {
+            *pp = o->hnext;
+            s->count--;
+            return;
+        }
+}
+
+static void store_release(dray__store *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    free(s->buckets);
+    pthread_cond_destroy(&s->cond);
+    pthread_mutex_destroy(&s->lock);
+    free(s);
+}
+
+/* Frees o's memory and file (unlinked from the table already). Lock held. */
+static void destroy_obj(dray__store *s, sobj *o)
+{
+    if (o->heap.type != DRAY_T_NULL)
+        dray_value_release(&o->heap);
+    else if (o->map)
+        munmap(o->map, o->size);
+    if (o->fd >= 0)
+        close(o->fd);
+    if (o->state == S_READY) {
+        if (o->on_disk)
+            s->st.bytes_disk -= o->size;
+        else
+            s->st.bytes_mem -= o->size;
+        s->st.objects--;
+    }
+    free(o);
+}
+
+dray_status dray__store_create(const char *dir, size_t limit, const uint8_t secret[32],
+                               dray__store **out)
+{
+    dray__store *s = calloc(1, sizeof(*s));
+    if (!s || !(s->buckets = calloc(256, sizeof(sobj *)))) {
+        free(s);
+        return dray_set_error(DRAY_ENOMEM, "out of memory creating the object store");
+    }
+    s->nbuckets = 256;
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_cond_init(&s->cond, NULL);
+    atomic_init(&s->refs, 1);
+    snprintf(s->dir, sizeof s->dir, "%s", dir);
+    memcpy(s->secret, secret, 32);
+    if (!limit) {
+        long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
+        limit = pages > 0 && psize > 0 ? (size_t)pages * (size_t)psize : (size_t)1 << 32;
+    }
+    const char *e;
+    double target = (e = getenv("DRAY_MEMORY_TARGET")) ? atof(e) : 0.6;
+    double spill = (e = getenv("DRAY_MEMORY_SPILL")) ? atof(e) : 0.7;
+    double pause = (e = getenv("DRAY_MEMORY_PAUSE")) ? atof(e) : 0.8;
+    if (!(target > 0 && target <= spill && spill <= pause && pause <= 1)) {
+        dray__store_destroy(s);
+        return dray_set_error(DRAY_EINVAL, "memory fractions target %g, spill %g, pause %g: need "
+                              "0 < target <= spill <= pause <= 1", target, spill, pause);
+    }
+    s->limit = limit;
+    s->target_b = (size_t)(target * (double)limit);
+    s->spill_b = (size_t)(spill * (double)limit);
+    s->pause_b = (size_t)(pause * (double)limit);
+    *out = s;
+    return DRAY_OK;
+}
+
+void dray__store_destroy(dray__store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nbuckets; i++)
+        for (sobj *o = s->buckets[i], *next; o; o = next) {
+            next = o->hnext;
+            if (o->pins) {
+                o->dead = true; /* freed by its last unpin */
+                o->hnext = NULL;
+            } else {
+                destroy_obj(s, o);
+            }
+        }
+    memset(s->buckets, 0, s->nbuckets * sizeof(sobj *));
+    s->count = 0;
+    pthread_mutex_unlock(&s->lock);
+    store_release(s);
+}
+
+/* A new unlinked file in the cluster directory for a spilled object. */
+static int spill_file(dray__store *s)
+{
+    int fd = open(s->dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        char path[4200];
+        snprintf(path, sizeof path, "%s/spill-XXXXXX", s->dir);
+        fd = mkostemp(path, O_CLOEXEC);
+        if (fd >= 0)
+            unlink(path);
+    }
+    return fd;
+}
+
+static dray_status write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            return dray_set_error(DRAY_EIO, "writing a spilled object: %s", strerror(errno));
+        p += w;
+        n -= (size_t)w;
+    }
+    return DRAY_OK;
+}
+
+/* Moves o (in memory, unpinned) to disk. Lock held. */
+static dray_status spill_one(dray__store *s, sobj *o)
+{
+    int fd = spill_file(s);
+    if (fd < 0)
+        return dray_set_error(DRAY_EIO, "cannot create a spill file in %s: %s", s->dir,
+                              strerror(errno));
+    dray_status st = write_all(fd, o->map, o->size);
+    if (st) {
+        close(fd);
+        return st;
+    }
+    if (o->heap.type != DRAY_T_NULL) {
+        dray_value_release(&o->heap);
+    } else {
+        munmap(o->map, o->size);
+        close(o->fd);
+    }
+    o->map = NULL;
+    o->fd = fd;
+    o->on_disk = true;
+    s->st.bytes_mem -= o->size;
+    s->st.bytes_disk += o->size;
+    s->st.spilled++;
+    s->st.spilled_bytes += o->size;
+    return DRAY_OK;
+}
+
+/* Once memory (with `extra` bytes about to be added) is above the spill fraction, spills least
+ * recently used unpinned objects until it is down to the target. Lock held. */
+static void maybe_spill(dray__store *s, size_t extra)
+{
+    while (s->st.bytes_mem + extra > s->spill_b ||
+           (s->st.bytes_mem + extra > s->target_b && s->spilling)) {
+        s->spilling = true;
+        sobj *victim = NULL;
+        for (size_t i = 0; i < s->nbuckets; i++)
+            for (sobj *o = s->buckets[i]; o; o = o->hnext)
+                if (!o->on_disk && !o->pins && o->state == S_READY &&
+                    (!victim || o->stamp < victim->stamp))
+                    victim = o;
+        if (!victim || spill_one(s, victim)) {
+            if (victim)
+                dray__log("spilling failed: %s", dray_last_error());
+            break;
+        }
+    }
+    s->spilling = false;
+}
+
+/* Backing for a new object of `size` bytes: memory, or straight to disk above the pause fraction.
+ * Lock held. */
+static dray_status new_backing(dray__store *s, sobj *o)
+{
+    if (o->size <= s->target_b)
+        maybe_spill(s, o->size);
+    bool disk = s->st.bytes_mem + o->size > s->pause_b;
+    int fd = disk ? spill_file(s) : memfd_create("dray-object", MFD_CLOEXEC);
+    if (fd < 0)
+        return dray_set_error(DRAY_EIO, "cannot create an object of %zu bytes: %s", o->size,
+                              strerror(errno));
+    if (ftruncate(fd, (off_t)o->size)) {
+        close(fd);
+        return dray_set_error(DRAY_ENOMEM, "cannot size an object of %zu bytes: %s", o->size,
+                              strerror(errno));
+    }
+    void *m = mmap(NULL, o->size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (m == MAP_FAILED) {
+        close(fd);
+        return dray_set_error(DRAY_ENOMEM, "cannot map an object of %zu bytes: %s", o->size,
+                              strerror(errno));
+    }
+    o->fd = fd;
+    o->map = m;
+    o->on_disk = disk;
+    if (disk)
+        s->st.direct_to_disk++;
+    return DRAY_OK;
+}
+
+static void count_ready(dray__store *s, sobj *o)
+{
+    s->st.objects++;
+    if (o->on_disk)
+        s->st.bytes_disk += o->size;
+    else
+        s->st.bytes_mem += o->size;
+}
+
+/* Drops a pin (lock held): a disk object is unmapped, a freed one destroyed. */
+static void unpin_locked(dray__store *s, sobj *o)
+{
+    if (--o->pins > 0)
+        return;
+    if (o->dead) {
+        destroy_obj(s, o);
+        return;
+    }
+    if (o->on_disk && o->map) {
+        munmap(o->map, o->size);
+        o->map = NULL;
+    }
+    maybe_spill(s, 0);
+}
+
+static void unpin(void *ctx)
+{
+    sobj *o = ctx;
+    dray__store *s = o->s;
+    pthread_mutex_lock(&s->lock);
+    unpin_locked(s, o);
+    pthread_mutex_unlock(&s->lock);
+    store_release(s);
+}
+
+/* A BYTES value over o (pinned while it lives). Lock held, o ready. */
+static dray_status pin_value(dray__store *s, sobj *o, dray_value *out)
+{
+    if (!o->map) {
+        void *m = mmap(NULL, o->size, PROT_READ, MAP_SHARED, o->fd, 0);
+        if (m == MAP_FAILED)
+            return dray_set_error(DRAY_EIO, "cannot map spilled object %llu: %s",
+                                  (unsigned long long)o->id, strerror(errno));
+        o->map = m;
+    }
+    if (o->on_disk)
+        s->st.read_back++;
+    dray_status st = dray__bytes_wrap(o->map, o->size, unpin, o, out);
+    if (st)
+        return st;
+    o->pins++;
+    o->stamp = ++s->clock;
+    atomic_fetch_add(&s->refs, 1);
+    return DRAY_OK;
+}
+
+dray_status dray__store_adopt(dray__store *s, const char *self, const void *owner,
+                              const dray_value *bytes, uint64_t *id)
+{
+    size_t len = 0;
+    const void *data = dray_bytes_data(bytes, &len);
+    sobj *o = calloc(1, sizeof(*o));
+    if (!o || !data)
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    o->s = s;
+    o->size = len;
+    o->owner = owner;
+    o->fd = -1;
+    snprintf(o->holder, sizeof o->holder, "%s", self);
+    pthread_mutex_lock(&s->lock);
+    o->id = ++s->next_id;
+    o->stamp = ++s->clock;
+    o->state = S_READY;
+    dray_status st = insert(s, o);
+    if (st) {
+        pthread_mutex_unlock(&s->lock);
+        free(o);
+        return st;
+    }
+    o->heap = dray_value_retain(bytes);
+    o->map = (void *)data;
+    count_ready(s, o);
+    s->st.puts++;
+    *id = o->id;
+    /* An object bigger than the target can never stay in memory: to disk at once. */
+    if (o->size > s->target_b && spill_one(s, o) == DRAY_OK)
+        s->st.direct_to_disk++;
+    maybe_spill(s, 0);
+    pthread_mutex_unlock(&s->lock);
+    return DRAY_OK;
+}
+
+dray_status dray__store_get(dray__store *s, const char *holder, uint64_t id, dray_value *out)
+{
+    pthread_mutex_lock(&s->lock);
+    sobj *o = find(s, holder, id);
+    dray_status st = !o || o->state != S_READY
+                         ? dray_set_error(DRAY_ENOTFOUND, "object %llu of %s is not in this "
+                                          "node's store", (unsigned long long)id, holder)
+                         : pin_value(s, o, out);
+    pthread_mutex_unlock(&s->lock);
+    return st;
+}
+
+/* Reads object `id` of `holder` into dst[0..size) over a new authenticated connection. */
+dray_status dray__pull(const uint8_t secret[32], const char *holder, uint64_t id, void *dst,
+                       size_t size)
+{
+    int fd;
+    dray_status st = dray__dial_blocking(holder, secret, "peer", 30000, &fd);
+    if (st)
+        return dray_set_error(st, "pulling object %llu from %s: %s", (unsigned long long)id,
+                              holder, dray_last_error());
+    dray_value req = dray_int((int64_t)id), rep = dray_null();
+    dray__hdr h;
+    if ((st = dray__blocking_send(fd, holder, DRAY__MSG_PULL, id, &req)) ||
+        (st = dray__blocking_recv(fd, holder, &h, &rep)))
+        goto out;
+    if (h.type != DRAY__MSG_RESULT || h.rid != id) {
+        st = dray_set_error(DRAY_EFORMAT, "pulling object %llu from %s: unexpected reply",
+                            (unsigned long long)id, holder);
+    } else if (dray_list_get(&rep, 0)->u.i != DRAY_OK) {
+        st = dray_set_error(DRAY_ENOTFOUND, "pulling object %llu from %s: %s",
+                            (unsigned long long)id, holder,
+                            dray_error_message(dray_list_get(&rep, 1)));
+    } else if (!(h.flags & DRAY__RF_RAW) || h.data_len != size) {
+        st = dray_set_error(DRAY_EFORMAT, "pulling object %llu from %s: %llu bytes, want %zu",
+                            (unsigned long long)id, holder, (unsigned long long)h.data_len, size);
+    } else {
+        st = dray__read_full(fd, dst, size, holder);
+    }
+out:
+    dray_value_release(&rep);
+    close(fd);
+    return st;
+}
+
+dray_status dray__store_fetch(dray__store *s, const void *owner, const char *holder, uint64_t id,
+                              size_t size, dray_value *out)
+{
+    pthread_mutex_lock(&s->lock);
+    sobj *o;
+    /* Another executor may be pulling it: wait for that one pull. */
+    while ((o = find(s, holder, id)) && o->state == S_PULLING)
+        pthread_cond_wait(&s->cond, &s->lock);
+    if (o && o->state == S_READY) {
+        dray_status st = pin_value(s, o, out);
+        pthread_mutex_unlock(&s->lock);
+        return st;
+    }
+    if (o) { /* a failed pull: try again */
+        unlink_obj(s, o);
+        destroy_obj(s, o);
+    }
+    dray_status st = DRAY_OK;
+    o = calloc(1, sizeof(*o));
+    if (!o) {
+        pthread_mutex_unlock(&s->lock);
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    }
+    o->s = s;
+    o->id = id;
+    o->size = size;
+    o->owner = owner;
+    o->fd = -1;
+    o->state = S_PULLING;
+    o->stamp = ++s->clock;
+    snprintf(o->holder, sizeof o->holder, "%s", holder);
+    if ((st = new_backing(s, o)) || (st = insert(s, o))) {
+        if (o->map)
+            munmap(o->map, o->size);
+        if (o->fd >= 0)
+            close(o->fd);
+        free(o);
+        pthread_mutex_unlock(&s->lock);
+        return st;
+    }
+    o->pins = 1;
+    pthread_mutex_unlock(&s->lock);
+    st = dray__pull(s->secret, holder, id, o->map, size);
+    char msg[600];
+    if (st)
+        snprintf(msg, sizeof msg, "%s", dray_last_error());
+    pthread_mutex_lock(&s->lock);
+    if (st) {
+        o->state = S_FAILED;
+        o->pins--;
+        unlink_obj(s, o);
+        destroy_obj(s, o);
+    } else {
+        o->state = S_READY;
+        count_ready(s, o);
+        s->st.pulls++;
+        s->st.pulled_bytes += size;
+        st = pin_value(s, o, out);
+        unpin_locked(s, o);
+    }
+    pthread_cond_broadcast(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+    if (st)
+        dray_set_error(st, "%s", msg);
+    return st;
+}
+
+dray_status dray__store_serve(dray__store *s, const char *self, uint64_t id, dray_value *out)
+{
+    dray_status st = dray__store_get(s, self, id, out);
+    if (!st) {
+        pthread_mutex_lock(&s->lock);
+        s->st.served++;
+        size_t n = 0;
+        dray_bytes_data(out, &n);
+        s->st.served_bytes += n;
+        pthread_mutex_unlock(&s->lock);
+    }
+    return st;
+}
+
+static void free_obj_locked(dray__store *s, sobj *o)
+{
+    unlink_obj(s, o);
+    s->st.freed++;
+    s->st.freed_bytes += o->size;
+    if (o->pins) {
+        /* Still read by an executor or being sent: its last unpin frees it. */
+        o->dead = true;
+        if (o->state == S_READY) {
+            if (o->on_disk)
+                s->st.bytes_disk -= o->size;
+            else
+                s->st.bytes_mem -= o->size;
+            s->st.objects--;
+            o->state = S_FAILED; /* counted out already */
+        }
+        return;
+    }
+    destroy_obj(s, o);
+}
+
+void dray__store_free(dray__store *s, const char *holder, uint64_t id)
+{
+    pthread_mutex_lock(&s->lock);
+    sobj *o = find(s, holder, id);
+    if (o && o->state == S_READY)
+        free_obj_locked(s, o);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void dray__store_free_owner(dray__store *s, const void *owner)
+{
+    pthread_mutex_lock(&s->lock);
+    for (size_t i = 0; i < s->nbuckets; i++)
+        for (sobj *o = s->buckets[i], *next; o; o = next) {
+            next = o->hnext;
+            if (o->owner == owner && o->state == S_READY)
+                free_obj_locked(s, o);
+        }
+    pthread_mutex_unlock(&s->lock);
+}
+
+void dray__store_stats_get(dray__store *s, dray__store_stats *out)
+{
+    pthread_mutex_lock(&s->lock);
+    *out = s->st;
+    out->limit = s->limit;
+    pthread_mutex_unlock(&s->lock);
+}
