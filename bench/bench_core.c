@@ -1,5 +1,7 @@
 /* Core runtime benchmarks: prints `name value unit` lines, each the median of --runs runs (default 5).
- * Usage: bench_core [--runs N] [--only NAME] */
+ * Usage: bench_core [--runs N] [--only NAME] [--dashboard]
+ * --dashboard serves a dashboard (recording on) on every runtime it measures: the A/B of
+ * bench/dashboard.sh. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -69,6 +71,9 @@ static void check(dray_status st, const char *what)
     }
 }
 
+static bool with_dashboard;
+static dray_dashboard *dashboard; /* the measured runtime's, when with_dashboard */
+
 static dray_runtime *start(void)
 {
     dray_runtime *rt;
@@ -76,6 +81,8 @@ static dray_runtime *start(void)
     dray_config_init(&cfg);
     cfg.progress = 0;
     check(dray_init(&cfg, &rt), "init");
+    if (with_dashboard)
+        check(dray_dashboard_start(rt, NULL, &dashboard), "dashboard");
     return rt;
 }
 
@@ -248,6 +255,8 @@ static void report(const char *name, const char *unit, double (*fn)(dray_runtime
     fn(rt);
     for (int i = 0; i < runs; i++)
         v[i] = fn(rt);
+    dray_dashboard_stop(dashboard);
+    dashboard = NULL;
     dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN);
     qsort(v, runs, sizeof(double), cmp);
     printf("%s %.6g %s\n", name, v[runs / 2], unit);
@@ -263,8 +272,10 @@ int main(int argc, char **argv)
             runs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--only") && i + 1 < argc)
             only = argv[++i];
+        else if (!strcmp(argv[i], "--dashboard"))
+            with_dashboard = true;
         else {
-            fprintf(stderr, "usage: bench_core [--runs N] [--only NAME]\n");
+            fprintf(stderr, "usage: bench_core [--runs N] [--only NAME] [--dashboard]\n");
             return 2;
         }
     }
