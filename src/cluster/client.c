@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dray/dashboard.h"
 #include "internal.h"
 
 #define MAX_NODES 1024
@@ -1337,7 +1338,11 @@ dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v)
         dray_value raw;
         if ((st = dray_bytes_create_uninit(r->size, &raw, &dst)))
             break;
+        int64_t t0 = dray_events_now_ns();
         st = dray__pull(cl->secret, holder, id, dst, r->size);
+        if (!st) /* the driver's task stream (dashboard) shows the transfer */
+            dray_events_record(rt, DRAY_EVENT_TRANSFER, "cluster.pull", t0, dray_events_now_ns(),
+                               r->size);
         if (!st && r->encoded) {
             st = dray_value_decode(dst, r->size, &r->local);
             dray_value_release(&raw);

@@ -228,10 +228,20 @@ static cJSON *json_cluster_nodes(struct dray_dashboard *d)
             f = dray_map_get(n, ints[k][0]);
             cJSON_AddNumberToObject(x, ints[k][1], f && f->type == DRAY_T_INT ? (double)f->u.i : 0);
         }
-        /* The head's table carries no memory figures for remote nodes. */
+        /* Object-store figures come with the nodes' heartbeats (their "store" counters); the
+         * head's table carries no RSS or CPU for remote nodes. */
+        const dray_value *store = dray_map_get(n, "store");
+        const dray_value *mem = store ? dray_map_get(store, "bytes_mem") : NULL;
+        const dray_value *disk = store ? dray_map_get(store, "bytes_disk") : NULL;
         cJSON_AddNullToObject(x, "rss_bytes");
-        cJSON_AddNullToObject(x, "object_store_bytes");
-        cJSON_AddNullToObject(x, "spilled_bytes");
+        if (mem && mem->type == DRAY_T_INT)
+            cJSON_AddNumberToObject(x, "object_store_bytes", (double)mem->u.i);
+        else
+            cJSON_AddNullToObject(x, "object_store_bytes");
+        if (disk && disk->type == DRAY_T_INT)
+            cJSON_AddNumberToObject(x, "spilled_bytes", (double)disk->u.i);
+        else
+            cJSON_AddNullToObject(x, "spilled_bytes");
         cJSON_AddNullToObject(x, "cpu_pct");
         cJSON_AddItemToObject(x, "workers", cJSON_CreateArray());
         cJSON_AddItemToArray(a, x);

@@ -3,8 +3,10 @@
  * and one task per output bucket gathers its piece from every list. */
 #include <stdio.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "dray/dashboard.h"
 #include "frame_internal.h"
 
 /* ---- helpers ---- */
@@ -58,9 +60,18 @@ static dray_status parts_list(dray_table **tables, size_t n, dray_value *out)
     return st;
 }
 
-/* spill_write: t as the Parquet file `path` (uncompressed, plain: written once, read once). */
-static dray_status spill_write(const dray_table *t, const char *path)
+/* file_size: bytes of the file at `path` (0 when it can't be read: only for the task stream). */
+static uint64_t file_size(const char *path)
 {
+    struct stat sb;
+    return stat(path, &sb) == 0 ? (uint64_t)sb.st_size : 0;
+}
+
+/* spill_write: t as the Parquet file `path` (uncompressed, plain: written once, read once); a
+ * "spill" event on rt's task stream when the dashboard records. */
+static dray_status spill_write(dray_runtime *rt, const dray_table *t, const char *path)
+{
+    int64_t t0 = dray_events_now_ns();
     dray_parquet_write_opts o;
     dray_parquet_write_opts_init(&o);
     o.codec = DRAY_PARQUET_NONE;
@@ -79,12 +90,18 @@ static dray_status spill_write(const dray_table *t, const char *path)
     }
     s.release(&s);
     a.release(&a);
+    if (!st && dray_events_enabled(rt))
+        dray_events_record(rt, DRAY_EVENT_SPILL, "frame.spill", t0, dray_events_now_ns(),
+                           file_size(path));
     return st;
 }
 
-/* spill_read: the table in spilled file `path`, which is deleted. */
-static dray_status spill_read(const char *path, dray_table **out)
+/* spill_read: the table in spilled file `path`, which is deleted; an "unspill" event on rt's task
+ * stream when the dashboard records. */
+static dray_status spill_read(dray_runtime *rt, const char *path, dray_table **out)
 {
+    int64_t t0 = dray_events_now_ns();
+    uint64_t bytes = dray_events_enabled(rt) ? file_size(path) : 0;
     dray_parquet_file *pf;
     dray_status st = dray_parquet_open(path, &pf);
     if (st)
@@ -119,15 +136,17 @@ static dray_status spill_read(const char *path, dray_table **out)
     }
     free(parts);
     dray_parquet_close(pf);
-    if (!st)
+    if (!st) {
         unlink(path);
+        dray_events_record(rt, DRAY_EVENT_UNSPILL, "frame.spill", t0, dray_events_now_ns(), bytes);
+    }
     return st;
 }
 
 /* split_by: tables of the rows of t whose bucket[i] is 0..k-1 (in order), as a list of partitions,
  * or with `spill` (a path prefix) as a list of the files they were written to. */
-static dray_status split_by(const dray_table *t, const int32_t *bucket, size_t k, const char *spill,
-                            dray_value *out)
+static dray_status split_by(dray_runtime *rt, const dray_table *t, const int32_t *bucket, size_t k,
+                            const char *spill, dray_value *out)
 {
     int64_t n = t->nrows;
     int64_t *count = calloc(k + 1, sizeof(*count)), *start = calloc(k + 1, sizeof(*start));
@@ -155,7 +174,7 @@ static dray_status split_by(const dray_table *t, const int32_t *bucket, size_t k
         for (size_t b = 0; b < k && !st; b++) {
             char path[4096];
             snprintf(path, sizeof(path), "%s-%zu.parquet", spill, b);
-            if (!(st = spill_write(tabs[b], path)))
+            if (!(st = spill_write(rt, tabs[b], path)))
                 st = dray_string_create(path, &paths[b]);
         }
         if (!st)
@@ -180,7 +199,8 @@ out:
 }
 
 /* gather: the concatenation of element j of list args[from..to). */
-static dray_status gather(const dray_value *args, size_t from, size_t to, size_t j, dray_table **out)
+static dray_status gather(dray_runtime *rt, const dray_value *args, size_t from, size_t to, size_t j,
+                          dray_table **out)
 {
     size_t n = to - from;
     dray_table **t = calloc(n + 1, sizeof(*t));
@@ -196,7 +216,7 @@ static dray_status gather(const dray_value *args, size_t from, size_t to, size_t
         if (p) {
             t[i] = p->t;
         } else if (e && e->type == DRAY_T_STRING) {
-            st = spill_read(dray_string_cstr(e), &t[i]);
+            st = spill_read(rt, dray_string_cstr(e), &t[i]);
             owned[i] = !st;
         } else {
             st = dray_set_error(DRAY_ETYPE, "gather: bucket %zu of input %zu is missing", j, i);
@@ -510,7 +530,7 @@ DRAY_FUNCTION(frame_sort_split)
         bucket[i] = (int32_t)lo;
     }
     if (!st)
-        st = split_by(p->t, bucket, (size_t)ns + 1,
+        st = split_by(dray_ctx_runtime(ctx), p->t, bucket, (size_t)ns + 1,
                       args[3].type == DRAY_T_STRING ? dray_string_cstr(&args[3]) : NULL, result);
     free(keys);
     free(bucket);
@@ -532,7 +552,7 @@ DRAY_FUNCTION(frame_sort_merge)
     if (!keys)
         st = dray_set_error(DRAY_ENOMEM, "sort");
     if (!st)
-        st = gather(args, 2, nargs, (size_t)args[0].u.i, &t);
+        st = gather(dray_ctx_runtime(ctx), args, 2, nargs, (size_t)args[0].u.i, &t);
     if (!st)
         st = key_cols(t, &args[1], 1, nby, keys);
     if (!st && !(idx = malloc((size_t)(t->nrows + 1) * sizeof(*idx))))
@@ -654,7 +674,8 @@ DRAY_FUNCTION(frame_hash_split)
     for (int64_t i = 0; !st && i < p->t->nrows; i++)
         bucket[i] = (int32_t)(dray__row_hash(keys, nk, i, true) % k);
     if (!st)
-        st = split_by(p->t, bucket, k, args[5].type == DRAY_T_STRING ? dray_string_cstr(&args[5]) : NULL,
+        st = split_by(dray_ctx_runtime(ctx), p->t, bucket, k,
+                      args[5].type == DRAY_T_STRING ? dray_string_cstr(&args[5]) : NULL,
                       result);
     free(keys);
     free(bucket);
@@ -797,9 +818,9 @@ DRAY_FUNCTION(frame_join_bucket)
 {
     size_t j = (size_t)args[0].u.i, nl = (size_t)args[2].u.i;
     dray_table *l = NULL, *r = NULL, *t = NULL;
-    dray_status st = gather(args, 3, 3 + nl, j, &l);
+    dray_status st = gather(dray_ctx_runtime(ctx), args, 3, 3 + nl, j, &l);
     if (!st)
-        st = gather(args, 3 + nl, nargs, j, &r);
+        st = gather(dray_ctx_runtime(ctx), args, 3 + nl, nargs, j, &r);
     if (!st)
         st = join_tables(l, r, &args[1], &t);
     dray_table_release(l);
@@ -911,7 +932,8 @@ DRAY_FUNCTION(frame_dedup_bucket)
     dray_table *t = NULL, *r = NULL;
     dray_column **keys = calloc(nk + 1, sizeof(*keys));
     int64_t *keep = NULL, *slot = NULL, cap = 16;
-    dray_status st = keys ? gather(args, 3, nargs, j, &t) : dray_set_error(DRAY_ENOMEM, "dedup");
+    dray_status st = keys ? gather(dray_ctx_runtime(ctx), args, 3, nargs, j, &t)
+                          : dray_set_error(DRAY_ENOMEM, "dedup");
     if (!st)
         st = key_cols(t, &args[1], 0, nk, keys);
     if (!st) {

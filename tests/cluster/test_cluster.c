@@ -11,7 +11,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "dray/cluster.h"
+#include "dray/dashboard.h"
 #include "dray/core.h"
 #include "test.h"
 
@@ -1017,7 +1020,9 @@ TEST(objects_stay_on_their_node_and_are_freed)
     }
     ASSERT_EQ(client_stat(rt, "placed_local") - local0, 4);
     ASSERT_EQ(store_stat(&f, f.workers[1], "pulls"), 0);
-    /* The driver reads it: one pull, then the cached copy. */
+    /* The driver reads it: one pull, then the cached copy; its dashboard shows the transfer. */
+    dray_dashboard *dash;
+    ASSERT_OK(dray_dashboard_start(rt, NULL, &dash));
     for (int k = 0; k < 2; k++) {
         dray_value v;
         ASSERT_OK(dray_get(rt, obj, 20000, &v));
@@ -1030,6 +1035,29 @@ TEST(objects_stay_on_their_node_and_are_freed)
     }
     ASSERT_EQ(client_stat(rt, "driver_pulls"), 1);
     ASSERT_EQ(client_stat(rt, "driver_pulled_bytes"), SIZE);
+    int transfers = 0;
+    double transfer_bytes = 0;
+    for (int tries = 0; tries < 300 && !transfers; tries++) { /* the collector drains every 100 ms */
+        usleep(10000);
+        int status;
+        char *body;
+        const char *type;
+        ASSERT_OK(dray_dashboard_api(dash, "/api/v0/stream?since=0", &status, &body, &type));
+        cJSON *j = cJSON_Parse(body);
+        dray_free(body);
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(j, "events"))
+        {
+            if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "kind")), "transfer")) {
+                transfers++;
+                transfer_bytes += cJSON_GetNumberValue(cJSON_GetObjectItem(e, "bytes"));
+            }
+        }
+        cJSON_Delete(j);
+    }
+    ASSERT_EQ(transfers, 1);
+    ASSERT_NEAR(transfer_bytes, SIZE, 0);
+    dray_dashboard_stop(dash);
     wait_store_stat(&f, f.workers[0], "served", 1);
     /* The last ref goes: the node frees it. */
     dray_ref_release(obj);

@@ -102,6 +102,14 @@ TEST(head_serves_cluster_dashboard)
                  dray_string_cstr(dray_map_get(n0, "address")));
     ASSERT_EQ((long)cJSON_GetNumberValue(cJSON_GetObjectItem(j0, "pid")),
               (long)dray_map_get(n0, "pid")->u.i);
+    /* The node's object-store figures are the head's own ("store" counters from heartbeats). */
+    const dray_value *store = dray_map_get(n0, "store");
+    ASSERT_TRUE(store != NULL);
+    ASSERT_TRUE(cJSON_IsNumber(cJSON_GetObjectItem(j0, "object_store_bytes")));
+    ASSERT_EQ((long)cJSON_GetNumberValue(cJSON_GetObjectItem(j0, "object_store_bytes")),
+              (long)dray_map_get(store, "bytes_mem")->u.i);
+    ASSERT_EQ((long)cJSON_GetNumberValue(cJSON_GetObjectItem(j0, "spilled_bytes")),
+              (long)dray_map_get(store, "bytes_disk")->u.i);
     cJSON_Delete(nodes);
     dray_value_release(&v);
     /* Logs of the head process from the cluster directory. */

@@ -4,6 +4,9 @@
 #include <dirent.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
+#include "dray/dashboard.h"
 #include "dray/frame.h"
 #include "test.h"
 
@@ -274,6 +277,8 @@ TEST(spill)
 {
     dray_runtime *rt;
     ASSERT_OK(dray_init(NULL, &rt));
+    dray_dashboard *d; /* records spill events, checked at the end */
+    ASSERT_OK(dray_dashboard_start(rt, NULL, &d));
     char dir[] = "/tmp/dray_spill_XXXXXX";
     ASSERT_TRUE(mkdtemp(dir) != NULL);
     dray_frame *plain = frame_of(rt, 4, 3000, NULL), *sp = frame_of(rt, 4, 3000, NULL);
@@ -299,6 +304,44 @@ TEST(spill)
         dray_frame_destroy(b[i]);
     }
     ASSERT_EQ(rmdir(dir), 0); /* empty: every spilled bucket was read and deleted */
+    /* The dashboard's task stream shows each bucket written once ("spill") and read once
+     * ("unspill"), with its file's bytes. The collector drains every 100 ms: wait for it (bounded). */
+    int spills = 0, unspills = 0;
+    double spill_bytes = 0, unspill_bytes = 0;
+    for (int tries = 0; tries < 300 && !(spills && spills == unspills); tries++) {
+        usleep(10000);
+        int status;
+        char *body;
+        const char *type;
+        ASSERT_OK(dray_dashboard_api(d, "/api/v0/stream?since=0", &status, &body, &type));
+        ASSERT_EQ(status, 200);
+        cJSON *j = cJSON_Parse(body);
+        dray_free(body);
+        spills = unspills = 0;
+        spill_bytes = unspill_bytes = 0;
+        const cJSON *e;
+        cJSON_ArrayForEach(e, cJSON_GetObjectItem(j, "events"))
+        {
+            const char *kind = cJSON_GetStringValue(cJSON_GetObjectItem(e, "kind"));
+            const char *name = cJSON_GetStringValue(cJSON_GetObjectItem(e, "name"));
+            double bytes = cJSON_GetNumberValue(cJSON_GetObjectItem(e, "bytes"));
+            if (!name || strcmp(name, "frame.spill"))
+                continue;
+            if (!strcmp(kind, "spill")) {
+                spills++;
+                spill_bytes += bytes;
+            } else if (!strcmp(kind, "unspill")) {
+                unspills++;
+                unspill_bytes += bytes;
+            }
+        }
+        cJSON_Delete(j);
+    }
+    ASSERT_GT(spills, 3); /* at least a bucket per shuffle and join side */
+    ASSERT_EQ(unspills, spills);
+    ASSERT_GT(spill_bytes, 0);
+    ASSERT_NEAR(unspill_bytes, spill_bytes, 0);
+    dray_dashboard_stop(d);
     dray_frame_destroy(plain);
     dray_frame_destroy(sp);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
