@@ -26,6 +26,9 @@ typedef struct node {
     dray_value res; /* custom resources: map name -> float */
     int64_t last_seen_ns, done, running;
     int64_t store[DRAY__STORE_NSTATS]; /* the node's object-store counters, from its PINGs */
+    int64_t rss;                       /* resident bytes, from its PINGs */
+    int64_t cpu_ns, cpu_at_ns;         /* process CPU time and when it came (for cpu_pct) */
+    double cpu_pct;                    /* CPU use between its last two PINGs (100 = one core) */
 } node;
 
 typedef struct head {
@@ -98,9 +101,10 @@ static const char *const store_keys[DRAY__STORE_NSTATS] = {
 
 static dray_status status_value(head *h, dray_value *out)
 {
-    static const char *keys[] = {"id",   "address",    "cpus",          "pid",
-                                 "alive", "tasks_done", "tasks_running", "last_seen_ms", "store",
-                                 "resources"};
+    static const char *keys[] = {"id",        "address",    "cpus",          "pid",
+                                 "alive",     "tasks_done", "tasks_running", "last_seen_ms",
+                                 "store",     "resources",  "rss_bytes",     "cpu_pct"};
+    enum { NKEYS = sizeof keys / sizeof keys[0] };
     dray_value *items = calloc((size_t)h->n_nodes + 1, sizeof(dray_value));
     if (!items)
         return dray_set_error(DRAY_ENOMEM, "out of memory");
@@ -109,16 +113,16 @@ static dray_status status_value(head *h, dray_value *out)
     int n = 0;
     for (; n < h->n_nodes && !st; n++) {
         node *nd = &h->nodes[n];
-        dray_value f[10] = {dray_int(nd->id),   dray_null(),         dray_int(nd->cpus),
-                           dray_int(nd->pid),  dray_bool(nd->conn != NULL), dray_int(nd->done),
-                           dray_int(nd->running), dray_int((now - nd->last_seen_ns) / 1000000),
-                           dray_null(), nd->res};
+        dray_value f[NKEYS] = {dray_int(nd->id),   dray_null(),         dray_int(nd->cpus),
+                               dray_int(nd->pid),  dray_bool(nd->conn != NULL), dray_int(nd->done),
+                               dray_int(nd->running), dray_int((now - nd->last_seen_ns) / 1000000),
+                               dray_null(), nd->res, dray_int(nd->rss), dray_float(nd->cpu_pct)};
         dray_value sv[DRAY__STORE_NSTATS];
         for (int i = 0; i < DRAY__STORE_NSTATS; i++)
             sv[i] = dray_int(nd->store[i]);
         if (!(st = dray_string_create(nd->addr, &f[1])) &&
             !(st = dray_map_create(store_keys, sv, DRAY__STORE_NSTATS, &f[8])))
-            st = dray_map_create(keys, f, 10, &items[n]);
+            st = dray_map_create(keys, f, NKEYS, &items[n]);
         dray_value_release(&f[1]);
         dray_value_release(&f[8]);
     }
@@ -183,6 +187,13 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const 
         nd->running = dray_list_get(ctl, 1)->u.i;
         for (int i = 0; i < DRAY__STORE_NSTATS; i++)
             nd->store[i] = dray_list_get(dray_list_get(ctl, 2), (size_t)i)->u.i;
+        nd->rss = dray_list_get(ctl, 3)->u.i;
+        int64_t cpu = dray_list_get(ctl, 4)->u.i;
+        if (nd->cpu_at_ns > 0 && nd->last_seen_ns > nd->cpu_at_ns && cpu >= nd->cpu_ns)
+            nd->cpu_pct = 100.0 * (double)(cpu - nd->cpu_ns) /
+                          (double)(nd->last_seen_ns - nd->cpu_at_ns);
+        nd->cpu_ns = cpu;
+        nd->cpu_at_ns = nd->last_seen_ns;
         return;
     case DRAY__MSG_SUBSCRIBE:
         if (dray__conn_user(c) || h->n_drivers == MAX_DRIVERS) {

@@ -156,9 +156,11 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
         }
         return true;
     case DRAY__MSG_PING: {
-        /* tasks done, tasks running, object-store counters (dray__store_stats order) */
-        if (!list_of(v, 3) || !nonneg_int(at(v, 0)) || !nonneg_int(at(v, 1)) ||
-            !is(at(v, 2), DRAY_T_LIST) || dray_list_len(at(v, 2)) != DRAY__STORE_NSTATS)
+        /* tasks done, tasks running, object-store counters (dray__store_stats order), resident
+         * bytes, process CPU time in ns */
+        if (!list_of(v, 5) || !nonneg_int(at(v, 0)) || !nonneg_int(at(v, 1)) ||
+            !is(at(v, 2), DRAY_T_LIST) || dray_list_len(at(v, 2)) != DRAY__STORE_NSTATS ||
+            !nonneg_int(at(v, 3)) || !nonneg_int(at(v, 4)))
             return false;
         for (size_t i = 0; i < DRAY__STORE_NSTATS; i++)
             if (!is(at(at(v, 2), i), DRAY_T_INT) || at(at(v, 2), i)->u.i < 0)

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -735,11 +736,21 @@ static void on_tick(dray__loop *l)
     dray_value sv[DRAY__STORE_NSTATS];
     for (int i = 0; i < DRAY__STORE_NSTATS; i++)
         sv[i] = dray_int((int64_t)(f[i] & INT64_MAX));
-    dray_value items[3] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running)),
-                           dray_null()};
+    /* Resident memory and CPU time of this process, for `dray status` and the dashboard. */
+    long pages = 0, resident = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (!statm || fscanf(statm, "%ld %ld", &pages, &resident) != 2 || resident < 0)
+        resident = 0;
+    if (statm)
+        fclose(statm);
+    struct timespec cpu = {0, 0};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    dray_value items[5] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running)),
+                           dray_null(), dray_int((int64_t)resident * sysconf(_SC_PAGESIZE)),
+                           dray_int((int64_t)cpu.tv_sec * 1000000000 + cpu.tv_nsec)};
     dray_value v;
     if (dray_list_create(sv, DRAY__STORE_NSTATS, &items[2]) == DRAY_OK &&
-        dray_list_create(items, 3, &v) == DRAY_OK) {
+        dray_list_create(items, 5, &v) == DRAY_OK) {
         dray__conn_send_value(w->head, DRAY__MSG_PING, 0, 0, &v, NULL);
         dray_value_release(&v);
     }

@@ -228,12 +228,16 @@ static cJSON *json_cluster_nodes(struct dray_dashboard *d)
             f = dray_map_get(n, ints[k][0]);
             cJSON_AddNumberToObject(x, ints[k][1], f && f->type == DRAY_T_INT ? (double)f->u.i : 0);
         }
-        /* Object-store figures come with the nodes' heartbeats (their "store" counters); the
-         * head's table carries no RSS or CPU for remote nodes. */
+        /* Memory, object-store and CPU figures come with the nodes' heartbeats. */
         const dray_value *store = dray_map_get(n, "store");
         const dray_value *mem = store ? dray_map_get(store, "bytes_mem") : NULL;
         const dray_value *disk = store ? dray_map_get(store, "bytes_disk") : NULL;
-        cJSON_AddNullToObject(x, "rss_bytes");
+        const dray_value *rss = dray_map_get(n, "rss_bytes");
+        const dray_value *cpu = dray_map_get(n, "cpu_pct");
+        if (rss && rss->type == DRAY_T_INT)
+            cJSON_AddNumberToObject(x, "rss_bytes", (double)rss->u.i);
+        else
+            cJSON_AddNullToObject(x, "rss_bytes");
         if (mem && mem->type == DRAY_T_INT)
             cJSON_AddNumberToObject(x, "object_store_bytes", (double)mem->u.i);
         else
@@ -242,7 +246,10 @@ static cJSON *json_cluster_nodes(struct dray_dashboard *d)
             cJSON_AddNumberToObject(x, "spilled_bytes", (double)disk->u.i);
         else
             cJSON_AddNullToObject(x, "spilled_bytes");
-        cJSON_AddNullToObject(x, "cpu_pct");
+        if (cpu && cpu->type == DRAY_T_FLOAT)
+            cJSON_AddNumberToObject(x, "cpu_pct", cpu->u.f);
+        else
+            cJSON_AddNullToObject(x, "cpu_pct");
         cJSON_AddItemToObject(x, "workers", cJSON_CreateArray());
         cJSON_AddItemToArray(a, x);
     }

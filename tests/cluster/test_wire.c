@@ -18,15 +18,15 @@ static size_t build(uint8_t *buf, uint8_t type, uint8_t flags, const dray_value 
     return DRAY__WIRE_HDR + len + dlen;
 }
 
-/* A PING: tasks done, running and the object-store counters (all `a`). */
+/* A PING: tasks done, running, the object-store counters, RSS and CPU time (all `a` but running). */
 static dray_value ping(int64_t a, int64_t b)
 {
     dray_value stats[DRAY__STORE_NSTATS];
     for (int i = 0; i < DRAY__STORE_NSTATS; i++)
         stats[i] = dray_int(a);
-    dray_value items[3] = {dray_int(a), dray_int(b), dray_null()}, v;
+    dray_value items[5] = {dray_int(a), dray_int(b), dray_null(), dray_int(a), dray_int(a)}, v;
     ASSERT_OK(dray_list_create(stats, DRAY__STORE_NSTATS, &items[2]));
-    ASSERT_OK(dray_list_create(items, 3, &v));
+    ASSERT_OK(dray_list_create(items, 5, &v));
     dray_value_release(&items[2]);
     return v;
 }

@@ -93,7 +93,15 @@ TEST(head_serves_cluster_dashboard)
     char addr[64];
     snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
     dray_value v;
-    ASSERT_EQ(dray_cluster_status(addr, &v), DRAY_OK);
+    /* Wait (bounded) for the node's first heartbeat, which brings its memory figures. */
+    for (int tries = 0;; tries++) {
+        ASSERT_EQ(dray_cluster_status(addr, &v), DRAY_OK);
+        const dray_value *r = dray_map_get(dray_list_get(dray_map_get(&v, "nodes"), 0), "rss_bytes");
+        if ((r && r->type == DRAY_T_INT && r->u.i > 0) || tries == 100)
+            break;
+        dray_value_release(&v);
+        usleep(50000);
+    }
     const dray_value *n0 = dray_list_get(dray_map_get(&v, "nodes"), 0);
     cJSON *nodes = get(dport, "/api/v0/nodes", &st);
     ASSERT_EQ(cJSON_GetArraySize(nodes), 1);
@@ -110,6 +118,19 @@ TEST(head_serves_cluster_dashboard)
               (long)dray_map_get(store, "bytes_mem")->u.i);
     ASSERT_EQ((long)cJSON_GetNumberValue(cJSON_GetObjectItem(j0, "spilled_bytes")),
               (long)dray_map_get(store, "bytes_disk")->u.i);
+    /* RSS and CPU come with the heartbeats too: the RSS is near what /proc says of that PID. */
+    double rss = cJSON_GetNumberValue(cJSON_GetObjectItem(j0, "rss_bytes"));
+    char statm_path[64];
+    snprintf(statm_path, sizeof statm_path, "/proc/%ld/statm", (long)dray_map_get(n0, "pid")->u.i);
+    FILE *statm = fopen(statm_path, "r");
+    ASSERT_TRUE(statm != NULL);
+    long pages, resident;
+    ASSERT_EQ(fscanf(statm, "%ld %ld", &pages, &resident), 2);
+    fclose(statm);
+    double proc_rss = (double)resident * (double)sysconf(_SC_PAGESIZE);
+    ASSERT_TRUE(rss > proc_rss / 2 && rss < proc_rss * 2);
+    ASSERT_TRUE(cJSON_IsNumber(cJSON_GetObjectItem(j0, "cpu_pct")));
+    ASSERT_TRUE(cJSON_GetNumberValue(cJSON_GetObjectItem(j0, "cpu_pct")) >= 0);
     cJSON_Delete(nodes);
     dray_value_release(&v);
     /* Logs of the head process from the cluster directory. */
