@@ -37,7 +37,63 @@ struct dray_actor {
     _Atomic uint64_t sched;
     dray_ref drain;        /* the cell pushed onto deques to run the drain */
     void *remote;          /* on a runtime attached to a cluster: the cluster's handle */
+    /* The task stream's names of its calls: [0] "Class.__init__", [1 + m] "Class.<method m>"
+     * (the runtime's table for the class; NULL when it could not be made). */
+    const dray_function *call_names;
 };
+
+/* A class's call names for the task stream, made at its first actor on a runtime. The entries are
+ * dray_functions (name only) so the event hooks treat calls like tasks. */
+struct dray__method_names {
+    const dray_actor_class *cls;
+    dray_function *names; /* 1 + cls->n_methods, each name malloc'd */
+    struct dray__method_names *next;
+};
+
+/* The table for cls on rt, made if needed; NULL when out of memory (calls then go unrecorded).
+ * Caller holds rt->lock. */
+static const dray_function *method_names_locked(dray_runtime *rt, const dray_actor_class *cls)
+{
+    for (struct dray__method_names *t = rt->method_names; t; t = t->next)
+        if (t->cls == cls)
+            return t->names;
+    struct dray__method_names *t = calloc(1, sizeof(*t));
+    dray_function *names = calloc(cls->n_methods + 1, sizeof(*names));
+    bool ok = t && names;
+    for (size_t i = 0; ok && i <= cls->n_methods; i++) {
+        const char *m = i ? cls->methods[i - 1].name : "__init__";
+        size_t len = strlen(cls->name) + strlen(m) + 2;
+        char *name = malloc(len);
+        if (!(ok = name != NULL))
+            break;
+        snprintf(name, len, "%s.%s", cls->name, m);
+        names[i].name = name;
+    }
+    if (!ok) {
+        for (size_t i = 0; names && i <= cls->n_methods; i++)
+            free((char *)names[i].name);
+        free(names);
+        free(t);
+        return NULL;
+    }
+    t->cls = cls;
+    t->names = names;
+    t->next = rt->method_names;
+    rt->method_names = t;
+    return names;
+}
+
+void dray__method_names_free(dray_runtime *rt)
+{
+    while (rt->method_names) {
+        struct dray__method_names *t = rt->method_names;
+        rt->method_names = t->next;
+        for (size_t i = 0; i <= t->cls->n_methods; i++)
+            free((char *)t->names[i].name);
+        free(t->names);
+        free(t);
+    }
+}
 
 #define ACTOR_OF_DRAIN(c) ((struct dray_actor *)((char *)(c)-offsetof(struct dray_actor, drain)))
 
@@ -210,6 +266,10 @@ static void run_call(dray_runtime *rt, dray__worker *w, dray_ref *c)
     dray_value result = dray_null();
     dray_status st;
     dray__clear_error();
+    struct dray__evthread **evs = NULL; /* the task stream shows calls like tasks */
+    if (__builtin_expect(atomic_load_explicit(&rt->events, memory_order_relaxed) != NULL, 0) &&
+        a->call_names && (evs = dray__ev_slot_of(rt, w)))
+        dray__ev_task(rt, evs, &a->call_names[method + 1]);
     if (method < 0) {
         void *state = NULL;
         st = a->cls->init ? a->cls->init(&ctx, tmp, c->nargs, &state) : DRAY_OK;
@@ -229,6 +289,8 @@ static void run_call(dray_runtime *rt, dray__worker *w, dray_ref *c)
     } else {
         st = a->cls->methods[method].fn(&ctx, a->state, tmp, c->nargs, &result);
     }
+    if (__builtin_expect(evs != NULL, 0))
+        dray__ev_task_end(rt, evs, st);
     if (tmp != args && tmp != tmp_stack)
         free(tmp);
     if (st != DRAY_OK) {
@@ -429,6 +491,7 @@ dray_status dray_actor_create(dray_runtime *rt, const char *class_name, const dr
     atomic_fetch_add(&a->refs, 1);
     a->init_ref = init; /* keeps the caller's count of the constructor's ref */
     pthread_mutex_lock(&rt->lock);
+    a->call_names = method_names_locked(rt, cls);
     a->next = rt->actors;
     if (a->next)
         a->next->prev = a;

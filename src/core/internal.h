@@ -242,6 +242,7 @@ struct dray_runtime {
 
     _Atomic int64_t actors_live;
     struct dray_actor *actors; /* every live actor, under lock */
+    struct dray__method_names *method_names; /* "Class.method" names per class (actor.c), under lock */
     struct dray__fn_table *fns;
     struct dray__cluster *cluster; /* set when attached to a cluster (src/cluster) */
     struct dray__launch *launch;   /* set on rank 0 under mpirun/srun: the head it started */
@@ -297,6 +298,8 @@ typedef struct dray__actor_info {
     bool remote;
 } dray__actor_info;
 size_t dray__actors_snapshot(dray_runtime *rt, dray__actor_info *out, size_t max);
+/* Frees the method name tables (after the events that point at them). */
+void dray__method_names_free(dray_runtime *rt);
 
 /* registry.c */
 dray_status dray__fn_table_build(dray_runtime *rt);

@@ -496,6 +496,7 @@ dray_status dray_shutdown(dray_runtime *rt, dray_shutdown_mode mode)
     /* Cells first: their values may point into anything else. */
     dray__slabs_destroy(rt);
     dray__actors_destroy(rt);
+    dray__method_names_free(rt);
     for (int i = 0; i < nslots; i++)
         if (rt->workers[i].started)
             dray__deque_fini(&rt->workers[i].deque);

@@ -600,6 +600,26 @@ TEST(module_events_logs_actors_snapshots)
     ASSERT_STREQ(cJSON_GetStringValue(cJSON_GetObjectItem(cJSON_GetArrayItem(tu, 0), "name")),
                  "exp");
     cJSON_Delete(tu);
+    /* Actor calls show in the stream and the per-function totals as "Class.method". */
+    enum { N_PINGS = 37 };
+    dray_ref *pings[N_PINGS];
+    for (int i = 0; i < N_PINGS; i++)
+        ASSERT_EQ(dray_actor_call(rt, a, "ping", NULL, 0, &pings[i]), DRAY_OK);
+    ASSERT_EQ(dray_wait(rt, pings, N_PINGS, N_PINGS, -1, NULL, NULL), DRAY_OK);
+    for (int i = 0; i < N_PINGS; i++)
+        dray_ref_release(pings[i]);
+    long pinged = 0, inits = 0;
+    for (int i = 0; i < 500 && !(pinged == N_PINGS && inits == 1); i++) {
+        cJSON *tk = get(d, "/api/v0/tasks", &st);
+        const cJSON *fp = find_fn(tk, "TestPinger.ping"), *fi = find_fn(tk, "TestPinger.__init__");
+        pinged = fp ? (long)num(fp, "done") : 0;
+        inits = fi ? (long)num(fi, "done") : 0;
+        cJSON_Delete(tk);
+        struct timespec ts = {0, 10000000};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_EQ(pinged, (long)N_PINGS);
+    ASSERT_EQ(inits, 1L);
     dray_actor_release(a);
     /* Shutdown with the dashboard still serving stops it; stop then only frees the handle. */
     ASSERT_EQ(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN), DRAY_OK);
