@@ -29,7 +29,9 @@ struct dray_actor {
 
     /* Mailbox: Vyukov's intrusive MPSC queue of call cells linked through `next`. */
     _Alignas(DRAY__CACHE_LINE) _Atomic(dray_ref *) tail;
+    _Atomic uint64_t pushed; /* calls ever queued (on tail's line, which every push writes) */
     _Alignas(DRAY__CACHE_LINE) dray_ref *head;
+    _Atomic uint64_t popped; /* calls ever taken out (written by the drain only) */
     dray_ref stub;
     /* Bit 0: a drain is queued or running. Above it, a counter bumped by every event that may make
      * a call runnable (a push, a dependency ready, a kill), so the drain never stops after missing
@@ -126,8 +128,26 @@ static dray_ref *mailbox_peek(struct dray_actor *a, bool *busy)
     return head;
 }
 
+/* Counts a call into the mailbox (the dashboard's pending calls: pushed - popped). */
+static void mailbox_push_call(struct dray_actor *a, dray_ref *c)
+{
+    mailbox_push(a, c);
+    atomic_fetch_add_explicit(&a->pushed, 1, memory_order_relaxed);
+}
+
+static bool mailbox_unlink(struct dray_actor *a);
+
 /* Removes the call peek returned. False when a push is half done (peek it again). */
 static bool mailbox_pop(struct dray_actor *a)
+{
+    if (!mailbox_unlink(a))
+        return false;
+    atomic_store_explicit(&a->popped, atomic_load_explicit(&a->popped, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return true;
+}
+
+static bool mailbox_unlink(struct dray_actor *a)
 {
     dray_ref *head = a->head, *next = link_load(head);
     if (next) {
@@ -498,7 +518,7 @@ dray_status dray_actor_create(dray_runtime *rt, const char *class_name, const dr
     rt->actors = a;
     pthread_mutex_unlock(&rt->lock);
     atomic_fetch_add(&rt->actors_live, 1);
-    mailbox_push(a, init);
+    mailbox_push_call(a, init);
     if (atomic_fetch_sub_explicit(&init->deps_left, 1, memory_order_acq_rel) == 1)
         poke(a);
     *out = a;
@@ -535,7 +555,7 @@ dray_status dray_actor_call_m(dray_runtime *rt, dray_actor *actor, int method,
     c->extra->actor = actor;
     c->extra->method = method;
     atomic_fetch_add_explicit(&actor->refs, 1, memory_order_relaxed);
-    mailbox_push(actor, c);
+    mailbox_push_call(actor, c);
     if (atomic_fetch_sub_explicit(&c->deps_left, 1, memory_order_acq_rel) == 1)
         poke(actor);
     *out = c;
@@ -619,6 +639,9 @@ size_t dray__actors_snapshot(dray_runtime *rt, dray__actor_info *out, size_t max
         out[n].max_restarts = a->max_restarts;
         out[n].refs = atomic_load_explicit(&a->refs, memory_order_relaxed);
         out[n].running = atomic_load_explicit(&a->running, memory_order_relaxed);
+        uint64_t popped = atomic_load_explicit(&a->popped, memory_order_relaxed);
+        uint64_t pushed = atomic_load_explicit(&a->pushed, memory_order_relaxed);
+        out[n].pending = pushed > popped ? pushed - popped : 0;
         out[n].remote = a->remote != NULL;
     }
     pthread_mutex_unlock(&rt->lock);

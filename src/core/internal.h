@@ -295,6 +295,7 @@ typedef struct dray__actor_info {
     const char *cls, *state;
     int restarts, max_restarts, running;
     uint32_t refs; /* handles plus calls not yet finished */
+    uint64_t pending; /* calls queued in its mailbox, not yet started */
     bool remote;
 } dray__actor_info;
 size_t dray__actors_snapshot(dray_runtime *rt, dray__actor_info *out, size_t max);

@@ -351,6 +351,7 @@ static cJSON *json_actors(db_history *h)
         cJSON_AddNumberToObject(x, "max_restarts", info[i].max_restarts);
         cJSON_AddNumberToObject(x, "running_calls", info[i].running);
         cJSON_AddNumberToObject(x, "refs", info[i].refs);
+        cJSON_AddNumberToObject(x, "pending_calls", (double)info[i].pending);
         cJSON_AddItemToArray(a, x);
     }
     free(info);

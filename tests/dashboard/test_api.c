@@ -5,6 +5,8 @@
 #include <arpa/inet.h>
 #include <math.h>
 #include <netinet/in.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,6 +56,26 @@ static dray_status c_ping(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
     return DRAY_OK;
 }
 DRAY_ACTOR_CLASS(TestPinger, c_init, c_destroy, {"ping", c_ping})
+
+/* An actor whose "hold" calls wait until *state (an atomic int the test owns) is non-zero. */
+static dray_status g_init(dray_ctx *ctx, const dray_value *a, size_t n, void **state)
+{
+    (void)ctx;
+    if (n != 1 || a[0].type != DRAY_T_INT)
+        return DRAY_EINVAL;
+    *state = (void *)(intptr_t)a[0].u.i;
+    return DRAY_OK;
+}
+static dray_status g_hold(dray_ctx *ctx, void *s, const dray_value *a, size_t n, dray_value *r)
+{
+    (void)ctx, (void)a, (void)n;
+    _Atomic int *open = (_Atomic int *)(intptr_t)s;
+    while (!atomic_load(open))
+        usleep(1000);
+    *r = dray_null();
+    return DRAY_OK;
+}
+DRAY_ACTOR_CLASS(TestGate, g_init, c_destroy, {"hold", g_hold})
 
 /* A Serve deployment that sleeps 2 ms per call, failing for negative x. */
 static dray_status sl_init(dray_serve *s, const cJSON *cfg, void **state)
@@ -620,6 +642,41 @@ TEST(module_events_logs_actors_snapshots)
     }
     ASSERT_EQ(pinged, (long)N_PINGS);
     ASSERT_EQ(inits, 1L);
+    /* Pending calls: one "hold" call runs (blocked), the other four wait in the mailbox. */
+    _Atomic int open = 0;
+    dray_value gate_arg = dray_int((int64_t)(intptr_t)&open);
+    dray_actor *gate;
+    ASSERT_EQ(dray_actor_create(rt, "TestGate", &gate_arg, 1, NULL, &gate), DRAY_OK);
+    ASSERT_EQ(dray_actor_ready(rt, gate, -1), DRAY_OK);
+    dray_ref *holds[5];
+    for (int i = 0; i < 5; i++)
+        ASSERT_EQ(dray_actor_call(rt, gate, "hold", NULL, 0, &holds[i]), DRAY_OK);
+    long pending = -1;
+    for (int i = 0; i < 500 && pending != 4; i++) {
+        cJSON *acs = get(d, "/api/v0/actors", &st);
+        const cJSON *x;
+        cJSON_ArrayForEach(x, acs)
+        {
+            if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(x, "class")), "TestGate"))
+                pending = (long)num(x, "pending_calls");
+        }
+        cJSON_Delete(acs);
+        struct timespec ts = {0, 2000000};
+        nanosleep(&ts, NULL);
+    }
+    ASSERT_EQ(pending, 4L);
+    atomic_store(&open, 1);
+    ASSERT_EQ(dray_wait(rt, holds, 5, 5, -1, NULL, NULL), DRAY_OK);
+    for (int i = 0; i < 5; i++)
+        dray_ref_release(holds[i]);
+    cJSON *acs = get(d, "/api/v0/actors", &st);
+    const cJSON *x;
+    cJSON_ArrayForEach(x, acs)
+    {
+        ASSERT_EQ((long)num(x, "pending_calls"), 0L);
+    }
+    cJSON_Delete(acs);
+    dray_actor_release(gate);
     dray_actor_release(a);
     /* Shutdown with the dashboard still serving stops it; stop then only frees the handle. */
     ASSERT_EQ(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN), DRAY_OK);

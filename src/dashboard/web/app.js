@@ -138,7 +138,7 @@
   /* ==== Tabs ==== */
   function actors(a) {
     table('actors-table', a.map(function (x) {
-      return [x.id, x.class, x.state, x.node, x.restarts, x.running_calls, x.refs];
+      return [x.id, x.class, x.state, x.node, x.restarts, x.pending_calls, x.running_calls, x.refs];
     }));
   }
 
