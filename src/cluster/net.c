@@ -51,6 +51,7 @@ struct dray__conn {
     char peer[64];
     void *user;
     struct dray__conn *next;
+    struct dray__conn *next_dead; /* on the loop's dead list (closed during a batch) */
 
     pthread_mutex_t lock; /* output */
     uint8_t *obuf;
@@ -80,8 +81,12 @@ struct dray__loop {
     bool threaded;
     _Atomic int stop;
     _Atomic int flush_pending;
-    pthread_mutex_t lock; /* the conns list */
+    pthread_mutex_t lock; /* the conns list, in_batch and dead */
     dray__conn *conns;
+    /* While the loop waits for or handles a batch of events, a closed connection's list reference
+     * goes on `dead` and is dropped after the batch: an event for it may already be in the batch. */
+    bool in_batch;
+    dray__conn *dead;
     int64_t next_tick;
     int64_t spin_ns; /* busy-poll this long after the last event before sleeping (0: never) */
 };
@@ -312,8 +317,31 @@ void dray__conn_close(dray__conn *c, const char *why)
             *p = c->next;
             break;
         }
+    bool defer = l->in_batch;
+    if (defer) {
+        c->next_dead = l->dead;
+        l->dead = c;
+    }
     pthread_mutex_unlock(&l->lock);
-    dray__conn_release(c);
+    if (!defer)
+        dray__conn_release(c);
+}
+
+/* Marks the start (true) or end (false) of a batch of events; at the end, drops the references of
+ * connections closed meanwhile (see in_batch). */
+static void batch_mark(dray__loop *l, bool start)
+{
+    pthread_mutex_lock(&l->lock);
+    l->in_batch = start;
+    dray__conn *dead = start ? NULL : l->dead;
+    if (!start)
+        l->dead = NULL;
+    pthread_mutex_unlock(&l->lock);
+    while (dead) {
+        dray__conn *next = dead->next_dead;
+        dray__conn_release(dead);
+        dead = next;
+    }
 }
 
 /* ==== Handshake ==== */
@@ -665,6 +693,7 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
         /* Busy-poll a little after activity: a reply that comes within spin_ns is read without
          * the thread going to sleep and being woken (the round-trip latency path). */
         bool spinning = now < spin_until;
+        batch_mark(l, true);
         int n = epoll_wait(l->epfd, evs, 64, spinning || wait_ms < 0 ? 0 : (int)wait_ms + 1);
         if (n > 0 && l->spin_ns)
             spin_until = dray__now_ns() + l->spin_ns;
@@ -701,6 +730,7 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
                 dray__conn_release(c);
             }
         }
+        batch_mark(l, false);
         atomic_store(&l->flush_pending, 0);
         flush_all(l);
         if (dray__now_ns() >= l->next_tick) {
@@ -708,6 +738,7 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
             l->next_tick = dray__now_ns() + TICK_NS;
         }
     }
+    batch_mark(l, false);
     flush_all(l);
 }
 

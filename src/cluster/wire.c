@@ -117,6 +117,12 @@ static bool nonneg_int(const dray_value *v)
     return is(v, DRAY_T_INT) && v->u.i >= 0 && v->u.i <= INT32_MAX;
 }
 
+/* A non-negative 64-bit quantity (bytes, nanoseconds). */
+static bool nonneg_int64(const dray_value *v)
+{
+    return is(v, DRAY_T_INT) && v->u.i >= 0;
+}
+
 /* A node's custom resources: a map of at most 64 names (under 64 bytes) to floats >= 0. */
 static bool resources_ok(const dray_value *v)
 {
@@ -160,7 +166,7 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
          * bytes, process CPU time in ns */
         if (!list_of(v, 5) || !nonneg_int(at(v, 0)) || !nonneg_int(at(v, 1)) ||
             !is(at(v, 2), DRAY_T_LIST) || dray_list_len(at(v, 2)) != DRAY__STORE_NSTATS ||
-            !nonneg_int(at(v, 3)) || !nonneg_int(at(v, 4)))
+            !nonneg_int64(at(v, 3)) || !nonneg_int64(at(v, 4)))
             return false;
         for (size_t i = 0; i < DRAY__STORE_NSTATS; i++)
             if (!is(at(at(v, 2), i), DRAY_T_INT) || at(at(v, 2), i)->u.i < 0)

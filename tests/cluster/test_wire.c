@@ -184,6 +184,18 @@ TEST(message_shapes)
     ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
     ASSERT_CONTAINS(dray_last_error(), "SUBMIT message: control payload has the wrong shape");
     dray_value_release(&v);
+    /* RSS and CPU time are 64-bit: a node with 16 GiB resident after an hour of CPU is fine. */
+    v = ping(3, 4);
+    dray_value big[5] = {dray_int(3), dray_int(4), dray_value_retain(dray_list_get(&v, 2)),
+                         dray_int((int64_t)16 << 30), dray_int(3600LL * 1000000000)};
+    dray_value_release(&v);
+    ASSERT_OK(dray_list_create(big, 5, &v));
+    dray_value_release(&big[2]);
+    n = build(buf, DRAY__MSG_PING, 0, &v, NULL, 0);
+    ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+    ASSERT_EQ(dray_list_get(&ctl, 4)->u.i, 3600LL * 1000000000);
+    dray_value_release(&ctl);
+    dray_value_release(&v);
     /* Negative counters are refused. */
     v = ping(-1, 0);
     n = build(buf, DRAY__MSG_PING, 0, &v, NULL, 0);
