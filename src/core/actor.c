@@ -135,18 +135,7 @@ static void mailbox_push_call(struct dray_actor *a, dray_ref *c)
     atomic_fetch_add_explicit(&a->pushed, 1, memory_order_relaxed);
 }
 
-static bool mailbox_unlink(struct dray_actor *a);
-
-/* Removes the call peek returned. False when a push is half done (peek it again). */
-static bool mailbox_pop(struct dray_actor *a)
-{
-    if (!mailbox_unlink(a))
-        return false;
-    atomic_store_explicit(&a->popped, atomic_load_explicit(&a->popped, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    return true;
-}
-
+/* Unlinks the call peek returned. False when a push is half done (peek it again). */
 static bool mailbox_unlink(struct dray_actor *a)
 {
     dray_ref *head = a->head, *next = link_load(head);
@@ -161,6 +150,16 @@ static bool mailbox_unlink(struct dray_actor *a)
     if (!next)
         return false;
     a->head = next;
+    return true;
+}
+
+/* mailbox_unlink, counted (the dashboard's pending calls: pushed - popped). */
+static bool mailbox_pop(struct dray_actor *a)
+{
+    if (!mailbox_unlink(a))
+        return false;
+    atomic_store_explicit(&a->popped, atomic_load_explicit(&a->popped, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
     return true;
 }
 
