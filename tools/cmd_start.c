@@ -20,8 +20,9 @@ static int usage(void)
             "usage: dray start --head [--port P] [--num-cpus N] [--memory M] [--bind ADDR] [--foreground]\n"
             "       dray start --address HOST:PORT [--num-cpus N] [--memory M] [--bind ADDR]\n"
             "                  [--resources NAME=AMOUNT,...] [--module LIB.so]... [--foreground]\n"
-            "--memory M (bytes, or 800M, 4G): the node's object-store limit; objects spill to disk\n"
-            "above 0.7 of it (DRAY_MEMORY_TARGET/SPILL/PAUSE: 0.6/0.7/0.8);\n"
+            "--memory M (bytes, or 800M, 4G): the node's memory limit; objects spill to disk\n"
+            "above 0.7 of it, the node pauses above 0.8 and exits above 0.95 of it (process memory;\n"
+            "DRAY_MEMORY_TARGET/SPILL/PAUSE/TERMINATE: 0.6/0.7/0.8/0.95, 'false' disables one);\n"
             "--head starts the head (and, with --num-cpus N > 0, a worker node on it too);\n"
             "--address starts a worker node. State and logs: $DRAY_CLUSTER_DIR or\n"
             "/tmp/dray-<uid>/cluster-<port>.\n");

@@ -69,6 +69,7 @@ typedef struct rnode {
     double cpu_inflight; /* CPUs the tasks sent to it need */
     int64_t last_steal_ns;
     dray_value res;      /* its custom resources: a map name -> float */
+    bool paused;         /* above its memory pause fraction: new tasks go elsewhere if they can */
     pend *list;
 } rnode;
 
@@ -406,6 +407,9 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
     dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
 }
 
+/* Load added to a paused node: it gets work only when every node that could take it is paused. */
+#define PAUSED_LOAD 1e9
+
 /* The least loaded live node, or -1; ties go round-robin. Lock held. */
 static int least_loaded(struct dray__cluster *cl)
 {
@@ -415,7 +419,8 @@ static int least_loaded(struct dray__cluster *cl)
     for (int k = 0; k < cl->n_nodes; k++) {
         int i = (int)((start + (unsigned)k) % (unsigned)cl->n_nodes);
         rnode *n = &cl->nodes[i];
-        double load = (double)(n->inflight + 1) / (n->cpus > 0 ? n->cpus : 1);
+        double load = (double)(n->inflight + 1) / (n->cpus > 0 ? n->cpus : 1) +
+                      (n->paused ? PAUSED_LOAD : 0);
         if (n->alive && (best < 0 || load < best_load)) {
             best = i;
             best_load = load;
@@ -458,7 +463,8 @@ static int preferred_node(struct dray__cluster *cl, const pend *p)
     }
     int best = -1;
     for (int i = 0; i < 64 && i < cl->n_nodes; i++)
-        if (cl->nodes[i].alive && bytes[i] && feasible(&cl->nodes[i], p) && !excluded(p, i) &&
+        if (cl->nodes[i].alive && !cl->nodes[i].paused && bytes[i] && feasible(&cl->nodes[i], p) &&
+            !excluded(p, i) &&
             (best < 0 || bytes[i] > bytes[best]))
             best = i;
     return best;
@@ -537,7 +543,7 @@ static bool place(struct dray__cluster *cl, pend *p)
         offered++;
         if (excluded(p, i))
             continue;
-        double load = node_load(n, p);
+        double load = node_load(n, p) + (n->paused ? PAUSED_LOAD : 0);
         if (best < 0 || load < best_load) {
             best = i;
             best_load = load;
@@ -1140,9 +1146,12 @@ static void maybe_steal(struct dray__cluster *cl)
         int cpus = n->cpus > 0 ? n->cpus : 1;
         if (!n->alive)
             continue;
-        if (n->cpu_inflight < cpus && (idle < 0 || n->inflight < cl->nodes[idle].inflight))
+        if (!n->paused && n->cpu_inflight < cpus &&
+            (idle < 0 || n->inflight < cl->nodes[idle].inflight))
             idle = i;
-        if (n->inflight > 2 * cpus + 2 && (busy < 0 || n->inflight > cl->nodes[busy].inflight))
+        /* A paused node gives back everything it has not started. */
+        if ((n->inflight > 2 * cpus + 2 || (n->paused && n->inflight > 0)) &&
+            (busy < 0 || n->inflight > cl->nodes[busy].inflight))
             busy = i;
     }
     if (idle < 0 || busy < 0)
@@ -1152,7 +1161,7 @@ static void maybe_steal(struct dray__cluster *cl)
     if (now - b->last_steal_ns < 2000000)
         return;
     b->last_steal_ns = now;
-    int64_t k = (b->inflight - cl->nodes[idle].inflight) / 2;
+    int64_t k = b->paused ? b->inflight : (b->inflight - cl->nodes[idle].inflight) / 2;
     dray_value v = dray_int(k < 1 ? 1 : k > 4096 ? 4096 : k);
     if (dray__conn_send_value(b->conn, DRAY__MSG_STEAL, 0, 0, &v, NULL) == DRAY_OK)
         atomic_fetch_add_explicit(&cl->steal_requests, 1, memory_order_relaxed);
@@ -1399,8 +1408,14 @@ static void on_nodes(struct dray__cluster *cl, const dray_value *list)
         const char *addr = dray_string_cstr(dray_list_get(e, 1));
         if (id >= MAX_NODES || strlen(addr) >= sizeof cl->nodes[0].addr)
             continue;
+        bool paused = dray_list_get(e, 4)->u.b;
         pthread_mutex_lock(&cl->lock);
         bool known = id < cl->n_nodes && cl->nodes[id].addr[0];
+        if (known && cl->nodes[id].paused != paused) {
+            cl->nodes[id].paused = paused;
+            if (paused)
+                maybe_steal(cl); /* its queued tasks can go to a node that is not paused */
+        }
         pthread_mutex_unlock(&cl->lock);
         if (known)
             continue;
@@ -1417,6 +1432,7 @@ static void on_nodes(struct dray__cluster *cl, const dray_value *list)
         nd->res = dray_value_retain(dray_list_get(e, 3));
         nd->conn = dray__conn_retain(c);
         nd->alive = true;
+        nd->paused = paused;
         dray__conn_set_user(c, nd);
         if (id >= cl->n_nodes)
             cl->n_nodes = id + 1;

@@ -29,6 +29,7 @@ typedef struct node {
     int64_t rss;                       /* resident bytes, from its PINGs */
     int64_t cpu_ns, cpu_at_ns;         /* process CPU time and when it came (for cpu_pct) */
     double cpu_pct;                    /* CPU use between its last two PINGs (100 = one core) */
+    bool paused;                       /* above its memory pause fraction: no new tasks there */
 } node;
 
 typedef struct head {
@@ -53,9 +54,10 @@ static dray_status nodes_value(head *h, dray_value *out)
         node *nd = &h->nodes[i];
         if (!nd->conn)
             continue;
-        dray_value f[4] = {dray_int(nd->id), dray_null(), dray_int(nd->cpus), nd->res};
+        dray_value f[5] = {dray_int(nd->id), dray_null(), dray_int(nd->cpus), nd->res,
+                           dray_bool(nd->paused)};
         if (!(st = dray_string_create(nd->addr, &f[1])))
-            st = dray_list_create(f, 4, &items[n++]);
+            st = dray_list_create(f, 5, &items[n++]);
         dray_value_release(&f[1]);
     }
     if (!st)
@@ -103,7 +105,8 @@ static dray_status status_value(head *h, dray_value *out)
 {
     static const char *keys[] = {"id",        "address",    "cpus",          "pid",
                                  "alive",     "tasks_done", "tasks_running", "last_seen_ms",
-                                 "store",     "resources",  "rss_bytes",     "cpu_pct"};
+                                 "store",     "resources",  "rss_bytes",     "cpu_pct",
+                                 "paused"};
     enum { NKEYS = sizeof keys / sizeof keys[0] };
     dray_value *items = calloc((size_t)h->n_nodes + 1, sizeof(dray_value));
     if (!items)
@@ -116,7 +119,8 @@ static dray_status status_value(head *h, dray_value *out)
         dray_value f[NKEYS] = {dray_int(nd->id),   dray_null(),         dray_int(nd->cpus),
                                dray_int(nd->pid),  dray_bool(nd->conn != NULL), dray_int(nd->done),
                                dray_int(nd->running), dray_int((now - nd->last_seen_ns) / 1000000),
-                               dray_null(), nd->res, dray_int(nd->rss), dray_float(nd->cpu_pct)};
+                               dray_null(), nd->res, dray_int(nd->rss), dray_float(nd->cpu_pct),
+                               dray_bool(nd->paused)};
         dray_value sv[DRAY__STORE_NSTATS];
         for (int i = 0; i < DRAY__STORE_NSTATS; i++)
             sv[i] = dray_int(nd->store[i]);
@@ -194,6 +198,13 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const 
                           (double)(nd->last_seen_ns - nd->cpu_at_ns);
         nd->cpu_ns = cpu;
         nd->cpu_at_ns = nd->last_seen_ns;
+        if (dray_list_get(ctl, 5)->u.b != nd->paused) {
+            /* Drivers place new tasks elsewhere while a node is paused. */
+            nd->paused = dray_list_get(ctl, 5)->u.b;
+            dray__log("node %d (%s) %s", nd->id, nd->addr,
+                      nd->paused ? "paused: its memory is above the pause fraction" : "resumed");
+            send_nodes(h, NULL);
+        }
         return;
     case DRAY__MSG_SUBSCRIBE:
         if (dray__conn_user(c) || h->n_drivers == MAX_DRIVERS) {

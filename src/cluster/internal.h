@@ -51,9 +51,10 @@ enum dray__msg_type {
     DRAY__MSG_REGISTER,      /* worker to head: [string addr, int cpus, int pid, map resources] */
     DRAY__MSG_SUBSCRIBE,     /* driver to head: null */
     DRAY__MSG_NODES,         /* head to driver: list of [int id, string addr, int cpus,
-                              * map resources (name -> float)] */
+                              * map resources (name -> float), bool paused] */
     DRAY__MSG_PING,          /* worker to head: [int tasks_done, int tasks_running, list of
-                              * DRAY__STORE_NSTATS ints: object-store counters] */
+                              * DRAY__STORE_NSTATS ints: object-store counters, int rss bytes,
+                              * int cpu ns, bool paused] */
     DRAY__MSG_SUBMIT,        /* driver to worker: [string fn, list args, int retries, bool retry_exc] */
     DRAY__MSG_RESULT,        /* worker to driver: [int status, value]; data per flags */
     DRAY__MSG_STATUS_REQ,    /* client to head: null */
@@ -177,7 +178,8 @@ typedef struct dray__store_stats {
 #define DRAY__STORE_NSTATS 15 /* fields of dray__store_stats, all uint64_t, sent in PINGs */
 
 /* A store spilling to `dir` under a memory limit of `limit` bytes (0: the machine's memory), with
- * the target/spill/pause fractions from DRAY_MEMORY_TARGET/SPILL/PAUSE (0.6/0.7/0.8). */
+ * the target/spill/pause/terminate fractions from DRAY_MEMORY_TARGET/SPILL/PAUSE/TERMINATE
+ * (0.6/0.7/0.8/0.95; "false" disables one, like Dask's False). */
 dray_status dray__store_create(const char *dir, size_t limit, const uint8_t secret[32],
                                dray__store **out);
 void dray__store_destroy(dray__store *s);
@@ -198,6 +200,14 @@ void dray__store_free(dray__store *s, const char *holder, uint64_t id);
 /* Frees every object owned by `owner` (a driver that went away). */
 void dray__store_free_owner(dray__store *s, const void *owner);
 void dray__store_stats_get(dray__store *s, dray__store_stats *out);
+/* The node's memory thresholds in bytes (0: disabled), fixed at creation. */
+typedef struct dray__store_limits {
+    size_t limit, target, spill, pause, terminate;
+} dray__store_limits;
+void dray__store_limits_get(dray__store *s, dray__store_limits *out);
+/* Spills least recently used unpinned objects until `bytes` have gone to disk or none is left
+ * (process memory above the spill fraction); returns the bytes spilled. */
+size_t dray__store_spill(dray__store *s, size_t bytes);
 
 /* Whether v is a cluster object handle ("cluster.obj"); fills its fields (borrowed) when so. */
 bool dray__cluster_obj_info(const dray_value *v, const char **holder, uint64_t *id, uint64_t *size,

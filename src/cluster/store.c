@@ -38,7 +38,11 @@ struct dray__store {
     _Atomic int refs; /* the creator's and one per pinned value */
     char dir[4096];
     uint8_t secret[32];
-    size_t limit, target_b, spill_b, pause_b;
+    size_t limit;
+    /* Thresholds in bytes; 0: disabled (a fraction set to "false"). Managed memory (bytes_mem)
+     * above spill_b starts spilling down to target_b; the worker applies spill/pause/terminate to
+     * the process's memory too (dray__store_limits_get). */
+    size_t target_b, spill_b, pause_b, terminate_b;
     sobj **buckets;
     size_t nbuckets, count;
     uint64_t next_id, clock;
@@ -146,19 +150,34 @@ dray_status dray__store_create(const char *dir, size_t limit, const uint8_t secr
         long pages = sysconf(_SC_PHYS_PAGES), psize = sysconf(_SC_PAGESIZE);
         limit = pages > 0 && psize > 0 ? (size_t)pages * (size_t)psize : (size_t)1 << 32;
     }
-    const char *e;
-    double target = (e = getenv("DRAY_MEMORY_TARGET")) ? atof(e) : 0.6;
-    double spill = (e = getenv("DRAY_MEMORY_SPILL")) ? atof(e) : 0.7;
-    double pause = (e = getenv("DRAY_MEMORY_PAUSE")) ? atof(e) : 0.8;
-    if (!(target > 0 && target <= spill && spill <= pause && pause <= 1)) {
-        dray__store_destroy(s);
-        return dray_set_error(DRAY_EINVAL, "memory fractions target %g, spill %g, pause %g: need "
-                              "0 < target <= spill <= pause <= 1", target, spill, pause);
+    double f[4];
+    static const char *const names[4] = {"DRAY_MEMORY_TARGET", "DRAY_MEMORY_SPILL",
+                                         "DRAY_MEMORY_PAUSE", "DRAY_MEMORY_TERMINATE"};
+    static const double dflt[4] = {0.6, 0.7, 0.8, 0.95};
+    double prev = 0;
+    for (int i = 0; i < 4; i++) {
+        const char *e = getenv(names[i]);
+        char *end = NULL;
+        f[i] = !e || !*e ? dflt[i] : !strcmp(e, "false") || !strcmp(e, "False") ? 0 : strtod(e, &end);
+        if ((end && (*end || !(f[i] > 0 && f[i] <= 1))) || (f[i] > 0 && f[i] < prev)) {
+            dray__store_destroy(s);
+            return dray_set_error(DRAY_EINVAL, "%s='%s': need a fraction in (0, 1] or 'false', "
+                                  "with target <= spill <= pause <= terminate (enabled ones)",
+                                  names[i], e ? e : "(default)");
+        }
+        if (f[i] > 0)
+            prev = f[i];
     }
     s->limit = limit;
-    s->target_b = (size_t)(target * (double)limit);
-    s->spill_b = (size_t)(spill * (double)limit);
-    s->pause_b = (size_t)(pause * (double)limit);
+    s->target_b = (size_t)(f[0] * (double)limit);
+    s->spill_b = (size_t)(f[1] * (double)limit);
+    s->pause_b = (size_t)(f[2] * (double)limit);
+    s->terminate_b = (size_t)(f[3] * (double)limit);
+    /* Spilling starts above spill (else target) and goes down to target (else spill). */
+    if (!s->target_b)
+        s->target_b = s->spill_b;
+    if (!s->spill_b)
+        s->spill_b = s->target_b;
     *out = s;
     return DRAY_OK;
 }
@@ -244,8 +263,8 @@ static dray_status spill_one(dray__store *s, sobj *o)
  * recently used unpinned objects until it is down to the target. Lock held. */
 static void maybe_spill(dray__store *s, size_t extra)
 {
-    while (s->st.bytes_mem + extra > s->spill_b ||
-           (s->st.bytes_mem + extra > s->target_b && s->spilling)) {
+    while (s->spill_b && (s->st.bytes_mem + extra > s->spill_b ||
+           (s->st.bytes_mem + extra > s->target_b && s->spilling))) {
         s->spilling = true;
         sobj *victim = NULL;
         for (size_t i = 0; i < s->nbuckets; i++)
@@ -268,7 +287,7 @@ static dray_status new_backing(dray__store *s, sobj *o)
 {
     if (o->size <= s->target_b)
         maybe_spill(s, o->size);
-    bool disk = s->st.bytes_mem + o->size > s->pause_b;
+    bool disk = s->pause_b && s->st.bytes_mem + o->size > s->pause_b;
     int fd = disk ? spill_file(s) : memfd_create("dray-object", MFD_CLOEXEC);
     if (fd < 0)
         return dray_set_error(DRAY_EIO, "cannot create an object of %zu bytes: %s", o->size,
@@ -377,7 +396,7 @@ dray_status dray__store_adopt(dray__store *s, const char *self, const void *owne
     s->st.puts++;
     *id = o->id;
     /* An object bigger than the target can never stay in memory: to disk at once. */
-    if (o->size > s->target_b && spill_one(s, o) == DRAY_OK)
+    if (s->target_b && o->size > s->target_b && spill_one(s, o) == DRAY_OK)
         s->st.direct_to_disk++;
     maybe_spill(s, 0);
     pthread_mutex_unlock(&s->lock);
@@ -550,6 +569,38 @@ void dray__store_free_owner(dray__store *s, const void *owner)
                 free_obj_locked(s, o);
         }
     pthread_mutex_unlock(&s->lock);
+}
+
+size_t dray__store_spill(dray__store *s, size_t bytes)
+{
+    size_t done = 0;
+    pthread_mutex_lock(&s->lock);
+    while (done < bytes) {
+        sobj *victim = NULL;
+        for (size_t i = 0; i < s->nbuckets; i++)
+            for (sobj *o = s->buckets[i]; o; o = o->hnext)
+                if (!o->on_disk && !o->pins && o->state == S_READY &&
+                    (!victim || o->stamp < victim->stamp))
+                    victim = o;
+        if (!victim)
+            break;
+        if (spill_one(s, victim)) {
+            dray__log("spilling failed: %s", dray_last_error());
+            break;
+        }
+        done += victim->size;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return done;
+}
+
+void dray__store_limits_get(dray__store *s, dray__store_limits *out)
+{
+    out->limit = s->limit;
+    out->target = s->target_b;
+    out->spill = s->spill_b;
+    out->pause = s->pause_b;
+    out->terminate = s->terminate_b;
 }
 
 void dray__store_stats_get(dray__store *s, dray__store_stats *out)

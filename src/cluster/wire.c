@@ -156,15 +156,15 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
             return false;
         for (size_t i = 0; i < dray_list_len(v); i++) {
             const dray_value *n = at(v, i);
-            if (!list_of(n, 4) || !nonneg_int(at(n, 0)) || !is(at(n, 1), DRAY_T_STRING) ||
-                !nonneg_int(at(n, 2)) || !resources_ok(at(n, 3)))
+            if (!list_of(n, 5) || !nonneg_int(at(n, 0)) || !is(at(n, 1), DRAY_T_STRING) ||
+                !nonneg_int(at(n, 2)) || !resources_ok(at(n, 3)) || !is(at(n, 4), DRAY_T_BOOL))
                 return false;
         }
         return true;
     case DRAY__MSG_PING: {
         /* tasks done, tasks running, object-store counters (dray__store_stats order), resident
-         * bytes, process CPU time in ns */
-        if (!list_of(v, 5) || !nonneg_int(at(v, 0)) || !nonneg_int(at(v, 1)) ||
+         * bytes, process CPU time in ns, paused */
+        if (!list_of(v, 6) || !is(at(v, 5), DRAY_T_BOOL) || !nonneg_int(at(v, 0)) || !nonneg_int(at(v, 1)) ||
             !is(at(v, 2), DRAY_T_LIST) || dray_list_len(at(v, 2)) != DRAY__STORE_NSTATS ||
             !nonneg_int64(at(v, 3)) || !nonneg_int64(at(v, 4)))
             return false;

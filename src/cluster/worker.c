@@ -2,6 +2,7 @@
  * their tasks on a local runtime (N executor threads); each result goes straight back to the driver
  * that submitted it. Tasks submitted from inside a task run on this node's runtime. */
 #include <errno.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -48,7 +49,21 @@ typedef struct worker {
         _Atomic(const dray_function *) fn;
         _Atomic int64_t avg_ns;
     } speed[256];
+    /* Memory monitor (Dask's process-memory thresholds): a thread checks the process's resident
+     * memory every MONITOR_NS (and executors after each stored result); above the spill bytes it
+     * spills objects, above pause it stops starting tasks until memory is back under it, above
+     * terminate the node exits. */
+    dray__store_limits lim;
+    _Atomic bool paused;
+    _Atomic uint64_t pauses;
+    pthread_mutex_t memlock; /* one check at a time */
+    pthread_mutex_t mlock;   /* guards stop_monitor */
+    pthread_cond_t mcond;
+    bool stop_monitor, monitor_started;
+    pthread_t monitor;
 } worker;
+
+#define MONITOR_NS (100 * 1000000LL) /* Dask's distributed.worker.memory.monitor-interval */
 
 #define INLINE_MAX_NS 20000 /* functions averaging under this run on the loop thread when idle */
 
@@ -71,6 +86,8 @@ typedef struct job {
     struct job *next; /* the node's queue */
 } job;
 
+static void check_memory(worker *w);
+
 /* Makes a large result (BYTES value *data, retained) an object of the node's store and answers
  * with its handle: true when done. */
 static bool send_stored(worker *w, dray__conn *c, uint64_t rid, const dray_value *data,
@@ -83,6 +100,7 @@ static bool send_stored(worker *w, dray__conn *c, uint64_t rid, const dray_value
         dray__log("object store: %s; sending the result inline", dray_last_error());
         return false;
     }
+    check_memory(w); /* memory just grew by a large result: do not wait for the monitor */
     dray_value d[3] = {dray_int((int64_t)id), dray_int((int64_t)len), dray_bool(encoded)}, items[2],
                ctl;
     items[0] = dray_int(DRAY_OK);
@@ -309,6 +327,21 @@ static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs,
     (void)nargs;
     job *j = (job *)(uintptr_t)args[0].u.i;
     worker *w = j->w;
+    if (atomic_load(&w->paused)) {
+        /* Paused since it was handed over: back to the head of the queue, unstarted (the driver
+         * may take it back for another node). */
+        pthread_mutex_lock(&w->qlock);
+        j->next = w->qhead;
+        w->qhead = j;
+        if (!w->qtail)
+            w->qtail = j;
+        w->in_pool--;
+        pthread_mutex_unlock(&w->qlock);
+        if (!atomic_load(&w->paused)) /* resumed meanwhile: its pump may have missed j */
+            pump(w);
+        *out = dray_null();
+        return DRAY_OK;
+    }
     atomic_fetch_sub(&w->queued, 1);
     run_job(ctx, j);
     pthread_mutex_lock(&w->qlock);
@@ -333,7 +366,7 @@ static void pump(worker *w)
 {
     for (;;) {
         pthread_mutex_lock(&w->qlock);
-        job *j = w->in_pool < w->pool_limit ? w->qhead : NULL;
+        job *j = w->in_pool < w->pool_limit && !atomic_load(&w->paused) ? w->qhead : NULL;
         if (j) {
             w->qhead = j->next;
             if (!w->qhead)
@@ -437,7 +470,8 @@ static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_v
     /* A function known to be short runs right here when no executor is busy or waiting and no
      * burst is arriving: no hand-over to an executor thread (the latency path). Bursts go to the
      * pool, which runs them while this thread reads on. Not with object inputs (a pull blocks). */
-    if (w->inline_ok && !dray__conn_more_input(c) && atomic_load(&w->running) == 0 &&
+    if (w->inline_ok && !atomic_load(&w->paused) && !dray__conn_more_input(c) &&
+        atomic_load(&w->running) == 0 &&
         atomic_load(&w->queued) == 0 && is_short(w, fn) && !has_objects(&j->args)) {
         dray_ctx ctx = {w->rt, NULL, NULL, NULL};
         atomic_fetch_add_explicit(&w->inline_runs, 1, memory_order_relaxed);
@@ -723,6 +757,43 @@ static void on_close(dray__loop *l, dray__conn *c)
     }
 }
 
+/* Resident bytes of this process (what Dask's memory thresholds measure). */
+static int64_t process_rss(void)
+{
+    long pages = 0, resident = 0;
+    FILE *statm = fopen("/proc/self/statm", "r");
+    if (!statm || fscanf(statm, "%ld %ld", &pages, &resident) != 2 || resident < 0)
+        resident = 0;
+    if (statm)
+        fclose(statm);
+    return (int64_t)resident * sysconf(_SC_PAGESIZE);
+}
+
+/* Sends a heartbeat to the head (any thread): tasks, store counters, resident bytes, CPU time and
+ * whether the node is paused. */
+static void send_ping(worker *w)
+{
+    dray__store_stats ss;
+    dray__store_stats_get(w->store, &ss);
+    const uint64_t *f = (const uint64_t *)&ss;
+    dray_value sv[DRAY__STORE_NSTATS];
+    for (int i = 0; i < DRAY__STORE_NSTATS; i++)
+        sv[i] = dray_int((int64_t)(f[i] & INT64_MAX));
+    struct timespec cpu = {0, 0};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
+    dray_value items[6] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running)),
+                           dray_null(), dray_int(process_rss()),
+                           dray_int((int64_t)cpu.tv_sec * 1000000000 + cpu.tv_nsec),
+                           dray_bool(atomic_load(&w->paused))};
+    dray_value v;
+    if (dray_list_create(sv, DRAY__STORE_NSTATS, &items[2]) == DRAY_OK &&
+        dray_list_create(items, 6, &v) == DRAY_OK) {
+        dray__conn_send_value(w->head, DRAY__MSG_PING, 0, 0, &v, NULL);
+        dray_value_release(&v);
+    }
+    dray_value_release(&items[2]);
+}
+
 static void on_tick(dray__loop *l)
 {
     worker *w = dray__loop_user(l);
@@ -730,31 +801,82 @@ static void on_tick(dray__loop *l)
     if (now < w->next_ping)
         return;
     w->next_ping = now + PING_NS;
-    dray__store_stats ss;
-    dray__store_stats_get(w->store, &ss);
-    const uint64_t *f = (const uint64_t *)&ss;
-    dray_value sv[DRAY__STORE_NSTATS];
-    for (int i = 0; i < DRAY__STORE_NSTATS; i++)
-        sv[i] = dray_int((int64_t)(f[i] & INT64_MAX));
-    /* Resident memory and CPU time of this process, for `dray status` and the dashboard. */
-    long pages = 0, resident = 0;
-    FILE *statm = fopen("/proc/self/statm", "r");
-    if (!statm || fscanf(statm, "%ld %ld", &pages, &resident) != 2 || resident < 0)
-        resident = 0;
-    if (statm)
-        fclose(statm);
-    struct timespec cpu = {0, 0};
-    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
-    dray_value items[5] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running)),
-                           dray_null(), dray_int((int64_t)resident * sysconf(_SC_PAGESIZE)),
-                           dray_int((int64_t)cpu.tv_sec * 1000000000 + cpu.tv_nsec)};
-    dray_value v;
-    if (dray_list_create(sv, DRAY__STORE_NSTATS, &items[2]) == DRAY_OK &&
-        dray_list_create(items, 5, &v) == DRAY_OK) {
-        dray__conn_send_value(w->head, DRAY__MSG_PING, 0, 0, &v, NULL);
-        dray_value_release(&v);
+    send_ping(w);
+}
+
+/* Applies the memory thresholds to the process's resident memory now (any thread; a check already
+ * running elsewhere makes this one a no-op). */
+static void check_memory(worker *w)
+{
+    if (!w->lim.spill && !w->lim.pause && !w->lim.terminate)
+        return;
+    if (pthread_mutex_trylock(&w->memlock))
+        return;
+    int64_t rss = process_rss();
+    double mb = 1e6;
+    if (w->lim.terminate && rss > (int64_t)w->lim.terminate) {
+        dray__log("memory: process memory %.1f MB is above the terminate fraction (%.1f MB of the "
+                  "%.1f MB limit): terminating this node (its tasks are retried elsewhere)",
+                  (double)rss / mb, (double)w->lim.terminate / mb, (double)w->lim.limit / mb);
+        _exit(3);
     }
-    dray_value_release(&items[2]);
+    if (w->lim.spill && rss > (int64_t)w->lim.spill) {
+        /* Like Dask: above spill, spill until process memory is down to the target. */
+        size_t got = dray__store_spill(w->store, (size_t)rss - w->lim.target);
+        if (got)
+            rss = process_rss();
+    }
+    bool paused = atomic_load(&w->paused), resume = false;
+    if (w->lim.pause && !paused && rss > (int64_t)w->lim.pause) {
+        atomic_store(&w->paused, true);
+        atomic_fetch_add(&w->pauses, 1);
+        dray__log("memory: process memory %.1f MB is above the pause fraction (%.1f MB of the "
+                  "%.1f MB limit): pausing (no new tasks start; %lld queued, %lld running)",
+                  (double)rss / mb, (double)w->lim.pause / mb, (double)w->lim.limit / mb,
+                  (long long)atomic_load(&w->queued), (long long)atomic_load(&w->running));
+        send_ping(w);
+    } else if (paused && rss <= (int64_t)w->lim.pause) {
+        atomic_store(&w->paused, false);
+        dray__log("memory: process memory %.1f MB is below the pause fraction again (%.1f MB): "
+                  "resuming", (double)rss / mb, (double)w->lim.pause / mb);
+        send_ping(w);
+        resume = true;
+    }
+    pthread_mutex_unlock(&w->memlock);
+    if (resume)
+        pump(w);
+}
+
+static void *monitor_main(void *arg)
+{
+    worker *w = arg;
+    pthread_mutex_lock(&w->mlock);
+    while (!w->stop_monitor) {
+        pthread_mutex_unlock(&w->mlock);
+        check_memory(w);
+        pthread_mutex_lock(&w->mlock);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += MONITOR_NS;
+        ts.tv_sec += ts.tv_nsec / 1000000000;
+        ts.tv_nsec %= 1000000000;
+        if (!w->stop_monitor)
+            pthread_cond_timedwait(&w->mcond, &w->mlock, &ts);
+    }
+    pthread_mutex_unlock(&w->mlock);
+    return NULL;
+}
+
+static void stop_monitor(worker *w)
+{
+    if (!w->monitor_started)
+        return;
+    pthread_mutex_lock(&w->mlock);
+    w->stop_monitor = true;
+    pthread_cond_signal(&w->mcond);
+    pthread_mutex_unlock(&w->mlock);
+    pthread_join(w->monitor, NULL);
+    w->monitor_started = false;
 }
 
 /* Parses "name=amount,..." into a map name -> float. */
@@ -821,6 +943,14 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    /* Freed memory goes back to the system promptly (large blocks always mmapped, the heap trimmed
+     * above 64 KiB), so process memory falls when objects go: what Dask's nanny does with
+     * MALLOC_TRIM_THRESHOLD_=65536. The process is a dedicated node. */
+    if (!getenv("MALLOC_TRIM_THRESHOLD_"))
+        mallopt(M_TRIM_THRESHOLD, 65536);
+    pthread_mutex_init(&w->memlock, NULL);
+    pthread_mutex_init(&w->mlock, NULL);
+    pthread_cond_init(&w->mcond, NULL);
     dray_config cfg;
     dray_config_init(&cfg);
     cfg.num_workers = opts->num_cpus;
@@ -851,7 +981,13 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
         goto out_loop;
     dray__log("worker joined %s, serving on %s:%d with %d executors", address, bind,
               dray__loop_port(w->loop), dray_runtime_num_workers(w->rt));
+    dray__store_limits_get(w->store, &w->lim);
+    if (pthread_create(&w->monitor, NULL, monitor_main, w) == 0)
+        w->monitor_started = true;
+    else
+        dray__log("no memory monitor: cannot start its thread");
     dray__loop_run(w->loop, true);
+    stop_monitor(w);
 out_loop:
     dray__loop_destroy(w->loop);
     while (w->actors)
@@ -866,6 +1002,9 @@ out_shutdown:
     dray__store_destroy(w->store);
 out_free:
     dray__conn_release(w->head);
+    pthread_cond_destroy(&w->mcond);
+    pthread_mutex_destroy(&w->mlock);
+    pthread_mutex_destroy(&w->memlock);
     free(w);
     if (!st)
         dray__log("worker stopped");

@@ -1137,8 +1137,14 @@ TEST(objects_spill_to_disk_and_round_trip)
 {
     fx f;
     setenv("DRAY_WORKER_MEMORY", "4000000", 1);
+    /* The process itself is bigger than 4 MB: only the store's thresholds here (pausing and
+     * terminating on process memory are tested in test_memory). */
+    setenv("DRAY_MEMORY_PAUSE", "false", 1);
+    setenv("DRAY_MEMORY_TERMINATE", "false", 1);
     fx_start(&f, 1);
     unsetenv("DRAY_WORKER_MEMORY");
+    unsetenv("DRAY_MEMORY_PAUSE");
+    unsetenv("DRAY_MEMORY_TERMINATE");
     dray_runtime *rt = connect_driver(&f);
     wait_store_stat(&f, f.workers[0], "limit", 4000000);
     enum { SMALL = 1200000, BIG = 6000000 };

@@ -18,15 +18,17 @@ static size_t build(uint8_t *buf, uint8_t type, uint8_t flags, const dray_value 
     return DRAY__WIRE_HDR + len + dlen;
 }
 
-/* A PING: tasks done, running, the object-store counters, RSS and CPU time (all `a` but running). */
+/* A PING: tasks done, running, the object-store counters, RSS and CPU time (all `a` but running),
+ * not paused. */
 static dray_value ping(int64_t a, int64_t b)
 {
     dray_value stats[DRAY__STORE_NSTATS];
     for (int i = 0; i < DRAY__STORE_NSTATS; i++)
         stats[i] = dray_int(a);
-    dray_value items[5] = {dray_int(a), dray_int(b), dray_null(), dray_int(a), dray_int(a)}, v;
+    dray_value items[6] = {dray_int(a),  dray_int(b), dray_null(),
+                           dray_int(a),  dray_int(a), dray_bool(false)}, v;
     ASSERT_OK(dray_list_create(stats, DRAY__STORE_NSTATS, &items[2]));
-    ASSERT_OK(dray_list_create(items, 5, &v));
+    ASSERT_OK(dray_list_create(items, 6, &v));
     dray_value_release(&items[2]);
     return v;
 }
@@ -186,15 +188,30 @@ TEST(message_shapes)
     dray_value_release(&v);
     /* RSS and CPU time are 64-bit: a node with 16 GiB resident after an hour of CPU is fine. */
     v = ping(3, 4);
-    dray_value big[5] = {dray_int(3), dray_int(4), dray_value_retain(dray_list_get(&v, 2)),
-                         dray_int((int64_t)16 << 30), dray_int(3600LL * 1000000000)};
+    dray_value big[6] = {dray_int(3), dray_int(4), dray_value_retain(dray_list_get(&v, 2)),
+                         dray_int((int64_t)16 << 30), dray_int(3600LL * 1000000000),
+                         dray_bool(true)};
     dray_value_release(&v);
-    ASSERT_OK(dray_list_create(big, 5, &v));
+    ASSERT_OK(dray_list_create(big, 6, &v));
     dray_value_release(&big[2]);
     n = build(buf, DRAY__MSG_PING, 0, &v, NULL, 0);
     ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
     ASSERT_EQ(dray_list_get(&ctl, 4)->u.i, 3600LL * 1000000000);
+    ASSERT_TRUE(dray_list_get(&ctl, 5)->u.b); /* paused */
     dray_value_release(&ctl);
+    /* The paused flag is a bool, and a PING without it (an older node) is refused. */
+    dray_value_release(&big[5]);
+    big[5] = dray_int(1);
+    dray_value bad;
+    big[2] = dray_list_get(&v, 2)[0];
+    ASSERT_OK(dray_list_create(big, 6, &bad));
+    n = build(buf, DRAY__MSG_PING, 0, &bad, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    dray_value_release(&bad);
+    ASSERT_OK(dray_list_create(big, 5, &bad));
+    n = build(buf, DRAY__MSG_PING, 0, &bad, NULL, 0);
+    ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+    dray_value_release(&bad);
     dray_value_release(&v);
     /* Negative counters are refused. */
     v = ping(-1, 0);
@@ -217,6 +234,35 @@ TEST(message_shapes)
     n = build(buf, DRAY__MSG_RESULT, 0, &v, NULL, 0);
     ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
     dray_value_release(&v);
+}
+
+/* NODES entries: [id, address, cpus, resources, paused]. */
+TEST(nodes_carry_the_paused_flag)
+{
+    uint8_t buf[1024];
+    dray__hdr h;
+    dray_value f[5] = {dray_int(0), dray_null(), dray_int(2), dray_null(), dray_bool(true)}, e, v,
+               ctl;
+    ASSERT_OK(dray_string_create("127.0.0.1:9", &f[1]));
+    ASSERT_OK(dray_map_create(NULL, NULL, 0, &f[3]));
+    for (int k = 0; k < 3; k++) {
+        /* k = 0: well formed; 1: paused is not a bool; 2: no paused field */
+        f[4] = k == 1 ? dray_int(1) : dray_bool(true);
+        ASSERT_OK(dray_list_create(f, k == 2 ? 4 : 5, &e));
+        ASSERT_OK(dray_list_create(&e, 1, &v));
+        size_t n = build(buf, DRAY__MSG_NODES, 0, &v, NULL, 0);
+        if (k == 0) {
+            ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+            ASSERT_TRUE(dray_list_get(dray_list_get(&ctl, 0), 4)->u.b);
+            dray_value_release(&ctl);
+        } else {
+            ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+        }
+        dray_value_release(&v);
+        dray_value_release(&e);
+    }
+    dray_value_release(&f[1]);
+    dray_value_release(&f[3]);
 }
 
 /* Random corruptions of a valid message never crash and either decode or fail with EFORMAT. */
@@ -254,4 +300,5 @@ TEST(corruptions_are_rejected_cleanly)
 }
 
 RUN_TESTS(T_(header_roundtrip), T_(header_rejects), T_(message_shapes), T_(object_messages),
+          T_(nodes_carry_the_paused_flag),
           T_(corruptions_are_rejected_cleanly))
