@@ -208,6 +208,12 @@ void dray__store_limits_get(dray__store *s, dray__store_limits *out);
 /* Spills least recently used unpinned objects until `bytes` have gone to disk or none is left
  * (process memory above the spill fraction); returns the bytes spilled. */
 size_t dray__store_spill(dray__store *s, size_t bytes);
+/* Spills when objects in memory are above the spill bytes (objects unpinned since they were made;
+ * the worker's monitor calls it every 100 ms). */
+void dray__store_maintain(dray__store *s);
+/* Tests: `hook` runs on the spilling thread, without the store's lock, before each object's bytes
+ * are written to disk (NULL: none). */
+void dray__store_set_spill_hook(dray__store *s, void (*hook)(void *ctx, uint64_t id), void *ctx);
 
 /* Whether v is a cluster object handle ("cluster.obj"); fills its fields (borrowed) when so. */
 bool dray__cluster_obj_info(const dray_value *v, const char **holder, uint64_t *id, uint64_t *size,

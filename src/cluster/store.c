@@ -26,6 +26,7 @@ typedef struct sobj {
     dray_value heap; /* an adopted BYTES value (a result made on this node), until spilled */
     void *map;       /* in memory: always; on disk: while pinned */
     bool on_disk, dead;
+    bool moving;     /* being written to disk (without the store's lock): readers use memory */
     int state;
     int pins;
     uint64_t stamp; /* last use, for LRU spilling */
@@ -46,7 +47,11 @@ struct dray__store {
     sobj **buckets;
     size_t nbuckets, count;
     uint64_t next_id, clock;
-    bool spilling;
+    bool spiller;    /* a thread is spilling (one at a time; the others leave it to that one) */
+    bool hysteresis; /* managed spilling goes on down to the target once started */
+    /* Test hook: called by the spilling thread, without the lock, before it writes an object. */
+    void (*spill_hook)(void *ctx, uint64_t id);
+    void *spill_hook_ctx;
     dray__store_stats st;
 };
 
@@ -231,18 +236,37 @@ static dray_status write_all(int fd, const uint8_t *p, size_t n)
     return DRAY_OK;
 }
 
-/* Moves o (in memory, unpinned) to disk. Lock held. */
-static dray_status spill_one(dray__store *s, sobj *o)
+/* Moves o (in memory, unpinned, ready) to disk. Lock held on entry and exit, but dropped while the
+ * file is written: o is marked moving and pinned meanwhile, so readers pin it and read the memory
+ * copy, a free of it waits for the pin, and everything else in the store goes on. Returns 1 when o
+ * went to disk, 0 when it stays in memory (freed, or read meanwhile: its readers hold pointers into
+ * the memory copy), -1 on a failure (error set). */
+static int spill_one(dray__store *s, sobj *o)
 {
+    o->moving = true;
+    o->pins++;
+    const void *src = o->map;
+    size_t size = o->size;
+    pthread_mutex_unlock(&s->lock);
+    if (s->spill_hook)
+        s->spill_hook(s->spill_hook_ctx, o->id);
+    dray_status st = DRAY_OK;
     int fd = spill_file(s);
     if (fd < 0)
-        return dray_set_error(DRAY_EIO, "cannot create a spill file in %s: %s", s->dir,
-                              strerror(errno));
-    dray_status st = write_all(fd, o->map, o->size);
-    if (st) {
-        close(fd);
-        return st;
+        st = dray_set_error(DRAY_EIO, "cannot create a spill file in %s: %s", s->dir,
+                            strerror(errno));
+    else
+        st = write_all(fd, src, size);
+    pthread_mutex_lock(&s->lock);
+    o->moving = false;
+    if (st || o->dead || o->pins > 1) {
+        if (fd >= 0)
+            close(fd);
+        if (--o->pins == 0 && o->dead)
+            destroy_obj(s, o);
+        return st ? -1 : 0;
     }
+    o->pins--;
     if (o->heap.type != DRAY_T_NULL) {
         dray_value_release(&o->heap);
     } else {
@@ -256,29 +280,60 @@ static dray_status spill_one(dray__store *s, sobj *o)
     s->st.bytes_disk += o->size;
     s->st.spilled++;
     s->st.spilled_bytes += o->size;
-    return DRAY_OK;
+    return 1;
 }
 
-/* Once memory (with `extra` bytes about to be added) is above the spill fraction, spills least
- * recently used unpinned objects until it is down to the target. Lock held. */
-static void maybe_spill(dray__store *s, size_t extra)
+/* The least recently used object that can be spilled, or NULL. Lock held. */
+static sobj *lru_victim(dray__store *s)
 {
-    while (s->spill_b && (s->st.bytes_mem + extra > s->spill_b ||
-           (s->st.bytes_mem + extra > s->target_b && s->spilling))) {
-        s->spilling = true;
-        sobj *victim = NULL;
-        for (size_t i = 0; i < s->nbuckets; i++)
-            for (sobj *o = s->buckets[i]; o; o = o->hnext)
-                if (!o->on_disk && !o->pins && o->state == S_READY &&
-                    (!victim || o->stamp < victim->stamp))
-                    victim = o;
-        if (!victim || spill_one(s, victim)) {
-            if (victim)
-                dray__log("spilling failed: %s", dray_last_error());
+    sobj *victim = NULL;
+    for (size_t i = 0; i < s->nbuckets; i++)
+        for (sobj *o = s->buckets[i]; o; o = o->hnext)
+            if (!o->on_disk && !o->pins && !o->moving && o->state == S_READY &&
+                (!victim || o->stamp < victim->stamp))
+                victim = o;
+    return victim;
+}
+
+/* Spills least recently used objects: `budget` bytes of them, or (budget 0) while managed memory
+ * with `extra` bytes about to be added is above the spill bytes, and then down to the target. One
+ * thread spills at a time: another caller returns at once (that thread goes on as long as needed).
+ * Lock held; dropped during each write. Returns the bytes spilled. */
+static size_t spill_lru(dray__store *s, size_t extra, size_t budget)
+{
+    if (s->spiller || !s->spill_b)
+        return 0;
+    s->spiller = true;
+    size_t done = 0;
+    for (;;) {
+        if (budget) {
+            if (done >= budget)
+                break;
+        } else {
+            size_t mem = s->st.bytes_mem + extra;
+            if (!(mem > s->spill_b || (mem > s->target_b && s->hysteresis)))
+                break;
+            s->hysteresis = true;
+        }
+        sobj *victim = lru_victim(s);
+        if (!victim)
+            break;
+        size_t size = victim->size;
+        int r = spill_one(s, victim);
+        if (r < 0) {
+            dray__log("spilling failed: %s", dray_last_error());
             break;
         }
+        done += r ? size : 0;
     }
-    s->spilling = false;
+    s->hysteresis = false;
+    s->spiller = false;
+    return done;
+}
+
+static void maybe_spill(dray__store *s, size_t extra)
+{
+    spill_lru(s, extra, 0);
 }
 
 /* Backing for a new object of `size` bytes: memory, or straight to disk above the pause fraction.
@@ -333,7 +388,6 @@ static void unpin_locked(dray__store *s, sobj *o)
         munmap(o->map, o->size);
         o->map = NULL;
     }
-    maybe_spill(s, 0);
 }
 
 static void unpin(void *ctx)
@@ -396,8 +450,13 @@ dray_status dray__store_adopt(dray__store *s, const char *self, const void *owne
     s->st.puts++;
     *id = o->id;
     /* An object bigger than the target can never stay in memory: to disk at once. */
-    if (s->target_b && o->size > s->target_b && spill_one(s, o) == DRAY_OK)
-        s->st.direct_to_disk++;
+    if (s->target_b && o->size > s->target_b && !s->spiller) {
+        /* (not when another thread is spilling: that one takes it, the first in LRU order) */
+        s->spiller = true;
+        if (spill_one(s, o) > 0)
+            s->st.direct_to_disk++;
+        s->spiller = false;
+    }
     maybe_spill(s, 0);
     pthread_mutex_unlock(&s->lock);
     return DRAY_OK;
@@ -479,22 +538,22 @@ dray_status dray__store_fetch(dray__store *s, const void *owner, const char *hol
     o->state = S_PULLING;
     o->stamp = ++s->clock;
     snprintf(o->holder, sizeof o->holder, "%s", holder);
-    if ((st = new_backing(s, o)) || (st = insert(s, o))) {
-        if (o->map)
-            munmap(o->map, o->size);
-        if (o->fd >= 0)
-            close(o->fd);
+    if ((st = insert(s, o))) {
         free(o);
         pthread_mutex_unlock(&s->lock);
         return st;
     }
+    /* In the table (PULLING) before new_backing, which may spill (dropping the lock): other
+     * executors wanting it wait for this pull instead of starting their own. */
     o->pins = 1;
-    pthread_mutex_unlock(&s->lock);
-    st = dray__pull(s->secret, holder, id, o->map, size);
-    char msg[600];
+    char msg[600] = "";
+    if (!(st = new_backing(s, o))) {
+        pthread_mutex_unlock(&s->lock);
+        st = dray__pull(s->secret, holder, id, o->map, size);
+        pthread_mutex_lock(&s->lock);
+    }
     if (st)
         snprintf(msg, sizeof msg, "%s", dray_last_error());
-    pthread_mutex_lock(&s->lock);
     if (st) {
         o->state = S_FAILED;
         o->pins--;
@@ -510,7 +569,7 @@ dray_status dray__store_fetch(dray__store *s, const void *owner, const char *hol
     }
     pthread_cond_broadcast(&s->cond);
     pthread_mutex_unlock(&s->lock);
-    if (st)
+    if (st && msg[0])
         dray_set_error(st, "%s", msg);
     return st;
 }
@@ -573,25 +632,25 @@ void dray__store_free_owner(dray__store *s, const void *owner)
 
 size_t dray__store_spill(dray__store *s, size_t bytes)
 {
-    size_t done = 0;
     pthread_mutex_lock(&s->lock);
-    while (done < bytes) {
-        sobj *victim = NULL;
-        for (size_t i = 0; i < s->nbuckets; i++)
-            for (sobj *o = s->buckets[i]; o; o = o->hnext)
-                if (!o->on_disk && !o->pins && o->state == S_READY &&
-                    (!victim || o->stamp < victim->stamp))
-                    victim = o;
-        if (!victim)
-            break;
-        if (spill_one(s, victim)) {
-            dray__log("spilling failed: %s", dray_last_error());
-            break;
-        }
-        done += victim->size;
-    }
+    size_t done = bytes ? spill_lru(s, 0, bytes) : 0;
     pthread_mutex_unlock(&s->lock);
     return done;
+}
+
+void dray__store_maintain(dray__store *s)
+{
+    pthread_mutex_lock(&s->lock);
+    maybe_spill(s, 0);
+    pthread_mutex_unlock(&s->lock);
+}
+
+void dray__store_set_spill_hook(dray__store *s, void (*hook)(void *ctx, uint64_t id), void *ctx)
+{
+    pthread_mutex_lock(&s->lock);
+    s->spill_hook = hook;
+    s->spill_hook_ctx = ctx;
+    pthread_mutex_unlock(&s->lock);
 }
 
 void dray__store_limits_get(dray__store *s, dray__store_limits *out)

@@ -808,10 +808,13 @@ static void on_tick(dray__loop *l)
  * running elsewhere makes this one a no-op). */
 static void check_memory(worker *w)
 {
-    if (!w->lim.spill && !w->lim.pause && !w->lim.terminate)
-        return;
     if (pthread_mutex_trylock(&w->memlock))
         return;
+    dray__store_maintain(w->store);
+    if (!w->lim.spill && !w->lim.pause && !w->lim.terminate) {
+        pthread_mutex_unlock(&w->memlock);
+        return;
+    }
     int64_t rss = process_rss();
     double mb = 1e6;
     if (w->lim.terminate && rss > (int64_t)w->lim.terminate) {
