@@ -2,8 +2,9 @@
  * of the right shape for its type, data section) or fail with DRAY_EFORMAT-class errors; never crash.
  * The header is also checked with the tighter limits applied before a peer authenticates. Control
  * payloads include object handles (extension "cluster.obj", decoded by the cluster module) and the
- * object-store and stealing messages (PULL, OBJ_FREE, STEAL, RESULT with STORED/LOST/STOLEN); the
- * corpus has a seed of each. */
+ * object-store and stealing messages (PULL, OBJ_FREE, STEAL, RESULT with STORED/LOST/STOLEN), the
+ * paused flag of PING and NODES, and refs inside list arguments ("cluster.ref" markers); the corpus
+ * has a seed of each. */
 #include <stdlib.h>
 
 #include "../src/cluster/internal.h"

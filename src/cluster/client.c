@@ -713,6 +713,21 @@ static void drop_cell_args(dray_ref *c)
     c->nargs = 0;
 }
 
+/* A ref's value inside a list argument: an object handle is kept by the task (alive until its
+ * result, and counted for placement by locality). */
+static void keep_nested_obj(void *ctx, const dray_value *inner)
+{
+    pend *p = ctx;
+    if (inner->type != DRAY_T_EXT || inner->u.ext->type != &robj_type ||
+        !((robj *)inner->u.ext)->own)
+        return;
+    dray_value *o = realloc(p->objs, (p->n_objs + 1) * sizeof(dray_value));
+    if (!o)
+        return; /* the marker in the message keeps it alive until it is sent */
+    p->objs = o;
+    p->objs[p->n_objs++] = dray_value_retain(inner);
+}
+
 /* Sends task cell c whose resolved arguments are hargs[0..n) (header arguments first). */
 static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_value *hargs,
                             size_t n)
@@ -721,9 +736,38 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     pend *p = calloc(1, sizeof(*p));
     if (!p)
         return dray_set_error(DRAY_ENOMEM, "out of memory submitting '%s'", fn->name);
-    dray_status st = encode_submit(fn, hargs + HEADER_ARGS, n - HEADER_ARGS, (int)hargs[1].u.i,
-                                   hargs[2].u.b, &p->msg, &p->len);
+    /* Refs inside list arguments travel as markers of their outcomes (nested.c). */
+    dray_value *conv = NULL;
+    dray_status st = DRAY_OK;
+    for (size_t i = HEADER_ARGS; i < n && !st; i++) {
+        if (hargs[i].type != DRAY_T_LIST || !dray__nested_refs(&hargs[i]))
+            continue;
+        if (!conv) {
+            if (!(conv = malloc(n * sizeof(dray_value)))) {
+                st = dray_set_error(DRAY_ENOMEM, "out of memory submitting '%s'", fn->name);
+                break;
+            }
+            for (size_t k = 0; k < n; k++)
+                conv[k] = dray_value_retain(&hargs[k]);
+        }
+        dray_value m;
+        if (!(st = dray__nested_to_wire(cl->rt, &hargs[i], keep_nested_obj, p, &m))) {
+            dray_value_release(&conv[i]);
+            conv[i] = m;
+        }
+    }
+    if (conv)
+        hargs = conv;
+    if (!st)
+        st = encode_submit(fn, hargs + HEADER_ARGS, n - HEADER_ARGS, (int)hargs[1].u.i,
+                           hargs[2].u.b, &p->msg, &p->len);
     if (st) {
+        for (size_t i = 0; conv && i < n; i++)
+            dray_value_release(&conv[i]);
+        free(conv);
+        for (size_t i = 0; i < p->n_objs; i++)
+            dray_value_release(&p->objs[i]);
+        free(p->objs);
         free(p);
         return st;
     }
@@ -746,6 +790,9 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
         }
     if (p->n_objs && dray_list_create(hargs + HEADER_ARGS, n - HEADER_ARGS, &p->args))
         p->args = dray_null(); /* out of memory: no re-encoding, a lost input fails it */
+    for (size_t i = 0; conv && i < n; i++)
+        dray_value_release(&conv[i]);
+    free(conv);
     drop_cell_args(c);
     pthread_mutex_lock(&cl->lock);
     if (table_add(cl, p)) {
@@ -819,6 +866,8 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
         all[HEADER_ARGS + i] = args[i];
         if (args[i].type == DRAY_T_REF && args[i].u.ref)
             ready &= dray_ref_ready(args[i].u.ref) && args[i].u.ref->status == DRAY_OK;
+        else if (args[i].type == DRAY_T_LIST && dray__nested_pending(&args[i]))
+            ready = false; /* a pool thread waits for refs inside lists before sending */
     }
     dray_task_opts local = {0};
     local.name = opts ? opts->name : NULL;
@@ -959,6 +1008,21 @@ static dray_status resolve_args(dray_runtime *rt, const dray_value *args, size_t
     return DRAY_OK;
 }
 
+/* Refs inside the list arguments of an actor call (list *args, owned) become markers of their
+ * outcomes (nested.c), waiting for them here. */
+static dray_status nested_args(dray_runtime *rt, dray_value *args)
+{
+    dray_value conv;
+    if (!dray__nested_refs(args))
+        return DRAY_OK;
+    dray_status st = dray__nested_to_wire(rt, args, NULL, NULL, &conv);
+    if (st)
+        return st;
+    dray_value_release(args);
+    *args = conv;
+    return DRAY_OK;
+}
+
 /* A pending cell completed by the cluster client (constructors and calls of remote actors). */
 static dray_status never_runs(dray_ctx *ctx, const dray_value *a, size_t n, dray_value *r)
 {
@@ -1028,6 +1092,8 @@ dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class 
         st = dray_string_create(cls->name, &items[0]);
     if (!st)
         st = dray_list_create(vals, nargs, &items[1]);
+    if (!st)
+        st = nested_args(rt, &items[1]);
     if (!st) {
         pthread_mutex_lock(&cl->lock);
         a->id = cl->next_actor_id++;
@@ -1080,6 +1146,8 @@ dray_status dray__cluster_actor_call(dray_runtime *rt, void *remote, int method,
     dray_status st = resolve_args(rt, args, nargs, vals);
     if (!st)
         st = dray_list_create(vals, nargs, &items[2]);
+    if (!st)
+        st = nested_args(rt, &items[2]);
     if (!st)
         st = encode_list(items, 3, &msg, &len);
     dray_value_release(&items[2]);
@@ -1320,6 +1388,18 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
     } else {
         v = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) ? dray_value_retain(data)
                                                           : dray_value_retain(dray_list_get(ctl, 1));
+        dray_value refs;
+        if (st == DRAY_OK && v.type == DRAY_T_LIST && dray__nested_markers(&v)) {
+            /* Refs the task returned inside a list: refs of this runtime again. */
+            if ((st = dray__nested_from_wire(cl->rt, &v, NULL, NULL, &refs))) {
+                dray_value_release(&v);
+                dray_error_create(st, p->fn ? p->fn->name : "result", dray_last_error(), -1,
+                                  NULL, &v);
+            } else {
+                dray_value_release(&v);
+                v = refs;
+            }
+        }
     }
     if (p->cell)
         dray__complete(cl->rt, p->cell, st, v, NULL);
@@ -1355,6 +1435,12 @@ dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v)
         if (!st && r->encoded) {
             st = dray_value_decode(dst, r->size, &r->local);
             dray_value_release(&raw);
+            dray_value refs;
+            if (!st && r->local.type == DRAY_T_LIST && dray__nested_markers(&r->local)) {
+                st = dray__nested_from_wire(rt, &r->local, NULL, NULL, &refs);
+                dray_value_release(&r->local); /* refs returned inside a list */
+                r->local = st ? dray_null() : refs;
+            }
         } else if (!st) {
             r->local = raw;
         } else {

@@ -219,6 +219,27 @@ void dray__store_set_spill_hook(dray__store *s, void (*hook)(void *ctx, uint64_t
 bool dray__cluster_obj_info(const dray_value *v, const char **holder, uint64_t *id, uint64_t *size,
                             bool *encoded);
 
+/* ==== Refs nested in lists (nested.c) ====
+ * A ref cannot travel: before a list goes over the wire each ref in it (at any depth) becomes a
+ * "cluster.ref" marker with the ref's outcome, and the receiver makes a ref of its own runtime from
+ * each marker. */
+/* Whether list v holds a ref / a ref not ready yet / a marker, at any depth. */
+bool dray__nested_refs(const dray_value *v);
+bool dray__nested_pending(const dray_value *v);
+bool dray__nested_markers(const dray_value *v);
+/* A copy of v (owned) with each ref replaced by a marker of its outcome, waiting on rt for refs not
+ * ready yet. seen (may be NULL) is shown each successful ref's value (e.g. to keep object handles
+ * alive). */
+dray_status dray__nested_to_wire(dray_runtime *rt, const dray_value *v,
+                                 void (*seen)(void *ctx, const dray_value *inner), void *ctx,
+                                 dray_value *out);
+/* A copy of v (owned) with each marker replaced by a ref of rt (dray_put; a failed one keeps the
+ * error's status). resolve (may be NULL) turns a marker's value into the ref's value (owned). */
+dray_status dray__nested_from_wire(dray_runtime *rt, const dray_value *v,
+                                   dray_status (*resolve)(void *ctx, const dray_value *in,
+                                                          dray_value *out),
+                                   void *ctx, dray_value *out);
+
 /* ==== Cluster directory and secret (dir.c) ==== */
 /* The directory of the cluster whose head listens on `port`: $DRAY_CLUSTER_DIR, else
  * /tmp/dray-<uid>/cluster-<port>. out gets at least 4096 bytes. */

@@ -188,8 +188,40 @@ static void send_result(dray__conn *c, uint64_t rid, dray_status st, dray_value 
     send_result_w(NULL, c, rid, st, result, extra_flags);
 }
 
+typedef struct fetch_ctx {
+    worker *w;
+    dray__conn *owner;
+} fetch_ctx;
+
+/* A ref's value inside a list argument: an object handle becomes the object (pulled here when it
+ * is elsewhere), anything else stays as it is. */
+static dray_status fetch_nested(void *ctx, const dray_value *in, dray_value *out)
+{
+    fetch_ctx *f = ctx;
+    const char *holder;
+    uint64_t id, size;
+    bool encoded;
+    if (!dray__cluster_obj_info(in, &holder, &id, &size, &encoded)) {
+        *out = dray_value_retain(in);
+        return DRAY_OK;
+    }
+    dray_value b;
+    dray_status st = dray__store_fetch(f->w->store, f->owner, holder, id, size, &b);
+    if (st || !encoded) {
+        if (!st)
+            *out = b;
+        return st;
+    }
+    size_t len;
+    const void *p = dray_bytes_data(&b, &len);
+    st = dray_value_decode(p, len, out);
+    dray_value_release(&b);
+    return st;
+}
+
 /* Replaces object handles among args[0..n) by the objects' bytes (a view of this node's store,
- * pulled from the holder first when it is elsewhere): out[i] owned. */
+ * pulled from the holder first when it is elsewhere), and refs inside list arguments (markers) by
+ * refs of this node's runtime holding their values: out[i] owned. */
 static dray_status resolve_objects(worker *w, dray__conn *owner, const dray_value *args, size_t n,
                                    dray_value *out, size_t *bad)
 {
@@ -199,6 +231,19 @@ static dray_status resolve_objects(worker *w, dray__conn *owner, const dray_valu
         const char *holder;
         uint64_t id, size;
         bool encoded;
+        if (args[i].type == DRAY_T_LIST && dray__nested_markers(&args[i])) {
+            fetch_ctx f = {w, owner};
+            dray_status st = dray__nested_from_wire(w->rt, &args[i], fetch_nested, &f, &out[i]);
+            if (st) {
+                char msg[600];
+                snprintf(msg, sizeof msg, "%s", dray_last_error());
+                for (size_t k = 0; k < i; k++)
+                    dray_value_release(&out[k]);
+                *bad = i;
+                return dray_set_error(DRAY_ENET, "input %zu (a list holding refs): %s", i, msg);
+            }
+            continue;
+        }
         if (!dray__cluster_obj_info(&args[i], &holder, &id, &size, &encoded)) {
             out[i] = dray_value_retain(&args[i]);
             continue;
@@ -309,6 +354,16 @@ static void run_job(dray_ctx *ctx, job *j)
                           -1, NULL, &result);
     } else if (st != DRAY_OK) {
         st = dray_error_status(&result);
+    }
+    if (st == DRAY_OK && result.type == DRAY_T_LIST && dray__nested_refs(&result)) {
+        /* Refs in the returned list travel as markers of their outcomes (waited for here). */
+        dray_value conv;
+        st = dray__nested_to_wire(w->rt, &result, NULL, NULL, &conv);
+        dray_value_release(&result);
+        if (st)
+            dray_error_create(st, j->fn->name, dray_last_error(), -1, NULL, &result);
+        else
+            result = conv;
     }
     send_result_w(w, j->conn, j->rid, st, &result, 0);
     dray_value_release(&result);
@@ -436,7 +491,8 @@ static bool has_objects(const dray_value *args)
     uint64_t id, size;
     bool enc;
     for (size_t i = 0; i < dray_list_len(args); i++)
-        if (dray__cluster_obj_info(dray_list_get(args, i), &holder, &id, &size, &enc))
+        if (dray__cluster_obj_info(dray_list_get(args, i), &holder, &id, &size, &enc) ||
+            dray__nested_markers(dray_list_get(args, i)))
             return true;
     return false;
 }

@@ -1,7 +1,9 @@
-/* Worker memory management on a real cluster (head + worker processes on 127.0.0.1): Dask's
- * process-memory thresholds. A node whose resident memory passes the pause fraction of its limit
- * stops starting tasks (drivers place new ones elsewhere, `dray status` says "paused"), keeps
- * spilling, and resumes once memory is back under it; past the terminate fraction it exits. */
+/* Worker memory and object lifetimes on a real cluster (head + worker processes on 127.0.0.1):
+ * Dask's process-memory thresholds (a node whose resident memory passes the pause fraction of its
+ * limit stops starting tasks, drivers place new ones elsewhere, `dray status` says "paused"; it keeps
+ * spilling and resumes once memory is back under it; past the terminate fraction it exits), and refs
+ * nested in lists (passed to and returned from tasks, kept alive by the lists holding them) giving
+ * the embedded runtime's results. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -619,6 +621,252 @@ TEST(bad_fractions_are_refused)
     fx_stop(&f);
 }
 
-RUN_TESTS(T_(worker_main), T_(node_pauses_above_pause_fraction_and_resumes),
+
+/* ==== Refs nested in lists ==== */
+
+/* Sum of a value: ints as they are, bytes by their bytes, lists item by item, refs by what
+ * dray_get gives (a failed ref adds -1000 times its status code). */
+static int64_t nested_sum(dray_runtime *rt, const dray_value *v)
+{
+    if (v->type == DRAY_T_INT)
+        return v->u.i;
+    if (v->type == DRAY_T_BYTES) {
+        size_t n;
+        const uint8_t *p = dray_bytes_data(v, &n);
+        int64_t s = 0;
+        for (size_t i = 0; i < n; i++)
+            s += p[i];
+        return s;
+    }
+    if (v->type == DRAY_T_LIST) {
+        int64_t s = 0;
+        for (size_t i = 0; i < dray_list_len(v); i++)
+            s += nested_sum(rt, dray_list_get(v, i));
+        return s;
+    }
+    if (v->type == DRAY_T_REF) {
+        dray_value x;
+        dray_status st = dray_get(rt, v->u.ref, 30000, &x);
+        int64_t s = st ? -1000 * (int64_t)-st : nested_sum(rt, &x);
+        dray_value_release(&x);
+        return s;
+    }
+    return 1000000; /* anything else (an unresolved handle) shows up in the sums */
+}
+
+DRAY_FUNCTION(nr_sum)
+{
+    *result = dray_int(nested_sum(dray_ctx_runtime(ctx), &args[0]));
+    return DRAY_OK;
+}
+
+DRAY_FUNCTION(nr_fail)
+{
+    return dray_ctx_fail(ctx, DRAY_ETASK, "nr_fail %lld", (long long)args[0].u.i);
+}
+
+/* mem_make_bytes after 200 ms (its ref is still pending when a list holding it is submitted). */
+DRAY_FUNCTION(nr_slow_bytes)
+{
+    sleep_ms(200);
+    void *p;
+    dray_status st = dray_bytes_create_uninit((size_t)args[0].u.i, result, &p);
+    for (int64_t i = 0; !st && i < args[0].u.i; i++)
+        ((uint8_t *)p)[i] = (uint8_t)((i * 7 + 3) % 251);
+    return st;
+}
+
+/* Returns [ref(n), ref(bytes of n), [ref(2n), 9]] made on the runtime it runs on. */
+DRAY_FUNCTION(nr_wrap)
+{
+    dray_runtime *rt = dray_ctx_runtime(ctx);
+    int64_t n = args[0].u.i;
+    dray_value b;
+    void *p;
+    dray_status st = dray_bytes_create_uninit((size_t)n, &b, &p);
+    if (st)
+        return st;
+    for (int64_t i = 0; i < n; i++)
+        ((uint8_t *)p)[i] = (uint8_t)((i * 7 + 3) % 251);
+    dray_value vn = dray_int(n), v2 = dray_int(2 * n);
+    dray_ref *r[3];
+    ASSERT_OK(dray_put(rt, &vn, &r[0]));
+    ASSERT_OK(dray_put(rt, &b, &r[1]));
+    ASSERT_OK(dray_put(rt, &v2, &r[2]));
+    dray_value_release(&b);
+    dray_value inner[2] = {dray_value_of_ref(r[2]), dray_int(9)}, items[3];
+    items[0] = dray_value_of_ref(r[0]);
+    items[1] = dray_value_of_ref(r[1]);
+    st = dray_list_create(inner, 2, &items[2]);
+    if (!st)
+        st = dray_list_create(items, 3, result);
+    dray_value_release(&items[2]);
+    for (int i = 0; i < 3; i++)
+        dray_ref_release(r[i]);
+    return st;
+}
+
+/* An actor keeping a list (and so the refs in it) until asked for its sum. */
+static dray_status keeper_init(dray_ctx *ctx, const dray_value *a, size_t n, void **state)
+{
+    (void)ctx, (void)a, (void)n;
+    dray_value *v = malloc(sizeof(*v));
+    if (!v)
+        return DRAY_ENOMEM;
+    *v = dray_null();
+    *state = v;
+    return DRAY_OK;
+}
+static void keeper_free(void *s)
+{
+    dray_value_release(s);
+    free(s);
+}
+static dray_status keeper_keep(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                               dray_value *r)
+{
+    (void)ctx, (void)n;
+    dray_value_release(s);
+    *(dray_value *)s = dray_value_retain(&a[0]);
+    *r = dray_null();
+    return DRAY_OK;
+}
+static dray_status keeper_sum(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                              dray_value *r)
+{
+    (void)a, (void)n;
+    *r = dray_int(nested_sum(dray_ctx_runtime(ctx), s));
+    return DRAY_OK;
+}
+DRAY_ACTOR_CLASS(NrKeeper, keeper_init, keeper_free, {"keep", keeper_keep}, {"sum", keeper_sum})
+
+static dray_ref *submit1(dray_runtime *rt, const char *fn, dray_value arg)
+{
+    dray_ref *r;
+    ASSERT_OK(dray_submit(rt, fn, &arg, 1, NULL, &r));
+    return r;
+}
+
+static int64_t wait_int(dray_runtime *rt, dray_ref *r)
+{
+    dray_value v;
+    ASSERT_OK(dray_get(rt, r, 30000, &v));
+    ASSERT_EQ(v.type, DRAY_T_INT);
+    dray_ref_release(r);
+    return v.u.i;
+}
+
+enum { NESTED_RESULTS = 7 };
+
+/* The same program on any runtime: refs (a stored 1 MB object, a small result, a put value, a
+ * failed task, a pending task) inside nested lists passed to tasks and to an actor, refs returned
+ * inside lists (small and large results), and objects kept alive only by lists. */
+static void nested_program(dray_runtime *rt, int64_t out[NESTED_RESULTS])
+{
+    dray_value big = dray_int(1 << 20), small = dray_int(100), seven = dray_int(7), v42 = dray_int(42);
+    dray_ref *a = submit1(rt, "mem_make_bytes", big), *b = submit1(rt, "mem_make_bytes", small);
+    dray_ref *f = submit1(rt, "nr_fail", seven), *c;
+    ASSERT_OK(dray_put(rt, &v42, &c));
+    ASSERT_OK(dray_wait(rt, &a, 1, 1, 30000, NULL, NULL));
+    dray_value inner[2] = {dray_value_of_ref(b), dray_value_of_ref(c)}, items[4], list;
+    items[0] = dray_value_of_ref(a);
+    items[1] = dray_int(5);
+    ASSERT_OK(dray_list_create(inner, 2, &items[2]));
+    items[3] = dray_value_of_ref(f);
+    ASSERT_OK(dray_list_create(items, 4, &list));
+    dray_value_release(&items[2]);
+    out[0] = wait_int(rt, submit1(rt, "nr_sum", list));
+    /* A ref still pending when the list is submitted. */
+    dray_ref *g = submit1(rt, "nr_slow_bytes", dray_int(300000));
+    dray_value gl_items[2] = {dray_value_of_ref(g), dray_int(1)}, gl;
+    ASSERT_OK(dray_list_create(gl_items, 2, &gl));
+    out[1] = wait_int(rt, submit1(rt, "nr_sum", gl));
+    dray_value_release(&gl);
+    /* Refs returned inside a list, small (inline) and large (the list is a stored object). */
+    for (int k = 0; k < 2; k++) {
+        dray_ref *w = submit1(rt, "nr_wrap", dray_int(k ? 300000 : 50));
+        dray_value wv;
+        ASSERT_OK(dray_get(rt, w, 30000, &wv));
+        ASSERT_EQ(wv.type, DRAY_T_LIST);
+        ASSERT_EQ(dray_list_get(&wv, 0)->type, DRAY_T_REF);
+        out[2 + k] = nested_sum(rt, &wv);
+        /* and passed on to another task as they are */
+        if (k)
+            out[2 + k] += 7 * wait_int(rt, submit1(rt, "nr_sum", wv));
+        dray_value_release(&wv);
+        dray_ref_release(w);
+    }
+    /* Objects only lists hold: the driver's refs go, the lists keep them. */
+    dray_ref *o1 = submit1(rt, "mem_make_bytes", dray_int(2 << 20));
+    dray_ref *o2 = submit1(rt, "mem_make_bytes", dray_int(3 << 20));
+    dray_value l1, l2, x1 = dray_value_of_ref(o1), x2 = dray_value_of_ref(o2);
+    ASSERT_OK(dray_list_create(&x1, 1, &l1));
+    ASSERT_OK(dray_list_create(&x2, 1, &l2));
+    dray_ref_release(o1);
+    dray_ref_release(o2);
+    dray_actor *keeper;
+    ASSERT_OK(dray_actor_create(rt, "NrKeeper", NULL, 0, NULL, &keeper));
+    dray_ref *kr;
+    ASSERT_OK(dray_actor_call(rt, keeper, "keep", &l1, 1, &kr));
+    ASSERT_OK(dray_get(rt, kr, 30000, NULL));
+    dray_ref_release(kr);
+    dray_value_release(&l1); /* now only the actor's list holds o1 */
+    sleep_ms(300);
+    ASSERT_OK(dray_actor_call(rt, keeper, "sum", NULL, 0, &kr));
+    out[4] = wait_int(rt, kr);
+    sleep_ms(300);
+    out[5] = wait_int(rt, submit1(rt, "nr_sum", l2)); /* o2: only the driver's list l2 */
+    dray_value_release(&l2);
+    dray_actor_release(keeper);
+    out[6] = wait_int(rt, submit1(rt, "nr_sum", list)); /* the first list, used again */
+    dray_value_release(&list);
+    dray_ref_release(a);
+    dray_ref_release(b);
+    dray_ref_release(c);
+    dray_ref_release(f);
+    dray_ref_release(g);
+}
+
+/* Refs nested in lists give the embedded runtime's results on a cluster (each also checked against
+ * its closed form), and the objects they point to are freed once no list holds them. */
+TEST(refs_in_lists_match_the_embedded_runtime)
+{
+    int64_t local[NESTED_RESULTS], remote[NESTED_RESULTS];
+    dray_runtime *lrt;
+    dray_config cfg;
+    dray_config_init(&cfg);
+    cfg.num_workers = 2;
+    cfg.address = "";
+    cfg.progress = 0;
+    ASSERT_OK(dray_init(&cfg, &lrt));
+    nested_program(lrt, local);
+    ASSERT_OK(dray_shutdown(lrt, DRAY_SHUTDOWN_DRAIN));
+    fx f;
+    fx_start(&f);
+    spawn_node(&f, NULL);
+    spawn_node(&f, NULL);
+    dray_runtime *rt = connect_driver(&f, 2);
+    nested_program(rt, remote);
+    for (int i = 0; i < NESTED_RESULTS; i++) {
+        fprintf(stderr, "result %d: embedded %lld, cluster %lld\n", i, (long long)local[i],
+                (long long)remote[i]);
+        ASSERT_EQ(remote[i], local[i]);
+    }
+    /* Closed forms: 1 MB + 5 + 100 bytes + 42 + a failed ref (DRAY_ETASK). */
+    ASSERT_EQ(local[0], made_sum(1 << 20) + 5 + made_sum(100) + 42 - 1000 * (int64_t)-DRAY_ETASK);
+    ASSERT_EQ(local[1], made_sum(300000) + 1);
+    ASSERT_EQ(local[2], 50 + made_sum(50) + 100 + 9);
+    ASSERT_EQ(local[3], 8 * (300000 + made_sum(300000) + 600000 + 9));
+    ASSERT_EQ(local[4], made_sum(2 << 20));
+    ASSERT_EQ(local[5], made_sum(3 << 20));
+    ASSERT_EQ(local[6], local[0]);
+    /* Every object is gone from the nodes once nothing holds it. */
+    for (int w = 0; w < 2; w++)
+        wait_node(&f, f.workers[w], "objects", 0);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    fx_stop(&f);
+}
+
+RUN_TESTS(T_(worker_main), T_(refs_in_lists_match_the_embedded_runtime), T_(node_pauses_above_pause_fraction_and_resumes),
           T_(paused_node_keeps_spilling), T_(node_terminates_above_terminate_fraction),
           T_(bad_fractions_are_refused))

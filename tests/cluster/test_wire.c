@@ -265,6 +265,112 @@ TEST(nodes_carry_the_paused_flag)
     dray_value_release(&f[3]);
 }
 
+DRAY_FUNCTION(wt_fail)
+{
+    return dray_ctx_fail(ctx, DRAY_ETASK, "wt_fail %lld", (long long)args[0].u.i);
+}
+
+/* An extension type that writes a fixed payload: renamed to "cluster.ref" in the encoded bytes, it
+ * makes a malformed marker. */
+static dray_status fake_encode(const dray_ext_obj *o,
+                               dray_status (*write)(void *buf, const void *data, size_t len),
+                               void *buf)
+{
+    (void)o;
+    dray_value items[2] = {dray_int(DRAY_ETASK), dray_int(3)}, v; /* a failure without an error */
+    void *enc;
+    size_t len;
+    ASSERT_OK(dray_list_create(items, 2, &v));
+    ASSERT_OK(dray_value_encode(&v, &enc, &len));
+    dray_status st = write(buf, enc, len);
+    dray_free(enc);
+    dray_value_release(&v);
+    return st;
+}
+static void fake_destroy(dray_ext_obj *o)
+{
+    free(o);
+}
+static dray_ext_type fake_marker = {"cluster.reX", fake_destroy, fake_encode, NULL, NULL};
+
+/* Refs inside a list argument travel as "cluster.ref" markers: a SUBMIT holding them decodes, the
+ * receiver gets refs with the same outcomes (value, error chain), and a malformed marker is refused
+ * by the decoder. */
+TEST(ref_markers_round_trip_and_are_checked)
+{
+    dray_config cfg;
+    dray_config_init(&cfg);
+    cfg.num_workers = 1;
+    cfg.address = "";
+    cfg.progress = 0;
+    dray_runtime *rt;
+    ASSERT_OK(dray_init(&cfg, &rt));
+    dray_value five = dray_int(5), one = dray_int(1);
+    dray_ref *ok, *bad;
+    ASSERT_OK(dray_put(rt, &five, &ok));
+    ASSERT_OK(dray_submit(rt, "wt_fail", &one, 1, NULL, &bad));
+    dray_value inner = dray_null(), items[3], list, wire;
+    items[1] = dray_value_of_ref(bad);
+    ASSERT_OK(dray_list_create(&items[1], 1, &inner));
+    items[0] = dray_value_of_ref(ok);
+    items[1] = inner;
+    items[2] = dray_int(3);
+    ASSERT_OK(dray_list_create(items, 3, &list));
+    dray_value_release(&inner);
+    ASSERT_TRUE(dray__nested_refs(&list));
+    ASSERT_OK(dray__nested_to_wire(rt, &list, NULL, NULL, &wire));
+    ASSERT_TRUE(!dray__nested_refs(&wire));
+    ASSERT_TRUE(dray__nested_markers(&wire));
+    /* In a SUBMIT: [fn, [wire], retries, retry_exc]. */
+    dray_value sub[4] = {dray_null(), dray_null(), dray_int(0), dray_bool(false)}, msg, ctl;
+    ASSERT_OK(dray_string_create("f", &sub[0]));
+    ASSERT_OK(dray_list_create(&wire, 1, &sub[1]));
+    ASSERT_OK(dray_list_create(sub, 4, &msg));
+    uint8_t buf[2048];
+    size_t n = build(buf, DRAY__MSG_SUBMIT, 0, &msg, NULL, 0);
+    dray__hdr h;
+    ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+    dray_value back;
+    ASSERT_OK(dray__nested_from_wire(rt, dray_list_get(dray_list_get(&ctl, 1), 0), NULL, NULL,
+                                     &back));
+    ASSERT_EQ(dray_list_get(&back, 0)->type, DRAY_T_REF);
+    dray_value v;
+    ASSERT_OK(dray_get(rt, dray_list_get(&back, 0)->u.ref, 1000, &v));
+    ASSERT_EQ(v.u.i, 5);
+    const dray_value *r2 = dray_list_get(dray_list_get(&back, 1), 0);
+    ASSERT_EQ(r2->type, DRAY_T_REF);
+    ASSERT_STATUS(dray_get(rt, r2->u.ref, 1000, NULL), DRAY_ETASK);
+    ASSERT_CONTAINS(dray_last_error(), "wt_fail 1");
+    ASSERT_EQ(dray_list_get(&back, 2)->u.i, 3);
+    dray_value_release(&back);
+    dray_value_release(&ctl);
+    dray_value_release(&msg);
+    dray_value_release(&sub[0]);
+    dray_value_release(&sub[1]);
+    /* A marker saying "failed" without an error value is refused. */
+    dray_ext_obj *fo = malloc(sizeof(*fo));
+    dray_ext_obj_init(fo, &fake_marker);
+    dray_value fv = dray_value_of_ext(fo);
+    ASSERT_OK(dray_list_create(&fv, 1, &sub[1]));
+    ASSERT_OK(dray_string_create("f", &sub[0]));
+    ASSERT_OK(dray_list_create(sub, 4, &msg));
+    n = build(buf, DRAY__MSG_SUBMIT, 0, &msg, NULL, 0);
+    uint8_t *name = memmem(buf, n, "cluster.reX", 11);
+    ASSERT_TRUE(name != NULL);
+    name[10] = 'f';
+    ASSERT_NE(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_OK);
+    ASSERT_CONTAINS(dray_last_error(), "cluster.ref");
+    dray_value_release(&msg);
+    dray_value_release(&sub[0]);
+    dray_value_release(&sub[1]);
+    dray_value_release(&fv);
+    dray_value_release(&wire);
+    dray_value_release(&list);
+    dray_ref_release(ok);
+    dray_ref_release(bad);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+}
+
 /* Random corruptions of a valid message never crash and either decode or fail with EFORMAT. */
 TEST(corruptions_are_rejected_cleanly)
 {
@@ -300,5 +406,5 @@ TEST(corruptions_are_rejected_cleanly)
 }
 
 RUN_TESTS(T_(header_roundtrip), T_(header_rejects), T_(message_shapes), T_(object_messages),
-          T_(nodes_carry_the_paused_flag),
+          T_(nodes_carry_the_paused_flag), T_(ref_markers_round_trip_and_are_checked),
           T_(corruptions_are_rejected_cleanly))
