@@ -19,6 +19,7 @@
 #include "dray/cluster.h"
 #include "dray/core.h"
 #include "test.h"
+#include "cluster_fixture.h"
 
 /* ==== Task functions (the worker processes are this executable) ==== */
 
@@ -74,46 +75,9 @@ DRAY_FUNCTION(mem_hog_until)
 
 /* ==== Fixture ==== */
 
-typedef struct fx {
-    char dir[64];
-    char dray[4096];
-    char addr[64];
-    int port;
-    pid_t workers[4];
-    int nworkers;
-} fx;
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static fx *live_fx;
-
-static void on_abort(int sig)
-{
-    fx *f = live_fx;
-    live_fx = NULL;
-    if (f) {
-        for (int i = 0; i < f->nworkers; i++)
-            if (f->workers[i] > 0)
-                kill(f->workers[i], SIGKILL);
-        dray_cluster_stop_recorded(f->dir, 2000, NULL);
-        char cmd[200];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-        if (system(cmd))
-            fprintf(stderr, "could not remove %s\n", f->dir);
-    }
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
+/* The shared fixture (tests/cluster_fixture.h) with worker nodes started here, each with its own
+ * environment and log file. */
+typedef test_cluster fx;
 
 /* Starts a worker node from this executable with the environment `env` ("NAME=VALUE" strings,
  * NULL-terminated) added; its log goes to <dir>/worker-<index>.log. */
@@ -154,19 +118,7 @@ static pid_t spawn_node(fx *f, const char *const *env)
 
 static void fx_start(fx *f)
 {
-    memset(f, 0, sizeof(*f));
-    live_fx = f;
-    signal(SIGABRT, on_abort);
-    snprintf(f->dir, sizeof f->dir, "/tmp/dray-memtest-XXXXXX");
-    ASSERT_TRUE(mkdtemp(f->dir) != NULL);
-    setenv("DRAY_CLUSTER_DIR", f->dir, 1);
-    const char *bd = getenv("DRAY_BUILD_DIR");
-    snprintf(f->dray, sizeof f->dray, "%s/bin/dray", bd ? bd : "build");
-    f->port = free_port();
-    char cmd[8300];
-    snprintf(cmd, sizeof cmd, "%s start --head --port %d > %s/start.out", f->dray, f->port, f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->port);
+    test_cluster_start(f, 0);
 }
 
 static void stop_worker(fx *f, int i)
@@ -181,15 +133,7 @@ static void stop_worker(fx *f, int i)
 
 static void fx_stop(fx *f)
 {
-    for (int i = 0; i < f->nworkers; i++)
-        stop_worker(f, i);
-    ASSERT_OK(dray_cluster_stop_recorded(f->dir, 5000, NULL));
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    unsetenv("DRAY_CLUSTER_DIR");
-    unsetenv("DRAY_MIN_NODES");
-    live_fx = NULL;
+    test_cluster_stop(f);
 }
 
 static dray_runtime *connect_driver(fx *f, int min_nodes)
