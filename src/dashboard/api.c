@@ -301,6 +301,9 @@ static cJSON *json_cluster_nodes(struct dray_dashboard *d)
             cJSON_AddNumberToObject(x, "object_store_bytes", (double)mem->u.i);
         else
             cJSON_AddNullToObject(x, "object_store_bytes");
+        const dray_value *limit = store ? dray_map_get(store, "limit") : NULL;
+        if (limit && limit->type == DRAY_T_INT)
+            cJSON_AddNumberToObject(x, "memory_limit_bytes", (double)limit->u.i);
         if (disk && disk->type == DRAY_T_INT)
             cJSON_AddNumberToObject(x, "spilled_bytes", (double)disk->u.i);
         else

@@ -62,106 +62,7 @@ DRAY_FUNCTION(ca_sum_bytes)
     return DRAY_OK;
 }
 
-/* ==== Fixture: a head and worker processes (the minimal part of tests/cluster's) ==== */
-
-typedef struct fx {
-    char dir[64], dray[4096], addr[64];
-    int port, dport;
-    pid_t workers[4];
-    int nworkers;
-} fx;
-
-static fx *live_fx;
-
-static void stop_all(fx *f)
-{
-    for (int i = 0; i < f->nworkers; i++)
-        if (f->workers[i] > 0) {
-            kill(f->workers[i], SIGTERM);
-            waitpid(f->workers[i], NULL, 0);
-            f->workers[i] = 0;
-        }
-    dray_cluster_stop_recorded(f->dir, 5000, NULL);
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    if (system(cmd))
-        fprintf(stderr, "could not remove %s\n", f->dir);
-}
-
-static void on_abort(int sig)
-{
-    fx *f = live_fx;
-    live_fx = NULL;
-    if (f)
-        stop_all(f);
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static pid_t spawn_worker(const char *addr, const char *resources, const char *cpus)
-{
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    ASSERT_GT(n, 0);
-    exe[n] = 0;
-    char *argv[] = {exe, "worker_main", NULL};
-    setenv("DRAY_WORKER_ADDRESS", addr, 1);
-    setenv("DRAY_WORKER_CPUS", cpus, 1);
-    setenv("DRAY_WORKER_RESOURCES", resources, 1);
-    pid_t parent = getpid(), pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        execv(exe, argv);
-        _exit(127);
-    }
-    unsetenv("DRAY_WORKER_ADDRESS");
-    unsetenv("DRAY_WORKER_CPUS");
-    unsetenv("DRAY_WORKER_RESOURCES");
-    ASSERT_GT(pid, 0);
-    return pid;
-}
-
-static void fx_start(fx *f)
-{
-    memset(f, 0, sizeof(*f));
-    live_fx = f;
-    signal(SIGABRT, on_abort);
-    snprintf(f->dir, sizeof f->dir, "/tmp/dray-dashcl-XXXXXX");
-    ASSERT_TRUE(mkdtemp(f->dir) != NULL);
-    setenv("DRAY_CLUSTER_DIR", f->dir, 1);
-    setenv("DRAY_DASHBOARD_PORT", "0", 1);
-    const char *bd = getenv("DRAY_BUILD_DIR");
-    snprintf(f->dray, sizeof f->dray, "%s/bin/dray", bd ? bd : "build");
-    f->port = free_port();
-    char cmd[8300];
-    snprintf(cmd, sizeof cmd, "%s start --head --port %d > %s/start.out", f->dray, f->port, f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->port);
-    char path[200], line[400];
-    snprintf(path, sizeof path, "%s/dashboard.url", f->dir);
-    FILE *u = fopen(path, "r");
-    ASSERT_TRUE(u != NULL);
-    ASSERT_TRUE(fgets(line, sizeof line, u) != NULL);
-    fclose(u);
-    ASSERT_EQ(sscanf(line, "http://127.0.0.1:%d/", &f->dport), 1);
-    f->workers[f->nworkers++] = spawn_worker(f->addr, "left=1", "2");
-    f->workers[f->nworkers++] = spawn_worker(f->addr, "right=1", "2");
-    setenv("DRAY_MIN_NODES", "2", 1);
-}
+#include "cluster_fx.h"
 
 static cJSON *get(const fx *f, const char *path)
 {
@@ -181,32 +82,6 @@ static double num(const cJSON *o, const char *k)
     const cJSON *x = cJSON_GetObjectItem(o, k);
     ASSERT_TRUE(cJSON_IsNumber(x));
     return cJSON_GetNumberValue(x);
-}
-
-static void nap_ms(long ms)
-{
-    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
-    nanosleep(&ts, NULL);
-}
-
-/* The head's node id of process pid (from its status answer), and its tasks_done in *done. */
-static int node_of(const fx *f, pid_t pid, int64_t *done)
-{
-    dray_value st;
-    ASSERT_OK(dray_cluster_status(f->addr, &st));
-    const dray_value *nodes = dray_map_get(&st, "nodes");
-    int id = -1;
-    for (size_t i = 0; i < dray_list_len(nodes); i++) {
-        const dray_value *n = dray_list_get(nodes, i);
-        if (dray_map_get(n, "pid")->u.i == pid) {
-            id = (int)dray_map_get(n, "id")->u.i;
-            if (done)
-                *done = dray_map_get(n, "tasks_done")->u.i;
-        }
-    }
-    dray_value_release(&st);
-    ASSERT_NE(id, -1);
-    return id;
 }
 
 /* The API's node entry with id `id` (owned by j). */
@@ -288,7 +163,7 @@ TEST(head_api_shows_cluster_work)
     cfg.address = f.addr;
     dray_runtime *rt = NULL;
     ASSERT_OK(dray_init(&cfg, &rt)); /* waits for both nodes */
-    int left = node_of(&f, f.workers[0], NULL), right = node_of(&f, f.workers[1], NULL);
+    int left = fx_node_of(&f, f.workers[0], NULL), right = fx_node_of(&f, f.workers[1], NULL);
     ASSERT_NE(left, right);
     /* Nobody watched yet: nothing recorded. Reading the API turns recording on at both nodes. */
     cJSON *sum = get(&f, "/api/v0/summary");
@@ -298,8 +173,8 @@ TEST(head_api_shows_cluster_work)
     wait_node(&f, left, true, true);
     wait_node(&f, right, true, true);
     int64_t done0[2];
-    node_of(&f, f.workers[0], &done0[0]);
-    node_of(&f, f.workers[1], &done0[1]);
+    fx_node_of(&f, f.workers[0], &done0[0]);
+    fx_node_of(&f, f.workers[1], &done0[1]);
 
     /* The workload. */
     enum { TOTAL = N_SQUARE + 2 * N_PLACED + N_SLOW + N_BOOM + 2 };
@@ -369,8 +244,8 @@ TEST(head_api_shows_cluster_work)
     /* Per node: the events equal the head's own counters (its heartbeats), as `dray status` shows. */
     int64_t done1[2] = {0, 0};
     for (int i = 0; i < 200; i++) {
-        node_of(&f, f.workers[0], &done1[0]);
-        node_of(&f, f.workers[1], &done1[1]);
+        fx_node_of(&f, f.workers[0], &done1[0]);
+        fx_node_of(&f, f.workers[1], &done1[1]);
         if (done1[0] - done0[0] + done1[1] - done0[1] == TOTAL)
             break;
         nap_ms(50);
@@ -494,7 +369,7 @@ TEST(head_api_shows_cluster_work)
     for (int i = 0; i < 200 && extra < 0; i++) {
         cJSON *j = get(&f, "/api/v0/nodes");
         if (cJSON_GetArraySize(j) == 3)
-            extra = node_of(&f, f.workers[2], NULL);
+            extra = fx_node_of(&f, f.workers[2], NULL);
         cJSON_Delete(j);
         if (extra < 0)
             nap_ms(50);
