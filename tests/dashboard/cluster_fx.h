@@ -90,7 +90,9 @@ static pid_t spawn_worker(const char *addr, const char *resources, const char *c
     return pid;
 }
 
-static void fx_start(fx *f)
+/* Starts a head and two nodes offering resources left=1 and right=1 (2 CPUs each); right_memory
+ * (bytes, as text) is the right node's object-store limit, NULL for the machine's memory. */
+static void fx_start(fx *f, const char *right_memory)
 {
     memset(f, 0, sizeof(*f));
     live_fx = f;
@@ -114,7 +116,10 @@ static void fx_start(fx *f)
     fclose(u);
     ASSERT_EQ(sscanf(line, "http://127.0.0.1:%d/", &f->dport), 1);
     f->workers[f->nworkers++] = spawn_worker(f->addr, "left=1", "2");
+    if (right_memory)
+        setenv("DRAY_WORKER_MEMORY", right_memory, 1);
     f->workers[f->nworkers++] = spawn_worker(f->addr, "right=1", "2");
+    unsetenv("DRAY_WORKER_MEMORY");
     setenv("DRAY_MIN_NODES", "2", 1);
 }
 

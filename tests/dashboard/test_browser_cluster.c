@@ -161,7 +161,7 @@ TEST(head_page_shows_cluster_work)
     ASSERT_EQ(system(cmd), 0);
 
     fx f;
-    fx_start(&f);
+    fx_start(&f, NULL);
     dray_config cfg;
     dray_config_init(&cfg);
     cfg.num_workers = 1;

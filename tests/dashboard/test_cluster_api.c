@@ -155,7 +155,7 @@ enum { N_SQUARE = 400, N_PLACED = 10, N_SLOW = 40, N_BOOM = 15, OBJ = 1 << 20 };
 TEST(head_api_shows_cluster_work)
 {
     fx f;
-    fx_start(&f);
+    fx_start(&f, "4000000"); /* the right node spills above 2.8 MB */
     dray_config cfg;
     dray_config_init(&cfg);
     cfg.num_workers = 1;
@@ -362,6 +362,46 @@ TEST(head_api_shows_cluster_work)
     ASSERT_CONTAINS(body, "dray_function_tasks_total{function=\"ca_boom\"");
     ASSERT_CONTAINS(body, want);
     dray_free(body);
+
+    /* Spills: objects made on the right node (4 MB limit) go to disk; the head's view of its
+     * heartbeats' counters (node.spill on its store row) equals its own status. */
+    dray_ref *big[3];
+    for (int i = 0; i < 3; i++)
+        big[i] = submit(rt, "ca_make_bytes", dray_int(1200000 + i), "right");
+    ASSERT_OK(dray_wait(rt, big, 3, 3, 20000, NULL, NULL));
+    int64_t spilled = 0;
+    double api_spilled = -1;
+    for (int i = 0; i < 200; i++) {
+        dray_value stv;
+        ASSERT_OK(dray_cluster_status(f.addr, &stv));
+        const dray_value *nodes = dray_map_get(&stv, "nodes");
+        for (size_t n = 0; n < dray_list_len(nodes); n++)
+            if (dray_map_get(dray_list_get(nodes, n), "id")->u.i == right)
+                spilled = dray_map_get(dray_map_get(dray_list_get(nodes, n), "store"),
+                                       "spilled_bytes")->u.i;
+        dray_value_release(&stv);
+        cJSON *t = get(&f, "/api/v0/tasks");
+        api_spilled = fn_field(t, "node.spill", "spill_bytes");
+        cJSON_Delete(t);
+        if (spilled > 0 && api_spilled == (double)spilled)
+            break;
+        nap_ms(50);
+    }
+    ASSERT_GT(spilled, 0);
+    ASSERT_EQ((long)api_spilled, (long)spilled);
+    cJSON *s3 = get(&f, "/api/v0/stream?since=0&limit=20000");
+    long spill_blocks = 0;
+    cJSON_ArrayForEach(e, cJSON_GetObjectItem(s3, "events"))
+    {
+        if (!strcmp(cJSON_GetStringValue(cJSON_GetObjectItem(e, "kind")), "spill")) {
+            ASSERT_EQ((int)num(e, "row"), right * 1000 + 999);
+            spill_blocks += (long)num(e, "bytes");
+        }
+    }
+    ASSERT_EQ(spill_blocks, (long)spilled);
+    cJSON_Delete(s3);
+    for (int i = 0; i < 3; i++)
+        dray_ref_release(big[i]);
 
     /* A node joining mid-run appears and records; killed, it is shown dead. */
     f.workers[f.nworkers++] = spawn_worker(f.addr, "extra=1", "1");
