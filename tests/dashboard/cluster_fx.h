@@ -28,7 +28,9 @@ typedef struct fx {
 
 static fx *live_fx;
 
-static void stop_all(fx *f)
+/* Stops the nodes and the head and removes the directory. Returns whether the head's log is free of
+ * sanitizer reports (ASan/UBSan builds: the head is a `dray` of the same build). */
+static bool stop_all(fx *f)
 {
     for (int i = 0; i < f->nworkers; i++)
         if (f->workers[i] > 0) {
@@ -37,10 +39,22 @@ static void stop_all(fx *f)
             f->workers[i] = 0;
         }
     dray_cluster_stop_recorded(f->dir, 5000, NULL);
+    char path[200], line[1024];
+    bool clean = true;
+    snprintf(path, sizeof path, "%s/head.log", f->dir);
+    FILE *log = fopen(path, "r");
+    while (log && fgets(line, sizeof line, log))
+        if (strstr(line, "Sanitizer") || strstr(line, "runtime error")) {
+            fprintf(stderr, "head.log: %s", line);
+            clean = false;
+        }
+    if (log)
+        fclose(log);
     char cmd[200];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
     if (system(cmd))
         fprintf(stderr, "could not remove %s\n", f->dir);
+    return clean;
 }
 
 static void on_abort(int sig)
