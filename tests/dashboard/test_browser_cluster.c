@@ -90,7 +90,7 @@ static bool file_exists(const char *dir, const char *name)
 static int node_count(const fx *f)
 {
     dray_value st;
-    if (dray_cluster_status(f->addr, &st))
+    if (dray_cluster_status(f->c.addr, &st))
         return -1;
     int alive = 0;
     const dray_value *nodes = dray_map_get(&st, "nodes");
@@ -115,7 +115,7 @@ static void *steer_main(void *arg)
     bool joined = false, killed = false;
     while (!atomic_load(&s->done) && !killed) {
         if (!joined && file_exists(s->shots, "cluster-join")) {
-            f->workers[f->nworkers++] = spawn_worker(f->addr, "extra=1", "1");
+            fx_add_worker(f, "extra=1", NULL);
             for (int i = 0; i < 200 && node_count(f) < 3; i++)
                 nap_ms(50);
             atomic_store(&s->l->extra, 1);
@@ -124,9 +124,9 @@ static void *steer_main(void *arg)
         if (joined && file_exists(s->shots, "cluster-kill")) {
             atomic_store(&s->l->extra, 0);
             nap_ms(300);
-            kill(f->workers[2], SIGKILL);
-            waitpid(f->workers[2], NULL, 0);
-            f->workers[2] = 0;
+            kill(f->c.workers[2], SIGKILL);
+            waitpid(f->c.workers[2], NULL, 0);
+            f->c.workers[2] = -1;
             killed = true;
         }
         nap_ms(50);
@@ -166,10 +166,10 @@ TEST(head_page_shows_cluster_work)
     dray_config_init(&cfg);
     cfg.num_workers = 1;
     cfg.progress = 0;
-    cfg.address = f.addr;
+    cfg.address = f.c.addr;
     load l = {0};
     ASSERT_OK(dray_init(&cfg, &l.rt));
-    int a = fx_node_of(&f, f.workers[0], NULL), b = fx_node_of(&f, f.workers[1], NULL);
+    int a = fx_node_of(&f, f.c.workers[0], NULL), b = fx_node_of(&f, f.c.workers[1], NULL);
     pthread_t lt, st;
     ASSERT_EQ(pthread_create(&lt, NULL, load_main, &l), 0);
     steer s = {&f, &l, shots, 0};
@@ -185,11 +185,7 @@ TEST(head_page_shows_cluster_work)
     pthread_join(lt, NULL);
     ASSERT_GT(atomic_load(&l.batches), 0);
     ASSERT_OK(dray_shutdown(l.rt, DRAY_SHUTDOWN_DRAIN));
-    ASSERT_TRUE(stop_all(&f)); /* the head's log has no sanitizer report */
-    live_fx = NULL;
-    unsetenv("DRAY_CLUSTER_DIR");
-    unsetenv("DRAY_DASHBOARD_PORT");
-    unsetenv("DRAY_MIN_NODES");
+    ASSERT_TRUE(fx_stop(&f)); /* the head's log has no sanitizer report */
     ASSERT_TRUE(WIFEXITED(rc));
     ASSERT_EQ(WEXITSTATUS(rc), 0);
 }

@@ -5,23 +5,16 @@
  * and by node against what was submitted and against the head's own per-node counters (`dray
  * status`), stream rows of both nodes' threads, clock offsets near zero on one machine, and a node
  * joining and dying shown without anything restarted. */
-#include <arpa/inet.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "dray/dray.h"
 #include "test.h"
+#include "cluster_fx.h"
 
 DRAY_FUNCTION(ca_square)
 {
@@ -61,8 +54,6 @@ DRAY_FUNCTION(ca_sum_bytes)
     *result = dray_int(s);
     return DRAY_OK;
 }
-
-#include "cluster_fx.h"
 
 static cJSON *get(const fx *f, const char *path)
 {
@@ -160,10 +151,10 @@ TEST(head_api_shows_cluster_work)
     dray_config_init(&cfg);
     cfg.num_workers = 1;
     cfg.progress = 0;
-    cfg.address = f.addr;
+    cfg.address = f.c.addr;
     dray_runtime *rt = NULL;
     ASSERT_OK(dray_init(&cfg, &rt)); /* waits for both nodes */
-    int left = fx_node_of(&f, f.workers[0], NULL), right = fx_node_of(&f, f.workers[1], NULL);
+    int left = fx_node_of(&f, f.c.workers[0], NULL), right = fx_node_of(&f, f.c.workers[1], NULL);
     ASSERT_NE(left, right);
     /* Nobody watched yet: nothing recorded. Reading the API turns recording on at both nodes. */
     cJSON *sum = get(&f, "/api/v0/summary");
@@ -173,8 +164,8 @@ TEST(head_api_shows_cluster_work)
     wait_node(&f, left, true, true);
     wait_node(&f, right, true, true);
     int64_t done0[2];
-    fx_node_of(&f, f.workers[0], &done0[0]);
-    fx_node_of(&f, f.workers[1], &done0[1]);
+    fx_node_of(&f, f.c.workers[0], &done0[0]);
+    fx_node_of(&f, f.c.workers[1], &done0[1]);
 
     /* The workload. */
     enum { TOTAL = N_SQUARE + 2 * N_PLACED + N_SLOW + N_BOOM + 2 };
@@ -244,8 +235,8 @@ TEST(head_api_shows_cluster_work)
     /* Per node: the events equal the head's own counters (its heartbeats), as `dray status` shows. */
     int64_t done1[2] = {0, 0};
     for (int i = 0; i < 200; i++) {
-        fx_node_of(&f, f.workers[0], &done1[0]);
-        fx_node_of(&f, f.workers[1], &done1[1]);
+        fx_node_of(&f, f.c.workers[0], &done1[0]);
+        fx_node_of(&f, f.c.workers[1], &done1[1]);
         if (done1[0] - done0[0] + done1[1] - done0[1] == TOTAL)
             break;
         nap_ms(50);
@@ -266,7 +257,7 @@ TEST(head_api_shows_cluster_work)
     ASSERT_EQ(seen_nodes, 2);
     cJSON_Delete(tasks);
     char cmd[4300], out[4096] = {0};
-    snprintf(cmd, sizeof cmd, "%s status --address %s", f.dray, f.addr);
+    snprintf(cmd, sizeof cmd, "%s status --address %s", f.c.dray, f.c.addr);
     FILE *p = popen(cmd, "r");
     ASSERT_TRUE(p != NULL);
     size_t nread = fread(out, 1, sizeof out - 1, p);
@@ -373,7 +364,7 @@ TEST(head_api_shows_cluster_work)
     double api_spilled = -1;
     for (int i = 0; i < 200; i++) {
         dray_value stv;
-        ASSERT_OK(dray_cluster_status(f.addr, &stv));
+        ASSERT_OK(dray_cluster_status(f.c.addr, &stv));
         const dray_value *nodes = dray_map_get(&stv, "nodes");
         for (size_t n = 0; n < dray_list_len(nodes); n++)
             if (dray_map_get(dray_list_get(nodes, n), "id")->u.i == right)
@@ -404,12 +395,12 @@ TEST(head_api_shows_cluster_work)
         dray_ref_release(big[i]);
 
     /* A node joining mid-run appears and records; killed, it is shown dead. */
-    f.workers[f.nworkers++] = spawn_worker(f.addr, "extra=1", "1");
+    fx_add_worker(&f, "extra=1", NULL);
     int extra = -1;
     for (int i = 0; i < 200 && extra < 0; i++) {
         cJSON *j = get(&f, "/api/v0/nodes");
         if (cJSON_GetArraySize(j) == 3)
-            extra = fx_node_of(&f, f.workers[2], NULL);
+            extra = fx_node_of(&f, f.c.workers[2], NULL);
         cJSON_Delete(j);
         if (extra < 0)
             nap_ms(50);
@@ -435,9 +426,9 @@ TEST(head_api_shows_cluster_work)
     ASSERT_CONTAINS(text, want);
     free(text);
     cJSON_Delete(s2);
-    kill(f.workers[2], SIGKILL);
-    waitpid(f.workers[2], NULL, 0);
-    f.workers[2] = 0;
+    kill(f.c.workers[2], SIGKILL);
+    waitpid(f.c.workers[2], NULL, 0);
+    f.c.workers[2] = -1;
     wait_node(&f, extra, false, false);
     cJSON *sum2 = get(&f, "/api/v0/summary");
     ASSERT_EQ((int)num(sum2, "nodes_alive"), 2);
@@ -446,11 +437,7 @@ TEST(head_api_shows_cluster_work)
     for (size_t i = 0; i < k; i++)
         dray_ref_release(refs[i]);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    ASSERT_TRUE(stop_all(&f)); /* the head's log has no sanitizer report */
-    live_fx = NULL;
-    unsetenv("DRAY_CLUSTER_DIR");
-    unsetenv("DRAY_DASHBOARD_PORT");
-    unsetenv("DRAY_MIN_NODES");
+    ASSERT_TRUE(fx_stop(&f)); /* the head's log has no sanitizer report */
 }
 
 RUN_TESTS(T_(worker_main), T_(head_api_shows_cluster_work))
