@@ -122,6 +122,17 @@ static double fn_field(const cJSON *tasks, const char *name, const char *field)
     return x ? num(x, field) : 0;
 }
 
+/* The driver's client counters: tasks placed on nodes (sent) and tasks taken back by stealing. */
+static void placed(dray_runtime *rt, int64_t *sent, int64_t *stolen)
+{
+    dray_value m;
+    ASSERT_OK(dray_cluster_client_stats(rt, &m));
+    *sent = dray_map_get(&m, "placed_local")->u.i + dray_map_get(&m, "placed_load")->u.i +
+            dray_map_get(&m, "placed_spill")->u.i;
+    *stolen = dray_map_get(&m, "tasks_stolen")->u.i;
+    dray_value_release(&m);
+}
+
 static dray_ref *submit(dray_runtime *rt, const char *fn, dray_value arg, const char *res)
 {
     dray_resource r = {res, 1};
@@ -166,6 +177,8 @@ TEST(head_api_shows_cluster_work)
     int64_t done0[2];
     fx_node_of(&f, f.c.workers[0], &done0[0]);
     fx_node_of(&f, f.c.workers[1], &done0[1]);
+    int64_t sent0, stolen0, sent1, stolen1;
+    placed(rt, &sent0, &stolen0);
 
     /* The workload. */
     enum { TOTAL = N_SQUARE + 2 * N_PLACED + N_SLOW + N_BOOM + 2 };
@@ -231,6 +244,9 @@ TEST(head_api_shows_cluster_work)
     ASSERT_EQ((int)num(bs, "finished"), TOTAL);
     ASSERT_EQ((int)num(bs, "failed"), N_BOOM);
     ASSERT_EQ((int)num(bs, "submitted"), TOTAL);
+    /* ... which is what the driver sent to the nodes, less what it took back (its own counters). */
+    placed(rt, &sent1, &stolen1);
+    ASSERT_EQ((int64_t)num(bs, "submitted"), (sent1 - sent0) - (stolen1 - stolen0));
     ASSERT_EQ((int)num(bs, "pending"), 0);
     /* Per node: the events equal the head's own counters (its heartbeats), as `dray status` shows. */
     int64_t done1[2] = {0, 0};
