@@ -273,7 +273,7 @@ void dray__ev_task_rename(dray_runtime *rt, const dray_function *fn)
     struct dray__evthread *t = slot ? *slot : NULL;
     if (!t || !t->hot.fn || t->name == fn->name)
         return;
-    if (t->hot.n == 1 && !t->name) {
+    if (t->hot.n <= 1) {
         t->name = fn->name; /* the block this task opened */
         return;
     }
