@@ -60,10 +60,11 @@ static void fx_start(fx *f, const char *right_memory)
 }
 
 /* test_cluster_stop, and whether the head's log is free of sanitizer reports (read after the head
- * exited, before the directory goes). */
+ * exited, before the directory goes). The workers die of the SIGTERM (as in test_cluster_stop). */
 static bool fx_stop(fx *f)
 {
     test_cluster *c = &f->c;
+    bool clean = true;
     for (int i = 0; i < c->nworkers; i++)
         if (c->workers[i] > 0) {
             kill(c->workers[i], SIGTERM);
@@ -74,7 +75,6 @@ static bool fx_stop(fx *f)
     ASSERT_OK(dray_cluster_stop_recorded(c->dir, 5000, &stopped));
     ASSERT_EQ(stopped, 1); /* the head */
     char path[200], line[1024];
-    bool clean = true;
     snprintf(path, sizeof path, "%s/head.log", c->dir);
     FILE *log = fopen(path, "r");
     ASSERT_TRUE(log != NULL);

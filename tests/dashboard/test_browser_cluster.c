@@ -185,7 +185,7 @@ TEST(head_page_shows_cluster_work)
     pthread_join(lt, NULL);
     ASSERT_GT(atomic_load(&l.batches), 0);
     ASSERT_OK(dray_shutdown(l.rt, DRAY_SHUTDOWN_DRAIN));
-    ASSERT_TRUE(fx_stop(&f)); /* the head's log has no sanitizer report */
+    ASSERT_TRUE(fx_stop(&f)); /* no sanitizer report from the head */
     ASSERT_TRUE(WIFEXITED(rc));
     ASSERT_EQ(WEXITSTATUS(rc), 0);
 }
