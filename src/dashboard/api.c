@@ -357,11 +357,16 @@ static cJSON *json_summary(struct dray_dashboard *d)
         cJSON_AddStringToObject(o, "cluster_address", d->cluster_address);
     cJSON *nodes = json_nodes(d);
     int alive = 0, workers = 0;
+    double cpu = 0;
     cJSON *n;
     cJSON_ArrayForEach(n, nodes)
     {
-        alive += cJSON_IsTrue(cJSON_GetObjectItem(n, "alive"));
+        bool up = cJSON_IsTrue(cJSON_GetObjectItem(n, "alive"));
+        alive += up;
         workers += (int)cJSON_GetNumberValue(cJSON_GetObjectItem(n, "cpus"));
+        const cJSON *c = cJSON_GetObjectItem(n, "cpu_pct");
+        if (up && cJSON_IsNumber(c))
+            cpu += cJSON_GetNumberValue(c);
     }
     cJSON_AddNumberToObject(o, "nodes", cJSON_GetArraySize(nodes));
     cJSON_AddNumberToObject(o, "nodes_alive", alive);
@@ -374,6 +379,7 @@ static cJSON *json_summary(struct dray_dashboard *d)
         cJSON_AddItemToObject(o, "tasks", json_cluster_states(h));
         const db_sample *s = last_sample(h);
         cJSON_AddNumberToObject(o, "rss_bytes", s ? (double)s->rss : 0);
+        cJSON_AddNumberToObject(o, "cpu_pct", cpu);
         cJSON_AddNumberToObject(o, "events_recorded", (double)h->seq);
         cJSON_AddNumberToObject(o, "events_dropped_tasks", (double)h->dropped);
         cJSON_AddNumberToObject(o, "spilled_bytes", s ? (double)s->spilled : 0);

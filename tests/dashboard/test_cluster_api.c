@@ -455,6 +455,9 @@ TEST(head_api_shows_cluster_work)
     wait_node(&f, extra, false, false);
     cJSON *sum2 = get(&f, "/api/v0/summary");
     ASSERT_EQ((int)num(sum2, "nodes_alive"), 2);
+    ASSERT_TRUE(num(sum2, "cpu_pct") >= 0);
+    ASSERT_EQ((int)num(cJSON_GetObjectItem(sum2, "tasks"), "failed"), N_BOOM);
+    ASSERT_TRUE(cJSON_IsTrue(cJSON_GetObjectItem(sum2, "recording")));
     cJSON_Delete(sum2);
 
     for (size_t i = 0; i < k; i++)
