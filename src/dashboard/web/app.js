@@ -118,7 +118,11 @@
               D.bytes(n.object_store_bytes), D.bytes(n.spilled_bytes), n.tasks_done];
     }));
     var workers = [];
-    ns.forEach(function (n) { (n.workers || []).forEach(function (w) { workers.push(w); }); });
+    ns.forEach(function (n) {
+      (n.workers || []).slice().sort(function (a, b) {
+        return (a.row < 0) - (b.row < 0) || Math.abs(a.row) - Math.abs(b.row);
+      }).forEach(function (w) { workers.push(w); });
+    });
     table('workers-table', workers.map(function (w) {
       return [w.name, w.tid, w.tasks, fmt(w.busy_s, 3), fmt(w.cpu_pct, 0), fmt(w.idle_s, 1)];
     }));
