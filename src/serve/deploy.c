@@ -376,7 +376,7 @@ dray_status dray_serve_handle_call(dray_serve_handle *h, const cJSON *body, dray
     c->buf = text;
     c->cap = text ? strlen(text) + 1 : 0;
     c->replica = r;
-    if ((st = dray__serve_call_own(c, "CALL", "/", NULL)) != DRAY_OK) {
+    if ((st = dray__serve_call_own(c, "CALL", "/")) != DRAY_OK) {
         dray__serve_unroute(r);
         dray__serve_call_unref(c);
         return st;

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <microhttpd.h>
 
 #include "internal.h"
 
@@ -108,17 +107,7 @@ bool dray__serve_kv_put(dray__serve_call *c, const char *s)
     return true;
 }
 
-static enum MHD_Result kv_iter(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *value)
-{
-    (void)kind;
-    dray__serve_call *c = cls;
-    return dray__serve_kv_put(c, key) && dray__serve_kv_put(c, value ? value : "") ? MHD_YES
-                                                                                   : MHD_NO;
-}
-
-dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const char *path,
-                                 void *conn)
+dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const char *path)
 {
     size_t n = strnlen(method, sizeof(c->method) - 1);
     memcpy(c->method, method, n);
@@ -136,14 +125,6 @@ dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const 
     c->req.body = c->buf;
     c->req.conn_ = NULL;
     c->req.kv_ = c;
-    c->kv_len = c->kv_headers = 0;
-    if (conn) {
-        if (MHD_get_connection_values(conn, MHD_HEADER_KIND, kv_iter, c) < 0 ||
-            c->kv_len == SIZE_MAX)
-            return dray_set_error(DRAY_ENOMEM, "serve: out of memory");
-        c->kv_headers = c->kv_len;
-        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, kv_iter, c);
-    }
     return DRAY_OK;
 }
 
@@ -165,8 +146,6 @@ const char *dray_serve_request_query(const dray_serve_request *req, const char *
 {
     if (!key)
         return NULL;
-    if (req->conn_)
-        return MHD_lookup_connection_value(req->conn_, MHD_GET_ARGUMENT_KIND, key);
     const dray__serve_call *c = req->kv_;
     return c ? kv_find(c, c->kv_headers, c->kv_len, key, false) : NULL;
 }
@@ -175,8 +154,6 @@ const char *dray_serve_request_header(const dray_serve_request *req, const char 
 {
     if (!name)
         return NULL;
-    if (req->conn_)
-        return MHD_lookup_connection_value(req->conn_, MHD_HEADER_KIND, name);
     const dray__serve_call *c = req->kv_;
     return c ? kv_find(c, 0, c->kv_headers, name, true) : NULL;
 }
