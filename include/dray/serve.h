@@ -171,6 +171,9 @@ typedef struct dray_serve_deployment_opts {
                                      * request_timeout_s */
     double num_cpus;                /* CPUs per replica: checked against the runtime's workers
                                      * (DRAY_ERESOURCE), not reserved; default 1 */
+    bool actor_calls;               /* HTTP calls on local actor replicas go through the actor's
+                                     * mailbox on the runtime's pool (a thread hop) instead of
+                                     * running in the ingress thread that read them; default false */
     /* Autoscaling, on when max_replicas > 0. */
     int min_replicas;
     int max_replicas;

@@ -18,6 +18,7 @@
 #include "internal.h"
 
 typedef struct iloop iloop;
+typedef struct ithread ithread;
 
 /* One client connection; owned by its loop (freed there, or by the answer of a call still pending
  * when the client left). */
@@ -47,10 +48,24 @@ typedef struct iconn {
     struct iconn *done_next;     /* the loop's answered calls */
 } iconn;
 
+/* The thread running a loop. A call that outlives its deadline abandons it: the supervisor answers
+ * that request, starts a fresh thread on the loop, and this one exits when its call returns. */
+struct ithread {
+    iloop *l;
+    pthread_t thread;
+    pthread_mutex_t mu;       /* guards call (the supervisor reads it) */
+    dray__serve_call *call;   /* running in this thread, with its deadline */
+    char *url;                /* the request's decoded target while dispatching (freed on exit) */
+    bool rescan;              /* took over: look at every connection once (lost edges) */
+};
+
+/* One event loop: the epoll set, its connections and its answer queue, served by one thread at a
+ * time (`cur`). */
 struct iloop {
     dray_serve *s;
+    struct dray__serve_ingress *in;
     int ep, wake;             /* epoll instance; eventfd for answers and stop */
-    pthread_t thread;
+    _Atomic(ithread *) cur;
     bool started;
     atomic_bool stop;
     pthread_mutex_t dlock;    /* guards done */
@@ -64,6 +79,7 @@ typedef struct dray__serve_ingress {
     int lfd;
     int n;
     iloop *loops;
+    atomic_int takeovers;     /* loops handed to a fresh thread after a call timed out */
     atomic_int n_conns;
     atomic_bool quiesced;
 } dray__serve_ingress;
@@ -301,6 +317,17 @@ static void call_done(dray__serve_call *c)
     }
 }
 
+/* Leaves the thread of a loop the supervisor handed to another thread (a call here outlived its
+ * deadline and was answered by the supervisor; the call has returned now). */
+static _Noreturn void thread_abandoned(ithread *th)
+{
+    free(th->url);
+    pthread_mutex_destroy(&th->mu);
+    free(th);
+    pthread_detach(pthread_self());
+    pthread_exit(NULL);
+}
+
 /* Routes the request to a deployment: answered here (inline replicas, errors) or parked. */
 static void dispatch(iconn *k, const char *url, const char *method, const char *body, size_t len)
 {
@@ -335,7 +362,7 @@ static void dispatch(iconn *k, const char *url, const char *method, const char *
         answer_call(k);
         return;
     }
-    /* Off-thread: the call owns a copy of the request; the connection waits. */
+    /* Off-thread, or in this thread on the actor's state: the call owns a copy of the request. */
     c->replica = r;
     if (st == DRAY_OK && len > c->cap) {
         char *b = realloc(c->buf, len);
@@ -357,9 +384,33 @@ static void dispatch(iconn *k, const char *url, const char *method, const char *
     c->req.body = c->buf;
     c->req.len = len;
     c->deadline = dray__serve_now() + dray__serve_timeout(h);
-    c->done = call_done;
     c->done_arg = k;
     k->pending = true;
+    if (r->actor && !r->remote && !r->has_batcher && !h->opts.actor_calls) {
+        /* A local actor replica: its call runs here when the replica is free (no hop). The
+         * supervisor watches it; past its deadline it answers 504 and hands this loop to a
+         * fresh thread, and this one leaves when the call returns. */
+        pthread_rwlock_unlock(&s->routes_rw); /* the slot keeps r alive */
+        ithread *th = atomic_load_explicit(&k->loop->cur, memory_order_relaxed);
+        void *a = dray__serve_replica_enter(r);
+        if (a) {
+            atomic_fetch_add(&c->refs, 1); /* the executor's reference, dropped by the run */
+            pthread_mutex_lock(&th->mu);
+            th->call = c;
+            pthread_mutex_unlock(&th->mu);
+            bool won = dray__serve_replica_run_here(r, a, c);
+            pthread_mutex_lock(&th->mu);
+            th->call = NULL;
+            pthread_mutex_unlock(&th->mu);
+            if (!won)
+                thread_abandoned(th); /* does not return */
+            k->pending = false;
+            answer_call(k);
+            return;
+        }
+        pthread_rwlock_rdlock(&s->routes_rw); /* busy: through the actor */
+    }
+    c->done = call_done;
     if (r->has_batcher) {
         dray__serve_enqueue(r, c);
     } else {
@@ -377,11 +428,11 @@ static void dispatch(iconn *k, const char *url, const char *method, const char *
     pthread_rwlock_unlock(&s->routes_rw);
 }
 
-/* A complete request (head and body) at in[in_off..]: answers it or parks it. */
-static void handle_request(iconn *k)
+/* A complete request (head and body) at buf (inside k->in, already consumed): answers it or
+ * parks it. */
+static void handle_request(iconn *k, const char *buf)
 {
     dray_serve *s = k->loop->s;
-    const char *buf = k->in + k->in_off;
     if (k->too_big) {
         char msg[128];
         snprintf(msg, sizeof(msg), "request body exceeds the limit of %zu bytes",
@@ -395,6 +446,8 @@ static void handle_request(iconn *k)
     method[k->head.method_len] = '\0';
     char *url = NULL, err[128];
     int code = dray__serve_http_target(buf, &k->head, k->call, &url, err, sizeof(err));
+    ithread *th = atomic_load_explicit(&k->loop->cur, memory_order_relaxed);
+    th->url = url; /* an abandoned thread frees it on its way out */
     if (code) {
         send_error(k, code, err);
     } else if (url[0] == '/' && url[1] == '-' && url[2] == '/') {
@@ -404,6 +457,7 @@ static void handle_request(iconn *k)
     } else {
         dispatch(k, url, method, buf + k->head.head_len, (size_t)k->head.content_length);
     }
+    th->url = NULL;
     free(url);
     if (!k->pending)
         finish_request(k);
@@ -437,7 +491,7 @@ static void conn_close(iconn *k)
     if (k->fd >= 0) {
         close(k->fd); /* also leaves the epoll set */
         k->fd = -1;
-        atomic_fetch_sub(&l->s->ingress->n_conns, 1);
+        atomic_fetch_sub(&l->in->n_conns, 1);
     }
     if (k->prev)
         k->prev->next = k->next;
@@ -551,7 +605,7 @@ static void conn_process(iconn *k)
             if (k->skip > 0)
                 break;
             k->have_head = false;
-            handle_request(k); /* the 413 (reads nothing from the buffer) */
+            handle_request(k, NULL); /* the 413 (reads nothing from the buffer) */
             continue;
         }
         size_t need = k->head.head_len + (size_t)k->head.content_length;
@@ -567,8 +621,10 @@ static void conn_process(iconn *k)
             break;
         }
         k->have_head = false;
-        handle_request(k);
+        /* Consumed before it runs: a thread abandoned inside this call never comes back to it. */
+        const char *buf = k->in + k->in_off;
         k->in_off += need;
+        handle_request(k, buf);
     }
     if (k->in_off == k->in_len)
         k->in_off = k->in_len = 0;
@@ -647,13 +703,13 @@ static void conn_read(iconn *k)
 static void loop_accept(iloop *l)
 {
     dray_serve *s = l->s;
-    int fd = accept4(s->ingress->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    int fd = accept4(l->in->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0)
         return;
-    if (atomic_load(&s->ingress->quiesced) ||
-        atomic_fetch_add(&s->ingress->n_conns, 1) >= s->opts.max_connections) {
-        if (!atomic_load(&s->ingress->quiesced))
-            atomic_fetch_sub(&s->ingress->n_conns, 1);
+    if (atomic_load(&l->in->quiesced) ||
+        atomic_fetch_add(&l->in->n_conns, 1) >= s->opts.max_connections) {
+        if (!atomic_load(&l->in->quiesced))
+            atomic_fetch_sub(&l->in->n_conns, 1);
         close(fd);
         return;
     }
@@ -665,7 +721,7 @@ static void loop_accept(iloop *l)
         free(k);
         free(in);
         close(fd);
-        atomic_fetch_sub(&s->ingress->n_conns, 1);
+        atomic_fetch_sub(&l->in->n_conns, 1);
         return;
     }
     k->loop = l;
@@ -678,7 +734,7 @@ static void loop_accept(iloop *l)
         close(fd);
         free(in);
         free(k);
-        atomic_fetch_sub(&s->ingress->n_conns, 1);
+        atomic_fetch_sub(&l->in->n_conns, 1);
         return;
     }
     k->next = l->conns;
@@ -730,8 +786,22 @@ static void loop_sweep(iloop *l, double now)
 
 static void *loop_main(void *arg)
 {
-    iloop *l = arg;
+    ithread *th = arg;
+    iloop *l = th->l;
     struct epoll_event evs[64];
+    if (th->rescan) {
+        /* Taken over from a thread stuck in a call: the events it had collected are lost
+         * (edge-triggered), so every connection is looked at once. */
+        for (iconn *k = l->conns, *next; k; k = next) {
+            next = k->next;
+            if (k->fd < 0 || k->pending)
+                continue;
+            if (k->out_len > k->out_off && !conn_flush(k))
+                continue;
+            conn_read(k);
+        }
+        loop_bury(l);
+    }
     while (!atomic_load(&l->stop)) {
         int n = epoll_wait(l->ep, evs, 64, 100);
         for (int i = 0; i < n; i++) {
@@ -760,6 +830,58 @@ static void *loop_main(void *arg)
     return NULL;
 }
 
+/* Starts a thread on loop l (rescan: taking over from an abandoned one). */
+static dray_status loop_thread_start(iloop *l, bool rescan)
+{
+    ithread *th = calloc(1, sizeof(*th));
+    if (!th)
+        return dray_set_error(DRAY_ENOMEM, "serve: out of memory");
+    th->l = l;
+    th->rescan = rescan;
+    pthread_mutex_init(&th->mu, NULL);
+    atomic_store(&l->cur, th);
+    if (pthread_create(&th->thread, NULL, loop_main, th) != 0) {
+        atomic_store(&l->cur, NULL);
+        pthread_mutex_destroy(&th->mu);
+        free(th);
+        return dray_set_error(DRAY_EIO, "serve: cannot start an ingress thread");
+    }
+    return DRAY_OK;
+}
+
+void dray__serve_http_supervise(dray_serve *s)
+{
+    dray__serve_ingress *in = s->ingress;
+    if (!in)
+        return;
+    bool expire = atomic_load(&s->expire_all);
+    double now = dray__serve_now();
+    for (int i = 0; i < in->n; i++) {
+        iloop *l = &in->loops[i];
+        ithread *th = atomic_load(&l->cur);
+        if (!th || atomic_load(&l->stop))
+            continue;
+        pthread_mutex_lock(&th->mu);
+        dray__serve_call *c = th->call;
+        bool won = false;
+        if (c && (expire || (c->deadline > 0 && now > c->deadline)))
+            won = dray__serve_call_finish(c, expire ? DRAY_ESHUTDOWN : DRAY_ETIMEDOUT, NULL, NULL,
+                                          0, false);
+        pthread_mutex_unlock(&th->mu);
+        if (!won)
+            continue;
+        /* From here on the stuck thread touches only its call and its own ithread. The loop goes
+         * on in a fresh thread, which sends the answer queued next. */
+        atomic_fetch_add(&in->takeovers, 1);
+        if (loop_thread_start(l, true) != DRAY_OK) {
+            /* No thread for this loop any more: its connections wait until shutdown. */
+            fprintf(stderr, "serve: %s: an ingress loop lost its thread\n", dray_last_error());
+            continue;
+        }
+        call_done(c);
+    }
+}
+
 static void ingress_free(dray__serve_ingress *in)
 {
     for (int i = 0; i < in->n; i++) {
@@ -769,7 +891,12 @@ static void ingress_free(dray__serve_ingress *in)
             uint64_t one = 1;
             ssize_t w = write(l->wake, &one, sizeof(one));
             (void)w;
-            pthread_join(l->thread, NULL);
+            ithread *th = atomic_load(&l->cur);
+            if (th) {
+                pthread_join(th->thread, NULL);
+                pthread_mutex_destroy(&th->mu);
+                free(th);
+            }
         }
         /* Answers that arrived last, then every connection. A connection whose call is still
          * pending here stays allocated (its call would write to it). */
@@ -817,6 +944,13 @@ dray_status dray__serve_http_start(dray_serve *s)
         st = dray_set_error(DRAY_ENOMEM, "serve: out of memory or sockets");
         goto cleanup;
     }
+    for (int i = 0; i < in->n; i++) {
+        iloop *l = &in->loops[i];
+        l->s = s;
+        l->in = in;
+        l->ep = l->wake = -1;
+        pthread_mutex_init(&l->dlock, NULL);
+    }
     int one = 1;
     setsockopt(in->lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(in->lfd, (struct sockaddr *)&addr, sizeof(addr)) != 0 || listen(in->lfd, 1024) != 0) {
@@ -826,13 +960,8 @@ dray_status dray__serve_http_start(dray_serve *s)
     }
     socklen_t alen = sizeof(addr);
     getsockname(in->lfd, (struct sockaddr *)&addr, &alen);
-    s->port = ntohs(addr.sin_port);
-    s->ingress = in;
     for (int i = 0; i < in->n; i++) {
         iloop *l = &in->loops[i];
-        l->s = s;
-        l->wake = -1;
-        pthread_mutex_init(&l->dlock, NULL);
         l->ep = epoll_create1(EPOLL_CLOEXEC);
         l->wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
         if (l->ep < 0 || l->wake < 0) {
@@ -848,21 +977,21 @@ dray_status dray__serve_http_start(dray_serve *s)
             st = dray_set_error(DRAY_EIO, "serve: epoll_ctl: %s", strerror(errno));
             goto cleanup;
         }
-        if (pthread_create(&l->thread, NULL, loop_main, l) != 0) {
-            st = dray_set_error(DRAY_EIO, "serve: cannot start an ingress thread");
+        if ((st = loop_thread_start(l, false)) != DRAY_OK)
             goto cleanup;
-        }
         l->started = true;
     }
+    /* Published last: the supervisor reads it (under plock) once every loop runs. */
+    pthread_mutex_lock(&s->plock);
+    s->port = ntohs(addr.sin_port);
+    s->ingress = in;
+    pthread_mutex_unlock(&s->plock);
     return DRAY_OK;
 cleanup:
-    for (int i = 0; in->loops && i < in->n; i++)
-        if (!in->loops[i].s) {
-            in->loops[i].ep = in->loops[i].wake = -1;
-            pthread_mutex_init(&in->loops[i].dlock, NULL);
-        }
-    s->ingress = NULL;
-    ingress_free(in);
+    if (in->loops)
+        ingress_free(in);
+    else
+        free(in);
     return st;
 }
 
@@ -878,8 +1007,10 @@ void dray__serve_http_quiesce(dray_serve *s)
 
 void dray__serve_http_stop(dray_serve *s)
 {
-    if (!s->ingress)
-        return;
-    ingress_free(s->ingress);
+    pthread_mutex_lock(&s->plock); /* the supervisor reads it */
+    dray__serve_ingress *in = s->ingress;
     s->ingress = NULL;
+    pthread_mutex_unlock(&s->plock);
+    if (in)
+        ingress_free(in);
 }

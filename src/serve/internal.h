@@ -56,6 +56,10 @@ struct dray__serve_call {
 typedef struct dray__serve_live {
     atomic_int refs;
     atomic_int_least64_t busy_since_ns; /* a callback started then (monotonic ns); 0: idle */
+    /* Held around every callback on the actor's state, by the actor's methods and by ingress
+     * threads running a call in place (dray__serve_replica_call_here); guards `astate`. */
+    pthread_mutex_t cb_mu;
+    void *astate;                       /* the actor's state while the actor lives */
 } dray__serve_live;
 
 struct dray__serve_replica {
@@ -206,6 +210,13 @@ bool dray__serve_call_finish(dray__serve_call *c, dray_status st, dray_serve_res
 dray_status dray__serve_call_submit(dray__serve_replica *r, dray__serve_call *c, dray_ref **ref);
 /* Handle call on an actor replica: submits and waits up to the deadline. */
 dray_status dray__serve_call_wait(dray__serve_replica *r, dray__serve_call *c);
+/* Calls on a local actor replica in the calling thread (no hop): enter returns the actor's state
+ * with the replica's callback lock held when nobody else is in one of its callbacks and the actor
+ * lives, else NULL (send the call to the actor instead). run_here runs c on it, unlocks, and
+ * delivers the result, dropping the executor reference the caller took on c; it returns whether
+ * this result was the one delivered (false: a timeout finished c meanwhile). */
+void *dray__serve_replica_enter(dray__serve_replica *r);
+bool dray__serve_replica_run_here(dray__serve_replica *r, void *astate, dray__serve_call *c);
 /* Whether replica r has been inside one callback longer than `limit_s`. */
 bool dray__serve_replica_stuck(dray__serve_replica *r, double limit_s, double *busy_s);
 /* Asynchronous health check (controller): starts one, or reads the one in flight. Returns DRAY_OK
@@ -277,6 +288,10 @@ int dray__serve_http_target(const char *buf, const dray__serve_http_head *h, dra
 
 /* ---- ingress.c ---- */
 dray_status dray__serve_http_start(dray_serve *s);
+/* The supervisor (sweeper thread, plock held): a call running in an ingress thread past its
+ * deadline (or any, once expire_all is set) is answered (504 / 503) and its loop handed to a fresh
+ * thread. */
+void dray__serve_http_supervise(dray_serve *s);
 void dray__serve_http_quiesce(dray_serve *s);
 void dray__serve_http_stop(dray_serve *s);
 
