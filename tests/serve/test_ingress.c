@@ -60,7 +60,9 @@ static int complete_responses(const char *buf, size_t n)
 static size_t read_responses(int fd, int want, char *out, size_t cap, bool *closed)
 {
     size_t n = 0;
-    *closed = false;
+    bool eof = false;
+    if (!closed)
+        closed = &eof; /* not asked: no wait for the close */
     out[0] = '\0';
     while (complete_responses(out, n) < want && n + 1 < cap) {
         ssize_t r = recv(fd, out + n, cap - n - 1, 0);
@@ -71,6 +73,9 @@ static size_t read_responses(int fd, int want, char *out, size_t cap, bool *clos
         n += (size_t)r;
         out[n] = '\0';
     }
+    *closed = false;
+    if (closed == &eof)
+        return n;
     struct timeval tv = {0, 300000};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
     char extra[64];
@@ -261,11 +266,10 @@ static void *many_client(void *arg)
     (void)arg;
     int fd = connect_to(many_s);
     char out[8192];
-    bool closed;
     const char *req = "POST /api/m HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}";
     for (int i = 0; i < 20; i++) {
         send_all(fd, req, strlen(req));
-        read_responses(fd, 1, out, sizeof(out), &closed);
+        read_responses(fd, 1, out, sizeof(out), NULL);
         if (strstr(out, "HTTP/1.1 200 OK") && strstr(out, "\"path\":\"/m\""))
             atomic_fetch_add(&many_ok, 1);
     }
@@ -297,6 +301,77 @@ TEST(on_actors)
     });
 }
 
-RUN_TESTS(T_(http10_and_connection_rules), T_(expect_continue_and_refused_framings),
+/* A call stuck in an ingress thread (one loop only, so every connection is on it): answered 504
+ * at its deadline while the loop goes on in a fresh thread: a keep-alive connection opened before,
+ * new connections and the other deployment keep being served; the stuck thread leaves when its
+ * call returns (ASan: nothing leaks). */
+static dray_serve *stuck_s;
+static void *slow_client(void *arg)
+{
+    int *status = arg;
+    char *body = NULL;
+    ASSERT_OK(dray_serve_http_request("127.0.0.1", dray_serve_port(stuck_s), "POST", "/slow", "{}",
+                                      2, 10.0, status, &body));
+    ASSERT_CONTAINS(body, "no answer within the request timeout");
+    dray_free(body);
+    return NULL;
+}
+
+TEST(stuck_call_hands_the_loop_over)
+{
+    dray_serve_opts o;
+    dray_serve_opts_init(&o);
+    o.rt = test_rt;
+    o.port = 0;
+    o.threads = 1;
+    o.control_period_s = 0.01;
+    ASSERT_OK(dray_serve_start(&o, &stuck_s));
+    deploy_echo(stuck_s);
+    dray_serve_deployment_opts d;
+    dray_serve_deployment_opts_init(&d);
+    d.name = "slow";
+    d.class_name = "TestSleeper";
+    d.route_prefix = "/slow";
+    d.user_config = "{\"ms\": 1200}";
+    d.request_timeout_s = 0.3;
+    d.health_check_timeout_s = 60;
+    ASSERT_OK(dray_serve_run(stuck_s, &d, NULL));
+    int fd = connect_to(stuck_s);
+    char out[8192];
+    bool closed;
+    const char *req = "GET /api/before HTTP/1.1\r\nHost: h\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    read_responses(fd, 1, out, sizeof(out), &closed);
+    ASSERT_CONTAINS(out, "\"path\":\"/before\"");
+    int slow_status = 0;
+    pthread_t t;
+    ASSERT_EQ(pthread_create(&t, NULL, slow_client, &slow_status), 0);
+    sleep_ms(50); /* (the order does not change what is checked) */
+    const char *again = "GET /api/during HTTP/1.1\r\nHost: h\r\n\r\n";
+    send_all(fd, again, strlen(again));
+    read_responses(fd, 1, out, sizeof(out), &closed);
+    ASSERT_CONTAINS(out, "\"path\":\"/during\"");
+    for (int i = 0; i < 10; i++) {
+        char *body = NULL;
+        ASSERT_EQ(http(stuck_s, "POST", "/api/x", "[1]", &body), 200);
+        ASSERT_CONTAINS(body, "\"echo\":[1]");
+        dray_free(body);
+    }
+    pthread_join(t, NULL);
+    ASSERT_EQ(slow_status, 504);
+    close(fd);
+    sleep_ms(1300); /* the stuck call returns; its thread leaves */
+    char *body = NULL;
+    ASSERT_EQ(http(stuck_s, "GET", "/api/after", NULL, &body), 200);
+    dray_free(body);
+    ASSERT_OK(dray_serve_shutdown(stuck_s, 5));
+}
+
+TEST(stuck_call_on_actors)
+{
+    WITH_ACTORS(test_stuck_call_hands_the_loop_over());
+}
+
+RUN_TESTS(T_(stuck_call_on_actors), T_(http10_and_connection_rules), T_(expect_continue_and_refused_framings),
           T_(oversized_body_skipped_and_head), T_(byte_at_a_time_and_decoding), T_(many_clients),
           T_(on_actors))
