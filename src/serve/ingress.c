@@ -626,8 +626,16 @@ static void conn_process(iconn *k)
         k->in_off += need;
         handle_request(k, buf);
     }
-    if (k->in_off == k->in_len)
+    if (k->in_off == k->in_len) {
         k->in_off = k->in_len = 0;
+        if (k->in_cap > 65536 && !k->pending) { /* a big body went through: give it back */
+            char *b = realloc(k->in, 4096);
+            if (b) {
+                k->in = b;
+                k->in_cap = 4096;
+            }
+        }
+    }
 }
 
 /* Reads until the socket is empty (edge-triggered), answering as it goes. */
