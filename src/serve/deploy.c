@@ -522,6 +522,7 @@ static void free_handle(dray_serve_handle *h)
 static void set_opts(dray_serve_handle *h, const dray_serve_deployment_opts *o)
 {
     atomic_store(&h->timeout_us, (long long)(o->request_timeout_s * 1e6));
+    atomic_store(&h->actor_calls, o->actor_calls);
     h->opts = *o;
     h->opts.name = h->name;
     h->opts.route_prefix = h->route;

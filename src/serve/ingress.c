@@ -386,7 +386,7 @@ static void dispatch(iconn *k, const char *url, const char *method, const char *
     c->deadline = dray__serve_now() + dray__serve_timeout(h);
     c->done_arg = k;
     k->pending = true;
-    if (r->actor && !r->remote && !r->has_batcher && !h->opts.actor_calls) {
+    if (r->actor && !r->remote && !r->has_batcher && !atomic_load_explicit(&h->actor_calls, memory_order_relaxed)) {
         /* A local actor replica: its call runs here when the replica is free (no hop). The
          * supervisor watches it; past its deadline it answers 504 and hands this loop to a
          * fresh thread, and this one leaves when the call returns. */

@@ -107,6 +107,7 @@ struct dray_serve_handle {
     atomic_uint_fast64_t rng;
     atomic_int max_ongoing;   /* copies of opts read by the request path */
     atomic_llong timeout_us;  /* request timeout (0: the instance's) */
+    atomic_bool actor_calls;  /* HTTP calls through the actor's mailbox (opts.actor_calls) */
     atomic_bool autoscaling;
     /* Counters. */
     atomic_uint_fast64_t requests, rejected, errors, batches, batched_requests, restarts,

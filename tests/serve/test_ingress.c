@@ -8,10 +8,14 @@
 
 #include "serve/helpers.h"
 
+/* Set: HTTP calls go through the replica actor's mailbox (actor_calls) instead of the loop. */
+static bool use_actor_calls;
+
 static void deploy_echo(dray_serve *s)
 {
     dray_serve_deployment_opts d;
     dray_serve_deployment_opts_init(&d);
+    d.actor_calls = use_actor_calls;
     d.name = "api";
     d.class_name = "TestEcho";
     d.route_prefix = "/api";
@@ -298,6 +302,12 @@ TEST(on_actors)
         test_byte_at_a_time_and_decoding();
         atomic_store(&many_ok, 0);
         test_many_clients();
+        use_actor_calls = true;
+        test_http10_and_connection_rules();
+        test_byte_at_a_time_and_decoding();
+        atomic_store(&many_ok, 0);
+        test_many_clients();
+        use_actor_calls = false;
     });
 }
 
