@@ -398,7 +398,7 @@ static void dispatch(iconn *k, const char *url, const char *method, const char *
             pthread_mutex_lock(&th->mu);
             th->call = c;
             pthread_mutex_unlock(&th->mu);
-            bool won = dray__serve_replica_run_here(r, a, c);
+            bool won = dray__serve_replica_run_here(a, c);
             pthread_mutex_lock(&th->mu);
             th->call = NULL;
             pthread_mutex_unlock(&th->mu);
@@ -414,6 +414,7 @@ static void dispatch(iconn *k, const char *url, const char *method, const char *
     if (r->has_batcher) {
         dray__serve_enqueue(r, c);
     } else {
+        c->remote = r->remote; /* read by the sweeper once listed */
         dray__serve_pending_add(s, c);
         dray_ref *ref;
         st = dray__serve_call_submit(r, c, &ref);

@@ -217,7 +217,7 @@ dray_status dray__serve_call_wait(dray__serve_replica *r, dray__serve_call *c);
  * delivers the result, dropping the executor reference the caller took on c; it returns whether
  * this result was the one delivered (false: a timeout finished c meanwhile). */
 void *dray__serve_replica_enter(dray__serve_replica *r);
-bool dray__serve_replica_run_here(dray__serve_replica *r, void *astate, dray__serve_call *c);
+bool dray__serve_replica_run_here(void *astate, dray__serve_call *c);
 /* Whether replica r has been inside one callback longer than `limit_s`. */
 bool dray__serve_replica_stuck(dray__serve_replica *r, double limit_s, double *busy_s);
 /* Asynchronous health check (controller): starts one, or reads the one in flight. Returns DRAY_OK

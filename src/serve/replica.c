@@ -470,10 +470,11 @@ void *dray__serve_replica_enter(dray__serve_replica *r)
     return a;
 }
 
-bool dray__serve_replica_run_here(dray__serve_replica *r, void *astate, dray__serve_call *c)
+bool dray__serve_replica_run_here(void *astate, dray__serve_call *c)
 {
-    dray__serve_live *l = r->live;
+    /* Never reads the replica: once a timeout gave its slot back it may be gone. */
     actor_state *a = astate;
+    dray__serve_live *l = a->live;
     dray_serve_response resp;
     memset(&resp, 0, sizeof(resp));
     BUSY_BEGIN(l);
