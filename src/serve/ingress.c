@@ -695,7 +695,10 @@ static void conn_read(iconn *k)
             break;
         }
         if (r == 0) {
-            conn_close(k); /* client left (a pending call is answered into the void) */
+            /* The client is done sending. A call still running is answered first (a client
+             * that half-closed still reads); the next read sees the end again and closes. */
+            if (!k->pending)
+                conn_close(k);
             return;
         }
         k->in_len += (size_t)r;

@@ -135,6 +135,15 @@ TEST(http10_and_connection_rules)
     ASSERT_CONTAINS(out, "\"path\":\"/x\"");
     ASSERT_TRUE(closed);
     close(fd);
+    /* A client that half-closes after its request still gets the answer. */
+    fd = connect_to(s);
+    const char *half = "POST /api/half HTTP/1.1\r\nHost: h\r\nContent-Length: 2\r\n\r\n{}";
+    send_all(fd, half, strlen(half));
+    shutdown(fd, SHUT_WR);
+    read_responses(fd, 1, out, sizeof(out), &closed);
+    ASSERT_CONTAINS(out, "\"path\":\"/half\"");
+    ASSERT_TRUE(closed);
+    close(fd);
     ASSERT_OK(dray_serve_shutdown(s, 5));
 }
 
@@ -377,9 +386,39 @@ TEST(stuck_call_hands_the_loop_over)
     ASSERT_OK(dray_serve_shutdown(stuck_s, 5));
 }
 
+/* A client that half-closes while its call runs on the actor (the end of its input is read
+ * while the connection waits) still gets the answer. */
+TEST(half_close_while_the_call_runs)
+{
+    dray_serve *s = start_serve(0);
+    dray_serve_deployment_opts d;
+    dray_serve_deployment_opts_init(&d);
+    d.name = "slow";
+    d.class_name = "TestSleeper";
+    d.route_prefix = "/slow";
+    d.user_config = "{\"ms\": 300}";
+    d.actor_calls = true;
+    ASSERT_OK(dray_serve_run(s, &d, NULL));
+    int fd = connect_to(s);
+    const char *req = "GET /slow HTTP/1.1\r\nHost: h\r\n\r\n";
+    send_all(fd, req, strlen(req));
+    sleep_ms(100); /* (the call is running: the end of input arrives while it waits) */
+    shutdown(fd, SHUT_WR);
+    char out[4096];
+    bool closed;
+    read_responses(fd, 1, out, sizeof(out), &closed);
+    ASSERT_CONTAINS(out, "HTTP/1.1 200 OK");
+    ASSERT_CONTAINS(out, "\"calls\":1");
+    close(fd);
+    ASSERT_OK(dray_serve_shutdown(s, 5));
+}
+
 TEST(stuck_call_on_actors)
 {
-    WITH_ACTORS(test_stuck_call_hands_the_loop_over());
+    WITH_ACTORS({
+        test_stuck_call_hands_the_loop_over();
+        test_half_close_while_the_call_runs();
+    });
 }
 
 RUN_TESTS(T_(stuck_call_on_actors), T_(http10_and_connection_rules), T_(expect_continue_and_refused_framings),
