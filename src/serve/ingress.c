@@ -639,8 +639,10 @@ static void conn_process(iconn *k)
     }
 }
 
-/* Reads until the socket is empty (edge-triggered), answering as it goes. */
-static void conn_read(iconn *k)
+/* Reads until the socket is empty (edge-triggered), answering as it goes. A short read ends it
+ * unless `to_eagain` (the peer's end of input may be queued behind data: its edge came with the
+ * same event). */
+static void conn_read(iconn *k, bool to_eagain)
 {
     dray_serve *s = k->loop->s;
     for (;;) {
@@ -707,7 +709,7 @@ static void conn_read(iconn *k)
         conn_process(k);
         if (k->out_len > k->out_off && !conn_flush(k))
             return;
-        if ((size_t)r < room)
+        if ((size_t)r < room && !to_eagain)
             break; /* the socket is empty (a short read) */
     }
 }
@@ -753,7 +755,7 @@ static void loop_accept(iloop *l)
     if (l->conns)
         l->conns->prev = k;
     l->conns = k;
-    conn_read(k); /* the request may be there already */
+    conn_read(k, true); /* the request may be there already */
 }
 
 /* Answers of off-thread calls: sends them and goes on with the connection's pipeline. */
@@ -776,7 +778,7 @@ static void loop_answers(iloop *l)
             answer_call(k);
             conn_process(k);
             if (conn_flush(k))
-                conn_read(k); /* input left in the socket while parked */
+                conn_read(k, true); /* input left in the socket while parked */
         }
         k = next;
     }
@@ -810,7 +812,7 @@ static void *loop_main(void *arg)
                 continue;
             if (k->out_len > k->out_off && !conn_flush(k))
                 continue;
-            conn_read(k);
+            conn_read(k, true);
         }
         loop_bury(l);
     }
@@ -829,7 +831,7 @@ static void *loop_main(void *arg)
                 if ((evs[i].events & EPOLLOUT) && k->out_len > k->out_off && !conn_flush(k))
                     continue;
                 if (evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
-                    conn_read(k);
+                    conn_read(k, evs[i].events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
             }
         }
         double now = dray__serve_now();
