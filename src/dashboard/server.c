@@ -1,4 +1,4 @@
-/* The dashboard's HTTP server (libmicrohttpd, like Serve): GET only, token check when configured,
+/* The dashboard's HTTP server (libmicrohttpd; see docs/design.md for why not serve's): GET only, token check when configured,
  * answers from api.c; start/stop, the DRAY_DASHBOARD environment option and the embedded files. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
