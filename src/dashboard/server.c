@@ -1,5 +1,6 @@
-/* The dashboard's HTTP server (libmicrohttpd; see docs/design.md for why not serve's): GET only, token check when configured,
- * answers from api.c; start/stop, the DRAY_DASHBOARD environment option and the embedded files. */
+/* The dashboard's HTTP server (libmicrohttpd; docs/design.md says why not serve's): GET only, token
+ * check when configured, answers from api.c; start/stop, the DRAY_DASHBOARD environment option and
+ * the embedded files. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <stdio.h>
