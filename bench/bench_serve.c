@@ -108,6 +108,7 @@ int main(int argc, char **argv)
     d.route_prefix = "/";
     d.num_replicas = replicas;
     d.max_ongoing_requests = 1000;
+    d.actor_calls = getenv("BENCH_SERVE_ACTOR_CALLS") != NULL; /* the hop through the mailbox */
     char cfg[512];
     snprintf(cfg, sizeof(cfg), "{\"model_path\": \"%s\"}", argv[4]);
     if (strcmp(mode, "noop") == 0) {

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Serve benchmarks: wrk on 127.0.0.1 against a bare libmicrohttpd server answering a fixed string (the
-# anchor, measured in the same run), a no-op deployment and the logistic regression model (1 and 2
+# Serve benchmarks: wrk on 127.0.0.1 against a bare libmicrohttpd server and a bare epoll server
+# answering a fixed string (the anchors, measured in the same run), a no-op deployment and the logistic regression model (1 and 2
 # replicas, replicas as actors; plus the direct mode), and the model with dynamic batching. Prints
 # `name value unit` lines, each the median of RUNS runs. Usage: bench/run serve [--runs N]
 # [--seconds S] [--connections C]. Needs build/bin (make build) and wrk (tools/install-deps.sh).
@@ -77,8 +77,10 @@ col() { awk -v c="$2" '{print $c}' "$tmp/$1" | median; }
 for _ in $(seq "$runs"); do
   one_run bare "$bin/bench_serve_bare" 120 2
   one_run bare8k "$bin/bench_serve_bare" 120 2 8192
+  one_run bareep "$bin/bench_serve_epoll" 120 2
   one_run noop "$bin/bench_serve" noop 1 120 "$tmp/model.txt" actors
   one_run noop2 "$bin/bench_serve" noop 2 120 "$tmp/model.txt" actors
+  BENCH_SERVE_ACTOR_CALLS=1 one_run noopac "$bin/bench_serve" noop 1 120 "$tmp/model.txt" actors
   one_run noopd "$bin/bench_serve" noop 1 120 "$tmp/model.txt" direct
   one_run model "$bin/bench_serve" model 1 120 "$tmp/model.txt" actors
   one_run model2 "$bin/bench_serve" model 2 120 "$tmp/model.txt" actors
@@ -86,18 +88,25 @@ for _ in $(seq "$runs"); do
   one_run modelb "$bin/bench_serve" batched 1 120 "$tmp/model.txt" actors
   # One connection: no queueing inside the server, so server time - model time is the overhead.
   CONNS=1 one_run model1c "$bin/bench_serve" model 1 120 "$tmp/model.txt" actors
+  CONNS=1 BENCH_SERVE_ACTOR_CALLS=1 one_run modelh1c "$bin/bench_serve" model 1 120 "$tmp/model.txt" actors
   CONNS=1 one_run modeld1c "$bin/bench_serve" model 1 120 "$tmp/model.txt" direct
 done
 
 echo "serve_bare_mhd_req_per_s $(col bare 1) req/s"
 echo "serve_bare_mhd_p99_ms $(col bare 3) ms"
 echo "serve_bare_mhd_8k_pool_req_per_s $(col bare8k 1) req/s"
+echo "serve_bare_epoll_req_per_s $(col bareep 1) req/s"
+echo "serve_bare_epoll_p99_ms $(col bareep 3) ms"
+echo "serve_bare_epoll_cpu_us_per_req $(col bareep 5) us"
 echo "serve_noop_req_per_s $(col noop 1) req/s"
 echo "serve_bare_mhd_cpu_us_per_req $(col bare 5) us"
 echo "serve_noop_p50_ms $(col noop 2) ms"
 echo "serve_noop_p99_ms $(col noop 3) ms"
 echo "serve_noop_2_replicas_req_per_s $(col noop2 1) req/s"
 echo "serve_noop_direct_req_per_s $(col noopd 1) req/s"
+echo "serve_noop_actor_calls_req_per_s $(col noopac 1) req/s (through the mailbox, a hop)"
+echo "serve_noop_actor_calls_p99_ms $(col noopac 3) ms"
+echo "serve_noop_actor_calls_cpu_us_per_req $(col noopac 5) us"
 echo "serve_noop_direct_p99_ms $(col noopd 3) ms"
 echo "serve_noop_cpu_us_per_req $(col noop 5) us"
 echo "serve_noop_direct_cpu_us_per_req $(col noopd 5) us"
@@ -108,6 +117,7 @@ echo "serve_model_direct_req_per_s $(col modeld 1) req/s"
 echo "serve_batched_model_req_per_s $(col modelb 1) req/s"
 echo "serve_overhead_us $(col model1c 4) us"
 echo "serve_overhead_direct_us $(col modeld1c 4) us"
+echo "serve_overhead_actor_calls_us $(col modelh1c 4) us (actor_calls: through the mailbox, a hop)"
 echo "serve_server_time_c${conns}_us $(col model 4) us (incl. queueing behind the replica)"
 echo "anchor_ray_serve_req_per_s 3500 req/s (published: 3-4k on 8 cores, 8 no-op replicas)"
 echo "anchor_ray_serve_overhead_us 1500 us (published: 1-2 ms)"

@@ -49,7 +49,8 @@ static int run_status(int argc, char **argv)
                  geti(sm, "bytes_disk") / 1e6, geti(sm, "limit") / 1e6);
         printf("%-4lld %-22s %-7lld %-5lld %-6s %-10lld %-8lld %-8lld %-24s %lld\n",
                (long long)geti(n, "id"), a ? dray_string_cstr(a) : "?", (long long)geti(n, "pid"),
-               (long long)geti(n, "cpus"), !up ? "no" : geti(n, "paused") == 1 ? "paused" : "yes", (long long)geti(n, "tasks_done"),
+               (long long)geti(n, "cpus"), !up ? "no" : geti(n, "paused") == 1 ? "paused" : "yes",
+               (long long)geti(n, "tasks_done"),
                (long long)geti(n, "tasks_running"), (long long)geti(sm, "objects"), mem,
                (long long)geti(n, "last_seen_ms"));
     }

@@ -1,7 +1,7 @@
 /* dray serve: HTTP model serving. Deployments are C "classes" registered by name (init/call/optional
  * batch call/health check/reconfigure/free); each runs as a set of replicas behind a router (power of
  * two choices on ongoing requests) with back-pressure, dynamic batching, health checks with restart,
- * rolling updates, autoscaling and graceful draining. An HTTP ingress (libmicrohttpd) maps route
+ * rolling updates, autoscaling and graceful draining. An HTTP ingress (serve's own epoll server) maps route
  * prefixes to deployments; JSON in and out (cJSON). Deployments call each other through handles.
  *
  * Thread-safety: every function here may be called from any thread, including from inside a
@@ -171,6 +171,9 @@ typedef struct dray_serve_deployment_opts {
                                      * request_timeout_s */
     double num_cpus;                /* CPUs per replica: checked against the runtime's workers
                                      * (DRAY_ERESOURCE), not reserved; default 1 */
+    bool actor_calls;               /* HTTP calls on local actor replicas go through the actor's
+                                     * mailbox on the runtime's pool (a thread hop) instead of
+                                     * running in the ingress thread that read them; default false */
     /* Autoscaling, on when max_replicas > 0. */
     int min_replicas;
     int max_replicas;

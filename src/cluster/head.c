@@ -14,6 +14,14 @@
 dray_status dray__dashboard_head_start(const char *dir, const char *bind, int head_port, void **out)
     __attribute__((weak));
 void dray__dashboard_head_stop(void *d) __attribute__((weak));
+/* Whether a dashboard client asked for the cluster's task data (then nodes record task events). */
+bool dray__dashboard_head_watched(void *d) __attribute__((weak));
+/* A node's checked EVENTS batch (ctl) that arrived at head clock now_ns. */
+void dray__dashboard_head_events(void *d, int node, const dray_value *ctl, int64_t now_ns)
+    __attribute__((weak));
+/* A node's heartbeat: its object-store counters (DRAY__STORE_NSTATS), resident bytes, tasks done. */
+void dray__dashboard_head_ping(void *d, int node, const int64_t *store, int64_t rss, int64_t done,
+                               int64_t now_ns) __attribute__((weak));
 
 #define MAX_NODES 1024
 #define MAX_DRIVERS 256
@@ -30,6 +38,7 @@ typedef struct node {
     int64_t cpu_ns, cpu_at_ns;         /* process CPU time and when it came (for cpu_pct) */
     double cpu_pct;                    /* CPU use between its last two PINGs (100 = one core) */
     bool paused;                       /* above its memory pause fraction: no new tasks there */
+    bool traced;                       /* sent TRACE: it records task events for the dashboard */
 } node;
 
 typedef struct head {
@@ -38,6 +47,9 @@ typedef struct head {
     dray__conn *drivers[MAX_DRIVERS]; /* retained */
     int n_drivers;
     int64_t heartbeat_timeout_ns;
+    void *dash;            /* the head's dashboard, when that module is linked */
+    bool tracing;          /* a dashboard client watched: nodes record task events */
+    int64_t next_trace_ns; /* next TRACE round (clock samples for the nodes' offsets) */
 } head;
 
 /* A connection's user pointer on the head: its node, or this mark for a subscribed driver. */
@@ -205,6 +217,17 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const 
                       nd->paused ? "paused: its memory is above the pause fraction" : "resumed");
             send_nodes(h, NULL);
         }
+        if (h->dash && dray__dashboard_head_ping)
+            dray__dashboard_head_ping(h->dash, nd->id, nd->store, nd->rss, nd->done,
+                                      nd->last_seen_ns);
+        return;
+    case DRAY__MSG_EVENTS:
+        if (!nd) {
+            dray__conn_close(c, "EVENTS from a peer that is not a registered node");
+            return;
+        }
+        if (h->dash && dray__dashboard_head_events)
+            dray__dashboard_head_events(h->dash, nd->id, ctl, dray__now_ns());
         return;
     case DRAY__MSG_SUBSCRIBE:
         if (dray__conn_user(c) || h->n_drivers == MAX_DRIVERS) {
@@ -246,6 +269,26 @@ static void on_close(dray__loop *l, dray__conn *c)
     }
 }
 
+/* Once a dashboard client watched, every live node gets TRACE (at once when new, then once a
+ * second with the head's clock, which the node's EVENTS echo for the clock offset). */
+static void trace_tick(head *h, int64_t now)
+{
+    if (!h->tracing)
+        h->tracing = h->dash && dray__dashboard_head_watched && dray__dashboard_head_watched(h->dash);
+    if (!h->tracing)
+        return;
+    bool round = now >= h->next_trace_ns;
+    if (round)
+        h->next_trace_ns = now + 1000000000;
+    dray_value v = dray_int(now);
+    for (int i = 0; i < h->n_nodes; i++) {
+        node *nd = &h->nodes[i];
+        if (nd->conn && (round || !nd->traced) &&
+            !dray__conn_send_value(nd->conn, DRAY__MSG_TRACE, 0, 0, &v, NULL))
+            nd->traced = true;
+    }
+}
+
 static void on_tick(dray__loop *l)
 {
     head *h = dray__loop_user(l);
@@ -253,6 +296,7 @@ static void on_tick(dray__loop *l)
     for (int i = 0; i < h->n_nodes; i++)
         if (h->nodes[i].conn && now - h->nodes[i].last_seen_ns > h->heartbeat_timeout_ns)
             node_dead(h, &h->nodes[i], "no heartbeat");
+    trace_tick(h, now);
 }
 
 dray_status dray_cluster_secret_create(const char *dir)
@@ -305,6 +349,7 @@ dray_status dray_cluster_head_run(const dray_cluster_opts *opts, const char *dir
         else
             dray__log("no dashboard: %s", dray_last_error());
     }
+    h->dash = dash;
     if (ready_fd >= 0) {
         char line[32];
         int len = snprintf(line, sizeof line, "%d\n", dray__loop_port(l));
@@ -313,6 +358,7 @@ dray_status dray_cluster_head_run(const dray_cluster_opts *opts, const char *dir
         close(ready_fd);
     }
     dray__loop_run(l, true);
+    h->dash = NULL;
     if (dash)
         dray__dashboard_head_stop(dash);
     dray__loop_destroy(l);

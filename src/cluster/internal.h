@@ -69,6 +69,11 @@ enum dray__msg_type {
     DRAY__MSG_OBJ_FREE,      /* driver to worker: [string holder, int id]: drop that object */
     DRAY__MSG_STEAL,         /* driver to worker: int max: give back up to max queued tasks
                               * (each answered by a RESULT with RF_STOLEN) */
+    DRAY__MSG_TRACE,         /* head to worker: int head clock (ns): record task events and ship
+                              * them (sent about once a second, for the clock offset too) */
+    DRAY__MSG_EVENTS,        /* worker to head: [int t1 (the last TRACE's head clock), int t2 (node
+                              * clock when it came), int t3 (node clock at sending), int dropped,
+                              * list names, bytes records, list of [int name, int submitted]] */
     DRAY__MSG_COUNT
 };
 
@@ -80,6 +85,13 @@ enum dray__msg_type {
 #define DRAY__RF_LOST 16   /* an input object could not be fetched (its error's arg index) */
 #define DRAY__RF_STORED 8  /* the value stays in the node's object store: [0, [int id, int size,
                             * bool encoded]] */
+
+/* An EVENTS record: DRAY__EVREC bytes, little-endian: 0 start ns (i64, node clock), 8 stop ns,
+ * 16 bytes (u64), 24 count (u32 >= 1), 28 name index (u16), 30 kind (u8, dray_event_kind), 31 zero,
+ * 32 status (i16, <= 0), 34 row (i16: executor index, -1 other, -2-k external thread k), 36 tid. */
+#define DRAY__EVREC 40
+#define DRAY__EVREC_MAX 4096 /* records per EVENTS message */
+#define DRAY__EVNAMES_MAX 1024
 
 typedef struct dray__hdr {
     uint8_t type, flags;
@@ -167,6 +179,17 @@ dray_status dray__read_full(int fd, void *buf, size_t n, const char *addr);
 /* Blocking request/reply on a fresh connection: used by `dray status`. *reply is owned. */
 dray_status dray__request(const char *address, const uint8_t *secret, uint8_t type,
                           const dray_value *ctl, int timeout_ms, dray_value *reply);
+
+/* ==== Task events for the head's dashboard (trace.c) ====
+ * A worker's state, touched on its loop thread only; NULL until the head first sends TRACE. */
+typedef struct dray__trace dray__trace;
+/* A TRACE came (ctl: the head's clock): turns recording on (creating *t) and notes the clock sample. */
+dray_status dray__trace_on(dray__trace **t, dray_runtime *rt, const dray_value *ctl);
+/* Drains the runtime's event rings into bounded EVENTS batches sent to `head` (borrowed). */
+void dray__trace_tick(dray__trace *t, dray_runtime *rt, dray__conn *head);
+/* n tasks of function `fn` (a registered name, static) came to this node (negative: taken back). */
+void dray__trace_submitted(dray__trace *t, const char *fn, int64_t n);
+void dray__trace_free(dray__trace *t);
 
 /* ==== Object store (store.c) ====
  * Objects are keyed by (holder address, id): the node that made them and its number for them. */

@@ -163,7 +163,9 @@ dray_status dray__store_create(const char *dir, size_t limit, const uint8_t secr
     for (int i = 0; i < 4; i++) {
         const char *e = getenv(names[i]);
         char *end = NULL;
-        f[i] = !e || !*e ? dflt[i] : !strcmp(e, "false") || !strcmp(e, "False") ? 0 : strtod(e, &end);
+        f[i] = !e || !*e                                   ? dflt[i]
+               : !strcmp(e, "false") || !strcmp(e, "False") ? 0
+                                                            : strtod(e, &end);
         if ((end && (*end || !(f[i] > 0 && f[i] <= 1))) || (f[i] > 0 && f[i] < prev)) {
             dray__store_destroy(s);
             return dray_set_error(DRAY_EINVAL, "%s='%s': need a fraction in (0, 1] or 'false', "

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "dray/dashboard.h"
 
 static void put_u32(uint8_t *p, uint32_t v)
 {
@@ -45,7 +46,8 @@ static const char *type_name(unsigned t)
                                   "REGISTER",  "SUBSCRIBE", "NODES",  "PING",
                                   "SUBMIT",    "RESULT",    "STATUS_REQ", "STATUS",
                                   "ACTOR_CREATE", "ACTOR_CALL", "ACTOR_KILL", "ACTOR_RELEASE",
-                                  "PULL",      "OBJ_FREE",  "STEAL"};
+                                  "PULL",      "OBJ_FREE",  "STEAL",  "TRACE",
+                                  "EVENTS"};
     return t < DRAY__MSG_COUNT ? names[t] : "?";
 }
 
@@ -136,6 +138,45 @@ static bool resources_ok(const dray_value *v)
     return true;
 }
 
+/* An EVENTS batch: names (strings under 256 bytes), records (DRAY__EVREC bytes each, every field
+ * in range, names by index), submitted counts by name index. */
+static bool events_ok(const dray_value *v)
+{
+    if (!list_of(v, 7) || !nonneg_int64(at(v, 0)) || !nonneg_int64(at(v, 1)) ||
+        !nonneg_int64(at(v, 2)) || !nonneg_int64(at(v, 3)) || !is(at(v, 4), DRAY_T_LIST) ||
+        !is(at(v, 5), DRAY_T_BYTES) || !is(at(v, 6), DRAY_T_LIST))
+        return false;
+    const dray_value *names = at(v, 4), *subs = at(v, 6);
+    size_t nn = dray_list_len(names), len = 0;
+    if (nn > DRAY__EVNAMES_MAX || dray_list_len(subs) > DRAY__EVNAMES_MAX)
+        return false;
+    for (size_t i = 0; i < nn; i++) {
+        const char *s = dray_string_cstr(at(names, i));
+        if (!is(at(names, i), DRAY_T_STRING) || !s || !*s || strlen(s) >= 256)
+            return false;
+    }
+    const uint8_t *p = dray_bytes_data(at(v, 5), &len);
+    if (len % DRAY__EVREC || len / DRAY__EVREC > DRAY__EVREC_MAX || (len && !p))
+        return false;
+    for (size_t k = 0; k < len; k += DRAY__EVREC) {
+        const uint8_t *r = p + k;
+        int64_t t0 = (int64_t)get_u64(r), t1 = (int64_t)get_u64(r + 8);
+        int16_t status = (int16_t)(r[32] | r[33] << 8), row = (int16_t)(r[34] | r[35] << 8);
+        if (t0 < 0 || t1 < t0 || get_u64(r + 16) > INT64_MAX || get_u32(r + 24) == 0 ||
+            (size_t)(r[28] | r[29] << 8) >= nn || r[30] >= DRAY__EVENT_KINDS || r[31] ||
+            status > 0 || status < DRAY_EFATAL || row < -1000 || row >= 1000 ||
+            get_u32(r + 36) > INT32_MAX)
+            return false;
+    }
+    for (size_t i = 0; i < dray_list_len(subs); i++) {
+        const dray_value *s = at(subs, i);
+        if (!list_of(s, 2) || !is(at(s, 0), DRAY_T_INT) || at(s, 0)->u.i < 0 ||
+            (size_t)at(s, 0)->u.i >= nn || !is(at(s, 1), DRAY_T_INT))
+            return false;
+    }
+    return true;
+}
+
 static bool check_shape(const dray__hdr *h, const dray_value *v)
 {
     switch (h->type) {
@@ -164,9 +205,10 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
     case DRAY__MSG_PING: {
         /* tasks done, tasks running, object-store counters (dray__store_stats order), resident
          * bytes, process CPU time in ns, paused */
-        if (!list_of(v, 6) || !is(at(v, 5), DRAY_T_BOOL) || !nonneg_int(at(v, 0)) || !nonneg_int(at(v, 1)) ||
-            !is(at(v, 2), DRAY_T_LIST) || dray_list_len(at(v, 2)) != DRAY__STORE_NSTATS ||
-            !nonneg_int64(at(v, 3)) || !nonneg_int64(at(v, 4)))
+        if (!list_of(v, 6) || !is(at(v, 5), DRAY_T_BOOL) || !nonneg_int(at(v, 0)) ||
+            !nonneg_int(at(v, 1)) || !is(at(v, 2), DRAY_T_LIST) ||
+            dray_list_len(at(v, 2)) != DRAY__STORE_NSTATS || !nonneg_int64(at(v, 3)) ||
+            !nonneg_int64(at(v, 4)))
             return false;
         for (size_t i = 0; i < DRAY__STORE_NSTATS; i++)
             if (!is(at(at(v, 2), i), DRAY_T_INT) || at(at(v, 2), i)->u.i < 0)
@@ -177,6 +219,10 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
         return is(v, DRAY_T_INT) && v->u.i >= 0;
     case DRAY__MSG_STEAL:
         return is(v, DRAY_T_INT) && v->u.i > 0 && v->u.i <= 1 << 20;
+    case DRAY__MSG_TRACE:
+        return nonneg_int64(v);
+    case DRAY__MSG_EVENTS:
+        return events_ok(v);
     case DRAY__MSG_OBJ_FREE:
         return list_of(v, 2) && is(at(v, 0), DRAY_T_STRING) && is(at(v, 1), DRAY_T_INT) &&
                at(v, 1)->u.i >= 0;

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../core/events.h"
 #include "internal.h"
 
 #define PING_NS (500 * 1000000LL)
@@ -43,6 +44,7 @@ typedef struct worker {
     _Atomic uint64_t stolen;
     _Atomic uint64_t inline_runs;
     bool inline_ok; /* DRAY_WORKER_INLINE=0 turns running short tasks on the loop thread off */
+    dray__trace *trace; /* task events for the head's dashboard (trace.c), once it asked */
     /* Per task function, a running average of its run time (ns; 0 = not seen), for deciding what
      * may run on the loop thread. Keyed by function pointer; a collision just forgets. */
     struct {
@@ -309,8 +311,9 @@ static bool is_short(worker *w, const dray_function *fn)
            atomic_load_explicit(&w->speed[k].avg_ns, memory_order_relaxed) < INLINE_MAX_NS;
 }
 
-/* Runs job j (on an executor, or on the loop thread) and sends its result; frees j. */
-static void run_job(dray_ctx *ctx, job *j)
+/* Runs job j (on an executor, or on the loop thread) and sends its result; frees j. Returns the
+ * task's status. */
+static dray_status run_job(dray_ctx *ctx, job *j)
 {
     worker *w = j->w;
     atomic_fetch_add(&w->running, 1);
@@ -373,6 +376,7 @@ done:
     dray_value_release(&j->args);
     dray__conn_release(j->conn);
     free(j);
+    return st;
 }
 
 static void pump(worker *w);
@@ -398,7 +402,9 @@ static dray_status exec_job(dray_ctx *ctx, const dray_value *args, size_t nargs,
         return DRAY_OK;
     }
     atomic_fetch_sub(&w->queued, 1);
-    run_job(ctx, j);
+    /* The dashboard's task stream shows the driver's function, not this wrapper. */
+    dray__ev_task_rename(w->rt, j->fn);
+    dray__ev_task_failed(w->rt, run_job(ctx, j));
     pthread_mutex_lock(&w->qlock);
     w->in_pool--;
     pthread_mutex_unlock(&w->qlock);
@@ -481,6 +487,7 @@ static void on_steal(worker *w, dray__conn *c, int64_t max)
         }
         atomic_fetch_sub(&w->queued, 1);
         atomic_fetch_add(&w->stolen, 1);
+        dray__trace_submitted(w->trace, j->fn->name, -1);
         free_job(j);
     }
 }
@@ -531,9 +538,12 @@ static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_v
         atomic_load(&w->queued) == 0 && is_short(w, fn) && !has_objects(&j->args)) {
         dray_ctx ctx = {w->rt, NULL, NULL, NULL};
         atomic_fetch_add_explicit(&w->inline_runs, 1, memory_order_relaxed);
-        run_job(&ctx, j);
+        dray__trace_submitted(w->trace, fn->name, 1);
+        dray__ev_run_begin(w->rt, fn);
+        dray__ev_run_end(w->rt, run_job(&ctx, j));
         return;
     }
+    dray__trace_submitted(w->trace, fn->name, 1);
     atomic_fetch_add(&w->queued, 1);
     pthread_mutex_lock(&w->qlock);
     if (w->qtail)
@@ -743,7 +753,9 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *h, const d
     (void)data;
     worker *w = dray__loop_user(l);
     if (c == w->head) {
-        if (h->type != DRAY__MSG_NODES)
+        if (h->type == DRAY__MSG_TRACE && dray__trace_on(&w->trace, w->rt, ctl))
+            dray__log("cannot record task events: %s", dray_last_error());
+        else if (h->type != DRAY__MSG_NODES && h->type != DRAY__MSG_TRACE)
             dray__log("ignoring message type %u from the head", h->type);
         return;
     }
@@ -853,6 +865,7 @@ static void send_ping(worker *w)
 static void on_tick(dray__loop *l)
 {
     worker *w = dray__loop_user(l);
+    dray__trace_tick(w->trace, w->rt, w->head);
     int64_t now = dray__now_ns();
     if (now < w->next_ping)
         return;
@@ -1059,6 +1072,7 @@ out_shutdown:
         free_job(j);
     }
     dray__store_destroy(w->store);
+    dray__trace_free(w->trace);
 out_free:
     dray__conn_release(w->head);
     pthread_cond_destroy(&w->mcond);

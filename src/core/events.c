@@ -25,6 +25,7 @@ struct dray__evthread {
     uint64_t t_last;               /* last clock read in the open block */
     uint32_t n_last;               /* tasks in the block at t_last */
     uint32_t stride;
+    const char *name;              /* the open block's name when a wrapper task renamed it */
     int row;                       /* worker index, or -2 - k for the k-th external thread */
     int tid;
     _Atomic uint64_t head;         /* blocks published */
@@ -194,8 +195,10 @@ static void seal(dray__events *ev, struct dray__evthread *t, uint64_t now)
     if (!t->hot.fn)
         return;
     uint64_t stop = now;
-    dray__evblock b = {t->t0, stop, t->hot.fn->name, 0, t->hot.n, DRAY_EVENT_TASK, 0};
+    dray__evblock b = {t->t0, stop, t->name ? t->name : t->hot.fn->name, 0, t->hot.n,
+                       DRAY_EVENT_TASK, 0};
     publish(t, &b);
+    t->name = NULL;
     t->hot.fn = NULL;
     t->hot.n = 0;
     t->hot.budget = 0;
@@ -225,6 +228,7 @@ void dray__ev_task_slow(dray_runtime *rt, struct dray__evthread **slot, const dr
         return;
     }
     seal(ev, t, now);
+    t->name = NULL;
     t->hot.fn = fn;
     t->hot.n = 1;
     t->t0 = t->t_last = now;
@@ -240,7 +244,7 @@ void dray__ev_task_end_slow(dray_runtime *rt, struct dray__evthread **slot, int 
         return;
     uint64_t now = ticks();
     /* A failed task is its own block; the tasks before it in the open block keep theirs. */
-    const char *name = t->hot.fn->name;
+    const char *name = t->name ? t->name : t->hot.fn->name;
     uint64_t start = t->t_last;
     if (t->hot.n > 1) {
         t->hot.n--;
@@ -248,9 +252,65 @@ void dray__ev_task_end_slow(dray_runtime *rt, struct dray__evthread **slot, int 
     }
     dray__evblock b = {start, now, name, 0, 1, DRAY_EVENT_ERROR, (int16_t)st};
     publish(t, &b);
+    t->name = NULL;
     t->hot.fn = NULL;
     t->hot.n = 0;
     t->hot.budget = 0;
+}
+
+/* The calling thread's ring slot for rt (NULL when it has none and cannot get one). */
+static struct dray__evthread **current_slot(dray_runtime *rt)
+{
+    dray__tls *tls = &dray__tls_slot;
+    dray__worker *w = tls->rt == rt && tls->rt_id == rt->id ? tls->worker : NULL;
+    return dray__ev_slot(rt, w);
+}
+
+void dray__ev_task_rename(dray_runtime *rt, const dray_function *fn)
+{
+    dray__events *ev = dray__events_of(rt);
+    struct dray__evthread **slot = ev && fn ? current_slot(rt) : NULL;
+    struct dray__evthread *t = slot ? *slot : NULL;
+    if (!t || !t->hot.fn || t->name == fn->name)
+        return;
+    if (t->hot.n <= 1) {
+        t->name = fn->name; /* the block this task opened */
+        return;
+    }
+    /* The block holds earlier tasks under another name: they keep it; this one starts a block. */
+    const dray_function *wrapper = t->hot.fn;
+    uint64_t now = ticks();
+    t->hot.n--;
+    seal(ev, t, now);
+    t->hot.fn = wrapper;
+    t->name = fn->name;
+    t->hot.n = 1;
+    t->t0 = t->t_last = now;
+    t->n_last = 1;
+    t->hot.budget = 1;
+}
+
+void dray__ev_task_failed(dray_runtime *rt, int st)
+{
+    if (st && dray__events_of(rt))
+        dray__ev_task_end_slow(rt, current_slot(rt), st);
+}
+
+void dray__ev_run_begin(dray_runtime *rt, const dray_function *fn)
+{
+    struct dray__evthread **slot = dray__events_of(rt) && fn ? current_slot(rt) : NULL;
+    if (slot)
+        dray__ev_task(rt, slot, fn);
+}
+
+void dray__ev_run_end(dray_runtime *rt, int st)
+{
+    struct dray__evthread **slot = dray__events_of(rt) ? current_slot(rt) : NULL;
+    if (!slot)
+        return;
+    if (st)
+        dray__ev_task_end_slow(rt, slot, st);
+    dray__ev_idle(rt, *slot);
 }
 
 static inline void add_relaxed(_Atomic uint64_t *c, uint64_t n)

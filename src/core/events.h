@@ -100,4 +100,14 @@ size_t dray__events_threads(dray_runtime *rt, dray__evthread_info *out, size_t m
  * *cur gets the observer in place. Recording must be on. Returns true if obs was installed. */
 bool dray__events_set_observer(dray_runtime *rt, void *obs, void (*stop)(void *), void **cur);
 
+/* For wrapper tasks (the cluster's executor task runs a driver's function): called inside the
+ * running task, names its block after `fn` instead of the wrapper (runs of one name still coalesce). */
+void dray__ev_task_rename(dray_runtime *rt, const dray_function *fn);
+/* The task running on this thread failed with st: its own error block (the wrapper succeeds). */
+void dray__ev_task_failed(dray_runtime *rt, int st);
+/* A run of `fn` on a thread outside any runtime task (a loop thread running work inline): begin,
+ * then end with its status; the block is closed at the end. No-ops while recording is off. */
+void dray__ev_run_begin(dray_runtime *rt, const dray_function *fn);
+void dray__ev_run_end(dray_runtime *rt, int st);
+
 #endif /* DRAY_CORE_EVENTS_H */

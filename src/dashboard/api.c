@@ -17,16 +17,6 @@ static double ms_since(const db_history *h, int64_t t)
     return (double)(t - h->start_ns) / 1e6;
 }
 
-static const char *row_name(int row, char *buf, size_t size)
-{
-    if (row >= 0)
-        snprintf(buf, size, "worker-%d", row);
-    else if (row == -1)
-        snprintf(buf, size, "other");
-    else
-        snprintf(buf, size, "thread-%d", -row - 1);
-    return buf;
-}
 
 /* ==== Builders (take h->lock themselves) ==== */
 
@@ -50,10 +40,55 @@ static cJSON *json_stats(dray_runtime *rt)
     return o;
 }
 
+/* A head's counts by state, from its nodes' events (h->lock held). */
+static cJSON *json_cluster_states(db_history *h)
+{
+    uint64_t sub = 0, done = 0, failed = 0;
+    for (size_t i = 0; i < h->n_fns; i++) {
+        sub += h->fns[i].submitted;
+        done += h->fns[i].done;
+        failed += h->fns[i].failed;
+    }
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddNumberToObject(o, "submitted", (double)sub);
+    cJSON_AddNumberToObject(o, "finished", (double)(done + failed));
+    cJSON_AddNumberToObject(o, "succeeded", (double)done);
+    cJSON_AddNumberToObject(o, "failed", (double)failed);
+    cJSON_AddNumberToObject(o, "pending", sub > done + failed ? (double)(sub - done - failed) : 0);
+    return o;
+}
+
+/* A head's per-node counts of task events (h->lock held). */
+static cJSON *json_cluster_by_node(db_history *h)
+{
+    cJSON *a = cJSON_CreateArray();
+    for (int i = 0; i < DB_CNODES; i++) {
+        const db_cnode *n = &h->cl->nodes[i];
+        if (!n->seen)
+            continue;
+        cJSON *x = cJSON_CreateObject();
+        char id[16];
+        snprintf(id, sizeof id, "%d", i);
+        cJSON_AddStringToObject(x, "node", id);
+        cJSON_AddNumberToObject(x, "done", (double)n->done);
+        cJSON_AddNumberToObject(x, "failed", (double)n->failed);
+        cJSON_AddNumberToObject(x, "dropped", (double)n->dropped);
+        cJSON_AddItemToArray(a, x);
+    }
+    return a;
+}
+
 cJSON *db_json_tasks(db_history *h)
 {
     cJSON *o = cJSON_CreateObject();
-    cJSON_AddItemToObject(o, "by_state", json_stats(h->rt));
+    if (h->cl) {
+        pthread_mutex_lock(&h->lock);
+        cJSON_AddItemToObject(o, "by_state", json_cluster_states(h));
+        cJSON_AddItemToObject(o, "by_node", json_cluster_by_node(h));
+        pthread_mutex_unlock(&h->lock);
+    } else {
+        cJSON_AddItemToObject(o, "by_state", json_stats(h->rt));
+    }
     cJSON *fns = cJSON_AddArrayToObject(o, "by_function");
     pthread_mutex_lock(&h->lock);
     for (size_t i = 0; i < h->n_fns; i++) {
@@ -96,7 +131,11 @@ cJSON *db_json_stream(db_history *h, uint64_t since, uint64_t limit)
         char nm[32];
         cJSON *r = cJSON_CreateObject();
         cJSON_AddNumberToObject(r, "row", h->rows[i].row);
-        cJSON_AddStringToObject(r, "name", row_name(h->rows[i].row, nm, sizeof nm));
+        cJSON_AddStringToObject(r, "name", db_row_name(h, h->rows[i].row, nm, sizeof nm));
+        if (h->cl) {
+            snprintf(nm, sizeof nm, "%d", h->rows[i].row / DB_ROW_NODE);
+            cJSON_AddStringToObject(r, "node", nm);
+        }
         cJSON_AddItemToArray(rows, r);
     }
     cJSON *evs = cJSON_AddArrayToObject(o, "events");
@@ -110,6 +149,11 @@ cJSON *db_json_stream(db_history *h, uint64_t since, uint64_t limit)
         cJSON_AddStringToObject(x, "kind", dray_event_kind_name((dray_event_kind)e->kind));
         cJSON_AddNumberToObject(x, "count", e->count);
         cJSON_AddNumberToObject(x, "row", e->row);
+        if (h->cl) {
+            char nm[16];
+            snprintf(nm, sizeof nm, "%d", e->row / DB_ROW_NODE);
+            cJSON_AddStringToObject(x, "node", nm);
+        }
         cJSON_AddNumberToObject(x, "bytes", (double)e->bytes);
         if (e->status)
             cJSON_AddStringToObject(x, "status", dray_status_name((dray_status)e->status));
@@ -148,21 +192,31 @@ static const db_sample *last_sample(const db_history *h)
     return h->n_samples ? &h->samples[(h->n_samples - 1) % DB_SAMPLES] : NULL;
 }
 
-static cJSON *json_workers(db_history *h)
+/* The threads that ran tasks (on a head: of node `node`, or of every node when it is -1). */
+static cJSON *json_workers_of(db_history *h, int node)
 {
     cJSON *a = cJSON_CreateArray();
     int64_t now = dray__now_ns();
     pthread_mutex_lock(&h->lock);
     for (size_t i = 0; i < h->n_rows; i++) {
         const db_row *r = &h->rows[i];
+        if (h->cl && node >= 0 && r->row / DB_ROW_NODE != node)
+            continue;
         char nm[32];
         cJSON *x = cJSON_CreateObject();
-        cJSON_AddStringToObject(x, "name", row_name(r->row, nm, sizeof nm));
+        cJSON_AddStringToObject(x, "name", db_row_name(h, r->row, nm, sizeof nm));
         cJSON_AddNumberToObject(x, "row", r->row);
+        if (h->cl) {
+            snprintf(nm, sizeof nm, "%d", r->row / DB_ROW_NODE);
+            cJSON_AddStringToObject(x, "node", nm);
+        }
         cJSON_AddNumberToObject(x, "tid", r->tid);
         cJSON_AddNumberToObject(x, "tasks", (double)r->tasks);
         cJSON_AddNumberToObject(x, "busy_s", (double)r->busy_ns / 1e9);
-        cJSON_AddNumberToObject(x, "cpu_pct", r->cpu_pct);
+        if (h->cl)
+            cJSON_AddNullToObject(x, "cpu_pct"); /* per-thread CPU stays on the node */
+        else
+            cJSON_AddNumberToObject(x, "cpu_pct", r->cpu_pct);
         if (r->last_ns)
             cJSON_AddNumberToObject(x, "idle_s", (double)(now - r->last_ns) / 1e9);
         else
@@ -171,6 +225,11 @@ static cJSON *json_workers(db_history *h)
     }
     pthread_mutex_unlock(&h->lock);
     return a;
+}
+
+static cJSON *json_workers(db_history *h)
+{
+    return json_workers_of(h, -1);
 }
 
 /* This process as a node. */
@@ -242,6 +301,9 @@ static cJSON *json_cluster_nodes(struct dray_dashboard *d)
             cJSON_AddNumberToObject(x, "object_store_bytes", (double)mem->u.i);
         else
             cJSON_AddNullToObject(x, "object_store_bytes");
+        const dray_value *limit = store ? dray_map_get(store, "limit") : NULL;
+        if (limit && limit->type == DRAY_T_INT)
+            cJSON_AddNumberToObject(x, "memory_limit_bytes", (double)limit->u.i);
         if (disk && disk->type == DRAY_T_INT)
             cJSON_AddNumberToObject(x, "spilled_bytes", (double)disk->u.i);
         else
@@ -250,7 +312,28 @@ static cJSON *json_cluster_nodes(struct dray_dashboard *d)
             cJSON_AddNumberToObject(x, "cpu_pct", cpu->u.f);
         else
             cJSON_AddNullToObject(x, "cpu_pct");
-        cJSON_AddItemToObject(x, "workers", cJSON_CreateArray());
+        db_history *h = d->h;
+        int id_num = (f = dray_map_get(n, "id")) && f->type == DRAY_T_INT ? (int)f->u.i : -1;
+        if (h && h->cl && id_num >= 0 && id_num < DB_CNODES) {
+            /* Task events: whether it records, its clock against the head's. */
+            pthread_mutex_lock(&h->lock);
+            const db_cnode *cn = &h->cl->nodes[id_num];
+            cJSON_AddBoolToObject(x, "recording", cn->seen);
+            cJSON_AddNumberToObject(x, "events_done", (double)cn->done);
+            cJSON_AddNumberToObject(x, "events_failed", (double)cn->failed);
+            cJSON_AddNumberToObject(x, "events_dropped_tasks", (double)cn->dropped);
+            if (cn->seen) {
+                cJSON_AddNumberToObject(x, "clock_offset_ms", (double)cn->offset_ns / 1e6);
+                cJSON_AddNumberToObject(x, "clock_rtt_ms", (double)cn->rtt_ns / 1e6);
+            } else {
+                cJSON_AddNullToObject(x, "clock_offset_ms");
+                cJSON_AddNullToObject(x, "clock_rtt_ms");
+            }
+            pthread_mutex_unlock(&h->lock);
+            cJSON_AddItemToObject(x, "workers", json_workers_of(h, id_num));
+        } else {
+            cJSON_AddItemToObject(x, "workers", cJSON_CreateArray());
+        }
         cJSON_AddItemToArray(a, x);
     }
     dray_value_release(&v);
@@ -260,7 +343,7 @@ static cJSON *json_cluster_nodes(struct dray_dashboard *d)
 static cJSON *json_nodes(struct dray_dashboard *d)
 {
     cJSON *a = json_cluster_nodes(d);
-    if (d->h)
+    if (d->rt)
         cJSON_InsertItemInArray(a, 0, json_local_node(d->h));
     return a;
 }
@@ -274,17 +357,35 @@ static cJSON *json_summary(struct dray_dashboard *d)
         cJSON_AddStringToObject(o, "cluster_address", d->cluster_address);
     cJSON *nodes = json_nodes(d);
     int alive = 0, workers = 0;
+    double cpu = 0;
     cJSON *n;
     cJSON_ArrayForEach(n, nodes)
     {
-        alive += cJSON_IsTrue(cJSON_GetObjectItem(n, "alive"));
+        bool up = cJSON_IsTrue(cJSON_GetObjectItem(n, "alive"));
+        alive += up;
         workers += (int)cJSON_GetNumberValue(cJSON_GetObjectItem(n, "cpus"));
+        const cJSON *c = cJSON_GetObjectItem(n, "cpu_pct");
+        if (up && cJSON_IsNumber(c))
+            cpu += cJSON_GetNumberValue(c);
     }
     cJSON_AddNumberToObject(o, "nodes", cJSON_GetArraySize(nodes));
     cJSON_AddNumberToObject(o, "nodes_alive", alive);
     cJSON_AddNumberToObject(o, "workers", workers);
     cJSON_Delete(nodes);
-    if (d->h) {
+    if (d->h && d->h->cl) {
+        db_history *h = d->h;
+        cJSON_AddNumberToObject(o, "uptime_s", (double)(dray__now_ns() - h->start_ns) / 1e9);
+        pthread_mutex_lock(&h->lock);
+        cJSON_AddItemToObject(o, "tasks", json_cluster_states(h));
+        const db_sample *s = last_sample(h);
+        cJSON_AddNumberToObject(o, "rss_bytes", s ? (double)s->rss : 0);
+        cJSON_AddNumberToObject(o, "cpu_pct", cpu);
+        cJSON_AddNumberToObject(o, "events_recorded", (double)h->seq);
+        cJSON_AddNumberToObject(o, "events_dropped_tasks", (double)h->dropped);
+        cJSON_AddNumberToObject(o, "spilled_bytes", s ? (double)s->spilled : 0);
+        pthread_mutex_unlock(&h->lock);
+        cJSON_AddBoolToObject(o, "recording", atomic_load(&h->cl->watched));
+    } else if (d->h) {
         db_history *h = d->h;
         cJSON_AddNumberToObject(o, "uptime_s", (double)(dray__now_ns() - h->start_ns) / 1e9);
         cJSON_AddItemToObject(o, "tasks", json_stats(h->rt));
@@ -509,7 +610,7 @@ static char *metrics_text(struct dray_dashboard *d, size_t *len)
 {
     sbuf b = {0};
     sb_printf(&b, "# HELP dray_up 1 while the dashboard answers.\n# TYPE dray_up gauge\ndray_up 1\n");
-    if (d->h) {
+    if (d->rt) {
         dray_stats s;
         dray_runtime_stats(d->rt, &s);
         sb_printf(&b, "# HELP dray_tasks_total Tasks by state since start.\n"
@@ -539,6 +640,11 @@ static char *metrics_text(struct dray_dashboard *d, size_t *len)
         sb_printf(&b, "# TYPE dray_process_resident_memory_bytes gauge\n"
                       "dray_process_resident_memory_bytes %llu\n",
                   (unsigned long long)(sm ? sm->rss : 0));
+        pthread_mutex_unlock(&h->lock);
+    }
+    if (d->h) {
+        db_history *h = d->h;
+        pthread_mutex_lock(&h->lock);
         sb_printf(&b, "# HELP dray_function_tasks_total Tasks run, by function and outcome.\n"
                       "# TYPE dray_function_tasks_total counter\n");
         for (size_t i = 0; i < h->n_fns; i++) {
@@ -613,6 +719,9 @@ void db_api_answer(struct dray_dashboard *d, const char *target, int *status, ch
     }
     const char *p = q.path;
     db_history *h = d->h;
+    /* On a head, a client of the API makes the nodes record their task events. */
+    if (h && h->cl && (!strncmp(p, "/api/", 5) || !strcmp(p, "/metrics")))
+        atomic_store(&h->cl->watched, true);
     if (!strncmp(p, "/api/", 5)) {
         cJSON *j = NULL;
         if (!strcmp(p, "/api/v0/summary")) {
@@ -639,11 +748,11 @@ void db_api_answer(struct dray_dashboard *d, const char *target, int *status, ch
             j = db_json_stream(h, since, limit);
         } else if (!strcmp(p, "/api/v0/memory") && h) {
             j = db_json_memory(h);
-        } else if (!strcmp(p, "/api/v0/actors") && h) {
+        } else if (!strcmp(p, "/api/v0/actors") && d->rt) {
             j = json_actors(h);
-        } else if (!strcmp(p, "/api/v0/tune") && h) {
+        } else if (!strcmp(p, "/api/v0/tune") && d->rt) {
             j = json_items(h, "tune");
-        } else if (!strcmp(p, "/api/v0/serve") && h) {
+        } else if (!strcmp(p, "/api/v0/serve") && d->rt) {
             j = json_items(h, "serve");
         } else if (!strcmp(p, "/api/v0/logs")) {
             int st = 200;
@@ -667,7 +776,7 @@ void db_api_answer(struct dray_dashboard *d, const char *target, int *status, ch
         if (!j) {
             char msg[320];
             snprintf(msg, sizeof msg, "no API route '%.200s'%s", p,
-                     h ? "" : " (this dashboard has no runtime)");
+                     d->rt ? "" : " (this dashboard has no runtime)");
             answer_error(404, msg, status, body, len, ctype);
             return;
         }

@@ -42,10 +42,8 @@ static db_row *history_row(db_history *h, int row, int tid)
     return r;
 }
 
-/* One drained event (under h->lock). */
-static void on_event(void *ctx, const dray__ev *e)
+void db_history_add(db_history *h, const dray__ev *e)
 {
-    db_history *h = ctx;
     h->stream[h->seq % DB_STREAM] = *e;
     h->seq++;
     int64_t dur = e->stop_ns - e->start_ns;
@@ -77,6 +75,11 @@ static void on_event(void *ctx, const dray__ev *e)
                 r->last_ns = e->stop_ns;
         }
     }
+}
+
+static void on_event(void *ctx, const dray__ev *e)
+{
+    db_history_add(ctx, e);
 }
 
 static void add_submitted(void *ctx, const char *name, uint64_t n)

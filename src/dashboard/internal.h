@@ -70,7 +70,44 @@ typedef struct db_history {
     struct dray_dashboard *servers; /* started on this history (stopped with it) */
     db_item items[DB_ITEMS];  /* published snapshots */
     size_t n_items;
+    struct db_cluster *cl;    /* a head's history of its nodes' events (cluster.c); else NULL */
 } db_history;
+
+/* ==== A head's history of its nodes' task events (cluster.c) ====
+ * Rows are node * DB_ROW_NODE + r: r an executor index (< 500), 500 other, 501 + k external thread
+ * k, 999 the node's object store (transfers and spills from its heartbeats' counters). */
+#define DB_ROW_NODE 1000
+#define DB_CNODES 1024
+#define DB_CNAMES 4096
+
+typedef struct db_cnode {
+    bool seen;                     /* sent EVENTS: it records */
+    int64_t offset_ns, rtt_ns;     /* node clock minus head clock, from the best recent sample */
+    int64_t off_samples[16][2];    /* recent (offset, round trip) samples */
+    uint64_t n_off;
+    uint64_t dropped;              /* tasks lost to its full rings */
+    uint64_t done, failed;         /* task events received */
+    int64_t store[32];             /* last heartbeat's object-store counters */
+    int64_t rss, tasks_done, ping_ns;
+    bool pinged;
+} db_cnode;
+
+typedef struct db_cluster {
+    _Atomic bool watched;       /* a client asked for the API: nodes should record */
+    db_cnode nodes[DB_CNODES];
+    char *names[DB_CNAMES];     /* interned function and event names (owned) */
+    size_t n_names;
+    int64_t last_sample_ns;
+} db_cluster;
+
+/* A head's history (no runtime, no collector: the head's loop feeds it). Freed by
+ * db_history_free_cluster. */
+dray_status db_history_cluster(db_history **out);
+void db_history_free_cluster(db_history *h);
+/* Adds one event to the stream and the totals (h->lock held). */
+void db_history_add(db_history *h, const dray__ev *e);
+/* The name of stream row `row` of h into buf. */
+const char *db_row_name(const db_history *h, int row, char *buf, size_t size);
 
 /* rt's history, created (with recording and its collector) on first use. */
 dray_status db_history_get(dray_runtime *rt, db_history **out);
@@ -122,7 +159,7 @@ void db_server_halt(struct dray_dashboard *d);
 /* ==== API (api.c) ==== */
 struct dray_dashboard {
     dray_runtime *rt;
-    db_history *h;            /* NULL for a head without a runtime */
+    db_history *h;            /* the runtime's history, or a head's (h->cl) */
     struct MHD_Daemon *mhd;
     int port;
     char url[96];

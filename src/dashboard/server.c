@@ -1,5 +1,6 @@
-/* The dashboard's HTTP server (libmicrohttpd, like Serve): GET only, token check when configured,
- * answers from api.c; start/stop, the DRAY_DASHBOARD environment option and the embedded files. */
+/* The dashboard's HTTP server (libmicrohttpd; docs/design.md says why not serve's): GET only, token
+ * check when configured, answers from api.c; start/stop, the DRAY_DASHBOARD environment option and
+ * the embedded files. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <stdio.h>
@@ -199,6 +200,9 @@ dray_status dray_dashboard_start(dray_runtime *rt, const dray_dashboard_opts *op
         goto out_free;
     if (rt && (st = db_history_get(rt, &d->h)))
         goto out_free;
+    /* A head: its own history, fed with the nodes' events (cluster.c). */
+    if (!rt && (st = db_history_cluster(&d->h)))
+        goto out_free;
     d->mhd = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_TURBO |
                                   MHD_USE_ERROR_LOG * 0,
                               0, NULL, NULL, on_request, d, MHD_OPTION_SOCK_ADDR, &sa,
@@ -215,7 +219,7 @@ dray_status dray_dashboard_start(dray_runtime *rt, const dray_dashboard_opts *op
     d->port = di ? di->port : opts->port;
     snprintf(d->url, sizeof d->url, "http://%s:%d/", strcmp(bind, "0.0.0.0") ? bind : "127.0.0.1",
              d->port);
-    if (d->h) {
+    if (rt) {
         pthread_mutex_lock(&d->h->lock);
         d->next_in_history = d->h->servers;
         d->h->servers = d;
@@ -224,6 +228,8 @@ dray_status dray_dashboard_start(dray_runtime *rt, const dray_dashboard_opts *op
     *out = d;
     return DRAY_OK;
 out_free:
+    if (!rt)
+        db_history_free_cluster(d->h);
     free(d->token);
     free(d->cluster_address);
     free(d->cluster_dir);
@@ -245,7 +251,7 @@ void dray_dashboard_stop(dray_dashboard *d)
 {
     if (!d)
         return;
-    if (d->h && !atomic_load(&d->stopped)) {
+    if (d->rt && d->h && !atomic_load(&d->stopped)) {
         /* Still running: unlink from the history so shutdown will not touch it. */
         pthread_mutex_lock(&d->h->lock);
         for (dray_dashboard **p = &d->h->servers; *p; p = &(*p)->next_in_history)
@@ -256,6 +262,8 @@ void dray_dashboard_stop(dray_dashboard *d)
         pthread_mutex_unlock(&d->h->lock);
     }
     db_server_halt(d);
+    if (!d->rt)
+        db_history_free_cluster(d->h);
     free(d->token);
     free(d->cluster_address);
     free(d->cluster_dir);

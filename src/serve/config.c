@@ -100,6 +100,16 @@ static dray_status get_int(walker *w, const yaml_node_t *n, const char *key, int
     return DRAY_OK;
 }
 
+static dray_status get_bool(walker *w, const yaml_node_t *n, const char *key, bool *out)
+{
+    const char *s = scalar(n);
+    if (s && (!strcmp(s, "true") || !strcmp(s, "false"))) {
+        *out = s[0] == 't';
+        return DRAY_OK;
+    }
+    return at(w, n, "expected true or false for ", key);
+}
+
 /* YAML (any node) as JSON: plain scalars become numbers, booleans or null when they read so. */
 static cJSON *to_json(walker *w, const yaml_node_t *n, int depth)
 {
@@ -225,6 +235,8 @@ static dray_status dep_pair(walker *w, const char *key, yaml_node_t *k, yaml_nod
         return get_num(w, v, key, &o->health_check_timeout_s);
     if (!strcmp(key, "request_timeout_s"))
         return get_num(w, v, key, &o->request_timeout_s);
+    if (!strcmp(key, "actor_calls"))
+        return get_bool(w, v, key, &o->actor_calls);
     if (!strcmp(key, "autoscaling_config"))
         return each_pair(w, v, key, autoscaling_pair, o);
     if (!strcmp(key, "ray_actor_options"))

@@ -315,6 +315,7 @@ static void *sweeper_main(void *arg)
             }
             pthread_mutex_lock(&s->plock);
         }
+        dray__serve_http_supervise(s); /* calls running in ingress threads */
     }
     pthread_mutex_unlock(&s->plock);
     return NULL;

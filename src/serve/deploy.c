@@ -376,7 +376,7 @@ dray_status dray_serve_handle_call(dray_serve_handle *h, const cJSON *body, dray
     c->buf = text;
     c->cap = text ? strlen(text) + 1 : 0;
     c->replica = r;
-    if ((st = dray__serve_call_own(c, "CALL", "/", NULL)) != DRAY_OK) {
+    if ((st = dray__serve_call_own(c, "CALL", "/")) != DRAY_OK) {
         dray__serve_unroute(r);
         dray__serve_call_unref(c);
         return st;
@@ -522,6 +522,7 @@ static void free_handle(dray_serve_handle *h)
 static void set_opts(dray_serve_handle *h, const dray_serve_deployment_opts *o)
 {
     atomic_store(&h->timeout_us, (long long)(o->request_timeout_s * 1e6));
+    atomic_store(&h->actor_calls, o->actor_calls);
     h->opts = *o;
     h->opts.name = h->name;
     h->opts.route_prefix = h->route;

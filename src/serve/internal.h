@@ -56,6 +56,10 @@ struct dray__serve_call {
 typedef struct dray__serve_live {
     atomic_int refs;
     atomic_int_least64_t busy_since_ns; /* a callback started then (monotonic ns); 0: idle */
+    /* Held around every callback on the actor's state, by the actor's methods and by ingress
+     * threads running a call in place (dray__serve_replica_call_here); guards `astate`. */
+    pthread_mutex_t cb_mu;
+    void *astate;                       /* the actor's state while the actor lives */
 } dray__serve_live;
 
 struct dray__serve_replica {
@@ -103,6 +107,7 @@ struct dray_serve_handle {
     atomic_uint_fast64_t rng;
     atomic_int max_ongoing;   /* copies of opts read by the request path */
     atomic_llong timeout_us;  /* request timeout (0: the instance's) */
+    atomic_bool actor_calls;  /* HTTP calls through the actor's mailbox (opts.actor_calls) */
     atomic_bool autoscaling;
     /* Counters. */
     atomic_uint_fast64_t requests, rejected, errors, batches, batched_requests, restarts,
@@ -131,7 +136,7 @@ struct dray_serve {
     dray_serve_opts opts;
     char host[64];
     int port;
-    void *mhd;                /* struct MHD_Daemon */
+    struct dray__serve_ingress *ingress; /* the HTTP server (ingress.c) */
     pthread_mutex_t lock;     /* deployment list, routes */
     struct dray_serve_handle *deps;
     pthread_rwlock_t routes_rw; /* ingress reads the list, deploy/delete write */
@@ -154,8 +159,6 @@ struct dray_serve {
     bool shutdown_requested;
     pthread_cond_t shutdown_cond;
     atomic_uint_fast64_t next_replica_id;
-    void *healthz;            /* struct MHD_Response, shared by every /-/healthz answer */
-    int listen_fd;            /* after quiesce: closed once the daemon stops */
     double pub_time;          /* the last dashboard snapshot (controller only) */
 };
 
@@ -195,9 +198,9 @@ void dray__serve_replica_stop(dray__serve_replica *r);
 dray__serve_call *dray__serve_call_new(void);
 void dray__serve_call_unref(dray__serve_call *c);
 void dray__serve_call_reset(dray__serve_call *c);
-/* Copies method, path and (for HTTP, conn not NULL) headers and query arguments into c. */
-dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const char *path,
-                                 void *conn);
+/* Copies method and path into c and points c->req at c's storage (body, header and query
+ * snapshot: the caller fills c->kv before, or leaves it empty after a reset). */
+dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const char *path);
 /* Delivers a result to c unless one was already (returns whether this one was): fills it, counts
  * it, gives the slot back, runs done. Takes *resp (released when not delivered). With
  * drop_executor, also drops the executor's reference (before `done`). */
@@ -208,6 +211,13 @@ bool dray__serve_call_finish(dray__serve_call *c, dray_status st, dray_serve_res
 dray_status dray__serve_call_submit(dray__serve_replica *r, dray__serve_call *c, dray_ref **ref);
 /* Handle call on an actor replica: submits and waits up to the deadline. */
 dray_status dray__serve_call_wait(dray__serve_replica *r, dray__serve_call *c);
+/* Calls on a local actor replica in the calling thread (no hop): enter returns the actor's state
+ * with the replica's callback lock held when nobody else is in one of its callbacks and the actor
+ * lives, else NULL (send the call to the actor instead). run_here runs c on it, unlocks, and
+ * delivers the result, dropping the executor reference the caller took on c; it returns whether
+ * this result was the one delivered (false: a timeout finished c meanwhile). */
+void *dray__serve_replica_enter(dray__serve_replica *r);
+bool dray__serve_replica_run_here(void *astate, dray__serve_call *c);
 /* Whether replica r has been inside one callback longer than `limit_s`. */
 bool dray__serve_replica_stuck(dray__serve_replica *r, double limit_s, double *busy_s);
 /* Asynchronous health check (controller): starts one, or reads the one in flight. Returns DRAY_OK
@@ -252,8 +262,37 @@ void dray__serve_sweeper_stop(dray_serve *s);
 void dray__serve_pending_add(dray_serve *s, dray__serve_call *c);
 void dray__serve_pending_remove(dray_serve *s, dray__serve_call *c);
 
-/* ---- http.c ---- */
+/* ---- parse.c: the HTTP/1.x request parser ---- */
+#define DRAY__SERVE_HTTP_MAX_FIELDS 64
+typedef struct dray__serve_http_field {
+    uint32_t name, name_len, value, value_len; /* offsets into the parsed buffer */
+} dray__serve_http_field;
+typedef struct dray__serve_http_head {
+    size_t head_len;                 /* bytes up to and including the empty line */
+    uint32_t method, method_len, target, target_len;
+    int minor;                       /* HTTP/1.minor */
+    size_t n_fields;
+    dray__serve_http_field fields[DRAY__SERVE_HTTP_MAX_FIELDS];
+    uint64_t content_length;
+    bool has_length, chunked, keep_alive, expect_continue;
+    char error[96];                  /* why the head was refused */
+} dray__serve_http_head;
+/* Parses the request head at buf[0..len) (at most max_head bytes). Returns 1 when complete (*h
+ * filled), 0 when more bytes are needed, else the HTTP status refusing it (400, 417, 431, 505)
+ * with h->error set. */
+int dray__serve_http_parse(const char *buf, size_t len, size_t max_head, dray__serve_http_head *h);
+/* Decodes h's target (in buf) into *path (malloc'd, percent-decoded) and fills c's header and
+ * query snapshot (query arguments decoded, '+' as space). Returns 0, or an HTTP status with `err`
+ * set (400: the path decodes to a NUL byte; 500: out of memory). */
+int dray__serve_http_target(const char *buf, const dray__serve_http_head *h, dray__serve_call *c,
+                            char **path, char *err, size_t errlen);
+
+/* ---- ingress.c ---- */
 dray_status dray__serve_http_start(dray_serve *s);
+/* The supervisor (sweeper thread, plock held): a call running in an ingress thread past its
+ * deadline (or any, once expire_all is set) is answered (504 / 503) and its loop handed to a fresh
+ * thread. */
+void dray__serve_http_supervise(dray_serve *s);
 void dray__serve_http_quiesce(dray_serve *s);
 void dray__serve_http_stop(dray_serve *s);
 

@@ -217,7 +217,8 @@ static dray_status kv_list(const dray__serve_call *c, size_t from, size_t to, dr
 
 dray_status dray__serve_remote_submit(dray__serve_replica *r, dray__serve_call *c, dray_ref **ref)
 {
-    c->remote = true;
+    if (!c->remote) /* HTTP calls set it before they are listed (the sweeper reads it) */
+        c->remote = true;
     dray_value args[5] = {dray_null(), dray_null(), dray_null(), dray_null(), dray_null()};
     dray_status st = dray_string_create(c->req.method, &args[0]);
     if (st == DRAY_OK)

@@ -10,7 +10,6 @@
 #include <string.h>
 #include <strings.h>
 
-#include <microhttpd.h>
 
 #include "internal.h"
 
@@ -27,15 +26,19 @@ static int64_t now_ns(void)
 static dray__serve_live *live_new(void)
 {
     dray__serve_live *l = calloc(1, sizeof(*l));
-    if (l)
+    if (l) {
         atomic_init(&l->refs, 1);
+        pthread_mutex_init(&l->cb_mu, NULL);
+    }
     return l;
 }
 
 static void live_unref(dray__serve_live *l)
 {
-    if (l && atomic_fetch_sub(&l->refs, 1) == 1)
+    if (l && atomic_fetch_sub(&l->refs, 1) == 1) {
+        pthread_mutex_destroy(&l->cb_mu);
         free(l);
+    }
 }
 
 /* Runs fn under the busy mark (what the controller's stuck check reads). */
@@ -108,17 +111,7 @@ bool dray__serve_kv_put(dray__serve_call *c, const char *s)
     return true;
 }
 
-static enum MHD_Result kv_iter(void *cls, enum MHD_ValueKind kind, const char *key,
-                               const char *value)
-{
-    (void)kind;
-    dray__serve_call *c = cls;
-    return dray__serve_kv_put(c, key) && dray__serve_kv_put(c, value ? value : "") ? MHD_YES
-                                                                                   : MHD_NO;
-}
-
-dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const char *path,
-                                 void *conn)
+dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const char *path)
 {
     size_t n = strnlen(method, sizeof(c->method) - 1);
     memcpy(c->method, method, n);
@@ -136,14 +129,6 @@ dray_status dray__serve_call_own(dray__serve_call *c, const char *method, const 
     c->req.body = c->buf;
     c->req.conn_ = NULL;
     c->req.kv_ = c;
-    c->kv_len = c->kv_headers = 0;
-    if (conn) {
-        if (MHD_get_connection_values(conn, MHD_HEADER_KIND, kv_iter, c) < 0 ||
-            c->kv_len == SIZE_MAX)
-            return dray_set_error(DRAY_ENOMEM, "serve: out of memory");
-        c->kv_headers = c->kv_len;
-        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, kv_iter, c);
-    }
     return DRAY_OK;
 }
 
@@ -165,8 +150,6 @@ const char *dray_serve_request_query(const dray_serve_request *req, const char *
 {
     if (!key)
         return NULL;
-    if (req->conn_)
-        return MHD_lookup_connection_value(req->conn_, MHD_GET_ARGUMENT_KIND, key);
     const dray__serve_call *c = req->kv_;
     return c ? kv_find(c, c->kv_headers, c->kv_len, key, false) : NULL;
 }
@@ -175,8 +158,6 @@ const char *dray_serve_request_header(const dray_serve_request *req, const char 
 {
     if (!name)
         return NULL;
-    if (req->conn_)
-        return MHD_lookup_connection_value(req->conn_, MHD_HEADER_KIND, name);
     const dray__serve_call *c = req->kv_;
     return c ? kv_find(c, 0, c->kv_headers, name, true) : NULL;
 }
@@ -369,6 +350,9 @@ static dray_status actor_init(dray_ctx *ctx, const dray_value *args, size_t narg
     }
     a->live = (dray__serve_live *)(uintptr_t)args[1].u.i;
     atomic_fetch_add(&a->live->refs, 1);
+    pthread_mutex_lock(&a->live->cb_mu);
+    a->live->astate = a;
+    pthread_mutex_unlock(&a->live->cb_mu);
     *state = a;
     return DRAY_OK;
 }
@@ -376,6 +360,11 @@ static dray_status actor_init(dray_ctx *ctx, const dray_value *args, size_t narg
 static void actor_destroy(void *state)
 {
     actor_state *a = state;
+    /* Waits for a call running in an ingress thread. */
+    pthread_mutex_lock(&a->live->cb_mu);
+    if (a->live->astate == a)
+        a->live->astate = NULL;
+    pthread_mutex_unlock(&a->live->cb_mu);
     a->cls->destroy(a->state);
     live_unref(a->live);
     free(a);
@@ -390,11 +379,13 @@ static dray_status m_call(dray_ctx *ctx, void *state, const dray_value *args, si
     dray__serve_call *c = take_job(args);
     dray_serve_response resp;
     memset(&resp, 0, sizeof(resp));
+    pthread_mutex_lock(&a->live->cb_mu);
     BUSY_BEGIN(a->live);
     int64_t t0 = now_ns();
     dray_status st = a->cls->call(a->state, &c->req, &resp);
     int64_t ns = now_ns() - t0;
     BUSY_END(a->live);
+    pthread_mutex_unlock(&a->live->cb_mu);
     char err[256] = "";
     if (st != DRAY_OK)
         snprintf(err, sizeof(err), "%s", dray_last_error());
@@ -412,11 +403,13 @@ static dray_status m_batch(dray_ctx *ctx, void *state, const dray_value *args, s
     actor_state *a = state;
     batch_job *j = take_job(args);
     atomic_store(&j->ran, true);
+    pthread_mutex_lock(&a->live->cb_mu);
     BUSY_BEGIN(a->live);
     int64_t t0 = now_ns();
     dray_status st = a->cls->batch_call(a->state, j->reqs, j->n, j->resps);
     int64_t ns = (now_ns() - t0) / (int64_t)j->n;
     BUSY_END(a->live);
+    pthread_mutex_unlock(&a->live->cb_mu);
     char err[256] = "";
     if (st != DRAY_OK)
         snprintf(err, sizeof(err), "%s", dray_last_error());
@@ -438,11 +431,13 @@ static dray_status m_side(dray_ctx *ctx, void *state, const dray_value *args, si
     (void)nargs;
     actor_state *a = state;
     side_job *j = take_job(args);
+    pthread_mutex_lock(&a->live->cb_mu);
     atomic_store(&j->started_ns, now_ns());
     BUSY_BEGIN(a->live);
     j->st = health ? (a->cls->health_check ? a->cls->health_check(a->state) : DRAY_OK)
                    : a->cls->reconfigure(a->state, j->cfg);
     BUSY_END(a->live);
+    pthread_mutex_unlock(&a->live->cb_mu);
     if (j->st != DRAY_OK)
         snprintf(j->err, sizeof(j->err), "%s", dray_last_error());
     atomic_store(&j->finished, true);
@@ -462,6 +457,37 @@ static dray_status m_reconfigure(dray_ctx *ctx, void *state, const dray_value *a
                                  dray_value *result)
 {
     return m_side(ctx, state, args, nargs, result, false);
+}
+
+void *dray__serve_replica_enter(dray__serve_replica *r)
+{
+    dray__serve_live *l = r->live;
+    if (!r->actor || r->remote || !l || pthread_mutex_trylock(&l->cb_mu) != 0)
+        return NULL;
+    void *a = l->astate;
+    if (!a)
+        pthread_mutex_unlock(&l->cb_mu);
+    return a;
+}
+
+bool dray__serve_replica_run_here(void *astate, dray__serve_call *c)
+{
+    /* Never reads the replica: once a timeout gave its slot back it may be gone. */
+    actor_state *a = astate;
+    dray__serve_live *l = a->live;
+    dray_serve_response resp;
+    memset(&resp, 0, sizeof(resp));
+    BUSY_BEGIN(l);
+    int64_t t0 = now_ns();
+    dray_status st = a->cls->call(a->state, &c->req, &resp);
+    int64_t ns = now_ns() - t0;
+    BUSY_END(l);
+    pthread_mutex_unlock(&l->cb_mu);
+    char err[256] = "";
+    if (st != DRAY_OK)
+        snprintf(err, sizeof(err), "%s", dray_last_error());
+    /* A crash marks the replica dead (finish); the controller kills its actor and replaces it. */
+    return dray__serve_call_finish(c, st, &resp, err, ns, true);
 }
 
 /* Method order = M_CALL, M_BATCH, M_HEALTH, M_RECONFIGURE. */

@@ -1,9 +1,9 @@
 /* Worker memory and object lifetimes on a real cluster (head + worker processes on 127.0.0.1):
  * Dask's process-memory thresholds (a node whose resident memory passes the pause fraction of its
- * limit stops starting tasks, drivers place new ones elsewhere, `dray status` says "paused"; it keeps
- * spilling and resumes once memory is back under it; past the terminate fraction it exits), and refs
- * nested in lists (passed to and returned from tasks, kept alive by the lists holding them) giving
- * the embedded runtime's results. */
+ * limit stops starting tasks, drivers place new ones elsewhere, `dray status` says "paused"; it
+ * keeps spilling and resumes once memory is back under it; past the terminate fraction it exits),
+ * and refs nested in lists (passed to and returned from tasks, kept alive by the lists holding
+ * them) giving the embedded runtime's results. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -315,11 +315,11 @@ TEST(worker_main)
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
 }
 
-/* A node whose limit puts the pause fraction 4.5 retained results above its own size, with spilling off (so
- * results stay in memory), makes 8 MB results that the driver keeps until it pauses. While paused:
- * `dray status` says so, tasks that would go there (round-robin ties, locality to its objects) go
- * to the other node, tasks only it can run wait. Freeing the objects resumes it; everything
- * finishes with the right results. */
+/* A node whose limit puts the pause fraction 4.5 retained results above its own size, with
+ * spilling off (so results stay in memory), makes 8 MB results that the driver keeps until it
+ * pauses. While paused: `dray status` says so, tasks that would go there (round-robin ties,
+ * locality to its objects) go to the other node, tasks only it can run wait. Freeing the objects
+ * resumes it; everything finishes with the right results. */
 TEST(node_pauses_above_pause_fraction_and_resumes)
 {
     fx f;
@@ -707,8 +707,10 @@ enum { NESTED_RESULTS = 7 };
  * inside lists (small and large results), and objects kept alive only by lists. */
 static void nested_program(dray_runtime *rt, int64_t out[NESTED_RESULTS])
 {
-    dray_value big = dray_int(1 << 20), small = dray_int(100), seven = dray_int(7), v42 = dray_int(42);
-    dray_ref *a = submit1(rt, "mem_make_bytes", big), *b = submit1(rt, "mem_make_bytes", small);
+    dray_value big = dray_int(1 << 20), small = dray_int(100), seven = dray_int(7),
+               v42 = dray_int(42);
+    dray_ref *a = submit1(rt, "mem_make_bytes", big);
+    dray_ref *b = submit1(rt, "mem_make_bytes", small);
     dray_ref *f = submit1(rt, "nr_fail", seven), *c;
     ASSERT_OK(dray_put(rt, &v42, &c));
     ASSERT_OK(dray_wait(rt, &a, 1, 1, 30000, NULL, NULL));
@@ -811,6 +813,7 @@ TEST(refs_in_lists_match_the_embedded_runtime)
     fx_stop(&f);
 }
 
-RUN_TESTS(T_(worker_main), T_(refs_in_lists_match_the_embedded_runtime), T_(node_pauses_above_pause_fraction_and_resumes),
+RUN_TESTS(T_(worker_main), T_(refs_in_lists_match_the_embedded_runtime),
+          T_(node_pauses_above_pause_fraction_and_resumes),
           T_(paused_node_keeps_spilling), T_(node_terminates_above_terminate_fraction),
           T_(bad_fractions_are_refused))

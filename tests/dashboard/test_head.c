@@ -1,6 +1,6 @@
 /* The head's dashboard: `dray start --head --num-cpus 1` prints a dashboard URL; its API shows the
  * cluster's nodes (as the head's status reports them) and the processes' logs from the cluster
- * directory, and has no runtime routes. */
+ * directory; the runtime-only routes (actors, Tune, Serve) are 404. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,8 +140,14 @@ TEST(head_serves_cluster_dashboard)
     ASSERT_TRUE(strstr(text, "head listening") != NULL);
     free(text);
     cJSON_Delete(l);
-    /* No runtime here: its routes are 404; Prometheus still answers. */
-    cJSON_Delete(get(dport, "/api/v0/tasks", &st));
+    /* The cluster's task routes answer (nothing ran); a runtime's own routes are 404 here;
+     * Prometheus answers. */
+    cJSON *t = get(dport, "/api/v0/tasks", &st);
+    ASSERT_EQ(st, 200);
+    ASSERT_EQ((int)cJSON_GetNumberValue(
+                  cJSON_GetObjectItem(cJSON_GetObjectItem(t, "by_state"), "finished")), 0);
+    cJSON_Delete(t);
+    cJSON_Delete(get(dport, "/api/v0/actors", &st));
     ASSERT_EQ(st, 404);
     cJSON_Delete(get(dport, "/metrics", &st));
     ASSERT_EQ(st, 200);

@@ -7,7 +7,7 @@
   var TOKEN = new URLSearchParams(location.search).get('token');
   var WINDOW_MS = 10000, MAX_EVENTS = 50000;
   var state = {cursor: 0, events: [], rows: [], names: {}, tab: 'status', logCursor: 0,
-               logProcess: 'runtime', polls: 0, memory: []};
+               logProcess: 'runtime', polls: 0, memory: [], mode: 'embedded', dead: {}};
 
   function api(path) {
     var url = path;
@@ -35,6 +35,7 @@
   /* ==== Status ==== */
   function summary(s) {
     window.drayLastSummary = s;
+    state.mode = s.mode;
     document.getElementById('mode').textContent = s.mode;
     setNum('nodes-count', s.nodes);
     setNum('workers-count', s.workers);
@@ -55,9 +56,13 @@
     var t1 = st.now_ms, t0 = t1 - WINDOW_MS;
     state.events = state.events.filter(function (e) { return e.stop_ms >= t0; });
     if (state.events.length > MAX_EVENTS) state.events = state.events.slice(-MAX_EVENTS);
+    /* On a head, rows are node-N/thread, grouped by node; a dead node's rows say so. */
     state.rows = st.rows.slice().sort(function (a, b) {
       return (a.row < 0) - (b.row < 0) || Math.abs(a.row) - Math.abs(b.row);
+    }).map(function (r) {
+      return r.node !== undefined && state.dead[r.node] ? {row: r.row, name: r.name + ' (dead)', node: r.node} : r;
     });
+    window.drayStreamRows = state.rows;
     var canvas = document.getElementById('stream');
     canvas.height = Math.max(60, Math.min(600, 24 + state.rows.length * 22));
     D.stream(canvas, state.events, state.rows, t0, t1);
@@ -103,6 +108,8 @@
   }
 
   function nodes(ns, limit) {
+    state.dead = {};
+    ns.forEach(function (n) { if (n.alive === false) state.dead[n.id] = true; });
     document.getElementById('memory').innerHTML = ns.map(function (n) {
       return D.memoryBar(n, n.memory_limit_bytes || limit);
     }).join('');
@@ -111,7 +118,11 @@
               D.bytes(n.object_store_bytes), D.bytes(n.spilled_bytes), n.tasks_done];
     }));
     var workers = [];
-    ns.forEach(function (n) { (n.workers || []).forEach(function (w) { workers.push(w); }); });
+    ns.forEach(function (n) {
+      (n.workers || []).slice().sort(function (a, b) {
+        return (a.row < 0) - (b.row < 0) || Math.abs(a.row) - Math.abs(b.row);
+      }).forEach(function (w) { workers.push(w); });
+    });
     table('workers-table', workers.map(function (w) {
       return [w.name, w.tid, w.tasks, fmt(w.busy_s, 3), fmt(w.cpu_pct, 0), fmt(w.idle_s, 1)];
     }));
@@ -192,6 +203,13 @@
 
   function pollTab() {
     var t = state.tab;
+    if (state.mode === 'head' && (t === 'actors' || t === 'tune' || t === 'serve')) {
+      /* These live in the drivers' runtimes, not on the head. */
+      var note = '<i class="on-driver">shown by a driver\'s dashboard, not the head\'s</i>';
+      if (t === 'actors') document.querySelector('#actors-table tbody').innerHTML = '<tr><td>' + note + '</td></tr>';
+      else document.getElementById(t).innerHTML = note;
+      return Promise.resolve();
+    }
     if (t === 'actors') return api('/api/v0/actors').then(actors);
     if (t === 'tune') return api('/api/v0/tune').then(function (l) { items('tune', l, tuneHtml); });
     if (t === 'serve') return api('/api/v0/serve').then(function (l) { items('serve', l, serveHtml); });
@@ -207,14 +225,15 @@
     var conn = document.getElementById('conn');
     var runtime = api('/api/v0/summary').then(function (s) {
       summary(s);
-      if (s.mode !== 'embedded') return api('/api/v0/nodes').then(function (n) { nodes(n, 0); });
-      return Promise.all([
-        api('/api/v0/stream?since=' + state.cursor + '&limit=20000').then(stream),
-        api('/api/v0/tasks').then(progress),
-        api('/api/v0/progress').then(graphs),
-        api('/api/v0/nodes').then(function (n) { nodes(n, 0); }),
-        api('/api/v0/memory').then(memchart)
-      ]);
+      /* A head serves the same routes for its nodes' work (their task events merged). */
+      return api('/api/v0/nodes').then(function (n) { nodes(n, 0); }).then(function () {
+        return Promise.all([
+          api('/api/v0/stream?since=' + state.cursor + '&limit=20000').then(stream),
+          api('/api/v0/tasks').then(progress),
+          api('/api/v0/progress').then(graphs),
+          api('/api/v0/memory').then(memchart)
+        ]);
+      });
     });
     Promise.all([runtime, pollTab()]).then(function () {
       state.polls++;

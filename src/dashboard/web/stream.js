@@ -76,9 +76,11 @@ var DrayDraw = (function () {
     }
     var a = managed / scale, b = unmanaged / scale, c = spilled / scale;
     return '<div class="barlabel"><span>' + esc(String(node.id)) + ' ' + esc(node.address || '') +
+           (node.alive === false ? ' (dead)' : '') +
            '</span><span>' + bytes(rss) + (limit ? ' / ' + bytes(limit) : '') +
            (spilled ? ', spilled ' + bytes(spilled) : '') + '</span></div>' +
-           '<div class="bar mem" data-rss="' + rss + '">' + seg(0, a, managedColor, 'managed') +
+           '<div class="bar mem' + (node.alive === false ? ' dead' : '') + '" data-node="' +
+           esc(String(node.id)) + '" data-rss="' + rss + '">' + seg(0, a, managedColor, 'managed') +
            seg(a, b, managedColor === '#1f77b4' ? '#9ecae1' : '#fdd0a2', 'unmanaged') +
            seg(a + b, c, '#999', 'spilled') + '</div>';
   }
