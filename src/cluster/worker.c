@@ -1054,6 +1054,16 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
     dray__log("worker joined %s, serving on %s:%d with %d executors", address, bind,
               dray__loop_port(w->loop), dray_runtime_num_workers(w->rt));
     dray__store_limits_get(w->store, &w->lim);
+    int64_t base = process_rss();
+    size_t lowest = w->lim.spill ? w->lim.spill : w->lim.pause ? w->lim.pause : w->lim.terminate;
+    if (lowest && base >= (int64_t)lowest) {
+        /* A limit this process is already past can only mean the object store's: no pausing,
+         * terminating or spilling on process memory (it would pause or exit at once). */
+        dray__log("memory: the %.1f MB limit is below this process's own %.1f MB: it limits the "
+                  "object store only (no pause or terminate on process memory)",
+                  (double)w->lim.limit / 1e6, (double)base / 1e6);
+        w->lim.spill = w->lim.pause = w->lim.terminate = 0;
+    }
     if (pthread_create(&w->monitor, NULL, monitor_main, w) == 0)
         w->monitor_started = true;
     else

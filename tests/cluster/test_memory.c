@@ -506,37 +506,55 @@ TEST(paused_node_keeps_spilling)
 }
 
 /* Above the terminate fraction (0.95, Dask's default) the node logs why and exits; the driver's
- * tasks go to another node. A limit below the process's own size triggers it at once. */
+ * other tasks go to another node. The node's limit puts 0.95 of it 2.5 retained results above its
+ * own size (pausing and spilling off, so it gets there). A limit below the process's own size is
+ * taken as the object store's only: that node neither pauses nor exits. */
 TEST(node_terminates_above_terminate_fraction)
 {
     fx f;
     fx_start(&f);
-    const char *const other_env[] = {NULL};
-    spawn_node(&f, other_env);
-    dray_runtime *rt = connect_driver(&f, 1);
-    pid_t other = f.workers[0];
-    const char *const env[] = {"DRAY_WORKER_MEMORY=2000000", NULL};
+    int64_t limit = limit_for_objects(&f, 2.5) * 8 / 10 * 100 / 95;
+    char mem[64];
+    snprintf(mem, sizeof mem, "DRAY_WORKER_MEMORY=%lld", (long long)limit);
+    const char *const other_env[] = {"DRAY_WORKER_MEMORY=2000000", NULL};
+    pid_t other = spawn_node(&f, other_env);
+    const char *const env[] = {mem, "DRAY_WORKER_RESOURCES=doomed=1", "DRAY_MEMORY_TARGET=false",
+                               "DRAY_MEMORY_SPILL=false", "DRAY_MEMORY_PAUSE=false", NULL};
     pid_t doomed = spawn_node(&f, env);
+    int di = f.nworkers - 1;
+    dray_runtime *rt = connect_driver(&f, 2);
+    dray_value size = dray_int(OBJ);
+    dray_ref *objs[6];
+    for (int i = 0; i < 6; i++)
+        objs[i] = submit_on(rt, "mem_make_bytes", &size, 1, "doomed");
     int st = 0;
     pid_t got = 0;
-    for (int i = 0; i < 400 && got == 0; i++) {
+    for (int i = 0; i < 600 && got == 0; i++) {
         got = waitpid(doomed, &st, WNOHANG);
         if (!got)
             sleep_ms(50);
     }
     ASSERT_EQ(got, doomed);
-    f.workers[1] = -1;
+    f.workers[di] = -1;
     ASSERT_TRUE(WIFEXITED(st));
     ASSERT_EQ(WEXITSTATUS(st), 3);
     char path[128];
-    snprintf(path, sizeof path, "%s/worker-1.log", f.dir);
+    snprintf(path, sizeof path, "%s/worker-%d.log", f.dir, di);
     ASSERT_TRUE(file_contains(path, "above the terminate fraction"));
     ASSERT_TRUE(file_contains(path, "terminating this node"));
+    /* Its tasks fail (no other node offers "doomed"); others run on the 2 MB node, which is past
+     * its own limit but neither paused nor gone. */
+    ASSERT_NE(dray_wait(rt, objs, 6, 6, 30000, NULL, NULL), DRAY_ETIMEDOUT);
+    for (int i = 0; i < 6; i++)
+        dray_ref_release(objs[i]);
     for (int i = 0; i < 5; i++) {
         dray_ref *r = submit_on(rt, "mem_pid", NULL, 0, NULL);
         ASSERT_EQ(get_int(rt, r), other);
         dray_ref_release(r);
     }
+    ASSERT_EQ(node_int(&f, other, "paused"), 0);
+    snprintf(path, sizeof path, "%s/worker-%d.log", f.dir, di - 1);
+    ASSERT_TRUE(file_contains(path, "it limits the object store only"));
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     fx_stop(&f);
 }
