@@ -119,6 +119,26 @@ static _Thread_local struct {
     uint64_t rid;
 } last_sent;
 
+/* While a submitting thread holds the client's lock: where send_to leaves the connection of an
+ * idle node it queued a task on, for that thread to write after unlocking (push_end). */
+static _Thread_local dray__conn **push_slot;
+
+static void push_begin(dray__conn **slot)
+{
+    *slot = NULL;
+    push_slot = slot;
+}
+
+static void push_end(dray__conn **slot)
+{
+    push_slot = NULL;
+    if (*slot) {
+        dray__conn_push(*slot);
+        dray__conn_release(*slot);
+        *slot = NULL;
+    }
+}
+
 /* ==== Object handles ====
  * A task's large result stays in the store of the node that made it; the driver's cell holds this
  * handle instead (an extension value "cluster.obj" that travels in task arguments, so the node that
@@ -440,11 +460,14 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
         last_sent.rid = p->rid;
     }
     /* A closed connection is not an error here: its on_close resends what is on the node. To an
-     * idle node the task is written at once (latency); to a busy one it joins the loop's batch. */
-    if (idle)
-        dray__conn_send_now(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
-    else
+     * idle node a submitting thread writes the task itself once it has dropped the lock (latency:
+     * the reply cannot race it for the lock); otherwise it joins the loop's batch. */
+    if (idle && push_slot && !*push_slot) {
+        if (dray__conn_send_held(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL) == DRAY_OK)
+            *push_slot = dray__conn_retain(n->conn);
+    } else {
         dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
+    }
 }
 
 /* The least loaded live node, or -1; ties go round-robin. Lock held. */
@@ -788,10 +811,13 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
         fail_pend(cl, p, DRAY_ENOMEM, "out of memory in the task table");
         return DRAY_OK;
     }
+    dray__conn *push;
+    push_begin(&push);
     bool ok = cl->closing ? false : place(cl, p);
     if (!ok)
         table_take(cl, p->rid);
     pthread_mutex_unlock(&cl->lock);
+    push_end(&push);
     if (!ok)
         fail_pend(cl, p, cl->closing ? DRAY_ESHUTDOWN : p->refused, refusal(cl, p));
     return DRAY_OK;
@@ -1034,9 +1060,12 @@ static dray_status send_actor_request(struct dray__cluster *cl, ractor *a, uint8
     if (type == DRAY__MSG_ACTOR_CREATE)
         a->node = node;
     dray_status st = node < 0 ? DRAY_EACTOR : table_add(cl, p);
+    dray__conn *push;
+    push_begin(&push);
     if (!st)
         send_to(cl, p, node);
     pthread_mutex_unlock(&cl->lock);
+    push_end(&push);
     if (st)
         fail_pend(cl, p, st, node < 0 ? (type == DRAY__MSG_ACTOR_CREATE
                                              ? "no live worker node to place the actor on"

@@ -137,10 +137,13 @@ dray_status dray__loop_dial(dray__loop *l, const char *address, const char *role
  * retained and sent from its own memory when large. DRAY_ENET when the connection is closed. */
 dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
                             const void *ctl, size_t ctl_len, const dray_value *data);
-/* The same, but written at once from the calling thread when nothing else is queued (a message
- * someone waits for: no hand-over to the loop thread); else queued like dray__conn_send. */
-dray_status dray__conn_send_now(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
-                                const void *ctl, size_t ctl_len, const dray_value *data);
+/* The same, but only queued: the caller writes it with dray__conn_push once it has dropped its own
+ * locks (a message someone waits for, written by that thread: no hand-over to the loop thread,
+ * and no peer reply racing for a lock the sender still holds). */
+dray_status dray__conn_send_held(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                                 const void *ctl, size_t ctl_len, const dray_value *data);
+/* Writes what is queued on c from this thread; what does not fit is left to the loop (woken). */
+void dray__conn_push(dray__conn *c);
 /* Encodes *ctl and sends it. */
 dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
                                   const dray_value *ctl, const dray_value *data);

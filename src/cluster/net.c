@@ -237,10 +237,10 @@ static bool flush_locked(dray__conn *c)
     return true;
 }
 
-/* Queues a message; off the loop thread it is written at once when nothing else is queued and
- * either `now` or the connection has been quiet for DIRECT_GAP_NS. */
+/* Queues a message; off the loop thread it is written at once when nothing else is queued and the
+ * connection has been quiet for DIRECT_GAP_NS. `hold`: only queued (dray__conn_push follows). */
 static dray_status conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
-                             const void *ctl, size_t ctl_len, const dray_value *data, bool now_ok)
+                             const void *ctl, size_t ctl_len, const dray_value *data, bool hold)
 {
     size_t dlen = 0;
     const uint8_t *d = data ? dray_bytes_data(data, &dlen) : NULL;
@@ -290,8 +290,12 @@ static dray_status conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_
     dray__loop *l = c->loop;
     int64_t now = dray__now_ns();
     bool direct = current_loop != l && !c->pollout && c->olen == DRAY__WIRE_HDR + ctl_len +
-                  (copy ? dlen : 0) && (now_ok || now - c->last_send_ns > DIRECT_GAP_NS);
+                  (copy ? dlen : 0) && now - c->last_send_ns > DIRECT_GAP_NS;
     c->last_send_ns = now;
+    if (hold) {
+        pthread_mutex_unlock(&c->lock);
+        return DRAY_OK;
+    }
     /* A failed direct write is left to the loop, which closes the connection. */
     bool sent = direct && flush_locked(c) && c->olen == 0;
     pthread_mutex_unlock(&c->lock);
@@ -309,10 +313,26 @@ dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t
     return conn_send(c, type, flags, rid, ctl, ctl_len, data, false);
 }
 
-dray_status dray__conn_send_now(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
-                                const void *ctl, size_t ctl_len, const dray_value *data)
+dray_status dray__conn_send_held(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                                 const void *ctl, size_t ctl_len, const dray_value *data)
 {
     return conn_send(c, type, flags, rid, ctl, ctl_len, data, true);
+}
+
+void dray__conn_push(dray__conn *c)
+{
+    dray__loop *l = c->loop;
+    if (current_loop == l)
+        return; /* the loop flushes after its batch */
+    pthread_mutex_lock(&c->lock);
+    bool sent = atomic_load(&c->closed) || c->olen == 0 ||
+                (!c->pollout && flush_locked(c) && c->olen == 0);
+    pthread_mutex_unlock(&c->lock);
+    if (!sent && !atomic_exchange(&l->flush_pending, 1)) {
+        uint64_t one = 1;
+        ssize_t r = write(l->evfd, &one, sizeof one);
+        (void)r;
+    }
 }
 
 dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
