@@ -1480,8 +1480,10 @@ static int64_t spin_window(struct dray__cluster *cl)
     int64_t avg = atomic_load_explicit(&cl->wait_avg_ns, memory_order_relaxed);
     if (avg <= 0) /* nothing learned yet: a short probe */
         return cl->spin_max_ns / 2;
+    /* Spun waits are shorter than slept ones, so the average of slept waits overstates: probe up
+     * to the cap; failed spins back off (note_wait). */
     int64_t w = 2 * avg + 5000;
-    return w <= cl->spin_max_ns ? w : 0; /* longer waits are slept, not spun */
+    return w < cl->spin_max_ns ? w : cl->spin_max_ns;
 }
 
 static void note_wait(struct dray__cluster *cl, int64_t took, int64_t spun, bool done)
