@@ -132,8 +132,8 @@ static double latency_us(dray_runtime *rt, int n)
     double mean = (now() - t0) / n * 1e6;
     if (each) {
         qsort(each, (size_t)n, sizeof(double), cmp);
-        fprintf(stderr, "bench_cluster: round trips p10 %.1f p50 %.1f p90 %.1f us\n",
-                each[n / 10], each[n / 2], each[n * 9 / 10]);
+        fprintf(stderr, "bench_cluster: round trips p10 %.1f p50 %.1f p90 %.1f p99 %.1f max %.1f us\n",
+                each[n / 10], each[n / 2], each[n * 9 / 10], each[n * 99 / 100], each[n - 1]);
         free(each);
     }
     return mean;

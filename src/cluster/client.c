@@ -1511,7 +1511,8 @@ bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int6
 {
     struct dray__cluster *cl = rt->cluster;
     dray_ref *cell = n ? cells[0] : NULL;
-    if (!cl || !cell || cl->poll_ns <= 0 || last_sent.cl != cl || last_sent.cell != cell)
+    if (!cl || !cell || cl->poll_ns <= 0 || last_sent.cl != cl || last_sent.cell != cell ||
+        dray__loop_on_thread(cl->loop))
         return false;
     int64_t t0 = dray__now_ns(), end = t0 + cl->poll_ns;
     if (deadline >= 0 && deadline < end)
