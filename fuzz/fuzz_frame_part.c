@@ -6,30 +6,8 @@
 #include <string.h>
 
 #include "dray/frame.h"
+#include "obuf.h"
 #include "../src/frame/frame_internal.h"
-
-typedef struct obuf {
-    uint8_t *p;
-    size_t len, cap;
-} obuf;
-
-static dray_status put(void *b, const void *data, size_t len)
-{
-    obuf *o = b;
-    if (o->len + len > o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 256;
-        while (cap < o->len + len)
-            cap *= 2;
-        uint8_t *p = realloc(o->p, cap);
-        if (!p)
-            return DRAY_ENOMEM;
-        o->p = p;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, data, len);
-    o->len += len;
-    return DRAY_OK;
-}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -37,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (dray__part_decode(data, size, &obj) != DRAY_OK)
         return 0;
     obuf o = {0};
-    if (dray__part_encode(obj, put, &o) == DRAY_OK) {
+    if (dray__part_encode(obj, obuf_put, &o) == DRAY_OK) {
         dray_ext_obj *again;
         if (dray__part_decode(o.p, o.len, &again) != DRAY_OK)
             abort(); /* our own bytes must decode */

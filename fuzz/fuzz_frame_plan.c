@@ -6,30 +6,8 @@
 #include <string.h>
 
 #include "dray/frame.h"
+#include "obuf.h"
 #include "../src/frame/csv.h"
-
-typedef struct obuf {
-    uint8_t *p;
-    size_t len, cap;
-} obuf;
-
-static dray_status put(void *b, const void *data, size_t len)
-{
-    obuf *o = b;
-    if (o->len + len > o->cap) {
-        size_t cap = o->cap ? o->cap * 2 : 256;
-        while (cap < o->len + len)
-            cap *= 2;
-        uint8_t *p = realloc(o->p, cap);
-        if (!p)
-            return DRAY_ENOMEM;
-        o->p = p;
-        o->cap = cap;
-    }
-    memcpy(o->p + o->len, data, len);
-    o->len += len;
-    return DRAY_OK;
-}
 
 static const char text[] =
     "a,b,c\n1,2.5,x\n\"q\"\"t\",,2024-01-02 03:04:05\n-7;8|9,true,NA\r\n1,2\n";
@@ -40,7 +18,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (dray__csv_plan_decode(data, size, &p) != DRAY_OK)
         return 0;
     obuf o = {0};
-    if (dray__csv_plan_encode(p, put, &o) == DRAY_OK) {
+    if (dray__csv_plan_encode(p, obuf_put, &o) == DRAY_OK) {
         dray__csv_plan *again;
         if (dray__csv_plan_decode(o.p, o.len, &again) != DRAY_OK)
             abort(); /* our own bytes must decode */

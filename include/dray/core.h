@@ -42,13 +42,17 @@ extern "C" {
     X(EUNSUPPORTED, -15, "not supported")                                       \
     X(EACTOR, -16, "actor died")                                                \
     X(ERESOURCE, -17, "resources unavailable")                                  \
-    X(EFATAL, -18, "fatal error")
+    X(EFATAL, -18, "fatal error")                                               \
+    X(EPERM, -19, "permission denied")
 
 typedef enum dray_status {
 #define DRAY__STATUS_ENUM(name, code, text) DRAY_##name = code,
     DRAY_STATUS_LIST(DRAY__STATUS_ENUM)
 #undef DRAY__STATUS_ENUM
 } dray_status;
+
+/* The most negative status code (codes from the wire outside DRAY_STATUS_MIN..0 are malformed). */
+#define DRAY_STATUS_MIN DRAY_EPERM
 
 /* dray_status_str: a static string for `st` ("out of memory"); never NULL. */
 DRAY_API const char *dray_status_str(dray_status st);

@@ -211,6 +211,22 @@ static dray_status part_tile(dray__vm_run *r, const int64_t *pos, int64_t n, voi
     return part_apply(vctx, r->nd, r->g->off, pos, n, dray__vm_result(r));
 }
 
+/* apply_short_rows: n results of a flat run starting at flat index `first`, cut into the short rows
+ * (c->row elements each) of a 2-D (positions, row) view at offset goff, each applied with part_apply. */
+static dray_status apply_short_rows(part_ctx *c, const int64_t goff[2], int64_t first, int64_t n,
+                                    const dray__vm_reg *x)
+{
+    for (int64_t j = 0; j < n;) {
+        int64_t flat = first + j, p2[2] = {flat / c->row, flat % c->row};
+        int64_t len = c->row - p2[1] < n - j ? c->row - p2[1] : n - j;
+        dray_status st = part_apply(c, 2, goff, p2, len, (const dray__vm_reg *)(x->i + j));
+        if (st != DRAY_OK)
+            return st;
+        j += len;
+    }
+    return DRAY_OK;
+}
+
 /* Rows mode: the program runs flat over a chunk of short rows (length c->row, the partial's
  * positions), and each row's piece of a tile accumulates as a run of a 2-D (rows, row) chunk. */
 static dray_status part_rows_tile(dray__vm_run *r, const int64_t *pos, int64_t n, void *vctx)
@@ -234,15 +250,7 @@ static dray_status part_rows_tile(dray__vm_run *r, const int64_t *pos, int64_t n
         }
         return DRAY_OK;
     }
-    for (int64_t j = 0; j < n;) {
-        int64_t flat = pos[0] + j, p2[2] = {flat / c->row, flat % c->row};
-        int64_t len = c->row - p2[1] < n - j ? c->row - p2[1] : n - j;
-        dray_status st = part_apply(c, 2, goff, p2, len, (const dray__vm_reg *)(x->i + j));
-        if (st != DRAY_OK)
-            return st;
-        j += len;
-    }
-    return DRAY_OK;
+    return apply_short_rows(c, goff, pos[0], n, x);
 }
 
 /* Trail mode: the program runs flat over a chunk whose trailing axes (c->row elements per
@@ -271,15 +279,7 @@ static dray_status part_trail_tile(dray__vm_run *r, const int64_t *pos, int64_t 
         }
         return DRAY_OK;
     }
-    for (int64_t j = 0; j < n;) {
-        int64_t flat = pos[0] + j, p2[2] = {flat / c->row, flat % c->row};
-        int64_t len = c->row - p2[1] < n - j ? c->row - p2[1] : n - j;
-        dray_status st = part_apply(c, 2, goff, p2, len, (const dray__vm_reg *)(x->i + j));
-        if (st != DRAY_OK)
-            return st;
-        j += len;
-    }
-    return DRAY_OK;
+    return apply_short_rows(c, goff, pos[0], n, x);
 }
 
 /* The seed's hot path: uniform generation fused straight into the row (or column) sums. */

@@ -248,34 +248,13 @@ dray_status dray_cluster_secret_create(const char *dir)
 {
     if (!dir || !*dir)
         return dray_set_error(DRAY_EINVAL, "dray_cluster_secret_create: no directory");
-    char path[4200];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(path, 0700);
-            *p = '/';
-        }
-    if (mkdir(path, 0700) && errno != EEXIST)
-        return dray_set_error(DRAY_EIO, "cannot create cluster directory %s: %s", dir,
-                              strerror(errno));
     uint8_t secret[32];
     char hex[65];
     dray_status st = dray__random_bytes(secret, sizeof secret);
     if (st)
         return st;
     dray__hex_encode(secret, sizeof secret, hex);
-    snprintf(path, sizeof path, "%s/secret", dir);
-    unlink(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return dray_set_error(DRAY_EIO, "cannot create %s: %s", path, strerror(errno));
-    hex[64] = '\n';
-    ssize_t w = write(fd, hex, 65);
-    close(fd);
-    if (w != 65)
-        return dray_set_error(DRAY_EIO, "cannot write %s", path);
-    return DRAY_OK;
+    return dray__secret_write(dir, hex);
 }
 
 static int64_t env_ms(const char *name, int64_t dflt)
@@ -288,16 +267,12 @@ dray_status dray_cluster_head_run(const dray_cluster_opts *opts, const char *dir
 {
     if (!opts || !dir)
         return dray_set_error(DRAY_EINVAL, "dray_cluster_head_run: NULL argument");
-    char spath[4200], hex[80] = {0};
+    char spath[4200];
     snprintf(spath, sizeof spath, "%s/secret", dir);
-    FILE *f = fopen(spath, "r");
-    if (!f)
-        return dray_set_error(DRAY_ENOTFOUND, "cannot read %s: %s", spath, strerror(errno));
-    size_t n = fread(hex, 1, sizeof hex - 1, f);
-    fclose(f);
     uint8_t secret[32];
-    if (n < 64 || dray__hex_decode(hex, secret, 32))
-        return dray_set_error(DRAY_EFORMAT, "%s: not 64 hex digits", spath);
+    dray_status sst = dray__secret_read(spath, secret);
+    if (sst)
+        return sst;
     head *h = calloc(1, sizeof(*h));
     if (!h)
         return dray_set_error(DRAY_ENOMEM, "out of memory");

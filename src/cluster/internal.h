@@ -227,6 +227,16 @@ bool dray__cluster_obj_info(const dray_value *v, const char **holder, uint64_t *
 void dray__cluster_dir(int port, char *out, size_t size);
 /* Reads the secret for `address`: $DRAY_SECRET (hex), else <cluster dir>/secret. */
 dray_status dray__secret_load(const char *address, uint8_t secret[32]);
+/* Creates `dir` (and missing parents) mode 0700, then checks that it and its parent are
+ * directories owned by us and writable by no one else (a sticky parent like /tmp is fine). */
+dray_status dray__private_dir_make(const char *dir);
+/* DRAY_OK when `dir` is a directory (not a link) owned by us and writable by no one else; else
+ * DRAY_EPERM naming it and the problem. */
+dray_status dray__dir_check_private(const char *dir);
+/* Writes <dir>/secret (64 hex digits, borrowed) mode 0600, making `dir` with dray__private_dir_make. */
+dray_status dray__secret_write(const char *dir, const char *hex);
+/* Reads a secret file (64 hex digits): refused when it is a link, not ours, or open to others. */
+dray_status dray__secret_read(const char *path, uint8_t secret[32]);
 /* Splits "host:port". host gets at least 256 bytes. */
 dray_status dray__parse_address(const char *address, char *host, size_t hsize, int *port);
 

@@ -251,33 +251,6 @@ static int env_ms(const char *name, int dflt)
     return v && atoi(v) > 0 ? atoi(v) : dflt;
 }
 
-/* The secret goes in the launch directory: it must be a directory (not a link) owned by this user
- * and writable by nobody else. */
-static bool dir_is_private(const char *dir)
-{
-    struct stat st;
-    return !lstat(dir, &st) && S_ISDIR(st.st_mode) && st.st_uid == getuid() && !(st.st_mode & 022);
-}
-
-static dray_status mkdir_p(const char *dir)
-{
-    char path[4096];
-    snprintf(path, sizeof path, "%s", dir);
-    for (char *p = path + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(path, 0700);
-            *p = '/';
-        }
-    if (mkdir(path, 0700) && errno != EEXIST)
-        return dray_set_error(DRAY_EIO, "cannot create launch directory %s: %s", dir,
-                              strerror(errno));
-    if (!dir_is_private(dir))
-        return dray_set_error(DRAY_EIO, "launch directory %s is not a directory owned by this "
-                              "user and writable only by it", dir);
-    return DRAY_OK;
-}
-
 /* The address this process listens on: 127.0.0.1 when every rank shares this host, else DRAY_BIND,
  * else the first non-loopback IPv4 address of this host's name. */
 static dray_status bind_address(bool single_host, char *out, size_t size)
@@ -375,9 +348,8 @@ static void serve_as_worker(const dray__launch_info *in, const char *dir, bool f
     int64_t deadline = dray__now_ns() + (int64_t)timeout * 1000000;
     /* The head answers a status request only when it is up and we hold its secret. */
     for (;;) {
-        if (file_mode && access(dir, F_OK) == 0 && !dir_is_private(dir)) {
-            fprintf(stderr, "dray: %s rank %d: launch directory %s is not a directory owned by "
-                    "this user and writable only by it\n", in->engine, in->rank, dir);
+        if (file_mode && access(dir, F_OK) == 0 && dray__dir_check_private(dir)) {
+            fprintf(stderr, "dray: %s rank %d: %s\n", in->engine, in->rank, dray_last_error());
             exit(1);
         }
         if (file_mode)
@@ -459,20 +431,7 @@ dray_status dray_cluster_secret_init(const char *dir)
     uint8_t s[32];
     if (strlen(hex) != 64 || dray__hex_decode(hex, s, 32))
         return dray_set_error(DRAY_EINVAL, "DRAY_SECRET must be 64 hex digits");
-    dray_status st = mkdir_p(dir);
-    if (st)
-        return st;
-    char path[4200];
-    snprintf(path, sizeof path, "%s/secret", dir);
-    unlink(path);
-    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0)
-        return dray_set_error(DRAY_EIO, "cannot create %s: %s", path, strerror(errno));
-    bool ok = write(fd, hex, 64) == 64 && write(fd, "\n", 1) == 1;
-    close(fd);
-    if (!ok)
-        return dray_set_error(DRAY_EIO, "cannot write %s", path);
-    return DRAY_OK;
+    return dray__secret_write(dir, hex);
 }
 
 /* Writes dir/address atomically (a temporary file renamed over it). */
@@ -508,7 +467,7 @@ static dray_status start_head(struct dray__launch *L, const char *bind, int port
     dray_status st;
     char path[4200];
     int life[2], ready[2];
-    if ((st = mkdir_p(L->dir)))
+    if ((st = dray__private_dir_make(L->dir)))
         return st;
     snprintf(path, sizeof path, "%s/address", L->dir);
     unlink(path);

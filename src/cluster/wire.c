@@ -188,7 +188,7 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
         if (!list_of(v, 2) || !is(at(v, 0), DRAY_T_INT))
             return false;
         int64_t st = at(v, 0)->u.i;
-        if (st > 0 || st < DRAY_EFATAL)
+        if (st > 0 || st < DRAY_STATUS_MIN)
             return false;
         /* A failure carries its error value; data sections only carry successes. */
         bool in_data = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) != 0;

@@ -153,4 +153,24 @@ bool dray__expr_may_match(const dray_expr *e, dray__stats_fn fn, void *ctx);
 dray_status dray__expr_eval_mask(const dray_expr *e, const dray_table *t, uint8_t **mask,
                                  int64_t *count);
 
+/* A bounds-checked reader over encoded bytes (the partition and plan codecs). */
+typedef struct dray__rd {
+    const uint8_t *p;
+    size_t left;
+} dray__rd;
+
+/* dray__take: copies the next n bytes to out; false (nothing consumed) when fewer remain. */
+static inline bool dray__take(dray__rd *r, void *out, size_t n)
+{
+    if (n > r->left)
+        return false;
+    if (n)
+        memcpy(out, r->p, n);
+    r->p += n;
+    r->left -= n;
+    return true;
+}
+
+static inline bool dray__take_u64(dray__rd *r, uint64_t *v) { return dray__take(r, v, 8); }
+
 #endif /* DRAY_FRAME_INTERNAL_H */

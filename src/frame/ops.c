@@ -686,6 +686,27 @@ DRAY_FUNCTION(frame_hash_split)
  * spec = [nkeys, left keys..., right keys..., how] */
 
 /* join_tables: the local hash join of l and r (building on r). */
+/* pair_push: appends the row pair (i, j) to the join's index arrays, doubling both when full. */
+static dray_status pair_push(int64_t **li, int64_t **ri, int64_t *on, int64_t *ocap, int64_t i,
+                             int64_t j)
+{
+    if (*on == *ocap) {
+        size_t cap = (size_t)*ocap * 2;
+        int64_t *a = realloc(*li, cap * sizeof(**li));
+        if (a)
+            *li = a;
+        int64_t *b = a ? realloc(*ri, cap * sizeof(**ri)) : NULL;
+        if (b)
+            *ri = b;
+        if (!a || !b)
+            return dray_set_error(DRAY_ENOMEM, "join output: %zu row pairs", cap);
+        *ocap = (int64_t)cap;
+    }
+    (*li)[*on] = i;
+    (*ri)[(*on)++] = j;
+    return DRAY_OK;
+}
+
 static dray_status join_tables(const dray_table *l, const dray_table *r, const dray_value *spec,
                                dray_table **out)
 {
@@ -731,38 +752,14 @@ static dray_status join_tables(const dray_table *l, const dray_table *r, const d
             for (int64_t j = head[h & (uint64_t)(cap - 1)]; j >= 0; j = next[j]) {
                 if (rh[j] != h || !dray__rows_equal(lk, i, rk, j, nk))
                     continue;
-                if (on == ocap) {
-                    ocap *= 2;
-                    int64_t *a = realloc(li, (size_t)ocap * sizeof(*li)), *b = a ? realloc(ri, (size_t)ocap * sizeof(*ri)) : NULL;
-                    if (a)
-                        li = a;
-                    if (b)
-                        ri = b;
-                    if (!a || !b) {
-                        st = dray_set_error(DRAY_ENOMEM, "join output");
-                        goto out;
-                    }
-                }
-                li[on] = i;
-                ri[on++] = j;
+                if ((st = pair_push(&li, &ri, &on, &ocap, i, j)))
+                    goto out;
                 hit = true;
             }
         }
         if (!hit && left) {
-            if (on == ocap) {
-                ocap *= 2;
-                int64_t *a = realloc(li, (size_t)ocap * sizeof(*li)), *b = a ? realloc(ri, (size_t)ocap * sizeof(*ri)) : NULL;
-                if (a)
-                    li = a;
-                if (b)
-                    ri = b;
-                if (!a || !b) {
-                    st = dray_set_error(DRAY_ENOMEM, "join output");
-                    goto out;
-                }
-            }
-            li[on] = i;
-            ri[on++] = -1;
+            if ((st = pair_push(&li, &ri, &on, &ocap, i, -1)))
+                goto out;
         }
     }
     for (size_t c = 0; c < l->ncols && !st; c++) {

@@ -61,34 +61,17 @@ dray_status dray__part_encode(const dray_ext_obj *obj, write_fn w, void *b)
 
 /* ---- decoding ---- */
 
-typedef struct rd {
-    const uint8_t *p;
-    size_t left;
-} rd;
-
-static bool take(rd *r, void *out, size_t n)
-{
-    if (n > r->left)
-        return false;
-    if (n)
-        memcpy(out, r->p, n);
-    r->p += n;
-    r->left -= n;
-    return true;
-}
-
-static bool take_u64(rd *r, uint64_t *v) { return take(r, v, 8); }
 
 static dray_status bad(const char *what)
 {
     return dray_set_error(DRAY_EFORMAT, "frame partition bytes: %s", what);
 }
 
-static dray_status decode_column(rd *r, int depth, dray_column **out)
+static dray_status decode_column(dray__rd *r, int depth, dray_column **out)
 {
     uint8_t hdr[4];
     uint64_t n;
-    if (!take(r, hdr, 4) || !take_u64(r, &n))
+    if (!dray__take(r, hdr, 4) || !dray__take_u64(r, &n))
         return bad("truncated column header");
     if (hdr[0] >= DRAY__DT_COUNT || hdr[1] > DRAY_TU_NANO || hdr[2] > 1 || n > (uint64_t)INT32_MAX ||
         n > r->left * 8 + 8)
@@ -101,17 +84,17 @@ static dray_status decode_column(rd *r, int depth, dray_column **out)
     dray_status st = dray__column_alloc(t, (dray_time_unit)hdr[1], len, hdr[2], 0, &c);
     if (st)
         return st;
-    if (hdr[2] && !take(r, c->validity, (size_t)dray__bitmap_bytes(len))) {
+    if (hdr[2] && !dray__take(r, c->validity, (size_t)dray__bitmap_bytes(len))) {
         st = bad("truncated validity");
         goto fail;
     }
     if (t == DRAY_DT_BOOL) {
-        if (!take(r, c->data, (size_t)dray__bitmap_bytes(len)))
+        if (!dray__take(r, c->data, (size_t)dray__bitmap_bytes(len)))
             st = bad("truncated bool values");
     } else if (t == DRAY_DT_UTF8) {
         uint64_t cl;
         int32_t *off = c->data;
-        if (!take(r, off, (size_t)(len + 1) * 4) || !take_u64(r, &cl) || cl > r->left ||
+        if (!dray__take(r, off, (size_t)(len + 1) * 4) || !dray__take_u64(r, &cl) || cl > r->left ||
             cl > INT32_MAX || off[0] != 0 || (uint64_t)off[len] != cl) {
             st = bad("bad string offsets");
             goto fail;
@@ -126,10 +109,10 @@ static dray_status decode_column(rd *r, int depth, dray_column **out)
             st = dray_set_error(DRAY_ENOMEM, "decode");
             goto fail;
         }
-        take(r, c->chars, cl);
+        dray__take(r, c->chars, cl);
         c->chars_len = (int64_t)cl;
     } else if (t == DRAY_DT_DICT) {
-        if (!take(r, c->data, (size_t)len * 4)) {
+        if (!dray__take(r, c->data, (size_t)len * 4)) {
             st = bad("truncated dictionary indices");
             goto fail;
         }
@@ -145,7 +128,7 @@ static dray_status decode_column(rd *r, int depth, dray_column **out)
                 st = bad("dictionary index out of range");
                 goto fail;
             }
-    } else if (!take(r, c->data, (size_t)len * (size_t)dray__dtype_width(t))) {
+    } else if (!dray__take(r, c->data, (size_t)len * (size_t)dray__dtype_width(t))) {
         st = bad("truncated values");
     }
     if (st)
@@ -160,18 +143,18 @@ fail:
 
 dray_status dray__part_decode(const void *data, size_t len, dray_ext_obj **out)
 {
-    rd r = {data, len};
+    dray__rd r = {data, len};
     char magic[4];
     uint64_t nc, nrows, bad_rows;
-    if (!take(&r, magic, 4) || memcmp(magic, "DTB1", 4) || !take_u64(&r, &nc) || !take_u64(&r, &nrows) ||
-        !take_u64(&r, &bad_rows) || nc > r.left / 8 || nrows > (uint64_t)INT64_MAX)
+    if (!dray__take(&r, magic, 4) || memcmp(magic, "DTB1", 4) || !dray__take_u64(&r, &nc) || !dray__take_u64(&r, &nrows) ||
+        !dray__take_u64(&r, &bad_rows) || nc > r.left / 8 || nrows > (uint64_t)INT64_MAX)
         return bad("bad header");
     dray_column **cols = calloc(nc + 1, sizeof(*cols));
     char **names = calloc(nc + 1, sizeof(*names));
     dray_status st = cols && names ? DRAY_OK : dray_set_error(DRAY_ENOMEM, "decode");
     for (size_t c = 0; c < nc && !st; c++) {
         uint64_t l;
-        if (!take_u64(&r, &l) || l > r.left || !(names[c] = calloc(l + 1, 1)) || !take(&r, names[c], l)) {
+        if (!dray__take_u64(&r, &l) || l > r.left || !(names[c] = calloc(l + 1, 1)) || !dray__take(&r, names[c], l)) {
             st = names[c] ? bad("truncated column name") : dray_set_error(DRAY_ENOMEM, "decode");
             break;
         }

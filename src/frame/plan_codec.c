@@ -42,32 +42,15 @@ dray_status dray__csv_plan_encode(const dray__csv_plan *p, write_fn w, void *b)
 
 /* ---- decoding ---- */
 
-typedef struct rd {
-    const uint8_t *p;
-    size_t left;
-} rd;
-
-static bool take(rd *r, void *out, size_t n)
-{
-    if (n > r->left)
-        return false;
-    if (n)
-        memcpy(out, r->p, n);
-    r->p += n;
-    r->left -= n;
-    return true;
-}
-
-static bool take_u64(rd *r, uint64_t *v) { return take(r, v, 8); }
 
 /* take_str: a length-prefixed string with no NUL byte in it (owned), or NULL. */
-static char *take_str(rd *r)
+static char *take_str(dray__rd *r)
 {
     uint64_t l;
-    if (!take_u64(r, &l) || l > r->left)
+    if (!dray__take_u64(r, &l) || l > r->left)
         return NULL;
     char *s = calloc(l + 1, 1);
-    if (!s || !take(r, s, l) || strlen(s) != l) {
+    if (!s || !dray__take(r, s, l) || strlen(s) != l) {
         free(s);
         return NULL;
     }
@@ -102,12 +85,12 @@ static dray_status check_unique(char **names, uint64_t n)
 
 dray_status dray__csv_plan_decode(const void *data, size_t len, dray__csv_plan **out)
 {
-    rd r = {data, len};
+    dray__rd r = {data, len};
     char magic[4];
     uint8_t hdr[4];
     uint64_t nf, nc, nna;
-    if (!take(&r, magic, 4) || memcmp(magic, "DCP1", 4) || !take(&r, hdr, 4) || !take_u64(&r, &nf) ||
-        !take_u64(&r, &nc))
+    if (!dray__take(&r, magic, 4) || memcmp(magic, "DCP1", 4) || !dray__take(&r, hdr, 4) || !dray__take_u64(&r, &nf) ||
+        !dray__take_u64(&r, &nc))
         return bad("bad header");
     char delim = (char)hdr[0], quote = (char)hdr[1];
     if (!delim || delim == '\n' || delim == '\r' || delim == quote || hdr[2] > 1 || hdr[3] > 1)
@@ -143,7 +126,7 @@ dray_status dray__csv_plan_decode(const void *data, size_t len, dray__csv_plan *
             goto fail;
         }
         p->nfields = (int)f + 1;
-        if (!take(&r, &col, 8)) {
+        if (!dray__take(&r, &col, 8)) {
             st = bad("truncated field");
             goto fail;
         }
@@ -168,14 +151,14 @@ dray_status dray__csv_plan_decode(const void *data, size_t len, dray__csv_plan *
     }
     for (uint64_t c = 0; c < nc; c++) {
         uint8_t tu[2];
-        if (!take(&r, tu, 2) || tu[0] >= DRAY__DT_COUNT || tu[1] > DRAY_TU_NANO) {
+        if (!dray__take(&r, tu, 2) || tu[0] >= DRAY__DT_COUNT || tu[1] > DRAY_TU_NANO) {
             st = bad("bad column type");
             goto fail;
         }
         p->types[c] = (dray_col_type)tu[0];
         p->units[c] = (dray_time_unit)tu[1];
     }
-    if (!take_u64(&r, &nna) || nna > r.left / 8) {
+    if (!dray__take_u64(&r, &nna) || nna > r.left / 8) {
         st = bad("bad null marker count");
         goto fail;
     }
@@ -195,7 +178,7 @@ dray_status dray__csv_plan_decode(const void *data, size_t len, dray__csv_plan *
         if (p->na_len[i] < 64)
             p->na_len_mask |= 1ull << p->na_len[i];
     }
-    if (!take(&r, &p->est_row_bytes, 8) || p->est_row_bytes <= 0 || p->est_row_bytes > (1ll << 40)) {
+    if (!dray__take(&r, &p->est_row_bytes, 8) || p->est_row_bytes <= 0 || p->est_row_bytes > (1ll << 40)) {
         st = bad("bad row size estimate");
         goto fail;
     }

@@ -1,12 +1,8 @@
 /* A real cluster on 127.0.0.1: a head started with `dray start --head` (a daemon) and two worker
  * processes started from this test executable (so they have its task functions), driven from this
  * process through dray_init with an address. Every process is stopped and the directory removed. */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -17,6 +13,7 @@
 #include "dray/dashboard.h"
 #include "dray/core.h"
 #include "test.h"
+#include "cluster_fixture.h"
 
 DRAY_FUNCTION(cl_square)
 {
@@ -197,126 +194,7 @@ static dray_status counter_sum_bytes(dray_ctx *ctx, void *s, const dray_value *a
 DRAY_ACTOR_CLASS(ClCounter, counter_init, counter_free, {"add", counter_add},
                  {"pid", counter_pid}, {"fail", counter_fail}, {"sum_bytes", counter_sum_bytes})
 
-/* ==== Fixture ==== */
-
-typedef struct fx {
-    char dir[64];
-    char dray[4096];
-    char addr[64];
-    int port;
-    pid_t workers[4];
-    int nworkers;
-} fx;
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static pid_t spawn_worker(const char *addr)
-{
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    ASSERT_GT(n, 0);
-    exe[n] = 0;
-    char *argv[] = {exe, "worker_main", NULL};
-    setenv("DRAY_WORKER_ADDRESS", addr, 1);
-    setenv("DRAY_WORKER_CPUS", "1", 1);
-    pid_t parent = getpid(), pid = fork();
-    if (pid == 0) {
-        /* A worker never outlives this test, even when it dies without cleaning up. */
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        execv(exe, argv);
-        _exit(127);
-    }
-    unsetenv("DRAY_WORKER_ADDRESS");
-    unsetenv("DRAY_WORKER_CPUS");
-    ASSERT_GT(pid, 0);
-    return pid;
-}
-
-/* The running fixture, so a failing assertion (abort) still stops what the test started. */
-static fx *live_fx;
-
-static void on_abort(int sig)
-{
-    fx *f = live_fx;
-    live_fx = NULL;
-    if (f) {
-        for (int i = 0; i < f->nworkers; i++)
-            if (f->workers[i] > 0)
-                kill(f->workers[i], SIGKILL);
-        dray_cluster_stop_recorded(f->dir, 2000, NULL);
-        char cmd[200];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-        if (system(cmd))
-            fprintf(stderr, "could not remove %s\n", f->dir);
-    }
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void fx_start(fx *f, int nworkers)
-{
-    memset(f, 0, sizeof(*f));
-    live_fx = f;
-    signal(SIGABRT, on_abort);
-    snprintf(f->dir, sizeof f->dir, "/tmp/dray-cltest-XXXXXX");
-    ASSERT_TRUE(mkdtemp(f->dir) != NULL);
-    setenv("DRAY_CLUSTER_DIR", f->dir, 1);
-    const char *bd = getenv("DRAY_BUILD_DIR");
-    snprintf(f->dray, sizeof f->dray, "%s/bin/dray", bd ? bd : "build");
-    f->port = free_port();
-    char cmd[8300];
-    snprintf(cmd, sizeof cmd, "%s start --head --port %d > %s/start.out", f->dray, f->port, f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", f->port);
-    for (int i = 0; i < nworkers; i++)
-        f->workers[f->nworkers++] = spawn_worker(f->addr);
-    char n[16];
-    snprintf(n, sizeof n, "%d", nworkers);
-    setenv("DRAY_MIN_NODES", n, 1);
-}
-
-static void fx_stop(fx *f)
-{
-    for (int i = 0; i < f->nworkers; i++)
-        if (f->workers[i] > 0) {
-            kill(f->workers[i], SIGTERM);
-            int st;
-            waitpid(f->workers[i], &st, 0);
-        }
-    int stopped = 0;
-    ASSERT_OK(dray_cluster_stop_recorded(f->dir, 5000, &stopped));
-    ASSERT_EQ(stopped, 1); /* the head */
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    unsetenv("DRAY_CLUSTER_DIR");
-    unsetenv("DRAY_MIN_NODES");
-    live_fx = NULL;
-}
-
-static dray_runtime *connect_driver(fx *f)
-{
-    dray_config cfg;
-    dray_config_init(&cfg);
-    cfg.num_workers = 1;
-    cfg.progress = 0;
-    cfg.address = f->addr;
-    dray_runtime *rt = NULL;
-    ASSERT_OK(dray_init(&cfg, &rt));
-    return rt;
-}
+/* ==== Fixture: tests/cluster_fixture.h ==== */
 
 static int64_t get_int(dray_runtime *rt, dray_ref *r)
 {
@@ -327,7 +205,7 @@ static int64_t get_int(dray_runtime *rt, dray_ref *r)
 }
 
 /* Submits small batches until tasks have run in both worker processes (and never in this one). */
-static void assert_both_workers_run_tasks(dray_runtime *rt, const fx *f)
+static void assert_both_workers_run_tasks(dray_runtime *rt, const test_cluster *f)
 {
     dray_value a = dray_int(3);
     pid_t seen[2] = {0, 0};
@@ -364,9 +242,9 @@ TEST(worker_main)
 
 TEST(tasks_refs_errors_and_data)
 {
-    fx f;
-    fx_start(&f, 2);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    dray_runtime *rt = test_cluster_driver(&f);
     /* 1000 independent tasks: the sum of squares, computed independently here. */
     enum { N = 1000 };
     dray_ref *refs[N];
@@ -456,14 +334,14 @@ TEST(tasks_refs_errors_and_data)
     ASSERT_EQ(get_int(rt, nested), 40425);
     dray_ref_release(nested);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 TEST(killed_worker_tasks_are_retried)
 {
-    fx f;
-    fx_start(&f, 2);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    dray_runtime *rt = test_cluster_driver(&f);
     enum { N = 1200 };
     dray_ref **refs = malloc(N * sizeof(*refs));
     for (int i = 0; i < N; i++) {
@@ -485,17 +363,17 @@ TEST(killed_worker_tasks_are_retried)
     ASSERT_OK(dray_runtime_stats(rt, &s));
     ASSERT_GT(s.tasks_retried, 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 /* With every worker gone and no retries left, a waiting driver gets an error, not a hang. */
 TEST(lost_tasks_fail_instead_of_hanging)
 {
-    fx f;
-    fx_start(&f, 1);
+    test_cluster f;
+    test_cluster_start(&f, 1);
     setenv("DRAY_MAX_RETRIES", "0", 1);
     setenv("DRAY_NO_NODE_TIMEOUT_MS", "500", 1);
-    dray_runtime *rt = connect_driver(&f);
+    dray_runtime *rt = test_cluster_driver(&f);
     dray_ref *r;
     dray_value a = dray_int(5);
     ASSERT_OK(dray_submit(rt, "cl_slow_square", &a, 1, NULL, &r));
@@ -518,7 +396,7 @@ TEST(lost_tasks_fail_instead_of_hanging)
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     unsetenv("DRAY_MAX_RETRIES");
     unsetenv("DRAY_NO_NODE_TIMEOUT_MS");
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 static bool log_contains(const char *dir, const char *needle)
@@ -530,8 +408,8 @@ static bool log_contains(const char *dir, const char *needle)
 
 TEST(wrong_secret_is_refused)
 {
-    fx f;
-    fx_start(&f, 0);
+    test_cluster f;
+    test_cluster_start(&f, 0);
     setenv("DRAY_SECRET", "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff", 1);
     dray_config cfg;
     dray_config_init(&cfg);
@@ -545,7 +423,7 @@ TEST(wrong_secret_is_refused)
     struct timespec ts = {0, 100000000};
     nanosleep(&ts, NULL);
     ASSERT_TRUE(log_contains(f.dir, "refused peer"));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 static void send_raw(int port, const void *data, size_t n)
@@ -561,9 +439,9 @@ static void send_raw(int port, const void *data, size_t n)
 
 TEST(garbage_to_every_port_is_survived)
 {
-    fx f;
-    fx_start(&f, 1);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    test_cluster_start(&f, 1);
+    dray_runtime *rt = test_cluster_driver(&f);
     dray_value st;
     ASSERT_OK(dray_cluster_status(f.addr, &st));
     const dray_value *node = dray_list_get(dray_map_get(&st, "nodes"), 0);
@@ -596,17 +474,17 @@ TEST(garbage_to_every_port_is_survived)
     dray_value_release(&st);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     ASSERT_TRUE(log_contains(f.dir, "bad magic"));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 static dray_ref *submit_on(dray_runtime *rt, const char *fn, dray_value arg, const char *res);
-static int64_t store_stat(const fx *f, pid_t pid, const char *key);
+static int64_t store_stat(const test_cluster *f, pid_t pid, const char *key);
 
 TEST(cli_status_lists_nodes)
 {
-    fx f;
-    fx_start(&f, 2);
-    dray_runtime *rt = connect_driver(&f); /* waits for both nodes */
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    dray_runtime *rt = test_cluster_driver(&f); /* waits for both nodes */
     /* Let a few heartbeats pass: every node must still be alive after them. */
     struct timespec ts = {1, 300000000};
     nanosleep(&ts, NULL);
@@ -643,7 +521,7 @@ TEST(cli_status_lists_nodes)
     ASSERT_NE(pclose(p), 0);
     ASSERT_CONTAINS(out, "--memory '12q'");
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 
@@ -666,9 +544,9 @@ static int64_t call_int(dray_runtime *rt, dray_actor *a, const char *m, int64_t 
 
 TEST(actors_run_on_a_node_in_order)
 {
-    fx f;
-    fx_start(&f, 2);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    dray_runtime *rt = test_cluster_driver(&f);
     dray_value start = dray_int(10);
     dray_actor *a;
     ASSERT_OK(dray_actor_create(rt, "ClCounter", &start, 1, NULL, &a));
@@ -713,19 +591,19 @@ TEST(actors_run_on_a_node_in_order)
     ASSERT_EQ(st, DRAY_EACTOR);
     dray_actor_release(bad);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
-static int worker_index(const fx *f, pid_t pid)
+static int worker_index(const test_cluster *f, pid_t pid)
 {
     return pid == f->workers[0] ? 0 : pid == f->workers[1] ? 1 : -1;
 }
 
 TEST(actor_restarts_when_its_node_is_killed)
 {
-    fx f;
-    fx_start(&f, 2);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    dray_runtime *rt = test_cluster_driver(&f);
     dray_value start = dray_int(100);
     dray_actor_opts o = {0};
     o.max_restarts = 1;
@@ -763,7 +641,7 @@ TEST(actor_restarts_when_its_node_is_killed)
     dray_actor_release(a);
     dray_actor_release(once);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 
@@ -794,8 +672,8 @@ TEST(submit_driver_main)
 
 TEST(submit_starts_and_stops_its_workers)
 {
-    fx f;
-    fx_start(&f, 0);
+    test_cluster f;
+    test_cluster_start(&f, 0);
     char exe[4096], cmd[9000];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     ASSERT_GT(n, 0);
@@ -805,8 +683,8 @@ TEST(submit_starts_and_stops_its_workers)
     ASSERT_EQ(system(cmd), 0);
     snprintf(cmd, sizeof cmd, "grep -q '1 passed' %s/submit.out", f.dir);
     ASSERT_EQ(system(cmd), 0);
-    /* Its workers are gone and unrecorded: only the head is left to stop (fx_stop checks). */
-    fx_stop(&f);
+    /* Its workers are gone and unrecorded: only the head is left to stop (test_cluster_stop checks). */
+    test_cluster_stop(&f);
 }
 
 
@@ -828,9 +706,9 @@ static void wait_finished(dray_runtime *rt, uint64_t n)
  * mid-way: the result equals the sum of squares computed here. */
 TEST(graph_survives_a_killed_worker)
 {
-    fx f;
-    fx_start(&f, 2);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    dray_runtime *rt = test_cluster_driver(&f);
     enum { LEAVES = 2000 };
     dray_graph *g;
     ASSERT_OK(dray_graph_create(rt, &g));
@@ -867,15 +745,15 @@ TEST(graph_survives_a_killed_worker)
     dray_graph_destroy(g);
     free(level);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 /* A node that joins while a job runs gets part of it. */
 TEST(node_joining_mid_job_gets_work)
 {
-    fx f;
-    fx_start(&f, 1);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    test_cluster_start(&f, 1);
+    dray_runtime *rt = test_cluster_driver(&f);
     enum { N = 600 };
     dray_ref **refs = malloc(N * sizeof(*refs));
     for (int i = 0; i < N; i++) {
@@ -883,7 +761,7 @@ TEST(node_joining_mid_job_gets_work)
         ASSERT_OK(dray_submit(rt, "cl_slow_square", &a, 1, NULL, &refs[i]));
     }
     wait_finished(rt, 50);
-    f.workers[f.nworkers++] = spawn_worker(f.addr);
+    test_cluster_add_worker(&f);
     /* Tasks sent from now on go to the least loaded node: the new one. */
     pid_t last = 0;
     for (int k = 0; k < 400 && last != f.workers[1]; k++) {
@@ -899,7 +777,7 @@ TEST(node_joining_mid_job_gets_work)
     }
     free(refs);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 /* ==== Object store ==== */
@@ -921,7 +799,7 @@ static int64_t map_int(const dray_value *m, const char *k)
 }
 
 /* The object-store counter `key` of the node whose pid is `pid`, from `dray_cluster_status`. */
-static int64_t store_stat(const fx *f, pid_t pid, const char *key)
+static int64_t store_stat(const test_cluster *f, pid_t pid, const char *key)
 {
     dray_value st;
     ASSERT_OK(dray_cluster_status(f->addr, &st));
@@ -938,7 +816,7 @@ static int64_t store_stat(const fx *f, pid_t pid, const char *key)
 }
 
 /* Waits (heartbeats bring the counters every 500 ms) until the counter equals want. */
-static void wait_store_stat(const fx *f, pid_t pid, const char *key, int64_t want)
+static void wait_store_stat(const test_cluster *f, pid_t pid, const char *key, int64_t want)
 {
     int64_t got = -1;
     for (int i = 0; i < 200 && (got = store_stat(f, pid, key)) != want; i++) {
@@ -952,7 +830,7 @@ static void wait_store_stat(const fx *f, pid_t pid, const char *key, int64_t wan
 }
 
 /* Waits until the counter is at least `min`. */
-static void wait_store_min(const fx *f, pid_t pid, const char *key, int64_t min)
+static void wait_store_min(const test_cluster *f, pid_t pid, const char *key, int64_t min)
 {
     int64_t got = -1;
     for (int i = 0; i < 200 && (got = store_stat(f, pid, key)) < min; i++) {
@@ -984,13 +862,13 @@ static dray_ref *submit_on(dray_runtime *rt, const char *fn, dray_value arg, con
 }
 
 /* Two nodes, one offering resource "left" and one "right"; *pids gets their pids. */
-static void fx_start_left_right(fx *f)
+static void start_left_right(test_cluster *f)
 {
-    fx_start(f, 0);
+    test_cluster_start(f, 0);
     setenv("DRAY_WORKER_RESOURCES", "left=1", 1);
-    f->workers[f->nworkers++] = spawn_worker(f->addr);
+    test_cluster_add_worker(f);
     setenv("DRAY_WORKER_RESOURCES", "right=1,gpu=2", 1);
-    f->workers[f->nworkers++] = spawn_worker(f->addr);
+    test_cluster_add_worker(f);
     unsetenv("DRAY_WORKER_RESOURCES");
     setenv("DRAY_MIN_NODES", "2", 1);
 }
@@ -999,9 +877,9 @@ static void fx_start_left_right(fx *f)
  * that node (locality) and reads it there; dray_get fetches it once; dropping the refs frees it. */
 TEST(objects_stay_on_their_node_and_are_freed)
 {
-    fx f;
-    fx_start_left_right(&f);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    start_left_right(&f);
+    dray_runtime *rt = test_cluster_driver(&f);
     enum { SIZE = 3 << 20 };
     dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
     ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
@@ -1072,16 +950,16 @@ TEST(objects_stay_on_their_node_and_are_freed)
     dray_ref_release(kept);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     wait_store_stat(&f, f.workers[1], "objects", 0);
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 /* A result made on one node and consumed by a task on the other is pulled node to node once
  * (never through the driver) and cached; the copy is freed with the object. */
 TEST(objects_move_node_to_node)
 {
-    fx f;
-    fx_start_left_right(&f);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    start_left_right(&f);
+    dray_runtime *rt = test_cluster_driver(&f);
     enum { SIZE = 5 << 20 };
     dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
     int64_t local0 = client_stat(rt, "placed_local");
@@ -1128,18 +1006,18 @@ TEST(objects_move_node_to_node)
     wait_store_stat(&f, f.workers[0], "objects", 0);
     wait_store_stat(&f, f.workers[1], "objects", 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 /* With a 4 MB memory limit (spill above 2.8 MB, pause above 3.2 MB), objects spill to disk and are
  * read back transparently; one larger than the whole limit goes straight to disk and round-trips. */
 TEST(objects_spill_to_disk_and_round_trip)
 {
-    fx f;
+    test_cluster f;
     setenv("DRAY_WORKER_MEMORY", "4000000", 1);
-    fx_start(&f, 1);
+    test_cluster_start(&f, 1);
     unsetenv("DRAY_WORKER_MEMORY");
-    dray_runtime *rt = connect_driver(&f);
+    dray_runtime *rt = test_cluster_driver(&f);
     wait_store_stat(&f, f.workers[0], "limit", 4000000);
     enum { SMALL = 1200000, BIG = 6000000 };
     dray_ref *objs[4];
@@ -1176,7 +1054,7 @@ TEST(objects_spill_to_disk_and_round_trip)
     wait_store_stat(&f, f.workers[0], "objects", 0);
     ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_disk"), 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 /* Objects held by a node killed with -9 are made again from their lineage when needed: by tasks
@@ -1184,9 +1062,9 @@ TEST(objects_spill_to_disk_and_round_trip)
  * dray_get. Results equal the independently computed ones. */
 TEST(lost_objects_are_rebuilt_from_lineage)
 {
-    fx f;
-    fx_start(&f, 2);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    dray_runtime *rt = test_cluster_driver(&f);
     enum { N = 6, SIZE = 1 << 20 };
     dray_ref *objs[N], *bumped[N];
     for (int i = 0; i < N; i++)
@@ -1234,17 +1112,17 @@ TEST(lost_objects_are_rebuilt_from_lineage)
     }
     wait_store_stat(&f, f.workers[1], "objects", 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 /* With locality made absolute (DRAY_LOCALITY_SLACK=1000) every consumer of an object goes to the
  * node holding it; the idle node then takes queued ones back (work stealing) and pulls the input. */
 TEST(idle_node_steals_queued_tasks)
 {
-    fx f;
-    fx_start_left_right(&f);
+    test_cluster f;
+    start_left_right(&f);
     setenv("DRAY_LOCALITY_SLACK", "1000", 1);
-    dray_runtime *rt = connect_driver(&f);
+    dray_runtime *rt = test_cluster_driver(&f);
     unsetenv("DRAY_LOCALITY_SLACK");
     enum { N = 12, SIZE = 1 << 20 };
     dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
@@ -1263,7 +1141,7 @@ TEST(idle_node_steals_queued_tasks)
     wait_store_stat(&f, f.workers[1], "pulls", 1);
     dray_ref_release(obj);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 RUN_TESTS(T_(worker_main), T_(tasks_refs_errors_and_data), T_(killed_worker_tasks_are_retried),

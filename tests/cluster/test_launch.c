@@ -204,8 +204,8 @@ TEST(launch_refuses_unsafe_dir_and_times_out)
     setenv("OMPI_MCA_ess_base_jobid", key, 1);
     setenv("DRAY_LAUNCH_DIR", dir, 1);
     dray_runtime *rt = NULL;
-    ASSERT_STATUS(dray_init(NULL, &rt), DRAY_EIO);
-    ASSERT_CONTAINS(dray_last_error(), "not a directory owned by this user");
+    ASSERT_STATUS(dray_init(NULL, &rt), DRAY_EPERM);
+    ASSERT_CONTAINS(dray_last_error(), "writable by other users");
     ASSERT_EQ(chmod(dir, 0700), 0);
     /* No worker rank ever joins: a bounded wait, an error naming the count, the head stopped. */
     setenv("DRAY_LAUNCH_TIMEOUT_MS", "600", 1);

@@ -3,18 +3,15 @@
  * through DRAY_ADDRESS), a pipeline with several CSV ranges per file, a map_named step and a
  * groupby, and the shuffles (sort, join, drop_duplicates) give the same results as on the embedded
  * runtime, and the tasks ran on the workers. */
-#include <arpa/inet.h>
 #include <math.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "dray/cluster.h"
 #include "dray/frame.h"
 #include "test.h"
+#include "cluster_fixture.h"
 
 /* fr_tag_pid(part, name): the partition with an int64 column `name` holding this process's pid. */
 DRAY_FUNCTION(fr_tag_pid)
@@ -59,121 +56,12 @@ static dray_status add_one(const dray_table *in, void *arg, dray_table **out)
 
 /* ==== Fixture (as tests/cluster/test_cluster.c) ==== */
 
-typedef struct fx {
-    char dir[64];
-    char dray[4096];
-    char addr[64];
-    pid_t workers[2];
-    int nworkers;
-} fx;
-
-static fx *live_fx;
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static pid_t spawn_worker(const char *addr)
-{
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    ASSERT_GT(n, 0);
-    exe[n] = 0;
-    char *argv[] = {exe, "worker_main", NULL};
-    setenv("DRAY_WORKER_ADDRESS", addr, 1);
-    setenv("DRAY_WORKER_CPUS", "1", 1);
-    pid_t parent = getpid(), pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        execv(exe, argv);
-        _exit(127);
-    }
-    unsetenv("DRAY_WORKER_ADDRESS");
-    unsetenv("DRAY_WORKER_CPUS");
-    ASSERT_GT(pid, 0);
-    return pid;
-}
-
-static void on_abort(int sig)
-{
-    fx *f = live_fx;
-    live_fx = NULL;
-    if (f) {
-        for (int i = 0; i < f->nworkers; i++)
-            if (f->workers[i] > 0)
-                kill(f->workers[i], SIGKILL);
-        dray_cluster_stop_recorded(f->dir, 2000, NULL);
-    }
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void fx_start(fx *f)
-{
-    memset(f, 0, sizeof(*f));
-    live_fx = f;
-    signal(SIGABRT, on_abort);
-    snprintf(f->dir, sizeof f->dir, "/tmp/dray-frcl-XXXXXX");
-    ASSERT_TRUE(mkdtemp(f->dir) != NULL);
-    setenv("DRAY_CLUSTER_DIR", f->dir, 1);
-    const char *bd = getenv("DRAY_BUILD_DIR");
-    snprintf(f->dray, sizeof f->dray, "%s/bin", bd ? bd : "build");
-    int port = free_port();
-    char cmd[8300];
-    snprintf(cmd, sizeof cmd, "%s/dray start --head --port %d > %s/start.out", f->dray, port, f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", port);
-    for (int i = 0; i < 2; i++)
-        f->workers[f->nworkers++] = spawn_worker(f->addr);
-    setenv("DRAY_MIN_NODES", "2", 1);
-}
-
-static void fx_stop(fx *f)
-{
-    for (int i = 0; i < f->nworkers; i++) {
-        kill(f->workers[i], SIGTERM);
-        int st;
-        waitpid(f->workers[i], &st, 0);
-    }
-    int stopped = 0;
-    ASSERT_OK(dray_cluster_stop_recorded(f->dir, 5000, &stopped));
-    ASSERT_EQ(stopped, 1);
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    unsetenv("DRAY_CLUSTER_DIR");
-    unsetenv("DRAY_MIN_NODES");
-    live_fx = NULL;
-}
-
 static dray_runtime *local_runtime(void)
 {
     dray_config cfg;
     dray_config_init(&cfg);
     cfg.num_workers = 2;
     cfg.progress = 0;
-    dray_runtime *rt = NULL;
-    ASSERT_OK(dray_init(&cfg, &rt));
-    return rt;
-}
-
-static dray_runtime *connect_driver(const fx *f)
-{
-    dray_config cfg;
-    dray_config_init(&cfg);
-    cfg.num_workers = 1;
-    cfg.progress = 0;
-    cfg.address = f->addr;
     dray_runtime *rt = NULL;
     ASSERT_OK(dray_init(&cfg, &rt));
     return rt;
@@ -238,20 +126,21 @@ TEST(etl_example_on_cluster)
     char data[] = "/tmp/dray_fretl_XXXXXX", cmd[9000];
     ASSERT_TRUE(mkdtemp(data) != NULL);
     ASSERT_OK(dray_csv_gen(data, 30000, 3, 11));
-    fx f;
-    fx_start(&f);
-    snprintf(cmd, sizeof cmd, "%s/etl '%s/data-*.csv' %s/local > %s/local.log 2>&1", f.dray, data,
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    const char *build = getenv("DRAY_BUILD_DIR") ? getenv("DRAY_BUILD_DIR") : "build";
+    snprintf(cmd, sizeof cmd, "%s/bin/etl '%s/data-*.csv' %s/local > %s/local.log 2>&1", build, data,
              data, data);
     ASSERT_EQ(system(cmd), 0);
-    snprintf(cmd, sizeof cmd, "DRAY_ADDRESS=%s %s/etl '%s/data-*.csv' %s/cluster > %s/cluster.log 2>&1",
-             f.addr, f.dray, data, data, data);
+    snprintf(cmd, sizeof cmd, "DRAY_ADDRESS=%s %s/bin/etl '%s/data-*.csv' %s/cluster > %s/cluster.log "
+             "2>&1", f.addr, build, data, data, data);
     int rc = system(cmd);
     if (rc != 0) {
         snprintf(cmd, sizeof cmd, "cat %s/cluster.log >&2", data);
         ASSERT_EQ(system(cmd), 0);
     }
     ASSERT_EQ(rc, 0);
-    fx_stop(&f);
+    test_cluster_stop(&f);
     dray_runtime *rt = local_runtime();
     char dir[300];
     snprintf(dir, sizeof dir, "%s/local", data);
@@ -345,9 +234,9 @@ TEST(pipeline_on_cluster)
     ASSERT_EQ(dray_table_num_rows(want_sh[2]), 20);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
 
-    fx f;
-    fx_start(&f);
-    rt = connect_driver(&f);
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    rt = test_cluster_driver(&f);
     dray_table *got, *got_gb;
     run_pipeline(rt, pattern, &got, &got_gb);
     assert_same(want, got, "pid");
@@ -378,7 +267,7 @@ TEST(pipeline_on_cluster)
     dray_frame_destroy(d);
     dray_frame_destroy(c);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
     dray_table_release(want);
     dray_table_release(got);
     dray_table_release(want_gb);

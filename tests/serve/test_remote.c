@@ -3,15 +3,12 @@
  * HTTP and handle calls are answered by replicas living in the worker processes (never here), with
  * the request's path, query and body; a call past its timeout gets 504; a killed replica is
  * replaced. Every process is stopped and the directory removed. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 
 #include "dray/cluster.h"
 #include "serve/helpers.h"
+#include "cluster_fixture.h"
 
 /* Where: answers {"pid": its process, "path", "q", "echo": body}; {"sleep_ms": N} sleeps first. */
 static dray_status where_init(dray_serve *serve, const cJSON *cfg, void **state)
@@ -50,107 +47,9 @@ static dray_serve_class where_class = {
 };
 DRAY_SERVE_CLASS(where_class)
 
-typedef struct cluster_fx {
-    char dir[64];
-    char addr[64];
-    pid_t workers[2];
-} cluster_fx;
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof(a);
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
-    ASSERT_EQ(getsockname(fd, (struct sockaddr *)&a, &len), 0);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static pid_t start_node(const char *addr)
-{
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-    ASSERT_GT(n, 0);
-    exe[n] = '\0';
-    setenv("DRAY_WORKER_ADDRESS", addr, 1);
-    setenv("DRAY_WORKER_CPUS", "2", 1);
-    pid_t parent = getpid(), pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlive the test */
-        if (getppid() != parent)
-            _exit(1);
-        char *argv[] = {exe, "node_main", NULL};
-        execv(exe, argv);
-        _exit(127);
-    }
-    unsetenv("DRAY_WORKER_ADDRESS");
-    unsetenv("DRAY_WORKER_CPUS");
-    ASSERT_GT(pid, 0);
-    return pid;
-}
-
-/* The running cluster, so that a failing assertion (abort) still stops what the test started. */
-static cluster_fx *live_cluster;
-
-static void on_abort(int sig)
-{
-    cluster_fx *f = live_cluster;
-    live_cluster = NULL;
-    if (f) {
-        for (int i = 0; i < 2; i++)
-            if (f->workers[i] > 0)
-                kill(f->workers[i], SIGKILL);
-        dray_cluster_stop_recorded(f->dir, 2000, NULL);
-        char cmd[128];
-        snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-        if (system(cmd) != 0)
-            fprintf(stderr, "could not remove %s\n", f->dir);
-    }
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static void cluster_start(cluster_fx *f)
-{
-    memset(f, 0, sizeof(*f));
-    live_cluster = f;
-    signal(SIGABRT, on_abort);
-    snprintf(f->dir, sizeof(f->dir), "/tmp/dray-serve-cl-XXXXXX");
-    ASSERT_TRUE(mkdtemp(f->dir) != NULL);
-    setenv("DRAY_CLUSTER_DIR", f->dir, 1);
-    const char *bd = getenv("DRAY_BUILD_DIR");
-    int port = free_port();
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "%s/bin/dray start --head --port %d > %s/start.out",
-             bd ? bd : "build", port, f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    snprintf(f->addr, sizeof(f->addr), "127.0.0.1:%d", port);
-    for (int i = 0; i < 2; i++)
-        f->workers[i] = start_node(f->addr);
-    setenv("DRAY_MIN_NODES", "2", 1);
-}
-
-static void cluster_stop(cluster_fx *f)
-{
-    for (int i = 0; i < 2; i++) {
-        kill(f->workers[i], SIGTERM);
-        int st;
-        waitpid(f->workers[i], &st, 0);
-    }
-    int stopped = 0;
-    ASSERT_OK(dray_cluster_stop_recorded(f->dir, 5000, &stopped));
-    char cmd[128];
-    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    unsetenv("DRAY_CLUSTER_DIR");
-    unsetenv("DRAY_MIN_NODES");
-    live_cluster = NULL;
-}
-
 /* In a node process (DRAY_WORKER_ADDRESS set) dray_init serves as a worker node and never returns;
  * run directly it is a plain local runtime. */
-TEST(node_main)
+TEST(worker_main)
 {
     dray_runtime *rt;
     ASSERT_OK(dray_init(NULL, &rt));
@@ -168,8 +67,8 @@ static int pid_of(const char *json)
 
 TEST(replicas_on_cluster_nodes)
 {
-    cluster_fx f;
-    cluster_start(&f);
+    test_cluster f;
+    test_cluster_start_cpus(&f, 2, 2);
     dray_config cfg;
     dray_config_init(&cfg);
     cfg.num_workers = 1;
@@ -247,7 +146,7 @@ TEST(replicas_on_cluster_nodes)
     }
     ASSERT_OK(dray_serve_shutdown(s, 5));
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    cluster_stop(&f);
+    test_cluster_stop(&f);
 }
 
-RUN_TESTS(T_(node_main), T_(replicas_on_cluster_nodes))
+RUN_TESTS(T_(worker_main), T_(replicas_on_cluster_nodes))
