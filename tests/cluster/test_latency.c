@@ -2,12 +2,8 @@
  * node's connection itself (dray__cluster_wait). Many threads waiting at once on two nodes get the
  * right results (each one's messages may be read by another), and a node that is killed or
  * declared dead while a caller reads its socket gives that caller an error, not a hang. */
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +11,7 @@
 #include "dray/cluster.h"
 #include "dray/core.h"
 #include "test.h"
+#include "cluster_fixture.h"
 
 DRAY_FUNCTION(lt_inc)
 {
@@ -31,123 +28,7 @@ DRAY_FUNCTION(lt_slow_inc)
     return DRAY_OK;
 }
 
-/* ==== Fixture: a head (dray start --head) and worker processes of this executable ==== */
-
-typedef struct fx {
-    char dir[64];
-    char dray[4096];
-    char addr[64];
-    pid_t workers[2];
-    int nworkers;
-} fx;
-
-static fx *live_fx;
-
-static void on_abort(int sig)
-{
-    fx *f = live_fx;
-    live_fx = NULL;
-    if (f) {
-        for (int i = 0; i < f->nworkers; i++)
-            if (f->workers[i] > 0)
-                kill(f->workers[i], SIGKILL);
-        dray_cluster_stop_recorded(f->dir, 2000, NULL);
-        char cmd[200];
-        snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-        if (system(cmd))
-            fprintf(stderr, "could not remove %s\n", f->dir);
-    }
-    signal(sig, SIG_DFL);
-    raise(sig);
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t al = sizeof a;
-    ASSERT_EQ(bind(fd, (struct sockaddr *)&a, sizeof a), 0);
-    getsockname(fd, (struct sockaddr *)&a, &al);
-    close(fd);
-    return ntohs(a.sin_port);
-}
-
-static pid_t spawn_worker(const char *addr)
-{
-    char exe[4096];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    ASSERT_GT(n, 0);
-    exe[n] = 0;
-    char *argv[] = {exe, "worker_main", NULL};
-    setenv("DRAY_WORKER_ADDRESS", addr, 1);
-    setenv("DRAY_WORKER_CPUS", "1", 1);
-    pid_t parent = getpid(), pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL); /* never outlives the test */
-        if (getppid() != parent)
-            _exit(1);
-        execv(exe, argv);
-        _exit(127);
-    }
-    unsetenv("DRAY_WORKER_ADDRESS");
-    unsetenv("DRAY_WORKER_CPUS");
-    ASSERT_GT(pid, 0);
-    return pid;
-}
-
-static void fx_start(fx *f, int nworkers)
-{
-    memset(f, 0, sizeof(*f));
-    live_fx = f;
-    signal(SIGABRT, on_abort);
-    snprintf(f->dir, sizeof f->dir, "/tmp/dray-lattest-XXXXXX");
-    ASSERT_TRUE(mkdtemp(f->dir) != NULL);
-    setenv("DRAY_CLUSTER_DIR", f->dir, 1);
-    const char *bd = getenv("DRAY_BUILD_DIR");
-    snprintf(f->dray, sizeof f->dray, "%s/bin/dray", bd ? bd : "build");
-    int port = free_port();
-    char cmd[8300];
-    snprintf(cmd, sizeof cmd, "%s start --head --port %d > %s/start.out", f->dray, port, f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    snprintf(f->addr, sizeof f->addr, "127.0.0.1:%d", port);
-    for (int i = 0; i < nworkers; i++)
-        f->workers[f->nworkers++] = spawn_worker(f->addr);
-    char n[16];
-    snprintf(n, sizeof n, "%d", nworkers);
-    setenv("DRAY_MIN_NODES", n, 1);
-}
-
-static void fx_stop(fx *f)
-{
-    for (int i = 0; i < f->nworkers; i++)
-        if (f->workers[i] > 0) {
-            kill(f->workers[i], SIGKILL);
-            int st;
-            waitpid(f->workers[i], &st, 0);
-        }
-    int stopped = 0;
-    ASSERT_OK(dray_cluster_stop_recorded(f->dir, 5000, &stopped));
-    ASSERT_EQ(stopped, 1); /* the head */
-    char cmd[200];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    ASSERT_EQ(system(cmd), 0);
-    unsetenv("DRAY_CLUSTER_DIR");
-    unsetenv("DRAY_MIN_NODES");
-    live_fx = NULL;
-}
-
-static dray_runtime *connect_driver(fx *f)
-{
-    dray_config cfg;
-    dray_config_init(&cfg);
-    cfg.num_workers = 1;
-    cfg.progress = 0;
-    cfg.address = f->addr;
-    dray_runtime *rt = NULL;
-    ASSERT_OK(dray_init(&cfg, &rt));
-    return rt;
-}
+/* ==== Fixture: tests/cluster_fixture.h ==== */
 
 static int64_t client_stat(dray_runtime *rt, const char *key)
 {
@@ -226,9 +107,9 @@ static void *batches(void *arg)
 
 TEST(many_waiting_callers_on_two_nodes)
 {
-    fx f;
-    fx_start(&f, 2);
-    dray_runtime *rt = connect_driver(&f);
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    dray_runtime *rt = test_cluster_driver(&f);
     pthread_t th[CALLERS + 1];
     caller cs[CALLERS + 1];
     for (int i = 0; i <= CALLERS; i++) {
@@ -255,7 +136,7 @@ TEST(many_waiting_callers_on_two_nodes)
     }
     ASSERT_GT(client_stat(rt, "polled_waits"), waits);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 typedef struct killer {
@@ -276,11 +157,11 @@ static void *kill_later(void *arg)
  * node is killed -9: the caller sees the connection end itself and gets the node-lost error. */
 TEST(node_killed_while_a_caller_reads_its_socket)
 {
-    fx f;
-    fx_start(&f, 1);
+    test_cluster f;
+    test_cluster_start(&f, 1);
     setenv("DRAY_MAX_RETRIES", "0", 1);
     setenv("DRAY_CLUSTER_POLL_US", "60000000", 1);
-    dray_runtime *rt = connect_driver(&f);
+    dray_runtime *rt = test_cluster_driver(&f);
     dray_value a[2] = {dray_int(1), dray_int(5000000)}; /* 5 s on the node */
     dray_ref *r;
     ASSERT_OK(dray_submit(rt, "lt_slow_inc", a, 2, NULL, &r));
@@ -300,7 +181,7 @@ TEST(node_killed_while_a_caller_reads_its_socket)
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     unsetenv("DRAY_MAX_RETRIES");
     unsetenv("DRAY_CLUSTER_POLL_US");
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 /* A hung node (SIGSTOP: its socket stays open) is declared dead by the head; the driver's loop
@@ -308,11 +189,11 @@ TEST(node_killed_while_a_caller_reads_its_socket)
 TEST(hung_node_declared_dead_while_a_caller_reads_it)
 {
     setenv("DRAY_HEARTBEAT_TIMEOUT_MS", "1000", 1); /* read by the head started below */
-    fx f;
-    fx_start(&f, 1);
+    test_cluster f;
+    test_cluster_start(&f, 1);
     setenv("DRAY_MAX_RETRIES", "0", 1);
     setenv("DRAY_CLUSTER_POLL_US", "60000000", 1);
-    dray_runtime *rt = connect_driver(&f);
+    dray_runtime *rt = test_cluster_driver(&f);
     dray_value a[2] = {dray_int(1), dray_int(5000000)};
     dray_ref *r;
     ASSERT_OK(dray_submit(rt, "lt_slow_inc", a, 2, NULL, &r));
@@ -329,17 +210,20 @@ TEST(hung_node_declared_dead_while_a_caller_reads_it)
     unsetenv("DRAY_MAX_RETRIES");
     unsetenv("DRAY_CLUSTER_POLL_US");
     unsetenv("DRAY_HEARTBEAT_TIMEOUT_MS");
-    kill(f.workers[0], SIGCONT);
-    fx_stop(&f);
+    kill(f.workers[0], SIGKILL); /* stopped: SIGTERM would wait */
+    int st;
+    waitpid(f.workers[0], &st, 0);
+    f.workers[0] = -1;
+    test_cluster_stop(&f);
 }
 
 /* A read window of 0 turns the path off: results still come, through the loop thread. */
 TEST(read_window_zero_uses_the_loop)
 {
-    fx f;
-    fx_start(&f, 2);
+    test_cluster f;
+    test_cluster_start(&f, 2);
     setenv("DRAY_CLUSTER_POLL_US", "0", 1);
-    dray_runtime *rt = connect_driver(&f);
+    dray_runtime *rt = test_cluster_driver(&f);
     for (int i = 0; i < 100; i++) {
         dray_value a = dray_int(i), v;
         dray_ref *r;
@@ -351,7 +235,7 @@ TEST(read_window_zero_uses_the_loop)
     ASSERT_EQ(client_stat(rt, "polled_waits"), 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     unsetenv("DRAY_CLUSTER_POLL_US");
-    fx_stop(&f);
+    test_cluster_stop(&f);
 }
 
 RUN_TESTS(T_(worker_main), T_(many_waiting_callers_on_two_nodes),
