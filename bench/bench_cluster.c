@@ -107,9 +107,12 @@ static double empty_tasks(dray_runtime *rt, int n)
     return n / t;
 }
 
+/* With BENCH_CLUSTER_STATS set, each round trip is timed too and the 10th, 50th and 90th
+ * percentiles go to stderr (the spread separates the path's own cost from the machine's load). */
 static double latency_us(dray_runtime *rt, int n)
 {
-    double t0 = now();
+    double *each = getenv("BENCH_CLUSTER_STATS") ? malloc((size_t)n * sizeof(double)) : NULL;
+    double t0 = now(), t = t0;
     for (int i = 0; i < n; i++) {
         dray_value a = dray_int(i), v;
         dray_ref *r;
@@ -120,8 +123,20 @@ static double latency_us(dray_runtime *rt, int n)
             exit(1);
         }
         dray_ref_release(r);
+        if (each) {
+            double t1 = now();
+            each[i] = (t1 - t) * 1e6;
+            t = t1;
+        }
     }
-    return (now() - t0) / n * 1e6;
+    double mean = (now() - t0) / n * 1e6;
+    if (each) {
+        qsort(each, (size_t)n, sizeof(double), cmp);
+        fprintf(stderr, "bench_cluster: round trips p10 %.1f p50 %.1f p90 %.1f p99 %.1f max %.1f us\n",
+                each[n / 10], each[n / 2], each[n * 9 / 10], each[n * 99 / 100], each[n - 1]);
+        free(each);
+    }
+    return mean;
 }
 
 /* One actor on a worker node, n pipelined calls, then wait for all; results checked in order. */
@@ -239,6 +254,15 @@ int main(int argc, char **argv)
         for (int i = 0; i < runs; i++)
             v[i] = latency_us(rt, lat);
         printf("cluster_submit_get_latency_us %.1f us\n", median(v, runs));
+        if (getenv("BENCH_CLUSTER_STATS")) { /* how the waits went (docs/cluster.md "Latency") */
+            dray_value st;
+            check(dray_cluster_client_stats(rt, &st), "stats");
+            fprintf(stderr, "bench_cluster: after the latency runs:");
+            for (const char *k = "polled_waits\0polled_hits\0spin_hits\0"; *k; k += strlen(k) + 1)
+                fprintf(stderr, " %s=%lld", k, dray_map_get(&st, k) ? (long long)dray_map_get(&st, k)->u.i : -1LL);
+            fprintf(stderr, "\n");
+            dray_value_release(&st);
+        }
     }
     if (WANT("actor")) {
         for (int i = 0; i < runs; i++)

@@ -55,7 +55,9 @@ DRAY_API dray_status dray_cluster_status(const char *address, dray_value *out);
  * without object inputs, sent to the least loaded node), placed_spill (tasks with object inputs
  * sent elsewhere because the holder was too busy), stored_results (results left in a node's object
  * store), objects_freed (handles dropped, so freed on the nodes), driver_pulls and
- * driver_pulled_bytes (objects dray_get fetched). Node-side object-store counters are in
+ * driver_pulled_bytes (objects dray_get fetched), polled_waits / polled_hits / spin_hits /
+ * polled_lost (waits in which the caller read its node's connection itself / that got their result
+ * that way / while spinning / that saw the connection end: docs/cluster.md "Latency"). Node-side object-store counters are in
  * dray_cluster_status ("store" of each node). On DRAY_OK *out is owned. */
 DRAY_API dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out);
 

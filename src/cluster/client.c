@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "dray/dashboard.h"
 #include "internal.h"
@@ -97,7 +98,47 @@ struct dray__cluster {
     _Atomic uint64_t placed_local, placed_load, placed_spill, stored_results, objects_freed,
         driver_pulls, driver_pulled_bytes, objects_rebuilt, steal_requests, tasks_stolen;
     double locality_slack; /* tasks per CPU the node holding the inputs may be ahead by */
+    /* The waiting caller reading its node's connection (dray__cluster_wait) */
+    int64_t poll_ns;           /* how long a caller reads before the normal wait (0: never) */
+    int64_t spin_max_ns;       /* the longest spin on the socket (0: never spin) */
+    bool spin_load_gate;       /* spin only while the machine has a core to spare */
+    int ncpu;
+    _Atomic int64_t wait_avg_ns; /* moving average of the waits that read their result */
+    _Atomic int spin_fails;    /* spins in a row that ended before the result came */
+    _Atomic int spin_skip;     /* waits left that do not spin (back-off after failed spins) */
+    _Atomic int spinners;      /* callers spinning now */
+    _Atomic int load_milli;    /* moving average of other runnable threads, x1000 (on_tick) */
+    _Atomic bool spin_ok;      /* load gate: spinning leaves a core to the rest */
+    _Atomic uint64_t polled_waits, polled_hits, spin_hits, polled_lost;
 };
+
+/* The last task this thread sent (a rid and its cell): the one a dray_get that follows is likely
+ * to wait for. dray__cluster_wait checks it against the table, so a stale entry is harmless. */
+static _Thread_local struct {
+    struct dray__cluster *cl;
+    dray_ref *cell;
+    uint64_t rid;
+} last_sent;
+
+/* While a submitting thread holds the client's lock: where send_to leaves the connection of an
+ * idle node it queued a task on, for that thread to write after unlocking (push_end). */
+static _Thread_local dray__conn **push_slot;
+
+static void push_begin(dray__conn **slot)
+{
+    *slot = NULL;
+    push_slot = slot;
+}
+
+static void push_end(dray__conn **slot)
+{
+    push_slot = NULL;
+    if (*slot) {
+        dray__conn_push(*slot);
+        dray__conn_release(*slot);
+        *slot = NULL;
+    }
+}
 
 /* ==== Object handles ====
  * A task's large result stays in the store of the node that made it; the driver's cell holds this
@@ -311,6 +352,16 @@ static dray_status table_grow(struct dray__cluster *cl)
     return DRAY_OK;
 }
 
+static pend *table_find(struct dray__cluster *cl, uint64_t rid)
+{
+    if (!cl->nbuckets)
+        return NULL;
+    for (pend *p = cl->buckets[rid & (cl->nbuckets - 1)]; p; p = p->hnext)
+        if (p->rid == rid)
+            return p;
+    return NULL;
+}
+
 static pend *table_take(struct dray__cluster *cl, uint64_t rid)
 {
     if (!cl->nbuckets)
@@ -400,11 +451,24 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
 {
     rnode *n = &cl->nodes[i];
     p->node = i;
+    bool idle = n->inflight == 0;
     n->inflight++;
     n->cpu_inflight += p->cpus > 0 ? p->cpus : 1;
     list_push(&n->list, p);
-    /* A closed connection is not an error here: its on_close resends what is on the node. */
-    dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
+    if (p->cell) {
+        last_sent.cl = cl;
+        last_sent.cell = p->cell;
+        last_sent.rid = p->rid;
+    }
+    /* A closed connection is not an error here: its on_close resends what is on the node. To an
+     * idle node a submitting thread writes the task itself once it has dropped the lock (latency:
+     * the reply cannot race it for the lock); otherwise it joins the loop's batch. */
+    if (idle && push_slot && !*push_slot) {
+        if (dray__conn_send_held(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL) == DRAY_OK)
+            *push_slot = dray__conn_retain(n->conn);
+    } else {
+        dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
+    }
 }
 
 /* Load added to a paused node: it gets work only when every node that could take it is paused. */
@@ -800,10 +864,13 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
         fail_pend(cl, p, DRAY_ENOMEM, "out of memory in the task table");
         return DRAY_OK;
     }
+    dray__conn *push;
+    push_begin(&push);
     bool ok = cl->closing ? false : place(cl, p);
     if (!ok)
         table_take(cl, p->rid);
     pthread_mutex_unlock(&cl->lock);
+    push_end(&push);
     if (!ok)
         fail_pend(cl, p, cl->closing ? DRAY_ESHUTDOWN : p->refused, refusal(cl, p));
     return DRAY_OK;
@@ -1063,9 +1130,12 @@ static dray_status send_actor_request(struct dray__cluster *cl, ractor *a, uint8
     if (type == DRAY__MSG_ACTOR_CREATE)
         a->node = node;
     dray_status st = node < 0 ? DRAY_EACTOR : table_add(cl, p);
+    dray__conn *push;
+    push_begin(&push);
     if (!st)
         send_to(cl, p, node);
     pthread_mutex_unlock(&cl->lock);
+    push_end(&push);
     if (st)
         fail_pend(cl, p, st, node < 0 ? (type == DRAY__MSG_ACTOR_CREATE
                                              ? "no live worker node to place the actor on"
@@ -1484,6 +1554,121 @@ dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v)
     return DRAY_OK;
 }
 
+/* ==== The waiting caller reads its own result ====
+ * A thread that waits for the task it just sent borrows the connection of the node running it
+ * and reads the reply itself (dray__conn_pump): the result no longer goes through the driver's
+ * loop thread, one thread wake-up less per round trip. It first spins on the socket for a window
+ * learned from recent waits (about twice their average), when that window is short, when recent
+ * spins paid, and when the machine has a core to spare (on_tick samples the run queue), then sleeps
+ * in ppoll; after poll_ns it gives the connection back and waits the normal way. */
+
+/* How long to spin for this wait (0: do not). */
+static int64_t spin_window(struct dray__cluster *cl)
+{
+    if (cl->spin_max_ns <= 0 || (cl->spin_load_gate && !atomic_load(&cl->spin_ok)))
+        return 0;
+    int skip = atomic_load_explicit(&cl->spin_skip, memory_order_relaxed);
+    if (skip > 0) {
+        atomic_store_explicit(&cl->spin_skip, skip - 1, memory_order_relaxed);
+        return 0;
+    }
+    int64_t avg = atomic_load_explicit(&cl->wait_avg_ns, memory_order_relaxed);
+    if (avg <= 0) /* nothing learned yet: a short probe */
+        return cl->spin_max_ns / 2;
+    /* Spun waits are shorter than slept ones, so the average of slept waits overstates: probe up
+     * to the cap; failed spins back off (note_wait). */
+    int64_t w = 2 * avg + 5000;
+    return w < cl->spin_max_ns ? w : cl->spin_max_ns;
+}
+
+static void note_wait(struct dray__cluster *cl, int64_t took, int64_t spun, bool done)
+{
+    if (done) {
+        int64_t avg = atomic_load_explicit(&cl->wait_avg_ns, memory_order_relaxed);
+        atomic_store_explicit(&cl->wait_avg_ns, avg <= 0 ? took : avg + (took - avg) / 8,
+                              memory_order_relaxed);
+        atomic_fetch_add_explicit(&cl->polled_hits, 1, memory_order_relaxed);
+    }
+    if (!spun)
+        return;
+    if (done && took <= spun) {
+        atomic_store_explicit(&cl->spin_fails, 0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cl->spin_hits, 1, memory_order_relaxed);
+    } else {
+        /* A spin that did not pay: skip spinning for the next 2, 4, ... 64 waits. */
+        int f = atomic_load_explicit(&cl->spin_fails, memory_order_relaxed) + 1;
+        atomic_store_explicit(&cl->spin_fails, f, memory_order_relaxed);
+        atomic_store_explicit(&cl->spin_skip, 1 << (f < 6 ? f : 6), memory_order_relaxed);
+    }
+}
+
+bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int64_t deadline)
+{
+    struct dray__cluster *cl = rt->cluster;
+    dray_ref *cell = n ? cells[0] : NULL;
+    if (!cl || !cell || cl->poll_ns <= 0 || last_sent.cl != cl || last_sent.cell != cell ||
+        dray__loop_on_thread(cl->loop))
+        return false;
+    int64_t t0 = dray__now_ns(), end = t0 + cl->poll_ns;
+    if (deadline >= 0 && deadline < end)
+        end = deadline;
+    if (end <= t0)
+        return false;
+    dray__conn *c = NULL;
+    pthread_mutex_lock(&cl->lock);
+    pend *p = table_find(cl, last_sent.rid);
+    if (p && p->cell == cell && p->node >= 0 && cl->nodes[p->node].alive)
+        c = dray__conn_retain(cl->nodes[p->node].conn);
+    pthread_mutex_unlock(&cl->lock);
+    if (!c)
+        return false;
+    if (!dray__conn_borrow(c)) { /* another thread reads it: that one delivers our result too */
+        dray__conn_release(c);
+        return false;
+    }
+    atomic_fetch_add_explicit(&cl->polled_waits, 1, memory_order_relaxed);
+    int64_t spin = spin_window(cl);
+    if (spin > end - t0)
+        spin = end - t0;
+    if (spin)
+        atomic_fetch_add(&cl->spinners, 1);
+    bool done;
+    int got = 1;
+    while (!(done = dray_ref_ready(cell)) && (got = dray__conn_pump(c, t0 + spin, end)) > 0) {
+    }
+    if (got < 0) /* the connection ended while this thread read it */
+        atomic_fetch_add_explicit(&cl->polled_lost, 1, memory_order_relaxed);
+    int64_t took = dray__now_ns() - t0;
+    if (spin)
+        atomic_fetch_sub(&cl->spinners, 1);
+    dray__conn_unborrow(c);
+    dray__conn_release(c);
+    note_wait(cl, took, spin, done || dray_ref_ready(cell));
+    return true;
+}
+
+/* The load gate: a moving average of the threads runnable besides this one and the spinning
+ * callers (/proc/loadavg's run queue count); spinning is allowed while it leaves a core free. */
+static void sample_load(struct dray__cluster *cl)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f)
+        return;
+    double a1, a5, a15;
+    int running = 0, total = 0;
+    int got = fscanf(f, "%lf %lf %lf %d/%d", &a1, &a5, &a15, &running, &total);
+    fclose(f);
+    if (got != 5)
+        return;
+    int others = running - 1 - atomic_load(&cl->spinners);
+    if (others < 0)
+        others = 0;
+    int avg = atomic_load_explicit(&cl->load_milli, memory_order_relaxed);
+    avg += (others * 1000 - avg) / 4;
+    atomic_store_explicit(&cl->load_milli, avg, memory_order_relaxed);
+    atomic_store(&cl->spin_ok, avg <= (cl->ncpu - 1) * 1000);
+}
+
 /* Connects to the nodes in a NODES list that are new; closes those the head no longer lists. */
 static void on_nodes(struct dray__cluster *cl, const dray_value *list)
 {
@@ -1629,6 +1814,8 @@ static void on_tick(dray__loop *l)
     struct dray__cluster *cl = dray__loop_user(l);
     int64_t now = dray__now_ns();
     pend *expired = NULL;
+    if (cl->spin_max_ns > 0 && cl->spin_load_gate)
+        sample_load(cl);
     pthread_mutex_lock(&cl->lock);
     for (pend *p = cl->waiting, *next; p; p = next) {
         next = p->next;
@@ -1683,6 +1870,12 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     cl->default_retries = (int)env_int("DRAY_MAX_RETRIES", 3);
     const char *slack = getenv("DRAY_LOCALITY_SLACK");
     cl->locality_slack = slack && atof(slack) >= 0 ? atof(slack) : 2.0;
+    cl->poll_ns = env_int("DRAY_CLUSTER_POLL_US", 2000) * 1000;
+    cl->spin_max_ns = env_int("DRAY_CLUSTER_SPIN_US", 100) * 1000;
+    cl->spin_load_gate = env_int("DRAY_CLUSTER_SPIN_LOAD_GATE", 1) != 0;
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    cl->ncpu = ncpu > 0 ? (int)ncpu : 1;
+    atomic_init(&cl->spin_ok, true);
     dray__loop_ops ops = {on_message, NULL, on_close, on_tick};
     if ((st = dray__loop_create(&ops, cl, secret, NULL, 0, &cl->loop)))
         goto out_free;
@@ -1793,8 +1986,9 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
     static const char *keys[] = {"placed_local",   "placed_load",    "placed_spill",
                                  "stored_results", "objects_freed",  "driver_pulls",
                                  "driver_pulled_bytes", "objects_rebuilt", "steal_requests",
-                                 "tasks_stolen"};
-    dray_value v[10] = {
+                                 "tasks_stolen", "polled_waits", "polled_hits", "spin_hits",
+                                 "polled_lost"};
+    dray_value v[14] = {
         dray_int((int64_t)atomic_load(&cl->placed_local)),
         dray_int((int64_t)atomic_load(&cl->placed_load)),
         dray_int((int64_t)atomic_load(&cl->placed_spill)),
@@ -1804,6 +1998,10 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
         dray_int((int64_t)atomic_load(&cl->driver_pulled_bytes)),
         dray_int((int64_t)atomic_load(&cl->objects_rebuilt)),
         dray_int((int64_t)atomic_load(&cl->steal_requests)),
-        dray_int((int64_t)atomic_load(&cl->tasks_stolen))};
-    return dray_map_create(keys, v, 10, out);
+        dray_int((int64_t)atomic_load(&cl->tasks_stolen)),
+        dray_int((int64_t)atomic_load(&cl->polled_waits)),
+        dray_int((int64_t)atomic_load(&cl->polled_hits)),
+        dray_int((int64_t)atomic_load(&cl->spin_hits)),
+        dray_int((int64_t)atomic_load(&cl->polled_lost))};
+    return dray_map_create(keys, v, 14, out);
 }

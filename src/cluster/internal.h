@@ -150,6 +150,13 @@ dray_status dray__loop_dial(dray__loop *l, const char *address, const char *role
  * retained and sent from its own memory when large. DRAY_ENET when the connection is closed. */
 dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
                             const void *ctl, size_t ctl_len, const dray_value *data);
+/* The same, but only queued: the caller writes it with dray__conn_push once it has dropped its own
+ * locks (a message someone waits for, written by that thread: no hand-over to the loop thread,
+ * and no peer reply racing for a lock the sender still holds). */
+dray_status dray__conn_send_held(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                                 const void *ctl, size_t ctl_len, const dray_value *data);
+/* Writes what is queued on c from this thread; what does not fit is left to the loop (woken). */
+void dray__conn_push(dray__conn *c);
 /* Encodes *ctl and sends it. */
 dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
                                   const dray_value *ctl, const dray_value *data);
@@ -159,6 +166,17 @@ const char *dray__conn_role(const dray__conn *c);
 /* During on_message: whether more input from this peer is already buffered (a burst). */
 bool dray__conn_more_input(const dray__conn *c);
 const char *dray__conn_peer(const dray__conn *c);
+/* A waiting thread takes over reading c (the latency path: no hop through the loop thread): the
+ * loop stops watching c's input until dray__conn_unborrow. False when c is closed or already
+ * borrowed (or the loop is reading it right now). */
+bool dray__conn_borrow(dray__conn *c);
+/* Reads c on the calling thread (which borrowed it) and delivers its messages through the loop's
+ * on_message, as the loop would: spins on the socket until spin_until_ns, then sleeps in ppoll up
+ * to deadline_ns (both dray__now_ns times). Returns 1 once a message was delivered, 0 at the
+ * deadline, -1 when the connection closed (on_close ran, on this thread). */
+int dray__conn_pump(dray__conn *c, int64_t spin_until_ns, int64_t deadline_ns);
+/* Gives a borrowed connection back to the loop (input that arrived meanwhile is reported to it). */
+void dray__conn_unborrow(dray__conn *c);
 void dray__conn_set_user(dray__conn *c, void *user);
 void *dray__conn_user(const dray__conn *c);
 dray__conn *dray__conn_retain(dray__conn *c);

@@ -45,6 +45,8 @@ struct dray__conn {
     int fd;
     bool authed, server_side;
     _Atomic bool closed;
+    bool borrowed;   /* a waiting thread reads it (dray__conn_borrow); under lock */
+    uint32_t reg;    /* the events the loop's epoll has for it (0: not registered); under lock */
     int64_t created_ns;
     uint8_t nonce[DRAY__NONCE];
     char role[16];
@@ -61,7 +63,10 @@ struct dray__conn {
     bool pollout;
     int64_t last_send_ns;
 
-    uint8_t *ibuf; /* input */
+    /* Input: owned by whoever holds in_lock (the loop, or a thread that borrowed it). */
+    pthread_mutex_t in_lock;
+    uint64_t delivered; /* messages delivered so far */
+    uint8_t *ibuf;
     size_t ilen, ipos, icap;
     bool have_hdr;
     dray__hdr cur;
@@ -136,6 +141,10 @@ void dray__conn_release(dray__conn *c)
     free(c->big_ctl);
     dray_value_release(&c->big);
     pthread_mutex_destroy(&c->lock);
+    pthread_mutex_destroy(&c->in_lock);
+    /* Closed here, not in dray__conn_close: a thread that borrowed the connection may still be
+     * polling the descriptor (close would not wake it, and the number could be reused). */
+    close(c->fd);
     free(c);
 }
 
@@ -160,13 +169,26 @@ static dray_status grow(uint8_t **buf, size_t *cap, size_t need)
     return DRAY_OK;
 }
 
+/* Brings the loop's epoll registration of c in line with its state: EPOLLIN unless borrowed,
+ * EPOLLOUT while output waits for room, nothing once closed. Caller holds c->lock. */
+static void update_events(dray__conn *c)
+{
+    uint32_t want = atomic_load(&c->closed) ? 0 : (c->borrowed ? 0 : EPOLLIN) |
+                                                  (c->pollout ? EPOLLOUT : 0);
+    if (want == c->reg)
+        return;
+    struct epoll_event ev = {.events = want, .data.ptr = c};
+    int op = !want ? EPOLL_CTL_DEL : !c->reg ? EPOLL_CTL_ADD : EPOLL_CTL_MOD;
+    if (epoll_ctl(c->loop->epfd, op, c->fd, &ev) == 0 || op == EPOLL_CTL_DEL)
+        c->reg = want;
+}
+
 static void set_pollout(dray__conn *c, bool on)
 {
     if (c->pollout == on)
         return;
-    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
-    epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev);
     c->pollout = on;
+    update_events(c);
 }
 
 /* Writes what is queued; false on a fatal error. Caller holds c->lock. */
@@ -215,8 +237,10 @@ static bool flush_locked(dray__conn *c)
     return true;
 }
 
-dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
-                            const void *ctl, size_t ctl_len, const dray_value *data)
+/* Queues a message; off the loop thread it is written at once when nothing else is queued and the
+ * connection has been quiet for DIRECT_GAP_NS. `hold`: only queued (dray__conn_push follows). */
+static dray_status conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                             const void *ctl, size_t ctl_len, const dray_value *data, bool hold)
 {
     size_t dlen = 0;
     const uint8_t *d = data ? dray_bytes_data(data, &dlen) : NULL;
@@ -268,6 +292,10 @@ dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t
     bool direct = current_loop != l && !c->pollout && c->olen == DRAY__WIRE_HDR + ctl_len +
                   (copy ? dlen : 0) && now - c->last_send_ns > DIRECT_GAP_NS;
     c->last_send_ns = now;
+    if (hold) {
+        pthread_mutex_unlock(&c->lock);
+        return DRAY_OK;
+    }
     /* A failed direct write is left to the loop, which closes the connection. */
     bool sent = direct && flush_locked(c) && c->olen == 0;
     pthread_mutex_unlock(&c->lock);
@@ -277,6 +305,34 @@ dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t
         (void)r;
     }
     return DRAY_OK;
+}
+
+dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                            const void *ctl, size_t ctl_len, const dray_value *data)
+{
+    return conn_send(c, type, flags, rid, ctl, ctl_len, data, false);
+}
+
+dray_status dray__conn_send_held(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                                 const void *ctl, size_t ctl_len, const dray_value *data)
+{
+    return conn_send(c, type, flags, rid, ctl, ctl_len, data, true);
+}
+
+void dray__conn_push(dray__conn *c)
+{
+    dray__loop *l = c->loop;
+    if (current_loop == l)
+        return; /* the loop flushes after its batch */
+    pthread_mutex_lock(&c->lock);
+    bool sent = atomic_load(&c->closed) || c->olen == 0 ||
+                (!c->pollout && flush_locked(c) && c->olen == 0);
+    pthread_mutex_unlock(&c->lock);
+    if (!sent && !atomic_exchange(&l->flush_pending, 1)) {
+        uint64_t one = 1;
+        ssize_t r = write(l->evfd, &one, sizeof one);
+        (void)r;
+    }
 }
 
 dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
@@ -299,8 +355,8 @@ void dray__conn_close(dray__conn *c, const char *why)
     pthread_mutex_lock(&c->lock);
     bool was = atomic_exchange(&c->closed, true);
     if (!was) {
-        epoll_ctl(l->epfd, EPOLL_CTL_DEL, c->fd, NULL);
-        close(c->fd);
+        update_events(c); /* closed: off the epoll set */
+        shutdown(c->fd, SHUT_RDWR); /* the peer sees the end; a borrowing poller wakes */
         drop_output(c);
     }
     pthread_mutex_unlock(&c->lock);
@@ -403,6 +459,7 @@ static bool server_auth(dray__conn *c, const dray_value *ctl)
 static void deliver(dray__conn *c, const dray__hdr *h, const uint8_t *ctl, dray_value *data)
 {
     dray_value v;
+    c->delivered++;
     if (dray__wire_decode_ctl(h, ctl, &v)) {
         dray__conn_close(c, dray_last_error());
         return;
@@ -523,46 +580,110 @@ static void finish_big(dray__conn *c)
     free(ctl);
 }
 
+/* One read from the socket and the handling of what it completes. Returns 1 after reading (or an
+ * interrupted call), 0 when nothing was there, -1 once the connection closed. The caller holds
+ * c->in_lock. */
+static int read_once(dray__conn *c)
+{
+    ssize_t r;
+    if (c->big_ptr) {
+        r = recv(c->fd, c->big_ptr + c->big_got, c->cur.data_len - c->big_got, MSG_DONTWAIT);
+    } else {
+        if (c->ipos == c->ilen)
+            c->ipos = c->ilen = 0;
+        else if (c->ipos > 0 && c->icap - c->ilen < READ_CHUNK / 4) {
+            memmove(c->ibuf, c->ibuf + c->ipos, c->ilen - c->ipos);
+            c->ilen -= c->ipos;
+            c->ipos = 0;
+        }
+        if (grow(&c->ibuf, &c->icap, c->ilen + READ_CHUNK)) {
+            dray__conn_close(c, "out of memory reading");
+            return -1;
+        }
+        r = recv(c->fd, c->ibuf + c->ilen, c->icap - c->ilen, MSG_DONTWAIT);
+    }
+    if (r == 0) {
+        dray__conn_close(c, "peer closed the connection");
+        return -1;
+    }
+    if (r < 0) {
+        if (errno == EINTR)
+            return 1;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        dray__conn_close(c, strerror(errno));
+        return -1;
+    }
+    if (c->big_ptr) {
+        c->big_got += (size_t)r;
+        if (c->big_got == c->cur.data_len)
+            finish_big(c);
+        return atomic_load(&c->closed) ? -1 : 1;
+    }
+    c->ilen += (size_t)r;
+    return process_input(c) ? 1 : -1;
+}
+
 static void on_readable(dray__conn *c)
 {
-    for (int rounds = 0; rounds < 16 && !atomic_load(&c->closed); rounds++) {
-        ssize_t r;
-        if (c->big_ptr) {
-            r = recv(c->fd, c->big_ptr + c->big_got, c->cur.data_len - c->big_got, 0);
-        } else {
-            if (c->ipos == c->ilen)
-                c->ipos = c->ilen = 0;
-            else if (c->ipos > 0 && c->icap - c->ilen < READ_CHUNK / 4) {
-                memmove(c->ibuf, c->ibuf + c->ipos, c->ilen - c->ipos);
-                c->ilen -= c->ipos;
-                c->ipos = 0;
-            }
-            if (grow(&c->ibuf, &c->icap, c->ilen + READ_CHUNK)) {
-                dray__conn_close(c, "out of memory reading");
-                return;
-            }
-            r = recv(c->fd, c->ibuf + c->ilen, c->icap - c->ilen, 0);
-        }
-        if (r == 0) {
-            dray__conn_close(c, "peer closed the connection");
-            return;
-        }
-        if (r < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno != EAGAIN && errno != EWOULDBLOCK)
-                dray__conn_close(c, strerror(errno));
-            return;
-        }
-        if (c->big_ptr) {
-            c->big_got += (size_t)r;
-            if (c->big_got == c->cur.data_len)
-                finish_big(c);
+    /* Borrowed by a waiting thread: it reads; the connection is back on the epoll set after. */
+    if (pthread_mutex_trylock(&c->in_lock))
+        return;
+    for (int rounds = 0; rounds < 16 && !atomic_load(&c->closed); rounds++)
+        if (read_once(c) <= 0)
+            break;
+    pthread_mutex_unlock(&c->in_lock);
+}
+
+bool dray__conn_borrow(dray__conn *c)
+{
+    if (atomic_load(&c->closed) || pthread_mutex_trylock(&c->in_lock))
+        return false;
+    pthread_mutex_lock(&c->lock);
+    bool ok = !atomic_load(&c->closed) && c->authed;
+    if (ok) {
+        c->borrowed = true;
+        update_events(c);
+    }
+    pthread_mutex_unlock(&c->lock);
+    if (!ok)
+        pthread_mutex_unlock(&c->in_lock);
+    return ok;
+}
+
+void dray__conn_unborrow(dray__conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->borrowed = false;
+    update_events(c); /* level-triggered: input that came meanwhile is reported to the loop */
+    pthread_mutex_unlock(&c->lock);
+    pthread_mutex_unlock(&c->in_lock);
+}
+
+int dray__conn_pump(dray__conn *c, int64_t spin_until_ns, int64_t deadline_ns)
+{
+    uint64_t before = c->delivered;
+    for (;;) {
+        if (atomic_load(&c->closed))
+            return -1;
+        int r = read_once(c);
+        if (r < 0)
+            return -1;
+        if (c->delivered != before)
+            return 1;
+        if (r > 0)
+            continue;
+        int64_t now = dray__now_ns();
+        if (now < spin_until_ns) {
+            __builtin_ia32_pause();
             continue;
         }
-        c->ilen += (size_t)r;
-        if (!process_input(c))
-            return;
+        if (now >= deadline_ns)
+            return 0;
+        struct pollfd pfd = {c->fd, POLLIN, 0};
+        struct timespec ts = {(deadline_ns - now) / 1000000000, (deadline_ns - now) % 1000000000};
+        if (ppoll(&pfd, 1, &ts, NULL) == 0)
+            return 0;
     }
 }
 
@@ -580,6 +701,7 @@ static dray__conn *conn_new(dray__loop *l, int fd, bool server_side, const char 
     c->created_ns = dray__now_ns();
     snprintf(c->peer, sizeof c->peer, "%s", peer);
     pthread_mutex_init(&c->lock, NULL);
+    pthread_mutex_init(&c->in_lock, NULL);
     return c;
 }
 
@@ -599,8 +721,9 @@ static void conn_attach(dray__loop *l, dray__conn *c)
     c->next = l->conns;
     l->conns = c;
     pthread_mutex_unlock(&l->lock);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    epoll_ctl(l->epfd, EPOLL_CTL_ADD, c->fd, &ev);
+    pthread_mutex_lock(&c->lock);
+    update_events(c);
+    pthread_mutex_unlock(&c->lock);
 }
 
 static void on_accept(dray__loop *l)
@@ -618,8 +741,9 @@ static void on_accept(dray__loop *l)
         if (!c || dray__random_bytes(c->nonce, DRAY__NONCE) ||
             dray_bytes_create(c->nonce, DRAY__NONCE, &v)) {
             if (c)
-                dray__conn_release(c);
-            close(fd);
+                dray__conn_release(c); /* closes fd */
+            else
+                close(fd);
             continue;
         }
         conn_attach(l, c);
@@ -720,8 +844,9 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
                 if ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !atomic_load(&c->closed))
                     on_readable(c);
                 if ((evs[i].events & EPOLLOUT) && !atomic_load(&c->closed)) {
+                    /* flush_locked drops EPOLLOUT once everything is written (resetting
+                     * pollout first would leave it registered: a busy loop) */
                     pthread_mutex_lock(&c->lock);
-                    c->pollout = false;
                     bool ok = flush_locked(c);
                     pthread_mutex_unlock(&c->lock);
                     if (!ok)

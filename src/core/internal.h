@@ -426,6 +426,11 @@ int dray__cluster_actor_restarts(const void *remote) __attribute__((weak));
  * for (fetched from the node holding it); other values are left alone. On an error *v is released. */
 dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v) __attribute__((weak));
 void dray__cluster_actor_release(void *remote) __attribute__((weak));
+/* Called once by a thread (not a pool worker) about to wait on cells[0..n) of an attached runtime
+ * (deadline: a dray__now_ns time, or -1): the cluster client may read the awaited result off the
+ * node's connection itself. Returns true when it waited; the caller checks the cells again. */
+bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int64_t deadline)
+    __attribute__((weak));
 
 /* A callback run once a cell completes, on the completing thread (the cell's status and result are
  * final then). dray__ref_on_complete returns false when the cell already completed: the caller then

@@ -605,6 +605,7 @@ dray_status dray__wait_some(dray_runtime *rt, dray_ref *const *cells, size_t n, 
     dray__tls *tls = &dray__tls_slot;
     dray__worker *w = tls->worker && tls->worker->rt == rt ? tls->worker : NULL;
     size_t spins = 0, first_open = 0;
+    bool cluster_polled = w || !rt->cluster || !dray__cluster_wait;
     for (;;) {
         /* Done cells stay done: skip the finished prefix instead of rescanning it. */
         while (first_open < n && cell_closed(cells[first_open]))
@@ -623,6 +624,12 @@ dray_status dray__wait_some(dray_runtime *rt, dray_ref *const *cells, size_t n, 
         if (deadline >= 0 && (spins % 64 == 0 || spins + 1 >= SPIN_BEFORE_BLOCK) &&
             dray__now_ns() >= deadline)
             return dray_set_error(DRAY_ETIMEDOUT, "timed out after %lld ms", (long long)timeout_ms);
+        if (!cluster_polled) {
+            /* The caller may read its result off the node's connection (no loop-thread hop). */
+            cluster_polled = true;
+            if (dray__cluster_wait(rt, cells + first_open, n - first_open, deadline))
+                continue;
+        }
         /* Help: run queued work while waiting (bounded nesting keeps the stack small). With a
          * deadline an external thread does not help: the task it picks could outlast it. */
         if ((w && w->help_depth < MAX_HELP_DEPTH) || (!w && deadline < 0)) {
