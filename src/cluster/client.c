@@ -1870,7 +1870,9 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     cl->default_retries = (int)env_int("DRAY_MAX_RETRIES", 3);
     const char *slack = getenv("DRAY_LOCALITY_SLACK");
     cl->locality_slack = slack && atof(slack) >= 0 ? atof(slack) : 2.0;
-    cl->poll_ns = env_int("DRAY_CLUSTER_POLL_US", 2000) * 1000;
+    /* Off by default: on a quiet machine borrowing the connection made the round trip slower
+     * (docs/cluster.md, *Latency path*); under heavy load it helped. */
+    cl->poll_ns = env_int("DRAY_CLUSTER_POLL_US", 0) * 1000;
     cl->spin_max_ns = env_int("DRAY_CLUSTER_SPIN_US", 100) * 1000;
     cl->spin_load_gate = env_int("DRAY_CLUSTER_SPIN_LOAD_GATE", 1) != 0;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
