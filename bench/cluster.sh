@@ -46,6 +46,8 @@ if [ -x "$build/bin/array_mean" ]; then
   done | sort -g | awk '{v[NR]=$1} END {printf "cluster_array_random_mean_s %.3f s\n", v[int((NR+1)/2)]}' |
     tee -a "$out"
 fi
+# The machine's floor for a round trip: a bare TCP ping-pong between two processes (no dray).
+"$build/bin/bench_loopback" | tee -a "$out"
 if [ $dask = 1 ]; then
   /usr/bin/python3 bench/dask_cluster.py --runs "$runs" ${BENCH_ONLY:+--only $BENCH_ONLY} | tee -a "$out"
 fi
