@@ -264,12 +264,7 @@ static dray_status robj_encode(const dray_ext_obj *o,
     dray_value_release(&items[0]);
     if (st)
         return st;
-    void *enc;
-    size_t len;
-    if (!(st = dray_value_encode(&v, &enc, &len))) {
-        st = write(buf, enc, len);
-        dray_free(enc);
-    }
+    st = dray__write_value(&v, write, buf);
     dray_value_release(&v);
     return st;
 }

@@ -281,6 +281,12 @@ dray_status dray__nested_from_wire(dray_runtime *rt, const dray_value *v,
                                                           dray_value *out),
                                    void *ctx, dray_value *out);
 
+/* Encodes v (borrowed) with the value codec and passes the bytes to write(buf, ...): the body of an
+ * extension type's encoder. */
+dray_status dray__write_value(const dray_value *v,
+                              dray_status (*write)(void *buf, const void *data, size_t len),
+                              void *buf);
+
 /* ==== Cluster directory and secret (dir.c) ==== */
 /* The directory of the cluster whose head listens on `port`: $DRAY_CLUSTER_DIR, else
  * /tmp/dray-<uid>/cluster-<port>. out gets at least 4096 bytes. */

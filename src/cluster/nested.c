@@ -30,12 +30,7 @@ static dray_status marker_encode(const dray_ext_obj *o,
     dray_status st = dray_list_create(items, 2, &v);
     if (st)
         return st;
-    void *enc;
-    size_t len;
-    if (!(st = dray_value_encode(&v, &enc, &len))) {
-        st = write(buf, enc, len);
-        dray_free(enc);
-    }
+    st = dray__write_value(&v, write, buf);
     dray_value_release(&v);
     return st;
 }

@@ -308,3 +308,17 @@ dray_status dray__wire_decode_message(const uint8_t *buf, size_t len, dray__hdr 
     *ctl = v;
     return DRAY_OK;
 }
+
+dray_status dray__write_value(const dray_value *v,
+                              dray_status (*write)(void *buf, const void *data, size_t len),
+                              void *buf)
+{
+    void *enc;
+    size_t len;
+    dray_status st = dray_value_encode(v, &enc, &len);
+    if (!st) {
+        st = write(buf, enc, len);
+        dray_free(enc);
+    }
+    return st;
+}
