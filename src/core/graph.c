@@ -535,11 +535,14 @@ dray_status dray_graph_compute(dray_graph *g, const dray_node *outputs, size_t n
     dray_ref *stack[16], **refs = n <= 16 ? stack : malloc(n * sizeof(dray_ref *));
     if (!refs)
         return dray_set_error(DRAY_ENOMEM, "out of memory");
+    dray_stats before; /* the progress bar counts the graph's tasks from before they start */
+    if (g->rt->progress)
+        dray_runtime_stats(g->rt, &before);
     dray_status st = dray_graph_submit(g, outputs, n, refs);
     if (st)
         goto out;
     if (g->rt->progress)
-        dray__progress_wait(g->rt, refs, n, "compute");
+        dray__progress_wait(g->rt, refs, n, "compute", &before);
     else
         dray__wait_all(g->rt, refs, n);
     size_t got = 0;

@@ -317,7 +317,11 @@ void dray__task_resources(const dray_ref *c, double *cpus, const dray_resource *
 void dray__resources_release(dray_runtime *rt, double cpus, const dray_resource *r, size_t n);
 
 /* progress.c */
-void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, const char *what);
+/* Waits for all refs, drawing a progress bar of the tasks submitted since `since` (the counters
+ * taken before the work was submitted, so tasks that finish before the wait count too; NULL: from
+ * the wait's start) plus the work unfinished then. */
+void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, const char *what,
+                         const dray_stats *since);
 
 /* value.c */
 dray_status dray__blob_alloc(uint32_t type, size_t len, size_t payload, dray__blob **out);

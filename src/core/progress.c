@@ -24,7 +24,8 @@ static void draw(const char *what, uint64_t done, uint64_t total, double secs)
     fflush(stdout);
 }
 
-void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, const char *what)
+void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, const char *what,
+                         const dray_stats *since)
 {
     bool show = rt->progress > 0 || (rt->progress < 0 && isatty(STDOUT_FILENO));
     if (!show) {
@@ -32,7 +33,10 @@ void dray__progress_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, cons
         return;
     }
     dray_stats s0;
-    dray_runtime_stats(rt, &s0);
+    if (since)
+        s0 = *since;
+    else
+        dray_runtime_stats(rt, &s0);
     int64_t start = dray__now_ns();
     bool drawn = false;
     for (;;) {

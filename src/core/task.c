@@ -709,7 +709,7 @@ dray_status dray_wait(dray_runtime *rt, dray_ref *const *refs, size_t n, size_t 
             return dray_set_error(DRAY_EINVAL, "dray_wait: ref %zu is NULL", i);
     dray_status st = DRAY_OK;
     if (rt->progress && n > 1 && num_ready == n && timeout_ms < 0)
-        dray__progress_wait(rt, refs, n, "wait");
+        dray__progress_wait(rt, refs, n, "wait", NULL);
     else
         st = dray__wait_some(rt, refs, n, num_ready, timeout_ms);
     size_t c = 0;
