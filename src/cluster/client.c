@@ -489,14 +489,20 @@ static int least_loaded(struct dray__cluster *cl)
 }
 
 /* Enters p in the table under a new request id. Lock held. */
+/* Links p into the table under its rid. Lock held. */
+static void table_link(struct dray__cluster *cl, pend *p)
+{
+    p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
+    cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
+    cl->count++;
+}
+
 static dray_status table_add(struct dray__cluster *cl, pend *p)
 {
     if (cl->count >= cl->nbuckets && table_grow(cl))
         return DRAY_ENOMEM;
     p->rid = ++cl->next_rid;
-    p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
-    cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
-    cl->count++;
+    table_link(cl, p);
     return DRAY_OK;
 }
 
@@ -1300,6 +1306,17 @@ static void maybe_steal(struct dray__cluster *cl)
         atomic_fetch_add_explicit(&cl->steal_requests, 1, memory_order_relaxed);
 }
 
+/* Puts p, just taken out of the table (rid kept), back and places it again; false, with p out of
+ * the table again, when no node can take it. Lock held. */
+static bool place_again(struct dray__cluster *cl, pend *p)
+{
+    table_link(cl, p);
+    if (place(cl, p))
+        return true;
+    table_take(cl, p->rid);
+    return false;
+}
+
 static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_value *ctl,
                       const dray_value *data)
 {
@@ -1316,12 +1333,7 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
         if (x) {
             p->excl = x;
             p->excl[p->n_excl++] = p->node;
-            p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
-            cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
-            cl->count++;
-            ok = place(cl, p);
-            if (!ok)
-                table_take(cl, p->rid);
+            ok = place_again(cl, p);
         }
         pthread_mutex_unlock(&cl->lock);
         if (!ok)
@@ -1332,12 +1344,7 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
         /* Taken back from a busy node: to the least loaded one now. */
         p->stolen = true;
         atomic_fetch_add_explicit(&cl->tasks_stolen, 1, memory_order_relaxed);
-        p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
-        cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
-        cl->count++;
-        bool ok = place(cl, p);
-        if (!ok)
-            table_take(cl, p->rid);
+        bool ok = place_again(cl, p);
         pthread_mutex_unlock(&cl->lock);
         if (!ok)
             fail_pend(cl, p, p->refused, refusal(cl, p));
@@ -1355,12 +1362,7 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
                       p->fn->name, dray_error_message(err));
             r->lost = true;
             p->lost_tries++;
-            p->hnext = cl->buckets[p->rid & (cl->nbuckets - 1)];
-            cl->buckets[p->rid & (cl->nbuckets - 1)] = p;
-            cl->count++;
-            bool ok = place(cl, p);
-            if (!ok)
-                table_take(cl, p->rid);
+            bool ok = place_again(cl, p);
             pthread_mutex_unlock(&cl->lock);
             if (!ok)
                 fail_pend(cl, p, p->refused, refusal(cl, p));
