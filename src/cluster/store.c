@@ -53,6 +53,9 @@ struct dray__store {
     void (*spill_hook)(void *ctx, uint64_t id);
     void *spill_hook_ctx;
     dray__store_stats st;
+    /* Destroyed objects whose adopted value is released once the lock is dropped (store_unlock):
+     * the value may be a view of another object of this store, whose unpin takes the lock. */
+    sobj *dropped;
 };
 
 static size_t bucket(const dray__store *s, const char *holder, uint64_t id)
@@ -118,12 +121,11 @@ static void store_release(dray__store *s)
     free(s);
 }
 
-/* Frees o's memory and file (unlinked from the table already). Lock held. */
+/* Frees o's memory and file (unlinked from the table already). Lock held: an adopted value is
+ * released by the next store_unlock. */
 static void destroy_obj(dray__store *s, sobj *o)
 {
-    if (o->heap.type != DRAY_T_NULL)
-        dray_value_release(&o->heap);
-    else if (o->map)
+    if (o->heap.type == DRAY_T_NULL && o->map)
         munmap(o->map, o->size);
     if (o->fd >= 0)
         close(o->fd);
@@ -134,7 +136,27 @@ static void destroy_obj(dray__store *s, sobj *o)
             s->st.bytes_mem -= o->size;
         s->st.objects--;
     }
-    free(o);
+    if (o->heap.type == DRAY_T_NULL) {
+        free(o);
+        return;
+    }
+    o->hnext = s->dropped;
+    s->dropped = o;
+}
+
+/* Drops the lock, then releases the adopted values of objects destroyed meanwhile (releasing one
+ * that is a view of another object unpins that one, which takes the lock). */
+static void store_unlock(dray__store *s)
+{
+    sobj *d = s->dropped;
+    s->dropped = NULL;
+    pthread_mutex_unlock(&s->lock);
+    while (d) {
+        sobj *next = d->hnext;
+        dray_value_release(&d->heap);
+        free(d);
+        d = next;
+    }
 }
 
 dray_status dray__store_create(const char *dir, size_t limit, const uint8_t secret[32],
@@ -206,7 +228,7 @@ void dray__store_destroy(dray__store *s)
         }
     memset(s->buckets, 0, s->nbuckets * sizeof(sobj *));
     s->count = 0;
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
     store_release(s);
 }
 
@@ -269,9 +291,9 @@ static int spill_one(dray__store *s, sobj *o)
         return st ? -1 : 0;
     }
     o->pins--;
-    if (o->heap.type != DRAY_T_NULL) {
-        dray_value_release(&o->heap);
-    } else {
+    dray_value heap = o->heap;
+    o->heap = dray_null();
+    if (heap.type == DRAY_T_NULL) {
         munmap(o->map, o->size);
         close(o->fd);
     }
@@ -282,6 +304,12 @@ static int spill_one(dray__store *s, sobj *o)
     s->st.bytes_disk += o->size;
     s->st.spilled++;
     s->st.spilled_bytes += o->size;
+    if (heap.type != DRAY_T_NULL) {
+        /* Without the lock: the value may be a view of another object (its unpin locks). */
+        pthread_mutex_unlock(&s->lock);
+        dray_value_release(&heap);
+        pthread_mutex_lock(&s->lock);
+    }
     return 1;
 }
 
@@ -398,7 +426,7 @@ static void unpin(void *ctx)
     dray__store *s = o->s;
     pthread_mutex_lock(&s->lock);
     unpin_locked(s, o);
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
     store_release(s);
 }
 
@@ -442,7 +470,7 @@ dray_status dray__store_adopt(dray__store *s, const char *self, const void *owne
     o->state = S_READY;
     dray_status st = insert(s, o);
     if (st) {
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         free(o);
         return st;
     }
@@ -460,7 +488,7 @@ dray_status dray__store_adopt(dray__store *s, const char *self, const void *owne
         s->spiller = false;
     }
     maybe_spill(s, 0);
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
     return DRAY_OK;
 }
 
@@ -472,7 +500,7 @@ dray_status dray__store_get(dray__store *s, const char *holder, uint64_t id, dra
                          ? dray_set_error(DRAY_ENOTFOUND, "object %llu of %s is not in this "
                                           "node's store", (unsigned long long)id, holder)
                          : pin_value(s, o, out);
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
     return st;
 }
 
@@ -519,7 +547,7 @@ dray_status dray__store_fetch(dray__store *s, const void *owner, const char *hol
         pthread_cond_wait(&s->cond, &s->lock);
     if (o && o->state == S_READY) {
         dray_status st = pin_value(s, o, out);
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return st;
     }
     if (o) { /* a failed pull: try again */
@@ -529,7 +557,7 @@ dray_status dray__store_fetch(dray__store *s, const void *owner, const char *hol
     dray_status st = DRAY_OK;
     o = calloc(1, sizeof(*o));
     if (!o) {
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return dray_set_error(DRAY_ENOMEM, "out of memory");
     }
     o->s = s;
@@ -542,7 +570,7 @@ dray_status dray__store_fetch(dray__store *s, const void *owner, const char *hol
     snprintf(o->holder, sizeof o->holder, "%s", holder);
     if ((st = insert(s, o))) {
         free(o);
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         return st;
     }
     /* In the table (PULLING) before new_backing, which may spill (dropping the lock): other
@@ -550,7 +578,7 @@ dray_status dray__store_fetch(dray__store *s, const void *owner, const char *hol
     o->pins = 1;
     char msg[600] = "";
     if (!(st = new_backing(s, o))) {
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
         st = dray__pull(s->secret, holder, id, o->map, size);
         pthread_mutex_lock(&s->lock);
     }
@@ -570,7 +598,7 @@ dray_status dray__store_fetch(dray__store *s, const void *owner, const char *hol
         unpin_locked(s, o);
     }
     pthread_cond_broadcast(&s->cond);
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
     if (st && msg[0])
         dray_set_error(st, "%s", msg);
     return st;
@@ -585,7 +613,7 @@ dray_status dray__store_serve(dray__store *s, const char *self, uint64_t id, dra
         size_t n = 0;
         dray_bytes_data(out, &n);
         s->st.served_bytes += n;
-        pthread_mutex_unlock(&s->lock);
+        store_unlock(s);
     }
     return st;
 }
@@ -617,7 +645,7 @@ void dray__store_free(dray__store *s, const char *holder, uint64_t id)
     sobj *o = find(s, holder, id);
     if (o && o->state == S_READY)
         free_obj_locked(s, o);
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
 }
 
 void dray__store_free_owner(dray__store *s, const void *owner)
@@ -629,14 +657,14 @@ void dray__store_free_owner(dray__store *s, const void *owner)
             if (o->owner == owner && o->state == S_READY)
                 free_obj_locked(s, o);
         }
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
 }
 
 size_t dray__store_spill(dray__store *s, size_t bytes)
 {
     pthread_mutex_lock(&s->lock);
     size_t done = bytes ? spill_lru(s, 0, bytes) : 0;
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
     return done;
 }
 
@@ -644,7 +672,7 @@ void dray__store_maintain(dray__store *s)
 {
     pthread_mutex_lock(&s->lock);
     maybe_spill(s, 0);
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
 }
 
 void dray__store_set_spill_hook(dray__store *s, void (*hook)(void *ctx, uint64_t id), void *ctx)
@@ -652,7 +680,7 @@ void dray__store_set_spill_hook(dray__store *s, void (*hook)(void *ctx, uint64_t
     pthread_mutex_lock(&s->lock);
     s->spill_hook = hook;
     s->spill_hook_ctx = ctx;
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
 }
 
 void dray__store_limits_get(dray__store *s, dray__store_limits *out)
@@ -669,5 +697,5 @@ void dray__store_stats_get(dray__store *s, dray__store_stats *out)
     pthread_mutex_lock(&s->lock);
     *out = s->st;
     out->limit = s->limit;
-    pthread_mutex_unlock(&s->lock);
+    store_unlock(s);
 }
