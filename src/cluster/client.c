@@ -446,6 +446,12 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
 {
     rnode *n = &cl->nodes[i];
     p->node = i;
+    /* Node i may cache copies of the objects it reads: they are freed there too. */
+    for (size_t k = 0; k < p->n_objs && i < 64; k++) {
+        robj *r = (robj *)p->objs[k].u.ext;
+        if (r->node != i)
+            atomic_fetch_or(&r->copies, 1ull << i);
+    }
     bool idle = n->inflight == 0;
     n->inflight++;
     n->cpu_inflight += p->cpus > 0 ? p->cpus : 1;
@@ -631,11 +637,6 @@ static bool place(struct dray__cluster *cl, pend *p)
                               : best == pref ? &cl->placed_local
                                              : &cl->placed_spill,
                               1, memory_order_relaxed);
-    for (size_t k = 0; k < p->n_objs && best < 64; k++) {
-        robj *r = (robj *)p->objs[k].u.ext;
-        if (r->node != best)
-            atomic_fetch_or(&r->copies, 1ull << best);
-    }
     send_to(cl, p, best);
     return true;
 }
@@ -778,8 +779,8 @@ static void drop_cell_args(dray_ref *c)
     c->nargs = 0;
 }
 
-/* A ref's value inside a list argument: an object handle is kept by the task (alive until its
- * result, and counted for placement by locality). */
+/* A ref's value inside a list or map argument: an object handle is kept by the task (alive until
+ * its result, and counted for placement by locality). */
 static void keep_nested_obj(void *ctx, const dray_value *inner)
 {
     pend *p = ctx;
@@ -801,11 +802,11 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     pend *p = calloc(1, sizeof(*p));
     if (!p)
         return dray_set_error(DRAY_ENOMEM, "out of memory submitting '%s'", fn->name);
-    /* Refs inside list arguments travel as markers of their outcomes (nested.c). */
+    /* Refs inside list and map arguments travel as markers of their outcomes (nested.c). */
     dray_value *conv = NULL;
     dray_status st = DRAY_OK;
     for (size_t i = HEADER_ARGS; i < n && !st; i++) {
-        if (hargs[i].type != DRAY_T_LIST || !dray__nested_refs(&hargs[i]))
+        if (!dray__nested_refs(&hargs[i]))
             continue;
         if (!conv) {
             if (!(conv = malloc(n * sizeof(dray_value)))) {
@@ -933,8 +934,9 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
     for (size_t i = 0; i < nargs; i++) {
         all[HEADER_ARGS + i] = args[i];
         if (args[i].type == DRAY_T_REF && args[i].u.ref)
-            ready &= dray_ref_ready(args[i].u.ref) && args[i].u.ref->status == DRAY_OK;
-        else if (args[i].type == DRAY_T_LIST && dray__nested_pending(&args[i]))
+            ready &= dray_ref_ready(args[i].u.ref) && args[i].u.ref->status == DRAY_OK &&
+                     !dray__nested_pending(&args[i].u.ref->u.result);
+        else if (dray__nested_pending(&args[i]))
             ready = false; /* a pool thread waits for refs inside lists before sending */
     }
     dray_task_opts local = {0};
@@ -1076,14 +1078,17 @@ static dray_status resolve_args(dray_runtime *rt, const dray_value *args, size_t
     return DRAY_OK;
 }
 
-/* Refs inside the list arguments of an actor call (list *args, owned) become markers of their
- * outcomes (nested.c), waiting for them here. */
-static dray_status nested_args(dray_runtime *rt, dray_value *args)
+/* Refs inside the list and map arguments of an actor call (list *args, owned) become markers of
+ * their outcomes (nested.c), waiting for them here. The object handles among the arguments, at any
+ * depth, go to keep->objs: the request keeps them alive and marks the copies its node caches. */
+static dray_status nested_args(dray_runtime *rt, dray_value *args, pend *keep)
 {
     dray_value conv;
+    for (size_t i = 0; i < dray_list_len(args); i++)
+        keep_nested_obj(keep, dray_list_get(args, i));
     if (!dray__nested_refs(args))
         return DRAY_OK;
-    dray_status st = dray__nested_to_wire(rt, args, NULL, NULL, &conv);
+    dray_status st = dray__nested_to_wire(rt, args, keep_nested_obj, keep, &conv);
     if (st)
         return st;
     dray_value_release(args);
@@ -1111,15 +1116,27 @@ static dray_status encode_list(const dray_value *items, size_t n, void **msg, si
     return st;
 }
 
-/* Registers and sends a request for actor a (constructor or call) completing cell c. */
+/* Drops the object handles collected in keep. */
+static void keep_release(pend *keep)
+{
+    for (size_t i = 0; i < keep->n_objs; i++)
+        dray_value_release(&keep->objs[i]);
+    free(keep->objs);
+}
+
+/* Registers and sends a request for actor a (constructor or call) completing cell c; takes the
+ * object handles in keep. */
 static dray_status send_actor_request(struct dray__cluster *cl, ractor *a, uint8_t type,
-                                      void *msg, size_t len, dray_ref *c, int retries)
+                                      void *msg, size_t len, dray_ref *c, int retries, pend *keep)
 {
     pend *p = calloc(1, sizeof(*p));
     if (!p) {
         dray_free(msg);
+        keep_release(keep);
         return dray_set_error(DRAY_ENOMEM, "out of memory calling actor %s", a->cls->name);
     }
+    p->objs = keep->objs;
+    p->n_objs = keep->n_objs;
     p->cell = c;
     p->actor = a;
     p->type = type;
@@ -1163,8 +1180,9 @@ dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class 
         st = dray_string_create(cls->name, &items[0]);
     if (!st)
         st = dray_list_create(vals, nargs, &items[1]);
+    pend keep = {0};
     if (!st)
-        st = nested_args(rt, &items[1]);
+        st = nested_args(rt, &items[1], &keep);
     if (!st) {
         pthread_mutex_lock(&cl->lock);
         a->id = cl->next_actor_id++;
@@ -1186,6 +1204,7 @@ dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class 
         if (a)
             dray_free(a->create_msg);
         free(a);
+        keep_release(&keep);
         return st;
     }
     memcpy(msg, a->create_msg, a->create_len);
@@ -1197,7 +1216,7 @@ dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class 
     a->next = cl->actors;
     cl->actors = a;
     pthread_mutex_unlock(&cl->lock);
-    send_actor_request(cl, a, DRAY__MSG_ACTOR_CREATE, msg, a->create_len, c, 0);
+    send_actor_request(cl, a, DRAY__MSG_ACTOR_CREATE, msg, a->create_len, c, 0, &keep);
     *remote = a;
     *init_ref = c;
     return DRAY_OK;
@@ -1217,8 +1236,9 @@ dray_status dray__cluster_actor_call(dray_runtime *rt, void *remote, int method,
     dray_status st = resolve_args(rt, args, nargs, vals);
     if (!st)
         st = dray_list_create(vals, nargs, &items[2]);
+    pend keep = {0};
     if (!st)
-        st = nested_args(rt, &items[2]);
+        st = nested_args(rt, &items[2], &keep);
     if (!st)
         st = encode_list(items, 3, &msg, &len);
     dray_value_release(&items[2]);
@@ -1227,9 +1247,10 @@ dray_status dray__cluster_actor_call(dray_runtime *rt, void *remote, int method,
     dray_ref *c;
     if (st || (st = dray__make_task(rt, &actor_cell_fn, NULL, 0, NULL, DRAY__CELL_TASK, &c))) {
         dray_free(msg);
+        keep_release(&keep);
         return st;
     }
-    send_actor_request(cl, a, DRAY__MSG_ACTOR_CALL, msg, len, c, a->max_task_retries);
+    send_actor_request(cl, a, DRAY__MSG_ACTOR_CALL, msg, len, c, a->max_task_retries, &keep);
     *out = c;
     return DRAY_OK;
 }
@@ -1456,8 +1477,9 @@ static void on_result(struct dray__cluster *cl, const dray__hdr *h, const dray_v
         v = (h->flags & (DRAY__RF_RAW | DRAY__RF_ENCODED)) ? dray_value_retain(data)
                                                           : dray_value_retain(dray_list_get(ctl, 1));
         dray_value refs;
-        if (st == DRAY_OK && v.type == DRAY_T_LIST && dray__nested_markers(&v)) {
-            /* Refs the task returned inside a list: refs of this runtime again. */
+        if (st == DRAY_OK && dray__nested_markers(&v)) {
+            /* Refs a task or an actor call returned inside a list or map: refs of this runtime
+             * again. */
             if ((st = dray__nested_from_wire(cl->rt, &v, NULL, NULL, &refs))) {
                 dray_value_release(&v);
                 dray_error_create(st, p->fn ? p->fn->name : "result", dray_last_error(), -1,
@@ -1503,9 +1525,9 @@ dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v)
             st = dray_value_decode(dst, r->size, &r->local);
             dray_value_release(&raw);
             dray_value refs;
-            if (!st && r->local.type == DRAY_T_LIST && dray__nested_markers(&r->local)) {
+            if (!st && dray__nested_markers(&r->local)) {
                 st = dray__nested_from_wire(rt, &r->local, NULL, NULL, &refs);
-                dray_value_release(&r->local); /* refs returned inside a list */
+                dray_value_release(&r->local); /* refs returned inside a list or map */
                 r->local = st ? dray_null() : refs;
             }
         } else if (!st) {

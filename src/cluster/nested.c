@@ -1,12 +1,13 @@
-/* Refs nested in lists on a cluster: a ref cannot travel, so before a list goes over the wire each
- * ref in it becomes a "cluster.ref" marker holding the ref's outcome (its value, an object handle,
- * or its error), and the receiving side turns each marker back into a ref of its own runtime. */
+/* Refs nested in lists and maps on a cluster: a ref cannot travel, so before a container goes over
+ * the wire each ref in it (at any depth) becomes a "cluster.ref" marker holding the ref's outcome
+ * (its value, an object handle, or its error), and the receiving side turns each marker back into a
+ * ref of its own runtime. The one place that walks containers for this. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "internal.h"
 
-#define MAX_NEST 32
+#define MAX_NEST 64 /* the value codec's limit: deeper values cannot travel anyway */
 
 typedef struct marker {
     dray_ext_obj hdr;
@@ -82,13 +83,30 @@ static bool is_marker(const dray_value *v)
     return v->type == DRAY_T_EXT && v->u.ext->type == &marker_type;
 }
 
-/* Whether list v holds (at any depth) an item for which pred is true. */
+static bool is_container(const dray_value *v)
+{
+    return v->type == DRAY_T_LIST || v->type == DRAY_T_MAP;
+}
+
+/* The number of items of list or map v, and item i (a map's values, in order). */
+static size_t n_items(const dray_value *v)
+{
+    return v->type == DRAY_T_LIST ? dray_list_len(v) : dray_map_len(v);
+}
+
+static const dray_value *item_at(const dray_value *v, size_t i)
+{
+    return v->type == DRAY_T_LIST ? dray_list_get(v, i) : dray_map_value_at(v, i);
+}
+
+/* Whether container v holds (at any depth, through lists and maps) an item for which pred is
+ * true. */
 static bool holds(const dray_value *v, bool (*pred)(const dray_value *), int depth)
 {
-    if (v->type != DRAY_T_LIST || depth > MAX_NEST)
+    if (!is_container(v) || depth > MAX_NEST)
         return false;
-    for (size_t i = 0; i < dray_list_len(v); i++) {
-        const dray_value *x = dray_list_get(v, i);
+    for (size_t i = 0; i < n_items(v); i++) {
+        const dray_value *x = item_at(v, i);
         if (pred(x) || holds(x, pred, depth + 1))
             return true;
     }
@@ -120,28 +138,42 @@ bool dray__nested_markers(const dray_value *v)
     return holds(v, is_marker, 0);
 }
 
-/* A copy of list v with every item mapped by fn (which returns owned values). */
-static dray_status map_list(const dray_value *v, int depth,
-                            dray_status (*fn)(void *ctx, const dray_value *x, int depth,
-                                              dray_value *out),
-                            void *ctx, dray_value *out)
+/* A copy of container v (list or map, keys kept) with every item mapped by fn (which returns owned
+ * values). */
+static dray_status map_items(const dray_value *v, int depth,
+                             dray_status (*fn)(void *ctx, const dray_value *x, int depth,
+                                               dray_value *out),
+                             void *ctx, dray_value *out)
 {
-    size_t n = dray_list_len(v);
+    size_t n = n_items(v);
+    bool map = v->type == DRAY_T_MAP;
     dray_value stack[16], *items = n <= 16 ? stack : malloc(n * sizeof(dray_value));
-    if (!items)
-        return dray_set_error(DRAY_ENOMEM, "out of memory copying a list of %zu items", n);
+    const char *kstack[16], **keys = !map || n <= 16 ? kstack : malloc(n * sizeof(char *));
+    if (!items || !keys) {
+        if (items != stack)
+            free(items);
+        if (keys != kstack)
+            free(keys);
+        return dray_set_error(DRAY_ENOMEM, "out of memory copying a %s of %zu items",
+                              map ? "map" : "list", n);
+    }
     dray_status st = DRAY_OK;
     size_t done = 0;
-    for (; done < n && !st; done++)
-        st = fn(ctx, dray_list_get(v, done), depth, &items[done]);
+    for (; done < n && !st; done++) {
+        if (map)
+            keys[done] = dray_map_key_at(v, done);
+        st = fn(ctx, item_at(v, done), depth, &items[done]);
+    }
     if (st)
         done--;
     if (!st)
-        st = dray_list_create(items, n, out);
+        st = map ? dray_map_create(keys, items, n, out) : dray_list_create(items, n, out);
     for (size_t i = 0; i < done; i++)
         dray_value_release(&items[i]);
     if (items != stack)
         free(items);
+    if (keys != kstack)
+        free(keys);
     return st;
 }
 
@@ -155,9 +187,10 @@ static dray_status to_item(void *ctx, const dray_value *x, int depth, dray_value
 {
     to_ctx *t = ctx;
     if (depth > MAX_NEST)
-        return dray_set_error(DRAY_EINVAL, "a list nested deeper than %d levels", MAX_NEST);
-    if (x->type == DRAY_T_LIST && holds(x, is_ref, depth + 1))
-        return map_list(x, depth + 1, to_item, ctx, out);
+        return dray_set_error(DRAY_EINVAL, "lists and maps nested deeper than %d levels",
+                              MAX_NEST);
+    if (holds(x, is_ref, depth + 1))
+        return map_items(x, depth + 1, to_item, ctx, out);
     if (!is_ref(x)) {
         *out = dray_value_retain(x);
         return DRAY_OK;
@@ -165,11 +198,11 @@ static dray_status to_item(void *ctx, const dray_value *x, int depth, dray_value
     dray_ref *r = x->u.ref;
     dray_status st = dray_wait(t->rt, &r, 1, 1, -1, NULL, NULL);
     if (st)
-        return dray_set_error(st, "waiting for a ref inside a list: %s", dray_last_error());
+        return dray_set_error(st, "waiting for a ref inside a list or map: %s", dray_last_error());
     dray_value inner = dray_null();
     const dray_value *res = &r->u.result;
-    if (r->status == DRAY_OK && res->type == DRAY_T_LIST && holds(res, is_ref, depth + 1))
-        st = map_list(res, depth + 1, to_item, ctx, &inner);
+    if (r->status == DRAY_OK && holds(res, is_ref, depth + 1))
+        st = map_items(res, depth + 1, to_item, ctx, &inner);
     else
         inner = dray_value_retain(res);
     if (st)
@@ -199,9 +232,10 @@ static dray_status from_item(void *ctx, const dray_value *x, int depth, dray_val
 {
     from_ctx *f = ctx;
     if (depth > MAX_NEST)
-        return dray_set_error(DRAY_EINVAL, "a list nested deeper than %d levels", MAX_NEST);
-    if (x->type == DRAY_T_LIST && holds(x, is_marker, depth + 1))
-        return map_list(x, depth + 1, from_item, ctx, out);
+        return dray_set_error(DRAY_EINVAL, "lists and maps nested deeper than %d levels",
+                              MAX_NEST);
+    if (holds(x, is_marker, depth + 1))
+        return map_items(x, depth + 1, from_item, ctx, out);
     if (!is_marker(x)) {
         *out = dray_value_retain(x);
         return DRAY_OK;
@@ -209,9 +243,8 @@ static dray_status from_item(void *ctx, const dray_value *x, int depth, dray_val
     const marker *m = (const marker *)x->u.ext;
     dray_value val = dray_null();
     dray_status st = DRAY_OK;
-    if (m->status == DRAY_OK && m->value.type == DRAY_T_LIST &&
-        holds(&m->value, is_marker, depth + 1))
-        st = map_list(&m->value, depth + 1, from_item, ctx, &val);
+    if (m->status == DRAY_OK && holds(&m->value, is_marker, depth + 1))
+        st = map_items(&m->value, depth + 1, from_item, ctx, &val);
     else if (m->status == DRAY_OK && f->resolve)
         st = f->resolve(f->ctx, &m->value, &val);
     else

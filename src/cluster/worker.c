@@ -72,6 +72,7 @@ typedef struct worker {
 /* Sends an actor call's result once its cell completes (on the completing thread). */
 typedef struct reply {
     dray__callback cb;
+    dray_runtime *rt; /* the node's */
     dray__conn *conn; /* retained */
     uint64_t rid;
     dray_ref *ref;
@@ -195,8 +196,8 @@ typedef struct fetch_ctx {
     dray__conn *owner;
 } fetch_ctx;
 
-/* A ref's value inside a list argument: an object handle becomes the object (pulled here when it
- * is elsewhere), anything else stays as it is. */
+/* A ref's value inside a list or map argument: an object handle becomes the object (pulled here
+ * when it is elsewhere), anything else stays as it is. */
 static dray_status fetch_nested(void *ctx, const dray_value *in, dray_value *out)
 {
     fetch_ctx *f = ctx;
@@ -222,8 +223,8 @@ static dray_status fetch_nested(void *ctx, const dray_value *in, dray_value *out
 }
 
 /* Replaces object handles among args[0..n) by the objects' bytes (a view of this node's store,
- * pulled from the holder first when it is elsewhere), and refs inside list arguments (markers) by
- * refs of this node's runtime holding their values: out[i] owned. */
+ * pulled from the holder first when it is elsewhere), and refs inside list or map arguments
+ * (markers) by refs of this node's runtime holding their values: out[i] owned. */
 static dray_status resolve_objects(worker *w, dray__conn *owner, const dray_value *args, size_t n,
                                    dray_value *out, size_t *bad)
 {
@@ -233,7 +234,7 @@ static dray_status resolve_objects(worker *w, dray__conn *owner, const dray_valu
         const char *holder;
         uint64_t id, size;
         bool encoded;
-        if (args[i].type == DRAY_T_LIST && dray__nested_markers(&args[i])) {
+        if (dray__nested_markers(&args[i])) {
             fetch_ctx f = {w, owner};
             dray_status st = dray__nested_from_wire(w->rt, &args[i], fetch_nested, &f, &out[i]);
             if (st) {
@@ -242,7 +243,8 @@ static dray_status resolve_objects(worker *w, dray__conn *owner, const dray_valu
                 for (size_t k = 0; k < i; k++)
                     dray_value_release(&out[k]);
                 *bad = i;
-                return dray_set_error(DRAY_ENET, "input %zu (a list holding refs): %s", i, msg);
+                return dray_set_error(DRAY_ENET, "input %zu (a list or map holding refs): %s", i,
+                                      msg);
             }
             continue;
         }
@@ -358,8 +360,9 @@ static dray_status run_job(dray_ctx *ctx, job *j)
     } else if (st != DRAY_OK) {
         st = dray_error_status(&result);
     }
-    if (st == DRAY_OK && result.type == DRAY_T_LIST && dray__nested_refs(&result)) {
-        /* Refs in the returned list travel as markers of their outcomes (waited for here). */
+    if (st == DRAY_OK && dray__nested_refs(&result)) {
+        /* Refs in the returned list or map travel as markers of their outcomes (waited for
+         * here). */
         dray_value conv;
         st = dray__nested_to_wire(w->rt, &result, NULL, NULL, &conv);
         dray_value_release(&result);
@@ -558,19 +561,60 @@ static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_v
 
 /* ==== Actors ==== */
 
-static void reply_fn(dray__callback *cb, dray_ref *c)
+/* Sends the call's outcome and frees r. Refs inside a returned list or map go as markers of their
+ * outcomes (nested.c), waited for here. */
+static void reply_send(reply *r)
 {
-    reply *r = (reply *)cb;
-    dray_value v = dray_value_retain(&c->u.result);
-    send_result(r->conn, r->rid, (dray_status)c->status, &v, 0);
+    dray_ref *c = r->ref;
+    dray_status st = (dray_status)c->status;
+    dray_value v = dray_null();
+    if (st == DRAY_OK && dray__nested_refs(&c->u.result)) {
+        if ((st = dray__nested_to_wire(r->rt, &c->u.result, NULL, NULL, &v)))
+            dray_error_create(st, "actor", dray_last_error(), -1, NULL, &v);
+    } else {
+        v = dray_value_retain(&c->u.result);
+    }
+    send_result(r->conn, r->rid, st, &v, 0);
     dray_value_release(&v);
     dray__conn_release(r->conn);
     dray_ref_release(r->ref);
     free(r);
 }
 
+/* A pool task answering a call whose result holds refs not ready yet. */
+static dray_status reply_task(dray_ctx *ctx, const dray_value *args, size_t nargs,
+                              dray_value *out)
+{
+    (void)ctx, (void)nargs;
+    reply_send((reply *)(uintptr_t)args[0].u.i);
+    *out = dray_null();
+    return DRAY_OK;
+}
+
+static dray_function reply_task_fn = {"dray.cluster.actor_reply", reply_task, NULL};
+
+static void reply_fn(dray__callback *cb, dray_ref *c)
+{
+    reply *r = (reply *)cb;
+    if (c->status == DRAY_OK && dray__nested_pending(&c->u.result)) {
+        /* Not inside the call's completion (the actor's turn): a pool task waits for them. */
+        dray_value arg = dray_int((int64_t)(uintptr_t)r);
+        dray_ref *t;
+        if (dray_submit_fn(r->rt, &reply_task_fn, &arg, 1, NULL, &t) == DRAY_OK) {
+            dray_ref_release(t);
+            return;
+        }
+        send_error(r->conn, r->rid, DRAY_ESHUTDOWN, "actor", "the node is shutting down");
+        dray__conn_release(r->conn);
+        dray_ref_release(r->ref);
+        free(r);
+        return;
+    }
+    reply_send(r);
+}
+
 /* Sends ref's outcome as RESULT rid when it completes. Takes ref. */
-static void reply_when_done(dray__conn *c, uint64_t rid, dray_ref *ref)
+static void reply_when_done(worker *w, dray__conn *c, uint64_t rid, dray_ref *ref)
 {
     reply *r = calloc(1, sizeof(*r));
     if (!r) {
@@ -579,6 +623,7 @@ static void reply_when_done(dray__conn *c, uint64_t rid, dray_ref *ref)
         return;
     }
     r->cb.fn = reply_fn;
+    r->rt = w->rt;
     r->conn = dray__conn_retain(c);
     r->rid = rid;
     r->ref = ref;
@@ -739,7 +784,7 @@ static void on_actor_message(worker *w, dray__conn *c, const dray__hdr *h, const
         if (st)
             send_error(c, h->rid, st, "actor", dray_last_error());
         else
-            reply_when_done(c, h->rid, r);
+            reply_when_done(w, c, h->rid, r);
     } else if (h->type == DRAY__MSG_ACTOR_KILL && wa) {
         dray_actor_kill(w->rt, wa->actor, dray_list_get(ctl, 1)->u.b);
     } else if (h->type == DRAY__MSG_ACTOR_RELEASE && wa) {
