@@ -1039,6 +1039,23 @@ static dray_status do_register(worker *w, int cpus, const char *resources)
     return st;
 }
 
+/* The thread reading SIGTERM/SIGINT from its loop's signalfd (0: none). Process-wide like the
+ * signal dispositions it serves. */
+static _Atomic pid_t signal_tid;
+
+/* A thread started before this node blocked the signals (libopenblas starts its pool when it is
+ * loaded) takes a process-directed SIGTERM with the default action, killing the node without its
+ * shutdown. With this handler installed such a thread passes the signal on to the loop's thread,
+ * where it stays pending for the signalfd. Async-signal-safe. */
+static void forward_signal(int sig)
+{
+    int saved = errno;
+    pid_t tid = atomic_load(&signal_tid);
+    if (tid > 0)
+        tgkill(getpid(), tid, sig);
+    errno = saved;
+}
+
 dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts *opts)
 {
     if (!address)
@@ -1054,12 +1071,19 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
     worker *w = calloc(1, sizeof(*w));
     if (!w)
         return dray_set_error(DRAY_ENOMEM, "out of memory");
-    /* Signals go to the loop's signalfd: block them before any thread starts. */
+    /* Signals go to the loop's signalfd: block them before any thread of ours starts, and have
+     * threads that were there before forward them (forward_signal). */
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
     sigaddset(&set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
+    atomic_store(&signal_tid, gettid());
+    struct sigaction fwd = {.sa_handler = forward_signal}, old_term, old_int;
+    sigfillset(&fwd.sa_mask);
+    fwd.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &fwd, &old_term);
+    sigaction(SIGINT, &fwd, &old_int);
     /* Freed memory goes back to the system promptly (large blocks always mmapped, the heap trimmed
      * above 64 KiB), so process memory falls when objects go: what Dask's nanny does with
      * MALLOC_TRIM_THRESHOLD_=65536. The process is a dedicated node. */
@@ -1134,6 +1158,9 @@ out_free:
     pthread_mutex_destroy(&w->mlock);
     pthread_mutex_destroy(&w->memlock);
     free(w);
+    sigaction(SIGTERM, &old_term, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    atomic_store(&signal_tid, 0);
     if (!st)
         dray__log("worker stopped");
     return st;
