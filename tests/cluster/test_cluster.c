@@ -14,6 +14,7 @@
 #include "dray/core.h"
 #include "test.h"
 #include "cluster_fixture.h"
+#include "cluster_tasks.h"
 
 DRAY_FUNCTION(cl_square)
 {
@@ -24,12 +25,6 @@ DRAY_FUNCTION(cl_square)
 DRAY_FUNCTION(cl_add)
 {
     *result = dray_int(args[0].u.i + args[1].u.i);
-    return DRAY_OK;
-}
-
-DRAY_FUNCTION(cl_pid)
-{
-    *result = dray_int(getpid());
     return DRAY_OK;
 }
 
@@ -46,27 +41,6 @@ DRAY_FUNCTION(cl_slow_square)
     return DRAY_OK;
 }
 
-/* Bytes i*7+3 mod 251, n of them. */
-DRAY_FUNCTION(cl_make_bytes)
-{
-    void *p;
-    dray_status st = dray_bytes_create_uninit((size_t)args[0].u.i, result, &p);
-    for (int64_t i = 0; !st && i < args[0].u.i; i++)
-        ((uint8_t *)p)[i] = (uint8_t)((i * 7 + 3) % 251);
-    return st;
-}
-
-DRAY_FUNCTION(cl_sum_bytes)
-{
-    size_t n;
-    const uint8_t *p = dray_bytes_data(&args[0], &n);
-    int64_t s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += p[i];
-    *result = dray_int(s);
-    return DRAY_OK;
-}
-
 /* Its bytes argument with every byte plus one (mod 256). */
 DRAY_FUNCTION(cl_bump_bytes)
 {
@@ -79,7 +53,7 @@ DRAY_FUNCTION(cl_bump_bytes)
     return st;
 }
 
-/* cl_sum_bytes after 30 ms. */
+/* ct_sum_bytes after 30 ms. */
 DRAY_FUNCTION(cl_slow_sum_bytes)
 {
     struct timespec ts = {0, 30000000};
@@ -196,14 +170,6 @@ DRAY_ACTOR_CLASS(ClCounter, counter_init, counter_free, {"add", counter_add},
 
 /* ==== Fixture: tests/cluster_fixture.h ==== */
 
-static int64_t get_int(dray_runtime *rt, dray_ref *r)
-{
-    dray_value v;
-    ASSERT_OK(dray_get(rt, r, 20000, &v));
-    ASSERT_EQ(v.type, DRAY_T_INT);
-    return v.u.i;
-}
-
 /* Submits small batches until tasks have run in both worker processes (and never in this one). */
 static void assert_both_workers_run_tasks(dray_runtime *rt, const test_cluster *f)
 {
@@ -215,10 +181,10 @@ static void assert_both_workers_run_tasks(dray_runtime *rt, const test_cluster *
             ASSERT_OK(dray_submit(rt, "cl_slow_square", &a, 1, NULL, &p[k]));
         for (int k = 0; k < 4; k++) {
             dray_ref_release(p[k]);
-            ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, NULL, &p[k]));
+            ASSERT_OK(dray_submit(rt, "ct_pid", NULL, 0, NULL, &p[k]));
         }
         for (int k = 0; k < 4; k++) {
-            pid_t pid = (pid_t)get_int(rt, p[k]);
+            pid_t pid = (pid_t)ct_get_int(rt, p[k]);
             dray_ref_release(p[k]);
             ASSERT_NE(pid, getpid());
             ASSERT_TRUE(pid == f->workers[0] || pid == f->workers[1]);
@@ -256,7 +222,7 @@ TEST(tasks_refs_errors_and_data)
     }
     int64_t got = 0;
     for (int i = 0; i < N; i++) {
-        got += get_int(rt, refs[i]);
+        got += ct_get_int(rt, refs[i]);
         dray_ref_release(refs[i]);
     }
     ASSERT_EQ(got, want);
@@ -267,7 +233,7 @@ TEST(tasks_refs_errors_and_data)
     ASSERT_OK(dray_submit(rt, "cl_square", &b, 1, NULL, &r4));
     dray_value ab[2] = {dray_value_of_ref(r3), dray_value_of_ref(r4)};
     ASSERT_OK(dray_submit(rt, "cl_add", ab, 2, NULL, &sum));
-    ASSERT_EQ(get_int(rt, sum), 25);
+    ASSERT_EQ(ct_get_int(rt, sum), 25);
     dray_ref_release(r3);
     dray_ref_release(r4);
     dray_ref_release(sum);
@@ -302,7 +268,7 @@ TEST(tasks_refs_errors_and_data)
      * list (an encoded data section); large bytes as an argument. */
     dray_value n3 = dray_int(3 << 20), nl = dray_int(100000);
     dray_ref *big, *list, *s;
-    ASSERT_OK(dray_submit(rt, "cl_make_bytes", &n3, 1, NULL, &big));
+    ASSERT_OK(dray_submit(rt, "ct_make_bytes", &n3, 1, NULL, &big));
     ASSERT_OK(dray_submit(rt, "cl_make_list", &nl, 1, NULL, &list));
     dray_value bv;
     ASSERT_OK(dray_get(rt, big, 20000, &bv));
@@ -316,8 +282,8 @@ TEST(tasks_refs_errors_and_data)
         bsum += bp[i];
     }
     dray_value barg = dray_value_of_ref(big);
-    ASSERT_OK(dray_submit(rt, "cl_sum_bytes", &barg, 1, NULL, &s));
-    ASSERT_EQ(get_int(rt, s), bsum);
+    ASSERT_OK(dray_submit(rt, "ct_sum_bytes", &barg, 1, NULL, &s));
+    ASSERT_EQ(ct_get_int(rt, s), bsum);
     dray_value lv;
     ASSERT_OK(dray_get(rt, list, 20000, &lv));
     ASSERT_EQ(dray_list_len(&lv), 100000);
@@ -331,7 +297,7 @@ TEST(tasks_refs_errors_and_data)
     dray_value fifty = dray_int(50);
     dray_ref *nested;
     ASSERT_OK(dray_submit(rt, "cl_nested_sum", &fifty, 1, NULL, &nested));
-    ASSERT_EQ(get_int(rt, nested), 40425);
+    ASSERT_EQ(ct_get_int(rt, nested), 40425);
     dray_ref_release(nested);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     test_cluster_stop(&f);
@@ -355,7 +321,7 @@ TEST(killed_worker_tasks_are_retried)
     waitpid(f.workers[0], &st, 0);
     f.workers[0] = -1;
     for (int i = 0; i < N; i++) {
-        ASSERT_EQ(get_int(rt, refs[i]), (int64_t)i * i);
+        ASSERT_EQ(ct_get_int(rt, refs[i]), (int64_t)i * i);
         dray_ref_release(refs[i]);
     }
     free(refs);
@@ -467,7 +433,7 @@ TEST(garbage_to_every_port_is_survived)
     dray_value a = dray_int(12);
     dray_ref *r;
     ASSERT_OK(dray_submit(rt, "cl_square", &a, 1, NULL, &r));
-    ASSERT_EQ(get_int(rt, r), 144);
+    ASSERT_EQ(ct_get_int(rt, r), 144);
     dray_ref_release(r);
     ASSERT_OK(dray_cluster_status(f.addr, &st));
     ASSERT_EQ(dray_list_len(dray_map_get(&st, "nodes")), 1);
@@ -478,7 +444,6 @@ TEST(garbage_to_every_port_is_survived)
 }
 
 static dray_ref *submit_on(dray_runtime *rt, const char *fn, dray_value arg, const char *res);
-static int64_t store_stat(const test_cluster *f, pid_t pid, const char *key);
 
 TEST(cli_status_lists_nodes)
 {
@@ -490,10 +455,10 @@ TEST(cli_status_lists_nodes)
     nanosleep(&ts, NULL);
     assert_both_workers_run_tasks(rt, &f);
     /* One 2,000,000-byte object in a node's store: the status line shows it once a heartbeat came. */
-    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(2000000), NULL);
+    dray_ref *obj = submit_on(rt, "ct_make_bytes", dray_int(2000000), NULL);
     ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
-    for (int i = 0; i < 200 && store_stat(&f, f.workers[0], "objects") +
-                                   store_stat(&f, f.workers[1], "objects") != 1; i++) {
+    for (int i = 0; i < 200 && ct_store_stat(&f, f.workers[0], "objects") +
+                                   ct_store_stat(&f, f.workers[1], "objects") != 1; i++) {
         struct timespec d = {0, 50000000};
         nanosleep(&d, NULL);
     }
@@ -560,7 +525,7 @@ TEST(actors_run_on_a_node_in_order)
     for (int i = 0; i < N; i++)
         ASSERT_OK(dray_actor_call(rt, a, "add", &one, 1, &refs[i]));
     for (int i = 0; i < N; i++) {
-        ASSERT_EQ(get_int(rt, refs[i]), 11 + i);
+        ASSERT_EQ(ct_get_int(rt, refs[i]), 11 + i);
         dray_ref_release(refs[i]);
     }
     free(refs);
@@ -577,7 +542,7 @@ TEST(actors_run_on_a_node_in_order)
     dray_value sqv = dray_value_of_ref(sq);
     dray_ref *r;
     ASSERT_OK(dray_actor_call(rt, a, "add", &sqv, 1, &r));
-    ASSERT_EQ(get_int(rt, r), 10 + N + 5 + 9);
+    ASSERT_EQ(ct_get_int(rt, r), 10 + N + 5 + 9);
     dray_ref_release(r);
     dray_ref_release(sq);
     dray_actor_release(a);
@@ -655,10 +620,10 @@ TEST(submit_driver_main)
     dray_ref *refs[20];
     for (int i = 0; i < 20; i++) {
         dray_value a = dray_int(i);
-        ASSERT_OK(dray_submit(rt, i % 2 ? "cl_square" : "cl_pid", &a, 1, NULL, &refs[i]));
+        ASSERT_OK(dray_submit(rt, i % 2 ? "cl_square" : "ct_pid", &a, 1, NULL, &refs[i]));
     }
     for (int i = 0; i < 20; i++) {
-        int64_t v = get_int(rt, refs[i]);
+        int64_t v = ct_get_int(rt, refs[i]);
         if (i % 2)
             ASSERT_EQ(v, (int64_t)i * i);
         else if (remote)
@@ -737,7 +702,7 @@ TEST(graph_survives_a_killed_worker)
     int st;
     waitpid(f.workers[1], &st, 0);
     f.workers[1] = -1;
-    ASSERT_EQ(get_int(rt, out), want);
+    ASSERT_EQ(ct_get_int(rt, out), want);
     dray_stats s;
     ASSERT_OK(dray_runtime_stats(rt, &s));
     ASSERT_GT(s.tasks_retried, 0);
@@ -766,13 +731,13 @@ TEST(node_joining_mid_job_gets_work)
     pid_t last = 0;
     for (int k = 0; k < 400 && last != f.workers[1]; k++) {
         dray_ref *p;
-        ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, NULL, &p));
-        last = (pid_t)get_int(rt, p);
+        ASSERT_OK(dray_submit(rt, "ct_pid", NULL, 0, NULL, &p));
+        last = (pid_t)ct_get_int(rt, p);
         dray_ref_release(p);
     }
     ASSERT_EQ(last, f.workers[1]);
     for (int i = 0; i < N; i++) {
-        ASSERT_EQ(get_int(rt, refs[i]), (int64_t)i * i);
+        ASSERT_EQ(ct_get_int(rt, refs[i]), (int64_t)i * i);
         dray_ref_release(refs[i]);
     }
     free(refs);
@@ -782,71 +747,15 @@ TEST(node_joining_mid_job_gets_work)
 
 /* ==== Object store ==== */
 
-/* The sum of the bytes cl_make_bytes makes, computed independently of the cluster. */
-static int64_t made_sum(int64_t n)
-{
-    int64_t s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += (i * 7 + 3) % 251;
-    return s;
-}
-
-static int64_t map_int(const dray_value *m, const char *k)
-{
-    const dray_value *v = dray_map_get(m, k);
-    ASSERT_TRUE(v != NULL);
-    return v->u.i;
-}
-
-/* The object-store counter `key` of the node whose pid is `pid`, from `dray_cluster_status`. */
-static int64_t store_stat(const test_cluster *f, pid_t pid, const char *key)
-{
-    dray_value st;
-    ASSERT_OK(dray_cluster_status(f->addr, &st));
-    const dray_value *nodes = dray_map_get(&st, "nodes");
-    int64_t out = -1;
-    for (size_t i = 0; i < dray_list_len(nodes); i++) {
-        const dray_value *n = dray_list_get(nodes, i);
-        if (map_int(n, "pid") == pid)
-            out = map_int(dray_map_get(n, "store"), key);
-    }
-    dray_value_release(&st);
-    ASSERT_NE(out, -1);
-    return out;
-}
-
-/* Waits (heartbeats bring the counters every 500 ms) until the counter equals want. */
-static void wait_store_stat(const test_cluster *f, pid_t pid, const char *key, int64_t want)
-{
-    int64_t got = -1;
-    for (int i = 0; i < 200 && (got = store_stat(f, pid, key)) != want; i++) {
-        struct timespec ts = {0, 50000000};
-        nanosleep(&ts, NULL);
-    }
-    if (got != want)
-        fprintf(stderr, "node %d: store counter %s is %lld, want %lld\n", (int)pid, key,
-                (long long)got, (long long)want);
-    ASSERT_EQ(got, want);
-}
-
 /* Waits until the counter is at least `min`. */
 static void wait_store_min(const test_cluster *f, pid_t pid, const char *key, int64_t min)
 {
     int64_t got = -1;
-    for (int i = 0; i < 200 && (got = store_stat(f, pid, key)) < min; i++) {
+    for (int i = 0; i < 200 && (got = ct_store_stat(f, pid, key)) < min; i++) {
         struct timespec ts = {0, 50000000};
         nanosleep(&ts, NULL);
     }
     ASSERT_GE(got, min);
-}
-
-static int64_t client_stat(dray_runtime *rt, const char *key)
-{
-    dray_value m;
-    ASSERT_OK(dray_cluster_client_stats(rt, &m));
-    int64_t v = map_int(&m, key);
-    dray_value_release(&m);
-    return v;
 }
 
 /* Submits fn(arg) needing one unit of custom resource `res` (NULL: none). */
@@ -881,23 +790,23 @@ TEST(objects_stay_on_their_node_and_are_freed)
     start_left_right(&f);
     dray_runtime *rt = test_cluster_driver(&f);
     enum { SIZE = 3 << 20 };
-    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
+    dray_ref *obj = submit_on(rt, "ct_make_bytes", dray_int(SIZE), "left");
     ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
-    ASSERT_EQ(client_stat(rt, "stored_results"), 1);
-    wait_store_stat(&f, f.workers[0], "objects", 1);
-    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_mem"), SIZE);
-    ASSERT_EQ(store_stat(&f, f.workers[1], "objects"), 0);
+    ASSERT_EQ(ct_client_stat(rt, "stored_results"), 1);
+    ct_wait_store_stat(&f, f.workers[0], "objects", 1);
+    ASSERT_EQ(ct_store_stat(&f, f.workers[0], "bytes_mem"), SIZE);
+    ASSERT_EQ(ct_store_stat(&f, f.workers[1], "objects"), 0);
     /* Consumers without constraints go where the input is. */
-    int64_t local0 = client_stat(rt, "placed_local");
+    int64_t local0 = ct_client_stat(rt, "placed_local");
     for (int i = 0; i < 4; i++) {
         dray_value a = dray_value_of_ref(obj);
         dray_ref *sum;
-        ASSERT_OK(dray_submit(rt, "cl_sum_bytes", &a, 1, NULL, &sum));
-        ASSERT_EQ(get_int(rt, sum), made_sum(SIZE));
+        ASSERT_OK(dray_submit(rt, "ct_sum_bytes", &a, 1, NULL, &sum));
+        ASSERT_EQ(ct_get_int(rt, sum), ct_made_sum(SIZE));
         dray_ref_release(sum);
     }
-    ASSERT_EQ(client_stat(rt, "placed_local") - local0, 4);
-    ASSERT_EQ(store_stat(&f, f.workers[1], "pulls"), 0);
+    ASSERT_EQ(ct_client_stat(rt, "placed_local") - local0, 4);
+    ASSERT_EQ(ct_store_stat(&f, f.workers[1], "pulls"), 0);
     /* The driver reads it: one pull, then the cached copy; its dashboard shows the transfer. */
     dray_dashboard *dash;
     ASSERT_OK(dray_dashboard_start(rt, NULL, &dash));
@@ -911,8 +820,8 @@ TEST(objects_stay_on_their_node_and_are_freed)
             ASSERT_EQ(p[i], (uint8_t)((i * 7 + 3) % 251));
         dray_value_release(&v);
     }
-    ASSERT_EQ(client_stat(rt, "driver_pulls"), 1);
-    ASSERT_EQ(client_stat(rt, "driver_pulled_bytes"), SIZE);
+    ASSERT_EQ(ct_client_stat(rt, "driver_pulls"), 1);
+    ASSERT_EQ(ct_client_stat(rt, "driver_pulled_bytes"), SIZE);
     int transfers = 0;
     double transfer_bytes = 0;
     for (int tries = 0; tries < 300 && !transfers; tries++) { /* the collector drains every 100 ms */
@@ -936,20 +845,20 @@ TEST(objects_stay_on_their_node_and_are_freed)
     ASSERT_EQ(transfers, 1);
     ASSERT_NEAR(transfer_bytes, SIZE, 0);
     dray_dashboard_stop(dash);
-    wait_store_stat(&f, f.workers[0], "served", 1);
+    ct_wait_store_stat(&f, f.workers[0], "served", 1);
     /* The last ref goes: the node frees it. */
     dray_ref_release(obj);
-    wait_store_stat(&f, f.workers[0], "objects", 0);
-    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_mem"), 0);
-    ASSERT_EQ(store_stat(&f, f.workers[0], "freed_bytes"), SIZE);
-    ASSERT_EQ(client_stat(rt, "objects_freed"), 1);
+    ct_wait_store_stat(&f, f.workers[0], "objects", 0);
+    ASSERT_EQ(ct_store_stat(&f, f.workers[0], "bytes_mem"), 0);
+    ASSERT_EQ(ct_store_stat(&f, f.workers[0], "freed_bytes"), SIZE);
+    ASSERT_EQ(ct_client_stat(rt, "objects_freed"), 1);
     /* Results that are not objects: a handle is also freed when the driver goes away. */
-    dray_ref *kept = submit_on(rt, "cl_make_bytes", dray_int(200000), "right");
+    dray_ref *kept = submit_on(rt, "ct_make_bytes", dray_int(200000), "right");
     ASSERT_OK(dray_wait(rt, &kept, 1, 1, 20000, NULL, NULL));
-    wait_store_stat(&f, f.workers[1], "objects", 1);
+    ct_wait_store_stat(&f, f.workers[1], "objects", 1);
     dray_ref_release(kept);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    wait_store_stat(&f, f.workers[1], "objects", 0);
+    ct_wait_store_stat(&f, f.workers[1], "objects", 0);
     test_cluster_stop(&f);
 }
 
@@ -961,22 +870,22 @@ TEST(objects_move_node_to_node)
     start_left_right(&f);
     dray_runtime *rt = test_cluster_driver(&f);
     enum { SIZE = 5 << 20 };
-    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
-    int64_t local0 = client_stat(rt, "placed_local");
+    dray_ref *obj = submit_on(rt, "ct_make_bytes", dray_int(SIZE), "left");
+    int64_t local0 = ct_client_stat(rt, "placed_local");
     for (int i = 0; i < 3; i++) {
-        dray_ref *sum = submit_on(rt, "cl_sum_bytes", dray_value_of_ref(obj), "right");
-        ASSERT_EQ(get_int(rt, sum), made_sum(SIZE));
+        dray_ref *sum = submit_on(rt, "ct_sum_bytes", dray_value_of_ref(obj), "right");
+        ASSERT_EQ(ct_get_int(rt, sum), ct_made_sum(SIZE));
         dray_ref_release(sum);
     }
-    wait_store_stat(&f, f.workers[1], "pulls", 1);
-    ASSERT_EQ(store_stat(&f, f.workers[1], "pulled_bytes"), SIZE);
-    ASSERT_EQ(store_stat(&f, f.workers[1], "objects"), 1); /* the cached copy */
-    wait_store_stat(&f, f.workers[0], "served", 1);
-    ASSERT_EQ(store_stat(&f, f.workers[0], "served_bytes"), SIZE);
-    ASSERT_EQ(client_stat(rt, "driver_pulls"), 0);
+    ct_wait_store_stat(&f, f.workers[1], "pulls", 1);
+    ASSERT_EQ(ct_store_stat(&f, f.workers[1], "pulled_bytes"), SIZE);
+    ASSERT_EQ(ct_store_stat(&f, f.workers[1], "objects"), 1); /* the cached copy */
+    ct_wait_store_stat(&f, f.workers[0], "served", 1);
+    ASSERT_EQ(ct_store_stat(&f, f.workers[0], "served_bytes"), SIZE);
+    ASSERT_EQ(ct_client_stat(rt, "driver_pulls"), 0);
     /* The first consumer had to go where its input was not; the others found the cached copy. */
-    ASSERT_EQ(client_stat(rt, "placed_spill"), 1);
-    ASSERT_EQ(client_stat(rt, "placed_local") - local0, 2);
+    ASSERT_EQ(ct_client_stat(rt, "placed_spill"), 1);
+    ASSERT_EQ(ct_client_stat(rt, "placed_local") - local0, 2);
     /* A resource nobody offers fails at once; "gpu=2" is offered by the right node only. */
     dray_resource big = {"gpu", 3};
     dray_task_opts o = {0};
@@ -990,8 +899,8 @@ TEST(objects_move_node_to_node)
     dray_value_release(&err);
     dray_ref_release(r);
     big.amount = 2;
-    ASSERT_OK(dray_submit(rt, "cl_pid", NULL, 0, &o, &r));
-    ASSERT_EQ(get_int(rt, r), f.workers[1]);
+    ASSERT_OK(dray_submit(rt, "ct_pid", NULL, 0, &o, &r));
+    ASSERT_EQ(ct_get_int(rt, r), f.workers[1]);
     dray_ref_release(r);
     /* An actor (on either node) gets the object's bytes as its argument. */
     dray_actor *act;
@@ -999,12 +908,12 @@ TEST(objects_move_node_to_node)
     ASSERT_OK(dray_actor_ready(rt, act, 20000));
     dray_value ov = dray_value_of_ref(obj);
     ASSERT_OK(dray_actor_call(rt, act, "sum_bytes", &ov, 1, &r));
-    ASSERT_EQ(get_int(rt, r), made_sum(SIZE));
+    ASSERT_EQ(ct_get_int(rt, r), ct_made_sum(SIZE));
     dray_ref_release(r);
     dray_actor_release(act);
     dray_ref_release(obj);
-    wait_store_stat(&f, f.workers[0], "objects", 0);
-    wait_store_stat(&f, f.workers[1], "objects", 0);
+    ct_wait_store_stat(&f, f.workers[0], "objects", 0);
+    ct_wait_store_stat(&f, f.workers[1], "objects", 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     test_cluster_stop(&f);
 }
@@ -1024,24 +933,24 @@ TEST(objects_spill_to_disk_and_round_trip)
     unsetenv("DRAY_MEMORY_PAUSE");
     unsetenv("DRAY_MEMORY_TERMINATE");
     dray_runtime *rt = test_cluster_driver(&f);
-    wait_store_stat(&f, f.workers[0], "limit", 4000000);
+    ct_wait_store_stat(&f, f.workers[0], "limit", 4000000);
     enum { SMALL = 1200000, BIG = 6000000 };
     dray_ref *objs[4];
     for (int i = 0; i < 3; i++)
-        objs[i] = submit_on(rt, "cl_make_bytes", dray_int(SMALL + i), NULL);
-    objs[3] = submit_on(rt, "cl_make_bytes", dray_int(BIG), NULL);
+        objs[i] = submit_on(rt, "ct_make_bytes", dray_int(SMALL + i), NULL);
+    objs[3] = submit_on(rt, "ct_make_bytes", dray_int(BIG), NULL);
     ASSERT_OK(dray_wait(rt, objs, 4, 4, 20000, NULL, NULL));
-    wait_store_stat(&f, f.workers[0], "objects", 4);
-    ASSERT_GE(store_stat(&f, f.workers[0], "spilled"), 1);
-    ASSERT_GE(store_stat(&f, f.workers[0], "direct_to_disk"), 1);
-    ASSERT_LE(store_stat(&f, f.workers[0], "bytes_mem"), 3200000);
-    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_mem") + store_stat(&f, f.workers[0], "bytes_disk"),
+    ct_wait_store_stat(&f, f.workers[0], "objects", 4);
+    ASSERT_GE(ct_store_stat(&f, f.workers[0], "spilled"), 1);
+    ASSERT_GE(ct_store_stat(&f, f.workers[0], "direct_to_disk"), 1);
+    ASSERT_LE(ct_store_stat(&f, f.workers[0], "bytes_mem"), 3200000);
+    ASSERT_EQ(ct_store_stat(&f, f.workers[0], "bytes_mem") + ct_store_stat(&f, f.workers[0], "bytes_disk"),
               3 * SMALL + 3 + BIG);
     /* Every object reads back: on the node (a task) and at the driver. */
     for (int i = 0; i < 4; i++) {
         int64_t n = i < 3 ? SMALL + i : BIG;
-        dray_ref *sum = submit_on(rt, "cl_sum_bytes", dray_value_of_ref(objs[i]), NULL);
-        ASSERT_EQ(get_int(rt, sum), made_sum(n));
+        dray_ref *sum = submit_on(rt, "ct_sum_bytes", dray_value_of_ref(objs[i]), NULL);
+        ASSERT_EQ(ct_get_int(rt, sum), ct_made_sum(n));
         dray_ref_release(sum);
         dray_value v;
         ASSERT_OK(dray_get(rt, objs[i], 20000, &v));
@@ -1051,14 +960,14 @@ TEST(objects_spill_to_disk_and_round_trip)
         int64_t s = 0;
         for (size_t k = 0; k < len; k++)
             s += p[k];
-        ASSERT_EQ(s, made_sum(n));
+        ASSERT_EQ(s, ct_made_sum(n));
         dray_value_release(&v);
     }
     wait_store_min(&f, f.workers[0], "read_back", 1);
     for (int i = 0; i < 4; i++)
         dray_ref_release(objs[i]);
-    wait_store_stat(&f, f.workers[0], "objects", 0);
-    ASSERT_EQ(store_stat(&f, f.workers[0], "bytes_disk"), 0);
+    ct_wait_store_stat(&f, f.workers[0], "objects", 0);
+    ASSERT_EQ(ct_store_stat(&f, f.workers[0], "bytes_disk"), 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     test_cluster_stop(&f);
 }
@@ -1074,27 +983,27 @@ TEST(lost_objects_are_rebuilt_from_lineage)
     enum { N = 6, SIZE = 1 << 20 };
     dray_ref *objs[N], *bumped[N];
     for (int i = 0; i < N; i++)
-        objs[i] = submit_on(rt, "cl_make_bytes", dray_int(SIZE + i), NULL);
+        objs[i] = submit_on(rt, "ct_make_bytes", dray_int(SIZE + i), NULL);
     ASSERT_OK(dray_wait(rt, objs, N, N, 20000, NULL, NULL));
     for (int i = 0; i < N; i++)
         bumped[i] = submit_on(rt, "cl_bump_bytes", dray_value_of_ref(objs[i]), NULL);
     ASSERT_OK(dray_wait(rt, bumped, N, N, 20000, NULL, NULL));
-    ASSERT_EQ(client_stat(rt, "stored_results"), 2 * N);
-    for (int i = 0; i < 200 && store_stat(&f, f.workers[0], "objects") +
-                                   store_stat(&f, f.workers[1], "objects") < 2 * N; i++) {
+    ASSERT_EQ(ct_client_stat(rt, "stored_results"), 2 * N);
+    for (int i = 0; i < 200 && ct_store_stat(&f, f.workers[0], "objects") +
+                                   ct_store_stat(&f, f.workers[1], "objects") < 2 * N; i++) {
         struct timespec ts = {0, 50000000};
         nanosleep(&ts, NULL);
     }
-    int64_t on0 = store_stat(&f, f.workers[0], "objects");
+    int64_t on0 = ct_store_stat(&f, f.workers[0], "objects");
     ASSERT_GE(on0, 1); /* both nodes made some (least loaded placement) */
     ASSERT_EQ(kill(f.workers[0], SIGKILL), 0);
     int st;
     waitpid(f.workers[0], &st, 0);
     f.workers[0] = -1;
     for (int i = 0; i < N; i++) {
-        /* sum of (byte + 1) mod 256 over the bytes made by cl_make_bytes (all < 251) */
-        dray_ref *sum = submit_on(rt, "cl_sum_bytes", dray_value_of_ref(bumped[i]), NULL);
-        ASSERT_EQ(get_int(rt, sum), made_sum(SIZE + i) + SIZE + i);
+        /* sum of (byte + 1) mod 256 over the bytes made by ct_make_bytes (all < 251) */
+        dray_ref *sum = submit_on(rt, "ct_sum_bytes", dray_value_of_ref(bumped[i]), NULL);
+        ASSERT_EQ(ct_get_int(rt, sum), ct_made_sum(SIZE + i) + SIZE + i);
         dray_ref_release(sum);
     }
     for (int i = 0; i < N; i++) {
@@ -1106,17 +1015,17 @@ TEST(lost_objects_are_rebuilt_from_lineage)
         int64_t sum = 0;
         for (size_t k = 0; k < len; k++)
             sum += p[k];
-        ASSERT_EQ(sum, made_sum(SIZE + i));
+        ASSERT_EQ(sum, ct_made_sum(SIZE + i));
         dray_value_release(&v);
     }
-    int64_t rebuilt = client_stat(rt, "objects_rebuilt");
+    int64_t rebuilt = ct_client_stat(rt, "objects_rebuilt");
     ASSERT_GE(rebuilt, 1);
     ASSERT_LE(rebuilt, on0);
     for (int i = 0; i < N; i++) {
         dray_ref_release(objs[i]);
         dray_ref_release(bumped[i]);
     }
-    wait_store_stat(&f, f.workers[1], "objects", 0);
+    ct_wait_store_stat(&f, f.workers[1], "objects", 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     test_cluster_stop(&f);
 }
@@ -1131,20 +1040,20 @@ TEST(idle_node_steals_queued_tasks)
     dray_runtime *rt = test_cluster_driver(&f);
     unsetenv("DRAY_LOCALITY_SLACK");
     enum { N = 12, SIZE = 1 << 20 };
-    dray_ref *obj = submit_on(rt, "cl_make_bytes", dray_int(SIZE), "left");
+    dray_ref *obj = submit_on(rt, "ct_make_bytes", dray_int(SIZE), "left");
     ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
     dray_ref *sums[N];
     for (int i = 0; i < N; i++)
         sums[i] = submit_on(rt, "cl_slow_sum_bytes", dray_value_of_ref(obj), NULL);
-    ASSERT_EQ(client_stat(rt, "placed_local"), N);
+    ASSERT_EQ(ct_client_stat(rt, "placed_local"), N);
     for (int i = 0; i < N; i++) {
-        ASSERT_EQ(get_int(rt, sums[i]), made_sum(SIZE));
+        ASSERT_EQ(ct_get_int(rt, sums[i]), ct_made_sum(SIZE));
         dray_ref_release(sums[i]);
     }
-    ASSERT_GE(client_stat(rt, "steal_requests"), 1);
-    ASSERT_GE(client_stat(rt, "tasks_stolen"), 1);
+    ASSERT_GE(ct_client_stat(rt, "steal_requests"), 1);
+    ASSERT_GE(ct_client_stat(rt, "tasks_stolen"), 1);
     /* The thief read the input from the other node. */
-    wait_store_stat(&f, f.workers[1], "pulls", 1);
+    ct_wait_store_stat(&f, f.workers[1], "pulls", 1);
     dray_ref_release(obj);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     test_cluster_stop(&f);

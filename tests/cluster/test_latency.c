@@ -12,6 +12,7 @@
 #include "dray/core.h"
 #include "test.h"
 #include "cluster_fixture.h"
+#include "cluster_tasks.h"
 
 DRAY_FUNCTION(lt_inc)
 {
@@ -28,20 +29,7 @@ DRAY_FUNCTION(lt_slow_inc)
     return DRAY_OK;
 }
 
-/* ==== Fixture: tests/cluster_fixture.h ==== */
-
-static int64_t client_stat(dray_runtime *rt, const char *key)
-{
-    dray_value m;
-    ASSERT_OK(dray_cluster_client_stats(rt, &m));
-    const dray_value *v = dray_map_get(&m, key);
-    ASSERT_TRUE(v != NULL);
-    int64_t x = v->u.i;
-    dray_value_release(&m);
-    return x;
-}
-
-/* ==== Tests ==== */
+/* ==== Tests (fixture and helpers: tests/cluster_fixture.h, tests/cluster_tasks.h) ==== */
 
 /* In a worker process (DRAY_WORKER_ADDRESS set), dray_init serves as a worker node and never
  * returns. */
@@ -123,7 +111,7 @@ TEST(many_waiting_callers_on_two_nodes)
         ASSERT_EQ(cs[i].bad, 0);
     }
     /* The callers did read their own results (not only the loop thread). */
-    int64_t waits = client_stat(rt, "polled_waits"), hits = client_stat(rt, "polled_hits");
+    int64_t waits = ct_client_stat(rt, "polled_waits"), hits = ct_client_stat(rt, "polled_hits");
     ASSERT_GT(waits, 0);
     ASSERT_GT(hits, 0);
     ASSERT_LE(hits, waits);
@@ -136,7 +124,7 @@ TEST(many_waiting_callers_on_two_nodes)
         ASSERT_EQ(v.u.i, i + 1);
         dray_ref_release(r);
     }
-    ASSERT_GT(client_stat(rt, "polled_waits"), waits);
+    ASSERT_GT(ct_client_stat(rt, "polled_waits"), waits);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     test_cluster_stop(&f);
 }
@@ -177,8 +165,8 @@ TEST(node_killed_while_a_caller_reads_its_socket)
     int st;
     waitpid(f.workers[0], &st, 0);
     f.workers[0] = -1;
-    ASSERT_GE(client_stat(rt, "polled_waits"), 1);
-    ASSERT_GE(client_stat(rt, "polled_lost"), 1); /* the reading caller saw the end itself */
+    ASSERT_GE(ct_client_stat(rt, "polled_waits"), 1);
+    ASSERT_GE(ct_client_stat(rt, "polled_lost"), 1); /* the reading caller saw the end itself */
     dray_ref_release(r);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     unsetenv("DRAY_MAX_RETRIES");
@@ -204,9 +192,9 @@ TEST(hung_node_declared_dead_while_a_caller_reads_it)
     ASSERT_EQ(pthread_create(&th, NULL, kill_later, &k), 0);
     ASSERT_STATUS(dray_get(rt, r, 4500, NULL), DRAY_ENET);
     pthread_join(th, NULL);
-    ASSERT_GE(client_stat(rt, "polled_waits"), 1);
+    ASSERT_GE(ct_client_stat(rt, "polled_waits"), 1);
     /* It was woken by the close (else its read window would run to the get's deadline). */
-    ASSERT_GE(client_stat(rt, "polled_lost"), 1);
+    ASSERT_GE(ct_client_stat(rt, "polled_lost"), 1);
     dray_ref_release(r);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     unsetenv("DRAY_MAX_RETRIES");
@@ -240,12 +228,12 @@ TEST(read_window_zero_uses_the_loop)
     unsetenv("DRAY_CLUSTER_POLL_US");
     dray_runtime *rt = test_cluster_driver(&f);
     round_trips(rt, 100);
-    ASSERT_EQ(client_stat(rt, "polled_waits"), 0);
+    ASSERT_EQ(ct_client_stat(rt, "polled_waits"), 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     setenv("DRAY_CLUSTER_POLL_US", "0", 1);
     rt = test_cluster_driver(&f);
     round_trips(rt, 10);
-    ASSERT_EQ(client_stat(rt, "polled_waits"), 0);
+    ASSERT_EQ(ct_client_stat(rt, "polled_waits"), 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     unsetenv("DRAY_CLUSTER_POLL_US");
     test_cluster_stop(&f);

@@ -1,9 +1,8 @@
 /* Worker memory and object lifetimes on a real cluster (head + worker processes on 127.0.0.1):
  * Dask's process-memory thresholds (a node whose resident memory passes the pause fraction of its
  * limit stops starting tasks, drivers place new ones elsewhere, `dray status` says "paused"; it
- * keeps spilling and resumes once memory is back under it; past the terminate fraction it exits),
- * and refs nested in lists (passed to and returned from tasks, kept alive by the lists holding
- * them) giving the embedded runtime's results. */
+ * keeps spilling and resumes once memory is back under it; past the terminate fraction it exits).
+ * (Refs nested in lists and maps: test_nested_refs.c.) */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -20,37 +19,9 @@
 #include "dray/core.h"
 #include "test.h"
 #include "cluster_fixture.h"
+#include "cluster_tasks.h"
 
 /* ==== Task functions (the worker processes are this executable) ==== */
-
-DRAY_FUNCTION(mem_pid)
-{
-    *result = dray_int(getpid());
-    return DRAY_OK;
-}
-
-/* n bytes, byte i = (i*7+3) mod 251. */
-DRAY_FUNCTION(mem_make_bytes)
-{
-    void *p;
-    dray_status st = dray_bytes_create_uninit((size_t)args[0].u.i, result, &p);
-    for (int64_t i = 0; !st && i < args[0].u.i; i++)
-        ((uint8_t *)p)[i] = (uint8_t)((i * 7 + 3) % 251);
-    return st;
-}
-
-DRAY_FUNCTION(mem_sum_bytes)
-{
-    size_t n;
-    const uint8_t *p = dray_bytes_data(&args[0], &n);
-    if (!p)
-        return dray_ctx_fail(ctx, DRAY_ETYPE, "mem_sum_bytes: not bytes");
-    int64_t s = 0;
-    for (size_t i = 0; i < n; i++)
-        s += p[i];
-    *result = dray_int(s);
-    return DRAY_OK;
-}
 
 /* Holds args[0] bytes of touched memory (unmanaged: not a result) until file args[1] exists (at
  * most 60 s), then frees it and returns the number of pages it touched. */
@@ -80,55 +51,26 @@ DRAY_FUNCTION(mem_hog_until)
 typedef test_cluster fx;
 
 /* Starts a worker node from this executable with the environment `env` ("NAME=VALUE" strings,
- * NULL-terminated) added; its log goes to <dir>/worker-<index>.log. */
+ * NULL-terminated) added (tests/cluster_fixture.h; its log is <dir>/worker-<index>.log). Under ASan
+ * freed memory would sit in its quarantine: no quarantine, so process memory falls when objects are
+ * freed, as it does without ASan. */
 static pid_t spawn_node(fx *f, const char *const *env)
 {
-    char exe[4096], log[128], asan[1024];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    ASSERT_GT(n, 0);
-    exe[n] = 0;
-    snprintf(log, sizeof log, "%s/worker-%d.log", f->dir, f->nworkers);
-    /* Under ASan freed memory would sit in its quarantine: no quarantine, so process memory
-     * falls when objects are freed, as it does without ASan. */
-    const char *a = getenv("ASAN_OPTIONS");
-    snprintf(asan, sizeof asan, "%s%squarantine_size_mb=0", a ? a : "", a && *a ? ":" : "");
-    pid_t parent = getpid(), pid = fork();
-    if (pid == 0) {
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(1);
-        setenv("DRAY_WORKER_ADDRESS", f->addr, 1);
-        setenv("DRAY_WORKER_CPUS", "1", 1);
-        setenv("ASAN_OPTIONS", asan, 1);
-        for (const char *const *e = env; e && *e; e++)
-            putenv((char *)*e);
-        int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-        if (fd >= 0) {
-            dup2(fd, 2);
-            close(fd);
-        }
-        char *argv[] = {exe, "worker_main", NULL};
-        execv(exe, argv);
-        _exit(127);
-    }
-    ASSERT_GT(pid, 0);
-    f->workers[f->nworkers++] = pid;
-    return pid;
+    char asan[1024];
+    const char *a = getenv("ASAN_OPTIONS"), *all[16];
+    snprintf(asan, sizeof asan, "ASAN_OPTIONS=%s%squarantine_size_mb=0", a ? a : "",
+             a && *a ? ":" : "");
+    size_t n = 0;
+    all[n++] = asan;
+    for (const char *const *e = env; e && *e && n < 15; e++)
+        all[n++] = *e;
+    all[n] = NULL;
+    return test_cluster_add_worker_env(f, all);
 }
 
 static void fx_start(fx *f)
 {
     test_cluster_start(f, 0);
-}
-
-static void stop_worker(fx *f, int i)
-{
-    if (f->workers[i] <= 0)
-        return;
-    kill(f->workers[i], SIGTERM);
-    int st;
-    waitpid(f->workers[i], &st, 0);
-    f->workers[i] = -1;
 }
 
 static void fx_stop(fx *f)
@@ -149,12 +91,6 @@ static dray_runtime *connect_driver(fx *f, int min_nodes)
     dray_runtime *rt = NULL;
     ASSERT_OK(dray_init(&cfg, &rt));
     return rt;
-}
-
-static void sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
-    nanosleep(&ts, NULL);
 }
 
 /* The status entry of the live node with this pid (owned copy in *out), false when not listed. */
@@ -193,7 +129,7 @@ static void wait_node(const fx *f, pid_t pid, const char *key, int64_t want)
 {
     int64_t got = -1;
     for (int i = 0; i < 400 && (got = node_int(f, pid, key)) != want; i++)
-        sleep_ms(50);
+        ct_sleep_ms(50);
     if (got != want)
         fprintf(stderr, "node %d: %s is %lld, want %lld\n", (int)pid, key, (long long)got,
                 (long long)want);
@@ -206,11 +142,11 @@ static int64_t idle_rss(const fx *f, pid_t pid)
     int64_t rss = 0;
     for (int i = 0; i < 400 && rss == 0; i++) {
         rss = node_int(f, pid, "rss_bytes");
-        sleep_ms(50);
+        ct_sleep_ms(50);
     }
     ASSERT_GT(rss, 0);
     for (int i = 0; i < 2; i++) {
-        sleep_ms(550);
+        ct_sleep_ms(550);
         int64_t r = node_int(f, pid, "rss_bytes");
         rss = r > rss ? r : rss;
     }
@@ -231,7 +167,7 @@ static int64_t limit_for_objects(fx *f, double objects)
     /* Run a few tasks there first: executor stacks and allocator arenas count too. */
     for (int i = 0; i < 4; i++) {
         dray_ref *r;
-        ASSERT_OK(dray_submit(rt, "mem_pid", NULL, 0, NULL, &r));
+        ASSERT_OK(dray_submit(rt, "ct_pid", NULL, 0, NULL, &r));
         dray_value v;
         ASSERT_OK(dray_get(rt, r, 20000, &v));
         ASSERT_EQ(v.u.i, probe);
@@ -240,7 +176,7 @@ static int64_t limit_for_objects(fx *f, double objects)
     int64_t base = idle_rss(f, probe);
     dray_value size = dray_int(OBJ);
     dray_ref *obj;
-    ASSERT_OK(dray_submit(rt, "mem_make_bytes", &size, 1, NULL, &obj));
+    ASSERT_OK(dray_submit(rt, "ct_make_bytes", &size, 1, NULL, &obj));
     ASSERT_OK(dray_wait(rt, &obj, 1, 1, 20000, NULL, NULL));
     int64_t cost = idle_rss(f, probe) - base;
     dray_ref_release(obj);
@@ -249,17 +185,8 @@ static int64_t limit_for_objects(fx *f, double objects)
     fprintf(stderr, "probe node: %.1f MB resident, %.1f MB more with one %d MB result\n",
             (double)base / 1e6, (double)cost / 1e6, OBJ >> 20);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    stop_worker(f, f->nworkers - 1);
+    test_cluster_stop_worker(f, f->nworkers - 1);
     return (int64_t)((double)base + objects * (double)cost) * 10 / 8;
-}
-
-/* The sum of the bytes mem_make_bytes makes, computed independently. */
-static int64_t made_sum(int64_t n)
-{
-    int64_t s = 0;
-    for (int64_t i = 0; i < n; i++)
-        s += (i * 7 + 3) % 251;
-    return s;
 }
 
 static dray_ref *submit_on(dray_runtime *rt, const char *fn, const dray_value *args, size_t n,
@@ -271,25 +198,6 @@ static dray_ref *submit_on(dray_runtime *rt, const char *fn, const dray_value *a
     o.n_resources = res ? 1 : 0;
     dray_ref *out;
     ASSERT_OK(dray_submit(rt, fn, args, n, res ? &o : NULL, &out));
-    return out;
-}
-
-static int64_t get_int(dray_runtime *rt, dray_ref *r)
-{
-    dray_value v;
-    ASSERT_OK(dray_get(rt, r, 30000, &v));
-    ASSERT_EQ(v.type, DRAY_T_INT);
-    return v.u.i;
-}
-
-static int64_t client_stat(dray_runtime *rt, const char *key)
-{
-    dray_value m;
-    ASSERT_OK(dray_cluster_client_stats(rt, &m));
-    const dray_value *v = dray_map_get(&m, key);
-    ASSERT_TRUE(v != NULL);
-    int64_t out = v->u.i;
-    dray_value_release(&m);
     return out;
 }
 
@@ -342,13 +250,13 @@ TEST(node_pauses_above_pause_fraction_and_resumes)
     int nobj = 0;
     dray_value size = dray_int(OBJ);
     while (nobj < 12) {
-        dray_ref *r = submit_on(rt, "mem_make_bytes", &size, 1, "small");
+        dray_ref *r = submit_on(rt, "ct_make_bytes", &size, 1, "small");
         if (dray_wait(rt, &r, 1, 1, 15000, NULL, NULL) != DRAY_OK) {
             waiting = r; /* the node paused before running it */
             break;
         }
         objs[nobj++] = r;
-        sleep_ms(20);
+        ct_sleep_ms(20);
         if (node_int(&f, small, "paused"))
             break;
     }
@@ -370,27 +278,27 @@ TEST(node_pauses_above_pause_fraction_and_resumes)
     ASSERT_CONTAINS(out, " paused ");
     /* Unconstrained tasks (both nodes idle: round-robin would give it half) all go elsewhere. */
     for (int i = 0; i < 10; i++) {
-        dray_ref *r = submit_on(rt, "mem_pid", NULL, 0, NULL);
-        ASSERT_EQ(get_int(rt, r), big);
+        dray_ref *r = submit_on(rt, "ct_pid", NULL, 0, NULL);
+        ASSERT_EQ(ct_get_int(rt, r), big);
         dray_ref_release(r);
     }
     /* Consumers of its objects go to the other node (they pull the bytes) instead of the holder. */
-    int64_t local0 = client_stat(rt, "placed_local"), spill0 = client_stat(rt, "placed_spill");
+    int64_t local0 = ct_client_stat(rt, "placed_local"), spill0 = ct_client_stat(rt, "placed_spill");
     for (int i = 0; i < 3; i++) {
         dray_value a = dray_value_of_ref(objs[i % nobj]);
-        dray_ref *r = submit_on(rt, "mem_sum_bytes", &a, 1, NULL);
-        ASSERT_EQ(get_int(rt, r), made_sum(OBJ));
+        dray_ref *r = submit_on(rt, "ct_sum_bytes", &a, 1, NULL);
+        ASSERT_EQ(ct_get_int(rt, r), ct_made_sum(OBJ));
         dray_ref_release(r);
     }
-    ASSERT_EQ(client_stat(rt, "placed_local"), local0);
-    ASSERT_EQ(client_stat(rt, "placed_spill") - spill0, 3);
+    ASSERT_EQ(ct_client_stat(rt, "placed_local"), local0);
+    ASSERT_EQ(ct_client_stat(rt, "placed_spill") - spill0, 3);
     /* Tasks only it can run wait (they do not start while it is paused). */
-    sleep_ms(600); /* a heartbeat with the final count */
+    ct_sleep_ms(600); /* a heartbeat with the final count */
     int64_t done_at_pause = node_int(&f, small, "tasks_done");
     dray_ref *later[2];
     dray_value small_size = dray_int(1 << 20);
     for (int i = 0; i < 2; i++)
-        later[i] = submit_on(rt, "mem_make_bytes", &small_size, 1, "small");
+        later[i] = submit_on(rt, "ct_make_bytes", &small_size, 1, "small");
     size_t ready = 99;
     ASSERT_STATUS(dray_wait(rt, later, 2, 1, 1000, NULL, &ready), DRAY_ETIMEDOUT);
     ASSERT_EQ(ready, 0);
@@ -406,7 +314,7 @@ TEST(node_pauses_above_pause_fraction_and_resumes)
         int64_t s = 0;
         for (size_t k = 0; k < len; k++)
             s += b[k];
-        ASSERT_EQ(s, made_sum(OBJ));
+        ASSERT_EQ(s, ct_made_sum(OBJ));
         dray_value_release(&v);
         dray_ref_release(objs[i]);
     }
@@ -414,28 +322,28 @@ TEST(node_pauses_above_pause_fraction_and_resumes)
     ASSERT_OK(dray_wait(rt, later, 2, 2, 30000, NULL, NULL));
     for (int i = 0; i < 2; i++) {
         dray_value a = dray_value_of_ref(later[i]);
-        dray_ref *r = submit_on(rt, "mem_sum_bytes", &a, 1, "small");
-        ASSERT_EQ(get_int(rt, r), made_sum(1 << 20));
+        dray_ref *r = submit_on(rt, "ct_sum_bytes", &a, 1, "small");
+        ASSERT_EQ(ct_get_int(rt, r), ct_made_sum(1 << 20));
         dray_ref_release(r);
         dray_ref_release(later[i]);
     }
     if (waiting) {
         dray_value a = dray_value_of_ref(waiting);
-        dray_ref *r = submit_on(rt, "mem_sum_bytes", &a, 1, "small");
-        ASSERT_EQ(get_int(rt, r), made_sum(OBJ));
+        dray_ref *r = submit_on(rt, "ct_sum_bytes", &a, 1, "small");
+        ASSERT_EQ(ct_get_int(rt, r), ct_made_sum(OBJ));
         dray_ref_release(r);
         dray_ref_release(waiting);
     }
     /* It takes unconstrained work again. */
     bool ran_there = false;
     for (int i = 0; i < 20 && !ran_there; i++) {
-        dray_ref *r = submit_on(rt, "mem_pid", NULL, 0, NULL);
-        ran_there = get_int(rt, r) == small;
+        dray_ref *r = submit_on(rt, "ct_pid", NULL, 0, NULL);
+        ran_there = ct_get_int(rt, r) == small;
         dray_ref_release(r);
     }
     ASSERT_TRUE(ran_there);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    stop_worker(&f, si);
+    test_cluster_stop_worker(&f, si);
     char path[128];
     snprintf(path, sizeof path, "%s/worker-%d.log", f.dir, si);
     ASSERT_TRUE(file_contains(path, "above the pause fraction"));
@@ -463,7 +371,7 @@ TEST(paused_node_keeps_spilling)
     dray_value size = dray_int(4 << 20);
     dray_ref *objs[2];
     for (int i = 0; i < 2; i++)
-        objs[i] = submit_on(rt, "mem_make_bytes", &size, 1, "small");
+        objs[i] = submit_on(rt, "ct_make_bytes", &size, 1, "small");
     ASSERT_OK(dray_wait(rt, objs, 2, 2, 20000, NULL, NULL));
     char flag[128];
     snprintf(flag, sizeof flag, "%s/let-go", f.dir);
@@ -477,7 +385,7 @@ TEST(paused_node_keeps_spilling)
     ASSERT_EQ(node_int(&f, small, "bytes_mem"), 0);
     ASSERT_GE(node_int(&f, small, "spilled"), 2);
     /* A task queued behind it waits. */
-    dray_ref *q = submit_on(rt, "mem_pid", NULL, 0, "small");
+    dray_ref *q = submit_on(rt, "ct_pid", NULL, 0, "small");
     size_t ready = 99;
     ASSERT_STATUS(dray_wait(rt, &q, 1, 1, 800, NULL, &ready), DRAY_ETIMEDOUT);
     ASSERT_EQ(ready, 0);
@@ -485,19 +393,19 @@ TEST(paused_node_keeps_spilling)
     int fd = open(flag, O_WRONLY | O_CREAT, 0600);
     ASSERT_GE(fd, 0);
     close(fd);
-    ASSERT_EQ(get_int(rt, h), (96 << 20) / 4096);
+    ASSERT_EQ(ct_get_int(rt, h), (96 << 20) / 4096);
     wait_node(&f, small, "paused", 0);
-    ASSERT_EQ(get_int(rt, q), small);
+    ASSERT_EQ(ct_get_int(rt, q), small);
     for (int i = 0; i < 2; i++) {
         dray_value a = dray_value_of_ref(objs[i]);
-        dray_ref *r = submit_on(rt, "mem_sum_bytes", &a, 1, "small");
-        ASSERT_EQ(get_int(rt, r), made_sum(4 << 20));
+        dray_ref *r = submit_on(rt, "ct_sum_bytes", &a, 1, "small");
+        ASSERT_EQ(ct_get_int(rt, r), ct_made_sum(4 << 20));
         dray_ref_release(r);
         dray_ref_release(objs[i]);
     }
     int64_t rb = 0;
     for (int i = 0; i < 100 && (rb = node_int(&f, small, "read_back")) < 2; i++)
-        sleep_ms(50); /* heartbeats bring the counters */
+        ct_sleep_ms(50); /* heartbeats bring the counters */
     ASSERT_GE(rb, 2);
     dray_ref_release(h);
     dray_ref_release(q);
@@ -526,13 +434,13 @@ TEST(node_terminates_above_terminate_fraction)
     dray_value size = dray_int(OBJ);
     dray_ref *objs[6];
     for (int i = 0; i < 6; i++)
-        objs[i] = submit_on(rt, "mem_make_bytes", &size, 1, "doomed");
+        objs[i] = submit_on(rt, "ct_make_bytes", &size, 1, "doomed");
     int st = 0;
     pid_t got = 0;
     for (int i = 0; i < 600 && got == 0; i++) {
         got = waitpid(doomed, &st, WNOHANG);
         if (!got)
-            sleep_ms(50);
+            ct_sleep_ms(50);
     }
     ASSERT_EQ(got, doomed);
     f.workers[di] = -1;
@@ -548,8 +456,8 @@ TEST(node_terminates_above_terminate_fraction)
     for (int i = 0; i < 6; i++)
         dray_ref_release(objs[i]);
     for (int i = 0; i < 5; i++) {
-        dray_ref *r = submit_on(rt, "mem_pid", NULL, 0, NULL);
-        ASSERT_EQ(get_int(rt, r), other);
+        dray_ref *r = submit_on(rt, "ct_pid", NULL, 0, NULL);
+        ASSERT_EQ(ct_get_int(rt, r), other);
         dray_ref_release(r);
     }
     ASSERT_EQ(node_int(&f, other, "paused"), 0);
@@ -584,254 +492,6 @@ TEST(bad_fractions_are_refused)
 }
 
 
-/* ==== Refs nested in lists ==== */
-
-/* Sum of a value: ints as they are, bytes by their bytes, lists item by item, refs by what
- * dray_get gives (a failed ref adds -1000 times its status code). */
-static int64_t nested_sum(dray_runtime *rt, const dray_value *v)
-{
-    if (v->type == DRAY_T_INT)
-        return v->u.i;
-    if (v->type == DRAY_T_BYTES) {
-        size_t n;
-        const uint8_t *p = dray_bytes_data(v, &n);
-        int64_t s = 0;
-        for (size_t i = 0; i < n; i++)
-            s += p[i];
-        return s;
-    }
-    if (v->type == DRAY_T_LIST) {
-        int64_t s = 0;
-        for (size_t i = 0; i < dray_list_len(v); i++)
-            s += nested_sum(rt, dray_list_get(v, i));
-        return s;
-    }
-    if (v->type == DRAY_T_REF) {
-        dray_value x;
-        dray_status st = dray_get(rt, v->u.ref, 30000, &x);
-        int64_t s = st ? -1000 * (int64_t)-st : nested_sum(rt, &x);
-        dray_value_release(&x);
-        return s;
-    }
-    return 1000000; /* anything else (an unresolved handle) shows up in the sums */
-}
-
-DRAY_FUNCTION(nr_sum)
-{
-    *result = dray_int(nested_sum(dray_ctx_runtime(ctx), &args[0]));
-    return DRAY_OK;
-}
-
-DRAY_FUNCTION(nr_fail)
-{
-    return dray_ctx_fail(ctx, DRAY_ETASK, "nr_fail %lld", (long long)args[0].u.i);
-}
-
-/* mem_make_bytes after 200 ms (its ref is still pending when a list holding it is submitted). */
-DRAY_FUNCTION(nr_slow_bytes)
-{
-    sleep_ms(200);
-    void *p;
-    dray_status st = dray_bytes_create_uninit((size_t)args[0].u.i, result, &p);
-    for (int64_t i = 0; !st && i < args[0].u.i; i++)
-        ((uint8_t *)p)[i] = (uint8_t)((i * 7 + 3) % 251);
-    return st;
-}
-
-/* Returns [ref(n), ref(bytes of n), [ref(2n), 9]] made on the runtime it runs on. */
-DRAY_FUNCTION(nr_wrap)
-{
-    dray_runtime *rt = dray_ctx_runtime(ctx);
-    int64_t n = args[0].u.i;
-    dray_value b;
-    void *p;
-    dray_status st = dray_bytes_create_uninit((size_t)n, &b, &p);
-    if (st)
-        return st;
-    for (int64_t i = 0; i < n; i++)
-        ((uint8_t *)p)[i] = (uint8_t)((i * 7 + 3) % 251);
-    dray_value vn = dray_int(n), v2 = dray_int(2 * n);
-    dray_ref *r[3];
-    ASSERT_OK(dray_put(rt, &vn, &r[0]));
-    ASSERT_OK(dray_put(rt, &b, &r[1]));
-    ASSERT_OK(dray_put(rt, &v2, &r[2]));
-    dray_value_release(&b);
-    dray_value inner[2] = {dray_value_of_ref(r[2]), dray_int(9)}, items[3];
-    items[0] = dray_value_of_ref(r[0]);
-    items[1] = dray_value_of_ref(r[1]);
-    st = dray_list_create(inner, 2, &items[2]);
-    if (!st)
-        st = dray_list_create(items, 3, result);
-    dray_value_release(&items[2]);
-    for (int i = 0; i < 3; i++)
-        dray_ref_release(r[i]);
-    return st;
-}
-
-/* An actor keeping a list (and so the refs in it) until asked for its sum. */
-static dray_status keeper_init(dray_ctx *ctx, const dray_value *a, size_t n, void **state)
-{
-    (void)ctx, (void)a, (void)n;
-    dray_value *v = malloc(sizeof(*v));
-    if (!v)
-        return DRAY_ENOMEM;
-    *v = dray_null();
-    *state = v;
-    return DRAY_OK;
-}
-static void keeper_free(void *s)
-{
-    dray_value_release(s);
-    free(s);
-}
-static dray_status keeper_keep(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
-                               dray_value *r)
-{
-    (void)ctx, (void)n;
-    dray_value_release(s);
-    *(dray_value *)s = dray_value_retain(&a[0]);
-    *r = dray_null();
-    return DRAY_OK;
-}
-static dray_status keeper_sum(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
-                              dray_value *r)
-{
-    (void)a, (void)n;
-    *r = dray_int(nested_sum(dray_ctx_runtime(ctx), s));
-    return DRAY_OK;
-}
-DRAY_ACTOR_CLASS(NrKeeper, keeper_init, keeper_free, {"keep", keeper_keep}, {"sum", keeper_sum})
-
-static dray_ref *submit1(dray_runtime *rt, const char *fn, dray_value arg)
-{
-    dray_ref *r;
-    ASSERT_OK(dray_submit(rt, fn, &arg, 1, NULL, &r));
-    return r;
-}
-
-static int64_t wait_int(dray_runtime *rt, dray_ref *r)
-{
-    dray_value v;
-    ASSERT_OK(dray_get(rt, r, 30000, &v));
-    ASSERT_EQ(v.type, DRAY_T_INT);
-    dray_ref_release(r);
-    return v.u.i;
-}
-
-enum { NESTED_RESULTS = 7 };
-
-/* The same program on any runtime: refs (a stored 1 MB object, a small result, a put value, a
- * failed task, a pending task) inside nested lists passed to tasks and to an actor, refs returned
- * inside lists (small and large results), and objects kept alive only by lists. */
-static void nested_program(dray_runtime *rt, int64_t out[NESTED_RESULTS])
-{
-    dray_value big = dray_int(1 << 20), small = dray_int(100), seven = dray_int(7),
-               v42 = dray_int(42);
-    dray_ref *a = submit1(rt, "mem_make_bytes", big);
-    dray_ref *b = submit1(rt, "mem_make_bytes", small);
-    dray_ref *f = submit1(rt, "nr_fail", seven), *c;
-    ASSERT_OK(dray_put(rt, &v42, &c));
-    ASSERT_OK(dray_wait(rt, &a, 1, 1, 30000, NULL, NULL));
-    dray_value inner[2] = {dray_value_of_ref(b), dray_value_of_ref(c)}, items[4], list;
-    items[0] = dray_value_of_ref(a);
-    items[1] = dray_int(5);
-    ASSERT_OK(dray_list_create(inner, 2, &items[2]));
-    items[3] = dray_value_of_ref(f);
-    ASSERT_OK(dray_list_create(items, 4, &list));
-    dray_value_release(&items[2]);
-    out[0] = wait_int(rt, submit1(rt, "nr_sum", list));
-    /* A ref still pending when the list is submitted. */
-    dray_ref *g = submit1(rt, "nr_slow_bytes", dray_int(300000));
-    dray_value gl_items[2] = {dray_value_of_ref(g), dray_int(1)}, gl;
-    ASSERT_OK(dray_list_create(gl_items, 2, &gl));
-    out[1] = wait_int(rt, submit1(rt, "nr_sum", gl));
-    dray_value_release(&gl);
-    /* Refs returned inside a list, small (inline) and large (the list is a stored object). */
-    for (int k = 0; k < 2; k++) {
-        dray_ref *w = submit1(rt, "nr_wrap", dray_int(k ? 300000 : 50));
-        dray_value wv;
-        ASSERT_OK(dray_get(rt, w, 30000, &wv));
-        ASSERT_EQ(wv.type, DRAY_T_LIST);
-        ASSERT_EQ(dray_list_get(&wv, 0)->type, DRAY_T_REF);
-        out[2 + k] = nested_sum(rt, &wv);
-        /* and passed on to another task as they are */
-        if (k)
-            out[2 + k] += 7 * wait_int(rt, submit1(rt, "nr_sum", wv));
-        dray_value_release(&wv);
-        dray_ref_release(w);
-    }
-    /* Objects only lists hold: the driver's refs go, the lists keep them. */
-    dray_ref *o1 = submit1(rt, "mem_make_bytes", dray_int(2 << 20));
-    dray_ref *o2 = submit1(rt, "mem_make_bytes", dray_int(3 << 20));
-    dray_value l1, l2, x1 = dray_value_of_ref(o1), x2 = dray_value_of_ref(o2);
-    ASSERT_OK(dray_list_create(&x1, 1, &l1));
-    ASSERT_OK(dray_list_create(&x2, 1, &l2));
-    dray_ref_release(o1);
-    dray_ref_release(o2);
-    dray_actor *keeper;
-    ASSERT_OK(dray_actor_create(rt, "NrKeeper", NULL, 0, NULL, &keeper));
-    dray_ref *kr;
-    ASSERT_OK(dray_actor_call(rt, keeper, "keep", &l1, 1, &kr));
-    ASSERT_OK(dray_get(rt, kr, 30000, NULL));
-    dray_ref_release(kr);
-    dray_value_release(&l1); /* now only the actor's list holds o1 */
-    sleep_ms(300);
-    ASSERT_OK(dray_actor_call(rt, keeper, "sum", NULL, 0, &kr));
-    out[4] = wait_int(rt, kr);
-    sleep_ms(300);
-    out[5] = wait_int(rt, submit1(rt, "nr_sum", l2)); /* o2: only the driver's list l2 */
-    dray_value_release(&l2);
-    dray_actor_release(keeper);
-    out[6] = wait_int(rt, submit1(rt, "nr_sum", list)); /* the first list, used again */
-    dray_value_release(&list);
-    dray_ref_release(a);
-    dray_ref_release(b);
-    dray_ref_release(c);
-    dray_ref_release(f);
-    dray_ref_release(g);
-}
-
-/* Refs nested in lists give the embedded runtime's results on a cluster (each also checked against
- * its closed form), and the objects they point to are freed once no list holds them. */
-TEST(refs_in_lists_match_the_embedded_runtime)
-{
-    int64_t local[NESTED_RESULTS], remote[NESTED_RESULTS];
-    dray_runtime *lrt;
-    dray_config cfg;
-    dray_config_init(&cfg);
-    cfg.num_workers = 2;
-    cfg.address = "";
-    cfg.progress = 0;
-    ASSERT_OK(dray_init(&cfg, &lrt));
-    nested_program(lrt, local);
-    ASSERT_OK(dray_shutdown(lrt, DRAY_SHUTDOWN_DRAIN));
-    fx f;
-    fx_start(&f);
-    spawn_node(&f, NULL);
-    spawn_node(&f, NULL);
-    dray_runtime *rt = connect_driver(&f, 2);
-    nested_program(rt, remote);
-    for (int i = 0; i < NESTED_RESULTS; i++) {
-        fprintf(stderr, "result %d: embedded %lld, cluster %lld\n", i, (long long)local[i],
-                (long long)remote[i]);
-        ASSERT_EQ(remote[i], local[i]);
-    }
-    /* Closed forms: 1 MB + 5 + 100 bytes + 42 + a failed ref (DRAY_ETASK). */
-    ASSERT_EQ(local[0], made_sum(1 << 20) + 5 + made_sum(100) + 42 - 1000 * (int64_t)-DRAY_ETASK);
-    ASSERT_EQ(local[1], made_sum(300000) + 1);
-    ASSERT_EQ(local[2], 50 + made_sum(50) + 100 + 9);
-    ASSERT_EQ(local[3], 8 * (300000 + made_sum(300000) + 600000 + 9));
-    ASSERT_EQ(local[4], made_sum(2 << 20));
-    ASSERT_EQ(local[5], made_sum(3 << 20));
-    ASSERT_EQ(local[6], local[0]);
-    /* Every object is gone from the nodes once nothing holds it. */
-    for (int w = 0; w < 2; w++)
-        wait_node(&f, f.workers[w], "objects", 0);
-    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
-    fx_stop(&f);
-}
-
-RUN_TESTS(T_(worker_main), T_(refs_in_lists_match_the_embedded_runtime),
-          T_(node_pauses_above_pause_fraction_and_resumes),
+RUN_TESTS(T_(worker_main), T_(node_pauses_above_pause_fraction_and_resumes),
           T_(paused_node_keeps_spilling), T_(node_terminates_above_terminate_fraction),
           T_(bad_fractions_are_refused))

@@ -1,7 +1,8 @@
 /* Refs at any depth inside lists and maps on a cluster (head + 2 worker processes on 127.0.0.1):
  * passed to tasks, returned by tasks, passed to actor constructors and calls and returned by actor
  * calls, failed and still pending ones included. One program runs on the embedded runtime and on
- * the cluster; each of its answers must equal the embedded runtime's and a hand-written one. */
+ * the cluster; each of its answers must equal the embedded runtime's and a hand-written one. (The
+ * first program, refs in lists only, checks sums against closed forms.) */
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,6 +245,17 @@ static dray_status keeper_keep(dray_ctx *ctx, void *s, const dray_value *a, size
     *r = dray_null();
     return DRAY_OK;
 }
+static int64_t nested_sum(dray_runtime *rt, const dray_value *v);
+
+/* The sum of the kept value (nested_sum). */
+static dray_status keeper_sum(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
+                              dray_value *r)
+{
+    (void)a, (void)n;
+    *r = dray_int(nested_sum(dray_ctx_runtime(ctx), &((keeper *)s)->kept));
+    return DRAY_OK;
+}
+
 /* "<description of the constructor's argument>|<description of the kept value>". */
 static dray_status keeper_describe(dray_ctx *ctx, void *s, const dray_value *a, size_t n,
                                    dray_value *r)
@@ -271,7 +283,7 @@ static dray_status keeper_wrap(dray_ctx *ctx, void *s, const dray_value *a, size
     *r = map_of(3, keys, top);
     return DRAY_OK;
 }
-DRAY_ACTOR_CLASS(NrKeeper, keeper_init, keeper_free, {"keep", keeper_keep},
+DRAY_ACTOR_CLASS(NrKeeper, keeper_init, keeper_free, {"keep", keeper_keep}, {"sum", keeper_sum},
                  {"describe", keeper_describe}, {"wrap", keeper_wrap})
 
 /* ==== The program ==== */
@@ -494,4 +506,193 @@ TEST(refs_in_maps_and_lists_match_the_embedded_runtime)
     test_cluster_stop(&f);
 }
 
-RUN_TESTS(T_(worker_main), T_(refs_in_maps_and_lists_match_the_embedded_runtime))
+/* ==== Refs in lists: the first program (sums instead of descriptions) ==== */
+
+/* Sum of a value: ints as they are, bytes by their bytes, lists item by item, refs by what
+ * dray_get gives (a failed ref adds -1000 times its status code). */
+static int64_t nested_sum(dray_runtime *rt, const dray_value *v)
+{
+    if (v->type == DRAY_T_INT)
+        return v->u.i;
+    if (v->type == DRAY_T_BYTES) {
+        size_t n;
+        const uint8_t *p = dray_bytes_data(v, &n);
+        int64_t s = 0;
+        for (size_t i = 0; i < n; i++)
+            s += p[i];
+        return s;
+    }
+    if (v->type == DRAY_T_LIST) {
+        int64_t s = 0;
+        for (size_t i = 0; i < dray_list_len(v); i++)
+            s += nested_sum(rt, dray_list_get(v, i));
+        return s;
+    }
+    if (v->type == DRAY_T_REF) {
+        dray_value x;
+        dray_status st = dray_get(rt, v->u.ref, 30000, &x);
+        int64_t s = st ? -1000 * (int64_t)-st : nested_sum(rt, &x);
+        dray_value_release(&x);
+        return s;
+    }
+    return 1000000; /* anything else (an unresolved handle) shows up in the sums */
+}
+
+DRAY_FUNCTION(nr_sum)
+{
+    *result = dray_int(nested_sum(dray_ctx_runtime(ctx), &args[0]));
+    return DRAY_OK;
+}
+
+/* Returns [ref(n), ref(bytes of n), [ref(2n), 9]] made on the runtime it runs on. */
+DRAY_FUNCTION(nr_wrap)
+{
+    dray_runtime *rt = dray_ctx_runtime(ctx);
+    int64_t n = args[0].u.i;
+    dray_value b;
+    void *p;
+    dray_status st = dray_bytes_create_uninit((size_t)n, &b, &p);
+    if (st)
+        return st;
+    for (int64_t i = 0; i < n; i++)
+        ((uint8_t *)p)[i] = (uint8_t)((i * 7 + 3) % 251);
+    dray_value vn = dray_int(n), v2 = dray_int(2 * n);
+    dray_ref *r[3];
+    ASSERT_OK(dray_put(rt, &vn, &r[0]));
+    ASSERT_OK(dray_put(rt, &b, &r[1]));
+    ASSERT_OK(dray_put(rt, &v2, &r[2]));
+    dray_value_release(&b);
+    dray_value inner[2] = {dray_value_of_ref(r[2]), dray_int(9)}, items[3];
+    items[0] = dray_value_of_ref(r[0]);
+    items[1] = dray_value_of_ref(r[1]);
+    st = dray_list_create(inner, 2, &items[2]);
+    if (!st)
+        st = dray_list_create(items, 3, result);
+    dray_value_release(&items[2]);
+    for (int i = 0; i < 3; i++)
+        dray_ref_release(r[i]);
+    return st;
+}
+
+static int64_t wait_int(dray_runtime *rt, dray_ref *r)
+{
+    dray_value v;
+    ASSERT_OK(dray_get(rt, r, 30000, &v));
+    ASSERT_EQ(v.type, DRAY_T_INT);
+    dray_ref_release(r);
+    return v.u.i;
+}
+
+enum { NESTED_RESULTS = 7 };
+
+/* The same program on any runtime: refs (a stored 1 MB object, a small result, a put value, a
+ * failed task, a pending task) inside nested lists passed to tasks and to an actor, refs returned
+ * inside lists (small and large results), and objects kept alive only by lists. */
+static void nested_program(dray_runtime *rt, int64_t out[NESTED_RESULTS])
+{
+    dray_value big = dray_int(1 << 20), small = dray_int(100), seven = dray_int(7),
+               v42 = dray_int(42);
+    dray_ref *a = submit1(rt, "ct_make_bytes", big);
+    dray_ref *b = submit1(rt, "ct_make_bytes", small);
+    dray_ref *f = submit1(rt, "nr_fail", seven), *c;
+    ASSERT_OK(dray_put(rt, &v42, &c));
+    ASSERT_OK(dray_wait(rt, &a, 1, 1, 30000, NULL, NULL));
+    dray_value inner[2] = {dray_value_of_ref(b), dray_value_of_ref(c)}, items[4], list;
+    items[0] = dray_value_of_ref(a);
+    items[1] = dray_int(5);
+    ASSERT_OK(dray_list_create(inner, 2, &items[2]));
+    items[3] = dray_value_of_ref(f);
+    ASSERT_OK(dray_list_create(items, 4, &list));
+    dray_value_release(&items[2]);
+    out[0] = wait_int(rt, submit1(rt, "nr_sum", list));
+    /* A ref still pending when the list is submitted. */
+    dray_ref *g = submit1(rt, "nr_slow_bytes", dray_int(300000));
+    dray_value gl_items[2] = {dray_value_of_ref(g), dray_int(1)}, gl;
+    ASSERT_OK(dray_list_create(gl_items, 2, &gl));
+    out[1] = wait_int(rt, submit1(rt, "nr_sum", gl));
+    dray_value_release(&gl);
+    /* Refs returned inside a list, small (inline) and large (the list is a stored object). */
+    for (int k = 0; k < 2; k++) {
+        dray_ref *w = submit1(rt, "nr_wrap", dray_int(k ? 300000 : 50));
+        dray_value wv;
+        ASSERT_OK(dray_get(rt, w, 30000, &wv));
+        ASSERT_EQ(wv.type, DRAY_T_LIST);
+        ASSERT_EQ(dray_list_get(&wv, 0)->type, DRAY_T_REF);
+        out[2 + k] = nested_sum(rt, &wv);
+        /* and passed on to another task as they are */
+        if (k)
+            out[2 + k] += 7 * wait_int(rt, submit1(rt, "nr_sum", wv));
+        dray_value_release(&wv);
+        dray_ref_release(w);
+    }
+    /* Objects only lists hold: the driver's refs go, the lists keep them. */
+    dray_ref *o1 = submit1(rt, "ct_make_bytes", dray_int(2 << 20));
+    dray_ref *o2 = submit1(rt, "ct_make_bytes", dray_int(3 << 20));
+    dray_value l1, l2, x1 = dray_value_of_ref(o1), x2 = dray_value_of_ref(o2);
+    ASSERT_OK(dray_list_create(&x1, 1, &l1));
+    ASSERT_OK(dray_list_create(&x2, 1, &l2));
+    dray_ref_release(o1);
+    dray_ref_release(o2);
+    dray_actor *keeper;
+    ASSERT_OK(dray_actor_create(rt, "NrKeeper", NULL, 0, NULL, &keeper));
+    dray_ref *kr;
+    ASSERT_OK(dray_actor_call(rt, keeper, "keep", &l1, 1, &kr));
+    ASSERT_OK(dray_get(rt, kr, 30000, NULL));
+    dray_ref_release(kr);
+    dray_value_release(&l1); /* now only the actor's list holds o1 */
+    ct_sleep_ms(300);
+    ASSERT_OK(dray_actor_call(rt, keeper, "sum", NULL, 0, &kr));
+    out[4] = wait_int(rt, kr);
+    ct_sleep_ms(300);
+    out[5] = wait_int(rt, submit1(rt, "nr_sum", l2)); /* o2: only the driver's list l2 */
+    dray_value_release(&l2);
+    dray_actor_release(keeper);
+    out[6] = wait_int(rt, submit1(rt, "nr_sum", list)); /* the first list, used again */
+    dray_value_release(&list);
+    dray_ref_release(a);
+    dray_ref_release(b);
+    dray_ref_release(c);
+    dray_ref_release(f);
+    dray_ref_release(g);
+}
+
+/* Refs nested in lists give the embedded runtime's results on a cluster (each also checked against
+ * its closed form), and the objects they point to are freed once no list holds them. */
+TEST(refs_in_lists_match_the_embedded_runtime)
+{
+    int64_t local[NESTED_RESULTS], remote[NESTED_RESULTS];
+    dray_runtime *lrt;
+    dray_config cfg;
+    dray_config_init(&cfg);
+    cfg.num_workers = 2;
+    cfg.address = "";
+    cfg.progress = 0;
+    ASSERT_OK(dray_init(&cfg, &lrt));
+    nested_program(lrt, local);
+    ASSERT_OK(dray_shutdown(lrt, DRAY_SHUTDOWN_DRAIN));
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    dray_runtime *rt = test_cluster_driver(&f);
+    nested_program(rt, remote);
+    for (int i = 0; i < NESTED_RESULTS; i++) {
+        fprintf(stderr, "result %d: embedded %lld, cluster %lld\n", i, (long long)local[i],
+                (long long)remote[i]);
+        ASSERT_EQ(remote[i], local[i]);
+    }
+    /* Closed forms: 1 MB + 5 + 100 bytes + 42 + a failed ref (DRAY_ETASK). */
+    ASSERT_EQ(local[0], ct_made_sum(1 << 20) + 5 + ct_made_sum(100) + 42 - 1000 * (int64_t)-DRAY_ETASK);
+    ASSERT_EQ(local[1], ct_made_sum(300000) + 1);
+    ASSERT_EQ(local[2], 50 + ct_made_sum(50) + 100 + 9);
+    ASSERT_EQ(local[3], 8 * (300000 + ct_made_sum(300000) + 600000 + 9));
+    ASSERT_EQ(local[4], ct_made_sum(2 << 20));
+    ASSERT_EQ(local[5], ct_made_sum(3 << 20));
+    ASSERT_EQ(local[6], local[0]);
+    /* Every object is gone from the nodes once nothing holds it. */
+    for (int w = 0; w < 2; w++)
+        ct_wait_store_stat(&f, f.workers[w], "objects", 0);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    test_cluster_stop(&f);
+}
+
+RUN_TESTS(T_(worker_main), T_(refs_in_lists_match_the_embedded_runtime),
+          T_(refs_in_maps_and_lists_match_the_embedded_runtime))
