@@ -311,7 +311,9 @@ TEST(ref_markers_round_trip_and_are_checked)
     ASSERT_OK(dray_submit(rt, "wt_fail", &one, 1, NULL, &bad));
     dray_value inner = dray_null(), items[3], list, wire;
     items[1] = dray_value_of_ref(bad);
-    ASSERT_OK(dray_list_create(&items[1], 1, &inner));
+    const char *key = "k";
+    ASSERT_OK(dray_map_create(&key, &items[1], 1, &inner)); /* a map inside the list */
+    ASSERT_TRUE(dray__nested_refs(&inner));
     items[0] = dray_value_of_ref(ok);
     items[1] = inner;
     items[2] = dray_int(3);
@@ -337,7 +339,9 @@ TEST(ref_markers_round_trip_and_are_checked)
     dray_value v;
     ASSERT_OK(dray_get(rt, dray_list_get(&back, 0)->u.ref, 1000, &v));
     ASSERT_EQ(v.u.i, 5);
-    const dray_value *r2 = dray_list_get(dray_list_get(&back, 1), 0);
+    ASSERT_EQ(dray_list_get(&back, 1)->type, DRAY_T_MAP);
+    const dray_value *r2 = dray_map_get(dray_list_get(&back, 1), "k");
+    ASSERT_TRUE(r2 != NULL);
     ASSERT_EQ(r2->type, DRAY_T_REF);
     ASSERT_STATUS(dray_get(rt, r2->u.ref, 1000, NULL), DRAY_ETASK);
     ASSERT_CONTAINS(dray_last_error(), "wt_fail 1");
