@@ -143,6 +143,16 @@ void dray__lane_consume(dray__lane *l);
 bool dray__lane_sleep(dray__lane *l);
 /* The reader is awake again. */
 void dray__lane_awake(dray__lane *l);
+/* Tests and the fuzzer: a lane over caller-owned memory of dray__lane_segment_size() bytes
+ * (initialised as a new segment when init; dray__lane_free leaves the memory alone), and a way to
+ * set what its reader sees (head and tail counters, the first len bytes of its ring). */
+size_t dray__lane_segment_size(void);
+dray_status dray__lane_attach(void *mem, bool init, bool dialer, dray__lane **out);
+void dray__lane_set_rx(dray__lane *l, uint64_t head, uint64_t tail, const void *data, size_t len);
+/* A record read from a lane, checked as a message from the wire (header, sizes, data section):
+ * rec[0..len) must stay unchanged while *out (owned) and the control payload at rec + header are
+ * used. */
+dray_status dray__lane_record(const uint8_t *rec, size_t len, dray__hdr *h, dray_value *data);
 
 /* ==== Event loop and connections (net.c) ==== */
 typedef struct dray__loop dray__loop;

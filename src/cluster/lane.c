@@ -36,6 +36,7 @@ struct dray__lane {
     lane_seg *seg;
     struct lane_ring *tx, *rx;
     uint32_t peeked; /* bytes of the record dray__lane_peek returned (0: none) */
+    bool mapped;     /* seg is our mapping (else the caller's memory: dray__lane_attach) */
     char name[64];
 };
 
@@ -50,6 +51,7 @@ static dray__lane *lane_new(lane_seg *seg, bool dialer, const char *name)
     if (!l)
         return NULL;
     l->seg = seg;
+    l->mapped = true;
     l->tx = &seg->ring[dialer ? 0 : 1];
     l->rx = &seg->ring[dialer ? 1 : 0];
     snprintf(l->name, sizeof l->name, "%s", name);
@@ -154,8 +156,36 @@ void dray__lane_free(dray__lane *l)
 {
     if (!l)
         return;
-    munmap(l->seg, sizeof(lane_seg));
+    if (l->mapped)
+        munmap(l->seg, sizeof(lane_seg));
     free(l);
+}
+
+size_t dray__lane_segment_size(void) { return sizeof(lane_seg); }
+
+dray_status dray__lane_attach(void *mem, bool init, bool dialer, dray__lane **out)
+{
+    lane_seg *seg = mem;
+    if (init) {
+        memset(seg, 0, sizeof *seg);
+        seg->magic = LANE_MAGIC;
+        seg->version = LANE_VERSION;
+        seg->ring_size = RING_SIZE;
+    }
+    dray__lane *l = lane_new(seg, dialer, "(memory)");
+    if (!l)
+        return dray_set_error(DRAY_ENOMEM, "out of memory");
+    l->mapped = false;
+    *out = l;
+    return DRAY_OK;
+}
+
+void dray__lane_set_rx(dray__lane *l, uint64_t head, uint64_t tail, const void *data, size_t len)
+{
+    struct lane_ring *r = l->rx;
+    memcpy(r->data, data, len < RING_SIZE ? len : RING_SIZE);
+    atomic_store(&r->tail, tail);
+    atomic_store(&r->head, head);
 }
 
 bool dray__lane_write(dray__lane *l, const void *const *parts, const size_t *lens, int nparts)

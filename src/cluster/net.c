@@ -593,6 +593,18 @@ static void lane_accept(dray__conn *c, const dray_value *name)
 static void deliver(dray__conn *c, const dray__hdr *h, const uint8_t *ctl, dray_value *data);
 static dray_status data_value(const dray__hdr *h, const uint8_t *p, dray_value *out);
 
+dray_status dray__lane_record(const uint8_t *rec, size_t len, dray__hdr *h, dray_value *data)
+{
+    dray_status st = dray__wire_parse_header(rec, len, (uint32_t)len, len, h);
+    if (st)
+        return st;
+    if (DRAY__WIRE_HDR + (uint64_t)h->ctl_len + h->data_len != len)
+        return dray_set_error(DRAY_EFORMAT, "lane record of %zu bytes holds a message of %llu",
+                              len, (unsigned long long)(DRAY__WIRE_HDR + (uint64_t)h->ctl_len +
+                                                        h->data_len));
+    return data_value(h, rec + DRAY__WIRE_HDR + h->ctl_len, data);
+}
+
 /* Delivers up to max records waiting in c's lane (the caller holds c->in_lock): how many, or -1
  * once the connection closed. Each record is copied out of the ring first, so a peer writing into
  * it meanwhile cannot change what is checked. */
@@ -612,10 +624,8 @@ static int lane_drain(dray__conn *c, int max)
         dray__lane_consume(c->lane);
         dray__hdr h;
         dray_value data;
-        if (dray__wire_parse_header(c->lbuf, (size_t)len, (uint32_t)len, (uint64_t)len, &h) ||
-            DRAY__WIRE_HDR + (uint64_t)h.ctl_len + h.data_len != (uint64_t)len ||
-            data_value(&h, c->lbuf + DRAY__WIRE_HDR + h.ctl_len, &data)) {
-            dray__conn_close(c, dray_last_error()[0] ? dray_last_error() : "lane: bad record");
+        if (dray__lane_record(c->lbuf, (size_t)len, &h, &data)) {
+            dray__conn_close(c, dray_last_error());
             return -1;
         }
         atomic_fetch_add_explicit(&c->lane_received, 1, memory_order_relaxed);
