@@ -92,6 +92,7 @@ struct dray__cluster {
     ractor *actors;
     uint64_t next_actor_id;
     unsigned rr; /* where the next placement starts looking (ties go round-robin) */
+    int last_node; /* the node the last task went to (-1: none yet) */
     uint8_t secret[32];
     struct objowner *own;
     /* placement counters (dray_cluster_client_stats) */
@@ -99,7 +100,10 @@ struct dray__cluster {
         driver_pulls, driver_pulled_bytes, objects_rebuilt, steal_requests, tasks_stolen;
     double locality_slack; /* tasks per CPU the node holding the inputs may be ahead by */
     /* The waiting caller reading its node's connection (dray__cluster_wait) */
-    int64_t poll_ns;           /* how long a caller reads before the normal wait (0: never) */
+    int64_t poll_ns;           /* how long a caller reads before the normal wait (0: never, -1:
+                                * lane_poll_ns on a lane, never on a socket) */
+    bool lanes;                /* offer nodes same-host lanes */
+    int64_t lane_poll_ns;      /* poll_ns for a node connection with a lane */
     int64_t spin_max_ns;       /* the longest spin on the socket (0: never spin) */
     bool spin_load_gate;       /* spin only while the machine has a core to spare */
     int ncpu;
@@ -446,6 +450,7 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
 {
     rnode *n = &cl->nodes[i];
     p->node = i;
+    cl->last_node = i;
     /* Node i may cache copies of the objects it reads: they are freed there too. */
     for (size_t k = 0; k < p->n_objs && i < 64; k++) {
         robj *r = (robj *)p->objs[k].u.ext;
@@ -464,12 +469,16 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
     /* A closed connection is not an error here: its on_close resends what is on the node. To an
      * idle node a submitting thread writes the task itself once it has dropped the lock (latency:
      * the reply cannot race it for the lock); otherwise it joins the loop's batch. */
-    if (idle && push_slot && !*push_slot) {
-        if (dray__conn_send_held(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL) == DRAY_OK)
-            *push_slot = dray__conn_retain(n->conn);
-    } else {
-        dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
-    }
+    bool hold = idle && push_slot && !*push_slot;
+    dray_status st;
+    if (p->type == DRAY__MSG_SUBMIT) /* tasks are independent: the same-host lane may carry them */
+        st = dray__conn_send_any_order(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL, hold);
+    else if (hold)
+        st = dray__conn_send_held(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
+    else
+        st = dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
+    if (hold && st == DRAY_OK)
+        *push_slot = dray__conn_retain(n->conn);
 }
 
 /* Load added to a paused node: it gets work only when every node that could take it is paused. */
@@ -602,7 +611,13 @@ static bool place(struct dray__cluster *cl, pend *p)
     }
     int best = -1, alive = 0, offered = 0;
     double best_load = 0;
-    unsigned start = cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
+    /* Ties go round-robin, except that a node left idle by the last task keeps the next: one task
+     * at a time stays on one warm node (its loop is still reading its lane) instead of waking
+     * every node in turn. */
+    int last = cl->last_node;
+    unsigned start = last >= 0 && last < cl->n_nodes && cl->nodes[last].inflight == 0
+                         ? (unsigned)last
+                         : cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
     for (int k = 0; k < cl->n_nodes; k++) {
         int i = (int)((start + (unsigned)k) % (unsigned)cl->n_nodes);
         rnode *n = &cl->nodes[i];
@@ -1625,13 +1640,8 @@ bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int6
 {
     struct dray__cluster *cl = rt->cluster;
     dray_ref *cell = n ? cells[0] : NULL;
-    if (!cl || !cell || cl->poll_ns <= 0 || last_sent.cl != cl || last_sent.cell != cell ||
-        dray__loop_on_thread(cl->loop))
-        return false;
-    int64_t t0 = dray__now_ns(), end = t0 + cl->poll_ns;
-    if (deadline >= 0 && deadline < end)
-        end = deadline;
-    if (end <= t0)
+    if (!cl || !cell || cl->poll_ns == 0 || (cl->poll_ns < 0 && !cl->lanes) || last_sent.cl != cl ||
+        last_sent.cell != cell || dray__loop_on_thread(cl->loop))
         return false;
     dray__conn *c = NULL;
     pthread_mutex_lock(&cl->lock);
@@ -1641,6 +1651,15 @@ bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int6
     pthread_mutex_unlock(&cl->lock);
     if (!c)
         return false;
+    /* Through a lane the result costs no system call to read: worth reading by default. */
+    int64_t poll = cl->poll_ns >= 0 ? cl->poll_ns : dray__conn_has_lane(c) ? cl->lane_poll_ns : 0;
+    int64_t t0 = dray__now_ns(), end = t0 + poll;
+    if (deadline >= 0 && deadline < end)
+        end = deadline;
+    if (poll <= 0 || end <= t0) {
+        dray__conn_release(c);
+        return false;
+    }
     if (!dray__conn_borrow(c)) { /* another thread reads it: that one delivers our result too */
         dray__conn_release(c);
         return false;
@@ -1710,7 +1729,7 @@ static void on_nodes(struct dray__cluster *cl, const dray_value *list)
         if (known)
             continue;
         dray__conn *c;
-        if (dray__loop_dial(cl->loop, addr, "driver", 5000, &c)) {
+        if (dray__loop_dial_lane(cl->loop, addr, "driver", 5000, cl->lanes, &c)) {
             dray__log("cannot reach node %d at %s: %s", id, addr, dray_last_error());
             continue;
         }
@@ -1874,6 +1893,7 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     if (!cl)
         return dray_set_error(DRAY_ENOMEM, "out of memory attaching to %s", address);
     cl->rt = rt;
+    cl->last_node = -1;
     memcpy(cl->secret, secret, 32);
     if (!(cl->own = calloc(1, sizeof(*cl->own)))) {
         free(cl);
@@ -1889,11 +1909,15 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     cl->default_retries = (int)env_int("DRAY_MAX_RETRIES", 3);
     const char *slack = getenv("DRAY_LOCALITY_SLACK");
     cl->locality_slack = slack && atof(slack) >= 0 ? atof(slack) : 2.0;
-    /* Off by default: on a quiet machine borrowing the connection made the round trip slower
-     * (docs/cluster.md, *Latency path*); under heavy load it helped. */
-    cl->poll_ns = env_int("DRAY_CLUSTER_POLL_US", 0) * 1000;
+    /* Unset (-1): off for sockets (on a quiet machine borrowing the connection made the round trip
+     * slower: docs/cluster.md, *Latency path*), lane_poll_ns for lanes. Set: for both. */
+    cl->poll_ns = getenv("DRAY_CLUSTER_POLL_US") ? env_int("DRAY_CLUSTER_POLL_US", 0) * 1000 : -1;
     cl->spin_max_ns = env_int("DRAY_CLUSTER_SPIN_US", 100) * 1000;
     cl->spin_load_gate = env_int("DRAY_CLUSTER_SPIN_LOAD_GATE", 1) != 0;
+    /* Same-host lanes to the nodes (lane.c): on unless DRAY_LANE=0. A caller waiting on a result
+     * that comes through one reads the lane itself for up to lane_poll_ns. */
+    cl->lanes = env_int("DRAY_LANE", 1) != 0;
+    cl->lane_poll_ns = env_int("DRAY_LANE_POLL_US", 2000) * 1000;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cl->ncpu = ncpu > 0 ? (int)ncpu : 1;
     atomic_init(&cl->spin_ok, true);
@@ -2008,8 +2032,21 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
                                  "stored_results", "objects_freed",  "driver_pulls",
                                  "driver_pulled_bytes", "objects_rebuilt", "steal_requests",
                                  "tasks_stolen", "polled_waits", "polled_hits", "spin_hits",
-                                 "polled_lost"};
-    dray_value v[14] = {
+                                 "polled_lost", "lanes", "lane_sent", "lane_received"};
+    /* Same-host lanes of the nodes connected now. */
+    int64_t lanes = 0, lane_sent = 0, lane_received = 0;
+    pthread_mutex_lock(&cl->lock);
+    for (int i = 0; i < cl->n_nodes; i++) {
+        if (!cl->nodes[i].alive || !dray__conn_has_lane(cl->nodes[i].conn))
+            continue;
+        uint64_t s, r;
+        dray__conn_lane_counts(cl->nodes[i].conn, &s, &r);
+        lanes++;
+        lane_sent += (int64_t)s;
+        lane_received += (int64_t)r;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    dray_value v[17] = {
         dray_int((int64_t)atomic_load(&cl->placed_local)),
         dray_int((int64_t)atomic_load(&cl->placed_load)),
         dray_int((int64_t)atomic_load(&cl->placed_spill)),
@@ -2023,6 +2060,7 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
         dray_int((int64_t)atomic_load(&cl->polled_waits)),
         dray_int((int64_t)atomic_load(&cl->polled_hits)),
         dray_int((int64_t)atomic_load(&cl->spin_hits)),
-        dray_int((int64_t)atomic_load(&cl->polled_lost))};
-    return dray_map_create(keys, v, 14, out);
+        dray_int((int64_t)atomic_load(&cl->polled_lost)),
+        dray_int(lanes), dray_int(lane_sent), dray_int(lane_received)};
+    return dray_map_create(keys, v, 17, out);
 }
