@@ -564,8 +564,8 @@ static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_v
 
 /* ==== Actors ==== */
 
-/* Sends the call's outcome and frees r. Refs inside a returned list or map go as markers of their
- * outcomes (nested.c), waited for here. */
+/* Sends the call's outcome. Refs inside a returned list or map go as markers of their outcomes
+ * (nested.c), waited for here. */
 static void reply_send(reply *r)
 {
     dray_ref *c = r->ref;
@@ -579,6 +579,10 @@ static void reply_send(reply *r)
     }
     send_result(r->conn, r->rid, st, &v, 0);
     dray_value_release(&v);
+}
+
+static void reply_free(reply *r)
+{
     dray__conn_release(r->conn);
     dray_ref_release(r->ref);
     free(r);
@@ -596,6 +600,13 @@ static dray_status reply_task(dray_ctx *ctx, const dray_value *args, size_t narg
 
 static dray_function reply_task_fn = {"dray.cluster.actor_reply", reply_task, NULL};
 
+/* The reply task is done, or was canceled unrun (the node is stopping): its reply goes. */
+static void reply_task_done(dray__callback *cb, dray_ref *t)
+{
+    (void)t;
+    reply_free((reply *)cb);
+}
+
 static void reply_fn(dray__callback *cb, dray_ref *c)
 {
     reply *r = (reply *)cb;
@@ -604,16 +615,17 @@ static void reply_fn(dray__callback *cb, dray_ref *c)
         dray_value arg = dray_int((int64_t)(uintptr_t)r);
         dray_ref *t;
         if (dray_submit_fn(r->rt, &reply_task_fn, &arg, 1, NULL, &t) == DRAY_OK) {
+            r->cb.fn = reply_task_done; /* r's callback is free again: it now waits for t */
+            if (!dray__ref_on_complete(t, &r->cb))
+                reply_task_done(&r->cb, t);
             dray_ref_release(t);
             return;
         }
         send_error(r->conn, r->rid, DRAY_ESHUTDOWN, "actor", "the node is shutting down");
-        dray__conn_release(r->conn);
-        dray_ref_release(r->ref);
-        free(r);
-        return;
+    } else {
+        reply_send(r);
     }
-    reply_send(r);
+    reply_free(r);
 }
 
 /* Sends ref's outcome as RESULT rid when it completes. Takes ref. */
