@@ -325,11 +325,11 @@ bool dray__cluster_obj_info(const dray_value *v, const char **holder, uint64_t *
                             bool *encoded);
 
 /* ==== Refs nested in lists and maps (nested.c) ====
- * A ref cannot travel: before a list or map goes over the wire each ref in it (at any depth, through
- * lists and maps) becomes a "cluster.ref" marker with the ref's outcome, and the receiver makes a ref
- * of its own runtime from each marker. */
-/* Whether v is a list or map holding a ref / a ref not ready yet / a marker, at any depth (false for
- * any other value). */
+ * A ref cannot travel: before a list or map goes over the wire each ref in it (at any depth,
+ * through lists and maps) becomes a "cluster.ref" marker with the ref's outcome, and the receiver
+ * makes a ref of its own runtime from each marker. */
+/* Whether v is a list or map holding a ref / a ref not ready yet / a marker, at any depth (false
+ * for any other value). */
 bool dray__nested_refs(const dray_value *v);
 bool dray__nested_pending(const dray_value *v);
 bool dray__nested_markers(const dray_value *v);

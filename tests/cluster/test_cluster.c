@@ -944,7 +944,8 @@ TEST(objects_spill_to_disk_and_round_trip)
     ASSERT_GE(ct_store_stat(&f, f.workers[0], "spilled"), 1);
     ASSERT_GE(ct_store_stat(&f, f.workers[0], "direct_to_disk"), 1);
     ASSERT_LE(ct_store_stat(&f, f.workers[0], "bytes_mem"), 3200000);
-    ASSERT_EQ(ct_store_stat(&f, f.workers[0], "bytes_mem") + ct_store_stat(&f, f.workers[0], "bytes_disk"),
+    ASSERT_EQ(ct_store_stat(&f, f.workers[0], "bytes_mem") +
+                  ct_store_stat(&f, f.workers[0], "bytes_disk"),
               3 * SMALL + 3 + BIG);
     /* Every object reads back: on the node (a task) and at the driver. */
     for (int i = 0; i < 4; i++) {

@@ -283,7 +283,8 @@ TEST(node_pauses_above_pause_fraction_and_resumes)
         dray_ref_release(r);
     }
     /* Consumers of its objects go to the other node (they pull the bytes) instead of the holder. */
-    int64_t local0 = ct_client_stat(rt, "placed_local"), spill0 = ct_client_stat(rt, "placed_spill");
+    int64_t local0 = ct_client_stat(rt, "placed_local");
+    int64_t spill0 = ct_client_stat(rt, "placed_spill");
     for (int i = 0; i < 3; i++) {
         dray_value a = dray_value_of_ref(objs[i % nobj]);
         dray_ref *r = submit_on(rt, "ct_sum_bytes", &a, 1, NULL);

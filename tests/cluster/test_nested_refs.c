@@ -680,7 +680,8 @@ TEST(refs_in_lists_match_the_embedded_runtime)
         ASSERT_EQ(remote[i], local[i]);
     }
     /* Closed forms: 1 MB + 5 + 100 bytes + 42 + a failed ref (DRAY_ETASK). */
-    ASSERT_EQ(local[0], ct_made_sum(1 << 20) + 5 + ct_made_sum(100) + 42 - 1000 * (int64_t)-DRAY_ETASK);
+    ASSERT_EQ(local[0],
+              ct_made_sum(1 << 20) + 5 + ct_made_sum(100) + 42 - 1000 * (int64_t)-DRAY_ETASK);
     ASSERT_EQ(local[1], ct_made_sum(300000) + 1);
     ASSERT_EQ(local[2], 50 + ct_made_sum(50) + 100 + 9);
     ASSERT_EQ(local[3], 8 * (300000 + ct_made_sum(300000) + 600000 + 9));
