@@ -154,6 +154,20 @@ void dray__lane_set_rx(dray__lane *l, uint64_t head, uint64_t tail, const void *
  * used. */
 dray_status dray__lane_record(const uint8_t *rec, size_t len, dray__hdr *h, dray_value *data);
 
+/* ==== Spin gate (net.c) ====
+ * Spinning instead of sleeping pays only when it takes no core from other work: a moving average of
+ * the machine's runnable threads (/proc/loadavg's run-queue count) besides the sampler's own. */
+typedef struct dray__spin_gate {
+    _Atomic int load_milli; /* moving average of the other runnable threads, x1000 */
+    _Atomic bool ok;
+    int ncpu;
+} dray__spin_gate;
+void dray__spin_gate_init(dray__spin_gate *g);
+/* Samples the run queue (about every 100 ms); `self`: runnable threads of the sampler's own (the
+ * sampling thread and its spinners). Spinning stays allowed while the others leave a core free. */
+void dray__spin_gate_sample(dray__spin_gate *g, int self);
+bool dray__spin_gate_ok(dray__spin_gate *g);
+
 /* ==== Event loop and connections (net.c) ==== */
 typedef struct dray__loop dray__loop;
 typedef struct dray__conn dray__conn;

@@ -1038,10 +1038,10 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
         goto out_shutdown;
     snprintf(w->self, sizeof w->self, "%s:%d", bind, dray__loop_port(w->loop));
     /* Drivers on this machine may send tasks through shared memory (lane.c); the loop reads the
-     * lanes without sleeping for DRAY_LANE_SPIN_US (100) after their last record. */
+     * lanes without sleeping for DRAY_LANE_SPIN_US (200) after their last record. */
     const char *lanes = getenv("DRAY_LANE"), *lspin = getenv("DRAY_LANE_SPIN_US");
     if (!lanes || strcmp(lanes, "0"))
-        dray__loop_accept_lanes(w->loop, (lspin && *lspin ? atoll(lspin) : 100) * 1000);
+        dray__loop_accept_lanes(w->loop, (lspin && *lspin ? atoll(lspin) : 200) * 1000);
     pthread_mutex_init(&w->qlock, NULL);
     w->pool_limit = 2 * dray_runtime_num_workers(w->rt);
     const char *inl = getenv("DRAY_WORKER_INLINE");
