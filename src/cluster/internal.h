@@ -209,8 +209,9 @@ dray_status dray__loop_dial(dray__loop *l, const char *address, const char *role
 dray_status dray__loop_dial_lane(dray__loop *l, const char *address, const char *role,
                                  int timeout_ms, bool lane, dray__conn **out);
 /* This loop maps the lanes its peers offer, and keeps reading them without sleeping for spin_ns
- * after their last record. Call before the loop runs. */
-void dray__loop_accept_lanes(dray__loop *l, int64_t spin_ns);
+ * after their last record while may_spin(l) says it may pay now (NULL: always; e.g. only while no
+ * executor is busy, as a spinning loop would take their core). Call before the loop runs. */
+void dray__loop_accept_lanes(dray__loop *l, int64_t spin_ns, bool (*may_spin)(dray__loop *l));
 /* Queues a message (any thread). ctl[0..ctl_len) is copied; data (a BYTES value, may be NULL) is
  * retained and sent from its own memory when large. DRAY_ENET when the connection is closed. */
 dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,

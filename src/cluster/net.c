@@ -116,6 +116,7 @@ struct dray__loop {
     int64_t lane_spin_ns, last_lane_ns;
     dray__spin_gate gate; /* lanes are read without sleeping only while this allows */
     bool gate_off;        /* DRAY_CLUSTER_SPIN_LOAD_GATE=0: always (for measurements) */
+    bool (*may_spin)(dray__loop *l);
     uint8_t wake_ctl[16]; /* the encoded null payload of WAKE */
     size_t wake_len;
 };
@@ -740,8 +741,9 @@ static bool lanes_pending(dray__conn **lanes, int n)
     return false;
 }
 
-void dray__loop_accept_lanes(dray__loop *l, int64_t spin_ns)
+void dray__loop_accept_lanes(dray__loop *l, int64_t spin_ns, bool (*may_spin)(dray__loop *l))
 {
+    l->may_spin = may_spin;
     l->accept_lanes = true;
     l->lane_spin_ns = spin_ns;
     dray__spin_gate_init(&l->gate);
@@ -1144,7 +1146,8 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
          * task of a driver waiting on the last one's result comes without a doorbell. */
         int nl = lanes_snapshot(l, lanes);
         bool lane_hot = nl && now - l->last_lane_ns < l->lane_spin_ns &&
-                        (l->gate_off || dray__spin_gate_ok(&l->gate));
+                        (l->gate_off || dray__spin_gate_ok(&l->gate)) &&
+                        (!l->may_spin || l->may_spin(l));
         int timeout = spinning || lane_hot || wait_ms < 0 ? 0 : (int)wait_ms + 1;
         if (timeout && nl && !lanes_sleep(lanes, nl))
             timeout = 0;
