@@ -305,5 +305,51 @@ TEST(concurrent_producers_readers_and_spills)
     drop_store(sh.s, dir);
 }
 
+/* ==== Objects adopting views of other objects ==== */
+
+/* A task that returns its input object as it is gives the store a view of that object to adopt as
+ * a new one. Freeing the new object (or spilling it) releases the view, whose unpin takes the
+ * store's lock: that must happen after the lock is dropped (else the thread deadlocks on itself;
+ * alarm() fails the test instead of hanging). With limit 0 both stay in memory; with a 64 KiB
+ * limit each object goes to disk at once, the adopted view's release then happening in the
+ * spill. */
+static void adopt_view_then_free(size_t limit)
+{
+    char dir[64];
+    dray__store *s = new_store(dir, sizeof dir, limit);
+    uint64_t a = adopt(s, 100000), b;
+    dray_value va;
+    ASSERT_OK(dray__store_get(s, SELF, a, &va));
+    ASSERT_OK(dray__store_adopt(s, SELF, NULL, &va, &b));
+    dray_value_release(&va);
+    alarm(20);
+    dray_value vb;
+    ASSERT_OK(dray__store_get(s, SELF, b, &vb));
+    ASSERT_TRUE(bytes_ok(&vb, 100000));
+    dray_value_release(&vb);
+    dray__store_free(s, SELF, b);
+    dray__store_stats st;
+    dray__store_stats_get(s, &st);
+    ASSERT_EQ(st.objects, 1);
+    ASSERT_OK(dray__store_get(s, SELF, a, &va));
+    ASSERT_TRUE(bytes_ok(&va, 100000));
+    dray_value_release(&va);
+    dray__store_free(s, SELF, a);
+    alarm(0);
+    dray__store_stats_get(s, &st);
+    ASSERT_EQ(st.objects, 0);
+    ASSERT_EQ(st.bytes_mem, 0);
+    ASSERT_EQ(st.bytes_disk, 0);
+    if (limit)
+        ASSERT_GE(st.spilled, 2);
+    drop_store(s, dir);
+}
+
+TEST(object_adopting_a_view_of_another_is_freed)
+{
+    adopt_view_then_free(0);
+    adopt_view_then_free(64 << 10);
+}
+
 RUN_TESTS(T_(spill_writes_without_holding_the_lock), T_(object_freed_during_its_spill_is_dropped),
-          T_(concurrent_producers_readers_and_spills))
+          T_(concurrent_producers_readers_and_spills), T_(object_adopting_a_view_of_another_is_freed))
