@@ -133,6 +133,8 @@ size_t dray__lane_max_frame(void);
 bool dray__lane_write(dray__lane *l, const void *const *parts, const size_t *lens, int nparts);
 /* After writes: true (once) when the reader may be asleep and must be woken another way. */
 bool dray__lane_wake_needed(dray__lane *l);
+/* Whether the peer's reader said it would sleep (a hint: it may wake meanwhile). */
+bool dray__lane_peer_asleep(const dray__lane *l);
 /* Whether a record waits to be read. */
 bool dray__lane_pending(const dray__lane *l);
 /* The next record (*rec points into the ring, valid until dray__lane_consume): its length, 0 when

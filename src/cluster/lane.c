@@ -227,6 +227,11 @@ bool dray__lane_wake_needed(dray__lane *l)
            atomic_exchange(&l->tx->sleeping, 0);
 }
 
+bool dray__lane_peer_asleep(const dray__lane *l)
+{
+    return atomic_load_explicit(&l->tx->sleeping, memory_order_relaxed) != 0;
+}
+
 bool dray__lane_pending(const dray__lane *l)
 {
     return atomic_load_explicit(&l->rx->head, memory_order_acquire) !=

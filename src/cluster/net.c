@@ -301,8 +301,10 @@ static bool flush_locked(dray__conn *c)
 static dray_status conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
                              const void *ctl, size_t ctl_len, const dray_value *data, unsigned how);
 
-/* Sends m through c's lane when it has one and m fits: true when done (or the connection is
- * closed: false with *st set). Rings the peer's doorbell when it may be asleep. */
+/* Sends m through c's lane when it has one, m fits and the peer's reader is awake: true when done
+ * (or the connection is closed: false with *st set). To a sleeping reader the message goes on the
+ * socket instead: it wakes the reader itself, where the lane would need a WAKE after it. The
+ * doorbell is rung only when the reader fell asleep while this was written. */
 static bool lane_send(dray__conn *c, const dray__hdr *h, const void *ctl, const uint8_t *d,
                       unsigned how, dray_status *st)
 {
@@ -318,7 +320,8 @@ static bool lane_send(dray__conn *c, const dray__hdr *h, const void *ctl, const 
         *st = dray_set_error(DRAY_ENET, "connection to %s is closed", c->peer);
         return false;
     }
-    bool sent = c->lane && dray__lane_write(c->lane, parts, lens, 3);
+    bool sent = c->lane && !dray__lane_peer_asleep(c->lane) &&
+                dray__lane_write(c->lane, parts, lens, 3);
     bool wake = sent && dray__lane_wake_needed(c->lane);
     pthread_mutex_unlock(&c->lock);
     if (!sent)
@@ -947,6 +950,8 @@ bool dray__conn_borrow(dray__conn *c)
         update_events(c);
     }
     pthread_mutex_unlock(&c->lock);
+    if (ok && c->lane) /* read from now on: the peer may write to the lane again */
+        dray__lane_awake(c->lane);
     if (!ok)
         pthread_mutex_unlock(&c->in_lock);
     return ok;
