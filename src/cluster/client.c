@@ -110,6 +110,14 @@ struct dray__cluster {
     _Atomic int load_milli;    /* moving average of other runnable threads, x1000 (on_tick) */
     _Atomic bool spin_ok;      /* load gate: spinning leaves a core to the rest */
     _Atomic uint64_t polled_waits, polled_hits, spin_hits, polled_lost;
+    /* Local-first mode (the client of a worker node's own runtime, spill.c): a task runs on this
+     * node unless it is saturated; then it spills to the least loaded other node. `self` (this
+     * node's address) is left out of the node list; a spilled task that no other node can take
+     * any more comes back here (run_here). */
+    bool local_first;
+    char self[80];
+    double spill_queue; /* tasks queued per executor before spilling */
+    _Atomic uint64_t tasks_spilled, spill_returned;
 };
 
 /* The last task this thread sent (a rid and its cell): the one a dray_get that follows is likely
@@ -549,19 +557,22 @@ static double node_load(const rnode *n, const pend *p)
     return (n->cpu_inflight + (p->cpus > 0 ? p->cpus : 1)) / (n->cpus > 0 ? n->cpus : 1);
 }
 
-/* Whether node n offers what p needs (its CPUs and custom resources; "CPU" counts as CPUs). */
+/* Whether node n offers `want` of custom resource `name` ("CPU" counts as CPUs). */
+static bool node_offers(const rnode *n, const char *name, double want)
+{
+    const dray_value *have = dray_map_get(&n->res, name);
+    double got = !strcmp(name, "CPU") ? n->cpus : have ? have->u.f : 0;
+    return want <= got;
+}
+
+/* Whether node n offers what p needs (its CPUs and custom resources). */
 static bool feasible(const rnode *n, const pend *p)
 {
     if (p->cpus > (n->cpus > 0 ? n->cpus : 1))
         return false;
-    for (size_t k = 0; k < dray_map_len(&p->res); k++) {
-        const char *name = dray_map_key_at(&p->res, k);
-        double want = dray_map_value_at(&p->res, k)->u.f;
-        const dray_value *have = dray_map_get(&n->res, name);
-        double got = !strcmp(name, "CPU") ? n->cpus : have ? have->u.f : 0;
-        if (want > got)
+    for (size_t k = 0; k < dray_map_len(&p->res); k++)
+        if (!node_offers(n, dray_map_key_at(&p->res, k), dray_map_value_at(&p->res, k)->u.f))
             return false;
-    }
     return true;
 }
 
@@ -577,6 +588,8 @@ static bool needs_rebuild(struct dray__cluster *cl, const robj *r)
     return r->lost || r->rebuilding || r->node < 0 || r->node >= cl->n_nodes ||
            !cl->nodes[r->node].alive;
 }
+
+static bool run_here(struct dray__cluster *cl, pend *p);
 
 static bool place(struct dray__cluster *cl, pend *p)
 {
@@ -616,6 +629,8 @@ static bool place(struct dray__cluster *cl, pend *p)
     }
     if (best < 0) {
         p->refused = offered ? DRAY_ENOTFOUND : DRAY_ERESOURCE;
+        if (cl->local_first) /* a spilled task no other node can take: back to this node */
+            return run_here(cl, p);
         if (alive > 0)
             return false;
         p->node = -1;
@@ -877,14 +892,110 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     return DRAY_OK;
 }
 
+/* ==== Local-first mode: a worker node's nested tasks (spill.c) ==== */
+
+/* Whether a task submitted on this node goes to another node: only a function registered by name
+ * (another node can run only those), only while this node has at least spill_queue tasks waiting
+ * per executor, and only to a live, unpaused node that offers its CPUs and resources and would then
+ * have no more of this client's tasks per CPU than this node has waiting per executor. */
+static bool spill_out(struct dray__cluster *cl, const dray_function *fn,
+                      const dray_task_opts *opts)
+{
+    double queued = dray__spill_queued(cl->rt);
+    if (queued < cl->spill_queue || dray__fn_lookup(cl->rt, fn->name) != fn)
+        return false;
+    double need = opts && opts->num_cpus > 0 ? opts->num_cpus : 1;
+    bool out = false;
+    pthread_mutex_lock(&cl->lock);
+    for (int i = 0; i < cl->n_nodes && !out; i++) {
+        const rnode *n = &cl->nodes[i];
+        double cpus = n->cpus > 0 ? n->cpus : 1;
+        if (!n->alive || n->paused || need > cpus)
+            continue;
+        bool ok = true;
+        for (size_t k = 0; opts && k < opts->n_resources && ok; k++)
+            ok = node_offers(n, opts->resources[k].name, opts->resources[k].amount);
+        out = ok && (n->cpu_inflight + need) / cpus <= queued;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    return out;
+}
+
+/* A spilled task brought back: the local task running it, and the pend whose cell it completes. */
+typedef struct here {
+    dray__callback cb;
+    dray_runtime *rt;
+    pend *p;
+    dray_ref *local;
+} here;
+
+static void here_done(dray__callback *cb, dray_ref *c)
+{
+    here *h = (here *)cb;
+    dray_value v = dray_value_retain(&c->u.result);
+    dray__complete(h->rt, h->p->cell, (dray_status)c->status, v, NULL);
+    pend_free(h->p);
+    dray_ref_release(h->local);
+    free(h);
+}
+
+/* Local-first mode: spilled task p, which no other node can take any more (they died, or lack its
+ * function), runs on this node after all. Its SUBMIT is decoded back into arguments (refs inside
+ * lists become refs of this runtime again) and the local task's outcome completes p's cell. Lock
+ * held; on true p has left the table (the local task owns it). */
+static bool run_here(struct dray__cluster *cl, pend *p)
+{
+    dray_value msg = dray_null(), *vals = NULL;
+    here *h = calloc(1, sizeof(*h));
+    dray_status st = !h ? DRAY_ENOMEM : dray_value_decode(p->msg, p->len, &msg);
+    const dray_value *a = st ? NULL : dray_list_get(&msg, 1);
+    size_t n = a ? dray_list_len(a) : 0, made = 0;
+    if (!st && n && !(vals = calloc(n, sizeof(*vals))))
+        st = DRAY_ENOMEM;
+    for (; !st && made < n; made++) {
+        const dray_value *x = dray_list_get(a, made);
+        if (x->type == DRAY_T_LIST && dray__nested_markers(x))
+            st = dray__nested_from_wire(cl->rt, x, NULL, NULL, &vals[made]);
+        else
+            vals[made] = dray_value_retain(x);
+    }
+    dray_task_opts o = {0};
+    o.max_retries = p->task_retries;
+    o.retry_exceptions = p->retry_exc;
+    if (!st)
+        st = dray__submit_here(cl->rt, p->fn, vals, n, &o, &h->local);
+    for (size_t i = 0; i < made; i++)
+        dray_value_release(&vals[i]);
+    free(vals);
+    dray_value_release(&msg);
+    if (st) {
+        dray__log("cannot run spilled task '%s' on this node: %s", p->fn->name, dray_last_error());
+        free(h);
+        return false;
+    }
+    table_take(cl, p->rid);
+    atomic_fetch_add_explicit(&cl->spill_returned, 1, memory_order_relaxed);
+    h->cb.fn = here_done;
+    h->rt = cl->rt;
+    h->p = p;
+    if (!dray__ref_on_complete(h->local, &h->cb))
+        here_done(&h->cb, h->local);
+    return true;
+}
+
 /* The local stand-in for a remote task: runs once its ref arguments are ready, sends the task and
  * leaves its cell pending (DRAY__DEFERRED) until the result arrives. */
 static dray_status remote_task(dray_ctx *ctx, const dray_value *args, size_t nargs,
                                dray_value *result)
 {
-    (void)result;
     struct dray__cluster *cl = ctx->rt->cluster;
     dray_status st = dispatch(cl, ctx->cell, args, nargs);
+    if (st && cl->local_first) {
+        /* A nested task that cannot travel (an argument the codec cannot encode) runs here. */
+        const dray_function *fn = (const dray_function *)(uintptr_t)args[0].u.i;
+        atomic_fetch_add_explicit(&cl->spill_returned, 1, memory_order_relaxed);
+        return fn->fn(ctx, args + HEADER_ARGS, nargs - HEADER_ARGS, result);
+    }
     return st ? st : DRAY__DEFERRED;
 }
 
@@ -898,6 +1009,11 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
         return dray_set_error(DRAY_EINVAL, "dray_submit '%s': args is NULL", fn->name);
     if (opts && (opts->max_retries < 0 || opts->num_cpus < 0))
         return dray_set_error(DRAY_EINVAL, "dray_submit '%s': negative option", fn->name);
+    if (cl->local_first) {
+        if (!spill_out(cl, fn, opts))
+            return dray__submit_here(rt, fn, args, nargs, opts, out);
+        atomic_fetch_add_explicit(&cl->tasks_spilled, 1, memory_order_relaxed);
+    }
     size_t n = nargs + HEADER_ARGS;
     dray_value stack[12], *all = n <= 12 ? stack : malloc(n * sizeof(dray_value));
     if (!all)
@@ -949,7 +1065,11 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
                 all[HEADER_ARGS + i] = all[HEADER_ARGS + i].u.ref->u.result;
         dray_ref_retain(c); /* dispatch may drop the cell's arguments, which include refs */
         st = dispatch(cl, c, all, n);
-        if (st) {
+        if (st && cl->local_first) {
+            /* It cannot travel: its stand-in runs it on this node (remote_task). */
+            dray__submit_cell(rt, c);
+            st = DRAY_OK;
+        } else if (st) {
             /* Nothing was sent: the cell completes failed and the caller gets the error. */
             dray_value err = dray_null();
             char msg[600];
@@ -1151,6 +1271,8 @@ dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class 
                                        dray_ref **init_ref)
 {
     struct dray__cluster *cl = rt->cluster;
+    if (cl->local_first)
+        return DRAY__HERE; /* a node's own actors live on it */
     dray_value *vals = nargs ? malloc(nargs * sizeof(dray_value)) : NULL;
     ractor *a = calloc(1, sizeof(*a));
     dray_value items[6] = {dray_null(), dray_null(), dray_null(),
@@ -1674,7 +1796,8 @@ static void on_nodes(struct dray__cluster *cl, const dray_value *list)
         const dray_value *e = dray_list_get(list, i);
         int id = (int)dray_list_get(e, 0)->u.i;
         const char *addr = dray_string_cstr(dray_list_get(e, 1));
-        if (id >= MAX_NODES || strlen(addr) >= sizeof cl->nodes[0].addr)
+        if (id >= MAX_NODES || strlen(addr) >= sizeof cl->nodes[0].addr ||
+            (cl->local_first && !strcmp(addr, cl->self)))
             continue;
         bool paused = dray_list_get(e, 4)->u.b;
         pthread_mutex_lock(&cl->lock);
@@ -1688,7 +1811,7 @@ static void on_nodes(struct dray__cluster *cl, const dray_value *list)
         if (known)
             continue;
         dray__conn *c;
-        if (dray__loop_dial(cl->loop, addr, "driver", 5000, &c)) {
+        if (dray__loop_dial(cl->loop, addr, cl->local_first ? "node" : "driver", 5000, &c)) {
             dray__log("cannot reach node %d at %s: %s", id, addr, dray_last_error());
             continue;
         }
@@ -1842,7 +1965,10 @@ static int64_t env_int(const char *name, int64_t dflt)
     return v && *v ? atoll(v) : dflt;
 }
 
-dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
+/* Creates the client of rt, subscribed to the head at `address` (as a driver, or as node `self` in
+ * local-first mode), and starts its loop: rt->cluster is set on DRAY_OK. */
+static dray_status attach_client(dray_runtime *rt, const char *address, const char *self,
+                                 double spill_queue)
 {
     uint8_t secret[32];
     dray_status st = dray__secret_load(address, secret);
@@ -1861,6 +1987,9 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     pthread_mutex_init(&cl->own->lock, NULL);
     cl->own->cl = cl;
     snprintf(cl->address, sizeof cl->address, "%s", address);
+    cl->local_first = self != NULL;
+    snprintf(cl->self, sizeof cl->self, "%s", self ? self : "");
+    cl->spill_queue = spill_queue;
     pthread_mutex_init(&cl->lock, NULL);
     pthread_cond_init(&cl->cond, NULL);
     cl->no_node_timeout_ns = env_int("DRAY_NO_NODE_TIMEOUT_MS", 30000) * 1000000;
@@ -1880,7 +2009,7 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
         goto out_free;
     dray__conn *head;
     dray_value nul = dray_null();
-    if ((st = dray__loop_dial(cl->loop, address, "driver", 10000, &head)) ||
+    if ((st = dray__loop_dial(cl->loop, address, self ? "node" : "driver", 10000, &head)) ||
         (st = dray__conn_send_value(head, DRAY__MSG_SUBSCRIBE, 0, 0, &nul, NULL)))
         goto out_loop;
     rt->cluster = cl;
@@ -1888,6 +2017,34 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
         rt->cluster = NULL;
         goto out_loop;
     }
+    return DRAY_OK;
+out_loop:
+    dray__loop_destroy(cl->loop);
+out_free:
+    pthread_cond_destroy(&cl->cond);
+    pthread_mutex_destroy(&cl->lock);
+    owner_release(cl->own);
+    free(cl);
+    return st;
+}
+
+dray_status dray__cluster_attach_local_first(dray_runtime *rt, const char *address,
+                                             const char *self, double spill_queue)
+{
+    return attach_client(rt, address, self, spill_queue);
+}
+
+uint64_t dray__cluster_tasks_spilled(dray_runtime *rt)
+{
+    return rt->cluster ? atomic_load(&rt->cluster->tasks_spilled) : 0;
+}
+
+dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
+{
+    dray_status st = attach_client(rt, address, NULL, 0);
+    if (st)
+        return st;
+    struct dray__cluster *cl = rt->cluster;
     /* Wait for the first node list (and DRAY_MIN_NODES nodes, for benchmarks and tests). */
     int64_t min_nodes = env_int("DRAY_MIN_NODES", 0);
     int64_t deadline = dray__now_ns() + env_int("DRAY_CONNECT_TIMEOUT_MS", 10000) * 1000000;
@@ -1916,14 +2073,6 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     }
     pthread_mutex_unlock(&cl->lock);
     return DRAY_OK;
-out_loop:
-    dray__loop_destroy(cl->loop);
-out_free:
-    pthread_cond_destroy(&cl->cond);
-    pthread_mutex_destroy(&cl->lock);
-    owner_release(cl->own);
-    free(cl);
-    return st;
 }
 
 void dray__cluster_detach(dray_runtime *rt)
@@ -1986,8 +2135,8 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
                                  "stored_results", "objects_freed",  "driver_pulls",
                                  "driver_pulled_bytes", "objects_rebuilt", "steal_requests",
                                  "tasks_stolen", "polled_waits", "polled_hits", "spin_hits",
-                                 "polled_lost"};
-    dray_value v[14] = {
+                                 "polled_lost", "tasks_spilled", "spill_returned"};
+    dray_value v[16] = {
         dray_int((int64_t)atomic_load(&cl->placed_local)),
         dray_int((int64_t)atomic_load(&cl->placed_load)),
         dray_int((int64_t)atomic_load(&cl->placed_spill)),
@@ -2001,6 +2150,8 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
         dray_int((int64_t)atomic_load(&cl->polled_waits)),
         dray_int((int64_t)atomic_load(&cl->polled_hits)),
         dray_int((int64_t)atomic_load(&cl->spin_hits)),
-        dray_int((int64_t)atomic_load(&cl->polled_lost))};
-    return dray_map_create(keys, v, 14, out);
+        dray_int((int64_t)atomic_load(&cl->polled_lost)),
+        dray_int((int64_t)atomic_load(&cl->tasks_spilled)),
+        dray_int((int64_t)atomic_load(&cl->spill_returned))};
+    return dray_map_create(keys, v, 16, out);
 }

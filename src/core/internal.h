@@ -415,7 +415,9 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
                                  size_t nargs, const dray_task_opts *opts, dray_ref **out)
     __attribute__((weak));
 /* Remote actors (dray_actor_* on an attached runtime): create returns the cluster's handle and the
- * ref that completes when the constructor ran; calls and kills are forwarded; release drops it. */
+ * ref that completes when the constructor ran, or DRAY__HERE when the actor is to live on rt itself
+ * (a worker node's runtime); calls and kills are forwarded; release drops it. */
+#define DRAY__HERE 2
 dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class *cls,
                                        const dray_value *args, size_t nargs,
                                        const dray_actor_opts *opts, void **remote,
