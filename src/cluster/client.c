@@ -117,6 +117,8 @@ struct dray__cluster {
     bool local_first;
     char self[80];
     double spill_queue; /* tasks queued per executor before spilling */
+    dray__spill_store store; /* this node's store: large arguments go by handle */
+    struct robj *stashed;    /* those handles, alive (linked by snext; weak) */
     _Atomic uint64_t tasks_spilled, spill_returned;
 };
 
@@ -176,7 +178,9 @@ typedef struct robj {
     char rebuild_err[240];
     _Atomic uint64_t copies; /* driver side: bit i: node i was sent a task reading it */
     pthread_mutex_t lock;    /* guards local */
-    dray_value local;        /* driver side: the fetched value */
+    dray_value local;        /* driver side: the fetched value; here: the argument's bytes */
+    bool here;               /* a large argument in this node's own store (local-first mode) */
+    struct robj *snext;      /* the client's list of those (under its lock) */
 } robj;
 
 /* The task that made an object, kept so a lost object can be made again (Ray's lineage). Its
@@ -244,6 +248,13 @@ static void robj_destroy(dray_ext_obj *o)
             for (int i = 0; i < 64 && i < cl->n_nodes; i++)
                 if ((copies >> i & 1) && i != r->node)
                     send_free(cl, i, r);
+            for (robj **pp = &cl->stashed; r->here && *pp; pp = &(*pp)->snext)
+                if (*pp == r) {
+                    *pp = r->snext;
+                    break;
+                }
+            if (r->here)
+                cl->store.unstash(cl->store.ctx, r->id);
             pthread_mutex_unlock(&cl->lock);
             atomic_fetch_add(&cl->objects_freed, 1);
         }
@@ -585,6 +596,8 @@ static bool start_rebuild(struct dray__cluster *cl, robj *r);
 /* Whether object r is gone (its node died or could not serve it) and must be made again. */
 static bool needs_rebuild(struct dray__cluster *cl, const robj *r)
 {
+    if (r->here) /* this node's own: lost only when another node could not fetch it */
+        return r->lost;
     return r->lost || r->rebuilding || r->node < 0 || r->node >= cl->n_nodes ||
            !cl->nodes[r->node].alive;
 }
@@ -808,6 +821,60 @@ static void keep_nested_obj(void *ctx, const dray_value *inner)
     p->objs[p->n_objs++] = dray_value_retain(inner);
 }
 
+/* Local-first mode: a BYTES argument this large goes to other nodes as a handle to this node's
+ * store (they pull it once and cache it) instead of inside every SUBMIT. */
+#define SPILL_BY_HANDLE (64u << 10)
+
+static bool is_big_bytes(const dray_value *v)
+{
+    size_t len = 0;
+    return v->type == DRAY_T_BYTES && dray_bytes_data(v, &len) && len >= SPILL_BY_HANDLE;
+}
+
+/* The handle (owned) of large BYTES argument v in this node's store: the one already made for the
+ * same bytes while it lives, else a new object (adopted, not copied). */
+static dray_status stash_arg(struct dray__cluster *cl, const dray_value *v, dray_value *out)
+{
+    size_t len = 0;
+    const void *data = dray_bytes_data(v, &len);
+    pthread_mutex_lock(&cl->lock);
+    for (robj *r = cl->stashed; r; r = r->snext) {
+        if (r->id == 0 || r->size != len || dray_bytes_data(&r->local, NULL) != data)
+            continue;
+        /* Take a count unless its last one is going (robj_destroy unlinks it under this lock). */
+        uint32_t refs = __atomic_load_n(&r->hdr.refs, __ATOMIC_ACQUIRE);
+        while (refs && !__atomic_compare_exchange_n(&r->hdr.refs, &refs, refs + 1, false,
+                                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        }
+        if (refs) {
+            pthread_mutex_unlock(&cl->lock);
+            *out = dray_value_of_ext(&r->hdr);
+            return DRAY_OK;
+        }
+    }
+    pthread_mutex_unlock(&cl->lock);
+    uint64_t id;
+    robj *r = robj_new(cl->self, 0, len, false);
+    if (!r)
+        return dray_set_error(DRAY_ENOMEM, "out of memory for an object handle");
+    dray_status st = cl->store.stash(cl->store.ctx, v, &id);
+    if (st) {
+        free(r);
+        return st;
+    }
+    r->id = id;
+    r->here = true;
+    r->local = dray_value_retain(v);
+    r->own = cl->own;
+    atomic_fetch_add(&cl->own->refs, 1);
+    pthread_mutex_lock(&cl->lock);
+    r->snext = cl->stashed;
+    cl->stashed = r;
+    pthread_mutex_unlock(&cl->lock);
+    *out = dray_value_of_ext(&r->hdr);
+    return DRAY_OK;
+}
+
 /* Sends task cell c whose resolved arguments are hargs[0..n) (header arguments first). */
 static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_value *hargs,
                             size_t n)
@@ -820,7 +887,8 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     dray_value *conv = NULL;
     dray_status st = DRAY_OK;
     for (size_t i = HEADER_ARGS; i < n && !st; i++) {
-        if (hargs[i].type != DRAY_T_LIST || !dray__nested_refs(&hargs[i]))
+        bool big = cl->store.stash && is_big_bytes(&hargs[i]);
+        if (!big && (hargs[i].type != DRAY_T_LIST || !dray__nested_refs(&hargs[i])))
             continue;
         if (!conv) {
             if (!(conv = malloc(n * sizeof(dray_value)))) {
@@ -831,7 +899,8 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
                 conv[k] = dray_value_retain(&hargs[k]);
         }
         dray_value m;
-        if (!(st = dray__nested_to_wire(cl->rt, &hargs[i], keep_nested_obj, p, &m))) {
+        if (big ? !(st = stash_arg(cl, &hargs[i], &m))
+                : !(st = dray__nested_to_wire(cl->rt, &hargs[i], keep_nested_obj, p, &m))) {
             dray_value_release(&conv[i]);
             conv[i] = m;
         }
@@ -947,8 +1016,12 @@ static bool run_here(struct dray__cluster *cl, pend *p)
 {
     dray_value msg = dray_null(), *vals = NULL;
     here *h = calloc(1, sizeof(*h));
-    dray_status st = !h ? DRAY_ENOMEM : dray_value_decode(p->msg, p->len, &msg);
-    const dray_value *a = st ? NULL : dray_list_get(&msg, 1);
+    /* With handles among them the arguments were kept (p->args); else they are in the message. */
+    dray_status st = !h ? DRAY_ENOMEM
+                     : p->args.type == DRAY_T_LIST ? DRAY_OK
+                                                   : dray_value_decode(p->msg, p->len, &msg);
+    const dray_value *a = st ? NULL : p->args.type == DRAY_T_LIST ? &p->args
+                                                                 : dray_list_get(&msg, 1);
     size_t n = a ? dray_list_len(a) : 0, made = 0;
     if (!st && n && !(vals = calloc(n, sizeof(*vals))))
         st = DRAY_ENOMEM;
@@ -956,6 +1029,9 @@ static bool run_here(struct dray__cluster *cl, pend *p)
         const dray_value *x = dray_list_get(a, made);
         if (x->type == DRAY_T_LIST && dray__nested_markers(x))
             st = dray__nested_from_wire(cl->rt, x, NULL, NULL, &vals[made]);
+        else if (x->type == DRAY_T_EXT && x->u.ext->type == &robj_type &&
+                 ((robj *)x->u.ext)->here)
+            vals[made] = dray_value_retain(&((robj *)x->u.ext)->local); /* our own bytes */
         else
             vals[made] = dray_value_retain(x);
     }
@@ -1968,7 +2044,7 @@ static int64_t env_int(const char *name, int64_t dflt)
 /* Creates the client of rt, subscribed to the head at `address` (as a driver, or as node `self` in
  * local-first mode), and starts its loop: rt->cluster is set on DRAY_OK. */
 static dray_status attach_client(dray_runtime *rt, const char *address, const char *self,
-                                 double spill_queue)
+                                 double spill_queue, const dray__spill_store *store)
 {
     uint8_t secret[32];
     dray_status st = dray__secret_load(address, secret);
@@ -1990,6 +2066,8 @@ static dray_status attach_client(dray_runtime *rt, const char *address, const ch
     cl->local_first = self != NULL;
     snprintf(cl->self, sizeof cl->self, "%s", self ? self : "");
     cl->spill_queue = spill_queue;
+    if (store)
+        cl->store = *store;
     pthread_mutex_init(&cl->lock, NULL);
     pthread_cond_init(&cl->cond, NULL);
     cl->no_node_timeout_ns = env_int("DRAY_NO_NODE_TIMEOUT_MS", 30000) * 1000000;
@@ -2029,9 +2107,10 @@ out_free:
 }
 
 dray_status dray__cluster_attach_local_first(dray_runtime *rt, const char *address,
-                                             const char *self, double spill_queue)
+                                             const char *self, double spill_queue,
+                                             const dray__spill_store *store)
 {
-    return attach_client(rt, address, self, spill_queue);
+    return attach_client(rt, address, self, spill_queue, store);
 }
 
 uint64_t dray__cluster_tasks_spilled(dray_runtime *rt)
@@ -2041,7 +2120,7 @@ uint64_t dray__cluster_tasks_spilled(dray_runtime *rt)
 
 dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
 {
-    dray_status st = attach_client(rt, address, NULL, 0);
+    dray_status st = attach_client(rt, address, NULL, 0, NULL);
     if (st)
         return st;
     struct dray__cluster *cl = rt->cluster;

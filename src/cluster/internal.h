@@ -293,14 +293,24 @@ dray_status dray__submit_here(dray_runtime *rt, const dray_function *fn, const d
                               size_t nargs, const dray_task_opts *opts, dray_ref **out);
 /* Tasks waiting in rt's queues per executor (not started yet). */
 double dray__spill_queued(dray_runtime *rt);
+/* The node's object store as the local-first client uses it: large arguments of spilled tasks
+ * become objects (stash: BYTES value *bytes retained, not copied; *id set), dropped by unstash
+ * once no spilled task needs them (unstash is called with the client's lock held). */
+typedef struct dray__spill_store {
+    dray_status (*stash)(void *ctx, const dray_value *bytes, uint64_t *id);
+    void (*unstash)(void *ctx, uint64_t id);
+    void *ctx;
+} dray__spill_store;
 /* Gives the runtime of worker node `self` a local-first client of the head at `head` (unless
  * DRAY_SPILL=0): its nested tasks spill to other nodes once DRAY_SPILL_QUEUE (2) tasks per executor
- * wait here. */
-dray_status dray__spill_attach(dray_runtime *rt, const char *head, const char *self);
+ * wait here. store (copied; may be NULL: large arguments then travel inside each task). */
+dray_status dray__spill_attach(dray_runtime *rt, const char *head, const char *self,
+                               const dray__spill_store *store);
 /* Attaches rt to the cluster at `address` in local-first mode as node `self` (client.c): a task
  * stays on rt unless spill_queue tasks per executor wait; returns at once (no wait for nodes). */
 dray_status dray__cluster_attach_local_first(dray_runtime *rt, const char *address,
-                                             const char *self, double spill_queue);
+                                             const char *self, double spill_queue,
+                                             const dray__spill_store *store);
 /* Tasks rt's local-first client sent to other nodes (0 without one). */
 uint64_t dray__cluster_tasks_spilled(dray_runtime *rt);
 

@@ -33,7 +33,8 @@ double dray__spill_queued(dray_runtime *rt)
     return (double)(queued > 0 ? queued : 0) / (rt->nworkers > 0 ? rt->nworkers : 1);
 }
 
-dray_status dray__spill_attach(dray_runtime *rt, const char *head, const char *self)
+dray_status dray__spill_attach(dray_runtime *rt, const char *head, const char *self,
+                               const dray__spill_store *store)
 {
     const char *on = getenv("DRAY_SPILL"), *q = getenv("DRAY_SPILL_QUEUE");
     if (on && (!strcmp(on, "0") || !strcmp(on, "false"))) {
@@ -45,5 +46,5 @@ dray_status dray__spill_attach(dray_runtime *rt, const char *head, const char *s
     if (q && *q && (*end || !(queue >= 0)))
         return dray_set_error(DRAY_EINVAL, "DRAY_SPILL_QUEUE '%s': expected a number >= 0 (tasks "
                               "waiting per executor before nested tasks spill)", q);
-    return dray__cluster_attach_local_first(rt, head, self, queue);
+    return dray__cluster_attach_local_first(rt, head, self, queue, store);
 }

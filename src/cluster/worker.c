@@ -962,6 +962,20 @@ static void stop_monitor(worker *w)
     w->monitor_started = false;
 }
 
+/* Large arguments of nested tasks this node spills become objects of its store (owned by the node
+ * itself, not a connection), freed when no spilled task needs them any more. */
+static dray_status spill_stash(void *ctx, const dray_value *bytes, uint64_t *id)
+{
+    worker *w = ctx;
+    return dray__store_adopt(w->store, w->self, w, bytes, id);
+}
+
+static void spill_unstash(void *ctx, uint64_t id)
+{
+    worker *w = ctx;
+    dray__store_free(w->store, w->self, id);
+}
+
 /* Parses "name=amount,..." into a map name -> float. */
 static dray_status parse_resources(const char *spec, dray_value *out)
 {
@@ -1066,7 +1080,8 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
               dray__loop_port(w->loop), dray_runtime_num_workers(w->rt));
     /* Nested tasks: local first, spilling to other nodes when this one is saturated. Without it
      * they all run here (not fatal). */
-    if (dray__spill_attach(w->rt, address, w->self))
+    dray__spill_store spill = {spill_stash, spill_unstash, w};
+    if (dray__spill_attach(w->rt, address, w->self, &spill))
         dray__log("spill: off: %s", dray_last_error());
     dray__store_limits_get(w->store, &w->lim);
     int64_t base = process_rss();

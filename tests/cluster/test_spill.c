@@ -61,22 +61,22 @@ static int64_t sum_bytes(const dray_value *v)
     return s;
 }
 
-/* [pid, sum of the bytes of args[0] + 1000 * args[1]] after 3 ms. */
+/* [pid, sum of the bytes of args[0] + 1000 * args[1]] after args[2] ms. */
 DRAY_FUNCTION(sp_sum_bytes)
 {
     (void)ctx, (void)nargs;
-    sleep_ms(3);
+    sleep_ms(args[2].u.i);
     if (args[0].type != DRAY_T_BYTES)
         return dray_ctx_fail(ctx, DRAY_ETYPE, "expected bytes, got %s",
                              dray_type_name((dray_type)args[0].type));
     return pair(getpid(), sum_bytes(&args[0]) + 1000 * args[1].u.i, result);
 }
 
-/* args[0] is a list holding one ref to bytes: [pid, their sum + 1000 * args[1]] after 3 ms. */
+/* args[0] is a list holding one ref to bytes: [pid, their sum + 1000 * args[1]] after args[2] ms. */
 DRAY_FUNCTION(sp_sum_listed)
 {
     (void)nargs;
-    sleep_ms(3);
+    sleep_ms(args[2].u.i);
     const dray_value *in = dray_list_get(&args[0], 0);
     if (args[0].type != DRAY_T_LIST || !in || in->type != DRAY_T_REF)
         return dray_ctx_fail(ctx, DRAY_ETYPE, "expected a list holding a ref");
@@ -89,11 +89,12 @@ DRAY_FUNCTION(sp_sum_listed)
     return st;
 }
 
-/* A list holding a ref to a put of args[0] bytes of pattern args[1] (a ref returned in a list). */
+/* A list holding a ref to a put of args[0] bytes of pattern args[1] (a ref returned in a list),
+ * after args[2] ms. */
 DRAY_FUNCTION(sp_make_listed)
 {
     (void)nargs;
-    sleep_ms(3);
+    sleep_ms(args[2].u.i);
     dray_value b, r;
     dray_ref *ref;
     dray_status st = make_bytes(args[0].u.i, args[1].u.i, &b);
@@ -166,8 +167,8 @@ DRAY_FUNCTION(sp_fanout)
 
 /* On this node: puts an args[0]-byte object (pattern 5) and fans out args[1] tasks of each kind
  * reading it: the ref as an argument (sp_sum_bytes), the ref inside a list (sp_sum_listed), and
- * tasks returning a ref inside a list (sp_make_listed, pattern i) whose bytes this task sums.
- * Returns [this pid, [[pid, value]...]] in that order (the third kind's pid is 0). */
+ * tasks returning a ref inside a list (sp_make_listed, pattern i) whose bytes this task sums; each
+ * sleeps args[2] ms. Returns [this pid, [[pid, value]...]] in that order (the third kind's pid is 0). */
 DRAY_FUNCTION(sp_fanout_objects)
 {
     (void)nargs;
@@ -183,18 +184,18 @@ DRAY_FUNCTION(sp_fanout_objects)
     int64_t made = 0;
     for (; !st && made < n; made++) {
         int64_t i = made % k;
-        dray_value r = dray_value_of_ref(obj), a[2] = {r, dray_int(i)}, list;
+        dray_value r = dray_value_of_ref(obj), a[3] = {r, dray_int(i), args[2]}, list;
         if (made < k) {
-            st = dray_submit(rt, "sp_sum_bytes", a, 2, NULL, &refs[made]);
+            st = dray_submit(rt, "sp_sum_bytes", a, 3, NULL, &refs[made]);
         } else if (made < 2 * k) {
             if (!(st = dray_list_create(&r, 1, &list))) {
                 a[0] = list;
-                st = dray_submit(rt, "sp_sum_listed", a, 2, NULL, &refs[made]);
+                st = dray_submit(rt, "sp_sum_listed", a, 3, NULL, &refs[made]);
                 dray_value_release(&list);
             }
         } else {
-            dray_value m[2] = {dray_int(size / 4), dray_int(i)};
-            st = dray_submit(rt, "sp_make_listed", m, 2, NULL, &refs[made]);
+            dray_value m[3] = {dray_int(size / 4), dray_int(i), args[2]};
+            st = dray_submit(rt, "sp_make_listed", m, 3, NULL, &refs[made]);
         }
     }
     dray_ref_release(obj);
@@ -290,6 +291,22 @@ static int64_t spilled_by(const test_cluster *f, int64_t pid)
     return got;
 }
 
+/* The store counter `key` of the node with pid `pid` in `dray status` (-1 when not listed). */
+static int64_t store_stat(const test_cluster *f, int64_t pid, const char *key)
+{
+    dray_value st;
+    ASSERT_OK(dray_cluster_status(f->addr, &st));
+    const dray_value *nodes = dray_map_get(&st, "nodes");
+    int64_t got = -1;
+    for (size_t i = 0; nodes && i < dray_list_len(nodes); i++) {
+        const dray_value *nd = dray_list_get(nodes, i);
+        if (dray_map_get(nd, "pid")->u.i == pid)
+            got = dray_map_get(dray_map_get(nd, "store"), key)->u.i;
+    }
+    dray_value_release(&st);
+    return got;
+}
+
 /* Waits (at most 5 s: heartbeats come every 500 ms) until the node with pid `pid` reports at least
  * `want` spilled tasks; returns its count then. */
 static int64_t wait_spilled(const test_cluster *f, int64_t pid, int64_t want)
@@ -315,6 +332,39 @@ static void warm_up(dray_runtime *rt, const test_cluster *f, int64_t base[2])
     ASSERT_GE(base[0] + base[1], there);
 }
 
+#define OBJ_SIZE (256 << 10)
+
+/* Checks sp_fanout_objects(OBJ_SIZE, k, ...)'s result (ref r, released) against sums computed
+ * here; returns the fan-out's pid and how many readers of the put ran on another node. */
+static void check_objects(dray_runtime *rt, dray_ref *r, int64_t k, int64_t *par,
+                          int64_t *elsewhere)
+{
+    int64_t want = 0;
+    for (int64_t b = 0; b < OBJ_SIZE; b++)
+        want += pattern(b, 5);
+    dray_value v;
+    ASSERT_OK(dray_get(rt, r, WAIT_MS, &v));
+    dray_ref_release(r);
+    *par = dray_list_get(&v, 0)->u.i;
+    *elsewhere = 0;
+    const dray_value *list = dray_list_get(&v, 1);
+    ASSERT_EQ((int64_t)dray_list_len(list), 3 * k);
+    for (int64_t i = 0; i < 3 * k; i++) {
+        const dray_value *p = dray_list_get(list, (size_t)i);
+        int64_t pid = dray_list_get(p, 0)->u.i, got = dray_list_get(p, 1)->u.i, j = i % k;
+        if (i < 2 * k) {
+            ASSERT_EQ(got, want + 1000 * j);
+            *elsewhere += pid != *par;
+        } else {
+            int64_t w = 0;
+            for (int64_t b = 0; b < OBJ_SIZE / 4; b++)
+                w += pattern(b, j);
+            ASSERT_EQ(got, w);
+        }
+    }
+    dray_value_release(&v);
+}
+
 TEST(nested_tasks_spill_to_the_other_node)
 {
     test_cluster f;
@@ -331,33 +381,33 @@ TEST(nested_tasks_spill_to_the_other_node)
 
     /* Objects: a big put on the spilling node read by spilled tasks as an argument, inside a
      * list, and refs returned inside lists; checked against sums computed here. */
-    const int64_t size = 256 << 10, k = 12;
-    int64_t want = 0;
-    for (int64_t b = 0; b < size; b++)
-        want += pattern(b, 5);
-    dray_value a[2] = {dray_int(size), dray_int(k)}, v;
+    const int64_t size = OBJ_SIZE, k = 12;
+    dray_value a[3] = {dray_int(size), dray_int(k), dray_int(3)};
     dray_ref *r;
-    ASSERT_OK(dray_submit(rt, "sp_fanout_objects", a, 2, NULL, &r));
-    ASSERT_OK(dray_get(rt, r, WAIT_MS, &v));
-    dray_ref_release(r);
-    int64_t par = dray_list_get(&v, 0)->u.i, elsewhere = 0;
-    const dray_value *list = dray_list_get(&v, 1);
-    ASSERT_EQ((int64_t)dray_list_len(list), 3 * k);
-    for (int64_t i = 0; i < 3 * k; i++) {
-        const dray_value *p = dray_list_get(list, (size_t)i);
-        int64_t pid = dray_list_get(p, 0)->u.i, got = dray_list_get(p, 1)->u.i, j = i % k;
-        if (i < 2 * k) {
-            ASSERT_EQ(got, want + 1000 * j);
-            elsewhere += pid != par;
-        } else {
-            int64_t w = 0;
-            for (int64_t b = 0; b < size / 4; b++)
-                w += pattern(b, j);
-            ASSERT_EQ(got, w);
-        }
-    }
+    ASSERT_OK(dray_submit(rt, "sp_fanout_objects", a, 3, NULL, &r));
+    int64_t par, elsewhere;
+    check_objects(rt, r, k, &par, &elsewhere);
     ASSERT_GT(elsewhere, 0); /* some object readers were spilled */
-    dray_value_release(&v);
+    /* The put went to the other node as a handle to the spilling node's store: pulled there (not
+     * sent inside each task), once per fan-out wave at most, and freed again on both nodes. */
+    int64_t other = f.workers[0] == par ? f.workers[1] : f.workers[0], pulled = 0, served = 0;
+    for (int i = 0; i < 100 && (pulled < size || served < size); i++) {
+        pulled = store_stat(&f, other, "pulled_bytes");
+        served = store_stat(&f, par, "served_bytes");
+        if (pulled < size || served < size)
+            sleep_ms(50);
+    }
+    ASSERT_GE(pulled, size);
+    ASSERT_EQ(pulled % size, 0);
+    ASSERT_LE(pulled, size * elsewhere);
+    ASSERT_EQ(served, pulled);
+    int64_t left = 1;
+    for (int i = 0; i < 100 && left; i++) {
+        left = store_stat(&f, par, "bytes_mem") + store_stat(&f, other, "bytes_mem");
+        if (left)
+            sleep_ms(50);
+    }
+    ASSERT_EQ(left, 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
     test_cluster_stop(&f);
 }
@@ -378,17 +428,16 @@ TEST(spill_off_keeps_nested_tasks_on_their_node)
     test_cluster_stop(&f);
 }
 
-/* After a warm-up, starts sp_fanout(n, ms) and kills the other node with SIGKILL once the
- * fan-out's node reports more spilled tasks. Returns the fan-out's ref and sets *victim to the
+/* After a warm-up, starts fan-out `fn` with args a[0..n) and kills the other node with SIGKILL once
+ * the fan-out's node reports more spilled tasks. Returns the fan-out's ref and sets *victim to the
  * killed pid. */
-static dray_ref *fanout_and_kill_other(dray_runtime *rt, test_cluster *f, int64_t n, int64_t ms,
-                                       pid_t *victim)
+static dray_ref *fanout_and_kill_other(dray_runtime *rt, test_cluster *f, const char *fn,
+                                       const dray_value *a, size_t n, pid_t *victim)
 {
     int64_t base[2];
     warm_up(rt, f, base);
-    dray_value a[2] = {dray_int(n), dray_int(ms)};
     dray_ref *r;
-    ASSERT_OK(dray_submit(rt, "sp_fanout", a, 2, NULL, &r));
+    ASSERT_OK(dray_submit(rt, fn, a, n, NULL, &r));
     int spiller = -1;
     for (int i = 0; i < 400 && spiller < 0; i++) {
         for (int w = 0; w < 2; w++)
@@ -414,7 +463,8 @@ TEST(killed_node_spilled_tasks_are_retried)
     dray_runtime *rt = test_cluster_driver(&f);
     pid_t victim;
     const int64_t n = 120;
-    dray_ref *r = fanout_and_kill_other(rt, &f, n, 25, &victim);
+    dray_value a[2] = {dray_int(n), dray_int(25)};
+    dray_ref *r = fanout_and_kill_other(rt, &f, "sp_fanout", a, 2, &victim);
     dray_value v;
     ASSERT_OK(dray_get(rt, r, WAIT_MS, &v)); /* bounded: a hang fails */
     dray_ref_release(r);
@@ -434,6 +484,23 @@ TEST(killed_node_spilled_tasks_are_retried)
     test_cluster_stop(&f);
 }
 
+TEST(killed_node_spilled_object_readers_are_retried)
+{
+    test_cluster f;
+    test_cluster_start(&f, 2);
+    dray_runtime *rt = test_cluster_driver(&f);
+    pid_t victim;
+    /* 60 readers of each kind, 20 ms each: those lost with the node come back and read the put
+     * from this node's own memory (run_here). */
+    dray_value o[3] = {dray_int(OBJ_SIZE), dray_int(60), dray_int(20)};
+    dray_ref *r = fanout_and_kill_other(rt, &f, "sp_fanout_objects", o, 3, &victim);
+    int64_t par, elsewhere;
+    check_objects(rt, r, 60, &par, &elsewhere);
+    ASSERT_NE(par, victim);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    test_cluster_stop(&f);
+}
+
 TEST(killed_node_without_retries_fails_clearly)
 {
     setenv("DRAY_MAX_RETRIES", "0", 1); /* inherited by the worker nodes */
@@ -442,7 +509,8 @@ TEST(killed_node_without_retries_fails_clearly)
     dray_runtime *rt = test_cluster_driver(&f);
     unsetenv("DRAY_MAX_RETRIES");
     pid_t victim;
-    dray_ref *r = fanout_and_kill_other(rt, &f, 120, 25, &victim);
+    dray_value a[2] = {dray_int(120), dray_int(25)};
+    dray_ref *r = fanout_and_kill_other(rt, &f, "sp_fanout", a, 2, &victim);
     dray_value err = dray_null();
     ASSERT_STATUS(dray_get(rt, r, WAIT_MS, &err), DRAY_ENET);
     ASSERT_CONTAINS(dray_last_error(), "was lost while running it");
@@ -454,4 +522,5 @@ TEST(killed_node_without_retries_fails_clearly)
 
 RUN_TESTS(T_(worker_main), T_(nested_tasks_spill_to_the_other_node),
           T_(spill_off_keeps_nested_tasks_on_their_node), T_(killed_node_spilled_tasks_are_retried),
+          T_(killed_node_spilled_object_readers_are_retried),
           T_(killed_node_without_retries_fails_clearly))
