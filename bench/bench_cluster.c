@@ -315,7 +315,8 @@ int main(int argc, char **argv)
             dray_value st;
             check(dray_cluster_client_stats(rt, &st), "stats");
             fprintf(stderr, "bench_cluster: after the latency runs:");
-            for (const char *k = "polled_waits\0polled_hits\0spin_hits\0"; *k; k += strlen(k) + 1)
+            for (const char *k = "polled_waits\0polled_hits\0spin_hits\0lanes\0lane_sent\0lane_received\0"; *k;
+                 k += strlen(k) + 1)
                 fprintf(stderr, " %s=%lld", k, dray_map_get(&st, k) ? (long long)dray_map_get(&st, k)->u.i : -1LL);
             fprintf(stderr, "\n");
             dray_value_release(&st);

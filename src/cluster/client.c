@@ -92,6 +92,7 @@ struct dray__cluster {
     ractor *actors;
     uint64_t next_actor_id;
     unsigned rr; /* where the next placement starts looking (ties go round-robin) */
+    int last_node; /* the node the last task went to (-1: none yet) */
     uint8_t secret[32];
     struct objowner *own;
     /* placement counters (dray_cluster_client_stats) */
@@ -99,7 +100,10 @@ struct dray__cluster {
         driver_pulls, driver_pulled_bytes, objects_rebuilt, steal_requests, tasks_stolen;
     double locality_slack; /* tasks per CPU the node holding the inputs may be ahead by */
     /* The waiting caller reading its node's connection (dray__cluster_wait) */
-    int64_t poll_ns;           /* how long a caller reads before the normal wait (0: never) */
+    int64_t poll_ns;           /* how long a caller reads before the normal wait (0: never, -1:
+                                * lane_poll_ns on a lane, never on a socket) */
+    bool lanes;                /* offer nodes same-host lanes */
+    int64_t lane_poll_ns;      /* poll_ns for a node connection with a lane */
     int64_t spin_max_ns;       /* the longest spin on the socket (0: never spin) */
     bool spin_load_gate;       /* spin only while the machine has a core to spare */
     int ncpu;
@@ -465,6 +469,7 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
 {
     rnode *n = &cl->nodes[i];
     p->node = i;
+    cl->last_node = i;
     bool idle = n->inflight == 0;
     n->inflight++;
     n->cpu_inflight += p->cpus > 0 ? p->cpus : 1;
@@ -477,12 +482,16 @@ static void send_to(struct dray__cluster *cl, pend *p, int i)
     /* A closed connection is not an error here: its on_close resends what is on the node. To an
      * idle node a submitting thread writes the task itself once it has dropped the lock (latency:
      * the reply cannot race it for the lock); otherwise it joins the loop's batch. */
-    if (idle && push_slot && !*push_slot) {
-        if (dray__conn_send_held(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL) == DRAY_OK)
-            *push_slot = dray__conn_retain(n->conn);
-    } else {
-        dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
-    }
+    bool hold = idle && push_slot && !*push_slot;
+    dray_status st;
+    if (p->type == DRAY__MSG_SUBMIT) /* tasks are independent: the same-host lane may carry them */
+        st = dray__conn_send_any_order(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL, hold);
+    else if (hold)
+        st = dray__conn_send_held(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
+    else
+        st = dray__conn_send(n->conn, p->type, 0, p->rid, p->msg, p->len, NULL);
+    if (hold && st == DRAY_OK)
+        *push_slot = dray__conn_retain(n->conn);
 }
 
 /* Load added to a paused node: it gets work only when every node that could take it is paused. */
@@ -622,7 +631,13 @@ static bool place(struct dray__cluster *cl, pend *p)
     }
     int best = -1, alive = 0, offered = 0;
     double best_load = 0;
-    unsigned start = cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
+    /* Ties go round-robin, except that a node left idle by the last task keeps the next: one task
+     * at a time stays on one warm node (its loop is still reading its lane) instead of waking
+     * every node in turn. */
+    int last = cl->last_node;
+    unsigned start = last >= 0 && last < cl->n_nodes && cl->nodes[last].inflight == 0
+                         ? (unsigned)last
+                         : cl->n_nodes ? cl->rr++ % (unsigned)cl->n_nodes : 0;
     for (int k = 0; k < cl->n_nodes; k++) {
         int i = (int)((start + (unsigned)k) % (unsigned)cl->n_nodes);
         rnode *n = &cl->nodes[i];
@@ -1801,13 +1816,8 @@ bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int6
 {
     struct dray__cluster *cl = rt->cluster;
     dray_ref *cell = n ? cells[0] : NULL;
-    if (!cl || !cell || cl->poll_ns <= 0 || last_sent.cl != cl || last_sent.cell != cell ||
-        dray__loop_on_thread(cl->loop))
-        return false;
-    int64_t t0 = dray__now_ns(), end = t0 + cl->poll_ns;
-    if (deadline >= 0 && deadline < end)
-        end = deadline;
-    if (end <= t0)
+    if (!cl || !cell || cl->poll_ns == 0 || (cl->poll_ns < 0 && !cl->lanes) || last_sent.cl != cl ||
+        last_sent.cell != cell || dray__loop_on_thread(cl->loop))
         return false;
     dray__conn *c = NULL;
     pthread_mutex_lock(&cl->lock);
@@ -1817,6 +1827,15 @@ bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int6
     pthread_mutex_unlock(&cl->lock);
     if (!c)
         return false;
+    /* Through a lane the result costs no system call to read: worth reading by default. */
+    int64_t poll = cl->poll_ns >= 0 ? cl->poll_ns : dray__conn_has_lane(c) ? cl->lane_poll_ns : 0;
+    int64_t t0 = dray__now_ns(), end = t0 + poll;
+    if (deadline >= 0 && deadline < end)
+        end = deadline;
+    if (poll <= 0 || end <= t0) {
+        dray__conn_release(c);
+        return false;
+    }
     if (!dray__conn_borrow(c)) { /* another thread reads it: that one delivers our result too */
         dray__conn_release(c);
         return false;
@@ -1887,7 +1906,8 @@ static void on_nodes(struct dray__cluster *cl, const dray_value *list)
         if (known)
             continue;
         dray__conn *c;
-        if (dray__loop_dial(cl->loop, addr, cl->local_first ? "node" : "driver", 5000, &c)) {
+        if (dray__loop_dial_lane(cl->loop, addr, cl->local_first ? "node" : "driver", 5000,
+                                 cl->lanes, &c)) {
             dray__log("cannot reach node %d at %s: %s", id, addr, dray_last_error());
             continue;
         }
@@ -2054,6 +2074,7 @@ static dray_status attach_client(dray_runtime *rt, const char *address, const ch
     if (!cl)
         return dray_set_error(DRAY_ENOMEM, "out of memory attaching to %s", address);
     cl->rt = rt;
+    cl->last_node = -1;
     memcpy(cl->secret, secret, 32);
     if (!(cl->own = calloc(1, sizeof(*cl->own)))) {
         free(cl);
@@ -2074,11 +2095,15 @@ static dray_status attach_client(dray_runtime *rt, const char *address, const ch
     cl->default_retries = (int)env_int("DRAY_MAX_RETRIES", 3);
     const char *slack = getenv("DRAY_LOCALITY_SLACK");
     cl->locality_slack = slack && atof(slack) >= 0 ? atof(slack) : 2.0;
-    /* Off by default: on a quiet machine borrowing the connection made the round trip slower
-     * (docs/cluster.md, *Latency path*); under heavy load it helped. */
-    cl->poll_ns = env_int("DRAY_CLUSTER_POLL_US", 0) * 1000;
+    /* Unset (-1): off for sockets (on a quiet machine borrowing the connection made the round trip
+     * slower: docs/cluster.md, *Latency path*), lane_poll_ns for lanes. Set: for both. */
+    cl->poll_ns = getenv("DRAY_CLUSTER_POLL_US") ? env_int("DRAY_CLUSTER_POLL_US", 0) * 1000 : -1;
     cl->spin_max_ns = env_int("DRAY_CLUSTER_SPIN_US", 100) * 1000;
     cl->spin_load_gate = env_int("DRAY_CLUSTER_SPIN_LOAD_GATE", 1) != 0;
+    /* Same-host lanes to the nodes (lane.c): on unless DRAY_LANE=0. A caller waiting on a result
+     * that comes through one reads the lane itself for up to lane_poll_ns. */
+    cl->lanes = env_int("DRAY_LANE", 1) != 0 && !self; /* a node's spill client: sockets only */
+    cl->lane_poll_ns = env_int("DRAY_LANE_POLL_US", 2000) * 1000;
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     cl->ncpu = ncpu > 0 ? (int)ncpu : 1;
     atomic_init(&cl->spin_ok, true);
@@ -2214,8 +2239,22 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
                                  "stored_results", "objects_freed",  "driver_pulls",
                                  "driver_pulled_bytes", "objects_rebuilt", "steal_requests",
                                  "tasks_stolen", "polled_waits", "polled_hits", "spin_hits",
-                                 "polled_lost", "tasks_spilled", "spill_returned"};
-    dray_value v[16] = {
+                                 "polled_lost", "lanes", "lane_sent", "lane_received",
+                                 "tasks_spilled", "spill_returned"};
+    /* Same-host lanes of the nodes connected now. */
+    int64_t lanes = 0, lane_sent = 0, lane_received = 0;
+    pthread_mutex_lock(&cl->lock);
+    for (int i = 0; i < cl->n_nodes; i++) {
+        if (!cl->nodes[i].alive || !dray__conn_has_lane(cl->nodes[i].conn))
+            continue;
+        uint64_t s, r;
+        dray__conn_lane_counts(cl->nodes[i].conn, &s, &r);
+        lanes++;
+        lane_sent += (int64_t)s;
+        lane_received += (int64_t)r;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    dray_value v[19] = {
         dray_int((int64_t)atomic_load(&cl->placed_local)),
         dray_int((int64_t)atomic_load(&cl->placed_load)),
         dray_int((int64_t)atomic_load(&cl->placed_spill)),
@@ -2230,7 +2269,8 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
         dray_int((int64_t)atomic_load(&cl->polled_hits)),
         dray_int((int64_t)atomic_load(&cl->spin_hits)),
         dray_int((int64_t)atomic_load(&cl->polled_lost)),
+        dray_int(lanes), dray_int(lane_sent), dray_int(lane_received),
         dray_int((int64_t)atomic_load(&cl->tasks_spilled)),
         dray_int((int64_t)atomic_load(&cl->spill_returned))};
-    return dray_map_create(keys, v, 16, out);
+    return dray_map_create(keys, v, 19, out);
 }

@@ -74,6 +74,9 @@ enum dray__msg_type {
     DRAY__MSG_EVENTS,        /* worker to head: [int t1 (the last TRACE's head clock), int t2 (node
                               * clock when it came), int t3 (node clock at sending), int dropped,
                               * list names, bytes records, list of [int name, int submitted]] */
+    DRAY__MSG_LANE,          /* dialer to a node on the same machine: string segment name */
+    DRAY__MSG_LANE_REPLY,    /* [bool mapped, string why not] */
+    DRAY__MSG_WAKE,          /* null: records wait in the lane (the reader was asleep) */
     DRAY__MSG_COUNT
 };
 
@@ -108,6 +111,48 @@ dray_status dray__wire_parse_header(const uint8_t *buf, size_t len, uint32_t max
 dray_status dray__wire_decode_ctl(const dray__hdr *h, const void *ctl, dray_value *out);
 /* Whole-message decoder used by the fuzzer and tests: header, control, data section. */
 dray_status dray__wire_decode_message(const uint8_t *buf, size_t len, dray__hdr *h, dray_value *ctl);
+
+/* ==== Same-host lanes (lane.c) ====
+ * Two single-producer, single-consumer rings in one shared-memory segment (/dev/shm, mode 0600,
+ * unlinked once both sides have mapped it). A record is a whole wire frame (header, control, data).
+ * Writers on one side are serialised by their caller; so are readers. */
+typedef struct dray__lane dray__lane;
+/* Dialer side: creates and maps a new segment; *out owned (dray__lane_free). */
+dray_status dray__lane_create(dray__lane **out);
+/* Acceptor side: maps the segment `name` (sent by the dialer) after checking that it is a private
+ * lane of this user, then unlinks it; *out owned. DRAY_ENOTFOUND when it is not on this machine. */
+dray_status dray__lane_open(const char *name, dray__lane **out);
+const char *dray__lane_name(const dray__lane *l);
+/* Removes the segment's name (the dialer, once the acceptor answered or failed). */
+void dray__lane_unlink(dray__lane *l);
+/* Unmaps and frees. */
+void dray__lane_free(dray__lane *l);
+/* The largest frame a record can hold. */
+size_t dray__lane_max_frame(void);
+/* Appends the concatenation of parts as one record; false when it does not fit now. */
+bool dray__lane_write(dray__lane *l, const void *const *parts, const size_t *lens, int nparts);
+/* After writes: true (once) when the reader may be asleep and must be woken another way. */
+bool dray__lane_wake_needed(dray__lane *l);
+/* Whether a record waits to be read. */
+bool dray__lane_pending(const dray__lane *l);
+/* The next record (*rec points into the ring, valid until dray__lane_consume): its length, 0 when
+ * none, -1 when the ring is corrupt. */
+long dray__lane_peek(dray__lane *l, const uint8_t **rec);
+void dray__lane_consume(dray__lane *l);
+/* The reader is about to block: marks it asleep; false (and not marked) when a record is there. */
+bool dray__lane_sleep(dray__lane *l);
+/* The reader is awake again. */
+void dray__lane_awake(dray__lane *l);
+/* Tests and the fuzzer: a lane over caller-owned memory of dray__lane_segment_size() bytes
+ * (initialised as a new segment when init; dray__lane_free leaves the memory alone), and a way to
+ * set what its reader sees (head and tail counters, the first len bytes of its ring). */
+size_t dray__lane_segment_size(void);
+dray_status dray__lane_attach(void *mem, bool init, bool dialer, dray__lane **out);
+void dray__lane_set_rx(dray__lane *l, uint64_t head, uint64_t tail, const void *data, size_t len);
+/* A record read from a lane, checked as a message from the wire (header, sizes, data section):
+ * rec[0..len) must stay unchanged while *out (owned) and the control payload at rec + header are
+ * used. */
+dray_status dray__lane_record(const uint8_t *rec, size_t len, dray__hdr *h, dray_value *data);
 
 /* ==== Event loop and connections (net.c) ==== */
 typedef struct dray__loop dray__loop;
@@ -146,6 +191,12 @@ void dray__log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
  * by timeout_ms). On DRAY_OK the connection joins the loop; *out is borrowed (the loop owns it). */
 dray_status dray__loop_dial(dray__loop *l, const char *address, const char *role, int timeout_ms,
                             dray__conn **out);
+/* The same; with `lane`, it then offers the peer a same-host lane (used when the peer maps it). */
+dray_status dray__loop_dial_lane(dray__loop *l, const char *address, const char *role,
+                                 int timeout_ms, bool lane, dray__conn **out);
+/* This loop maps the lanes its peers offer, and keeps reading them without sleeping for spin_ns
+ * after their last record. Call before the loop runs. */
+void dray__loop_accept_lanes(dray__loop *l, int64_t spin_ns);
 /* Queues a message (any thread). ctl[0..ctl_len) is copied; data (a BYTES value, may be NULL) is
  * retained and sent from its own memory when large. DRAY_ENET when the connection is closed. */
 dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
@@ -157,6 +208,19 @@ dray_status dray__conn_send_held(dray__conn *c, uint8_t type, uint8_t flags, uin
                                  const void *ctl, size_t ctl_len, const dray_value *data);
 /* Writes what is queued on c from this thread; what does not fit is left to the loop (woken). */
 void dray__conn_push(dray__conn *c);
+/* A message that may overtake, or be overtaken by, others on c (a task, a task's result): it goes
+ * through c's same-host lane when there is one and it fits, else as dray__conn_send (_held when
+ * hold). */
+dray_status dray__conn_send_any_order(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                                      const void *ctl, size_t ctl_len, const dray_value *data,
+                                      bool hold);
+/* dray__conn_send_value, the same way. */
+dray_status dray__conn_send_value_any_order(dray__conn *c, uint8_t type, uint8_t flags,
+                                            uint64_t rid, const dray_value *ctl,
+                                            const dray_value *data);
+bool dray__conn_has_lane(const dray__conn *c);
+/* Messages sent and received through c's lane. */
+void dray__conn_lane_counts(const dray__conn *c, uint64_t *sent, uint64_t *received);
 /* Encodes *ctl and sends it. */
 dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
                                   const dray_value *ctl, const dray_value *data);

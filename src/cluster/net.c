@@ -2,7 +2,8 @@
  * messages checked by wire.c, the HMAC challenge-response that every peer passes before anything
  * else is read, and batched output: senders on any thread append to a connection's buffer and wake
  * the loop once per batch; large object bytes are queued by reference and written from their own
- * memory. */
+ * memory. A connection to a node on the same machine also has a lane (lane.c): tasks and their
+ * results go through shared memory, and the socket carries the rest. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -32,6 +33,11 @@
 /* A sender writes to the socket itself when the connection has been quiet this long (latency);
  * messages closer together are queued and flushed by the loop in batches (throughput). */
 #define DIRECT_GAP_NS 50000
+#define MAX_LANES 64
+/* How a message is sent (conn_send). */
+enum { SEND_HOLD = 1,      /* only queued: dray__conn_push writes it */
+       SEND_ANY_ORDER = 2, /* may overtake or be overtaken: the lane takes it when there is one */
+       SEND_NOW = 4 };     /* written at once when nothing is queued (a lane's WAKE) */
 
 typedef struct out_ext {
     size_t mark;      /* write after the out buffer reaches this offset */
@@ -75,6 +81,14 @@ struct dray__conn {
     dray_value big;
     uint8_t *big_ptr;
     uint64_t big_got;
+
+    /* Same-host lane (NULL: none). Set before the connection is shared (dialer) or while the loop
+     * reads its LANE message (acceptor), under lock; never changed after. Its writers hold lock,
+     * its reader holds in_lock. */
+    dray__lane *lane;
+    uint8_t *lbuf; /* a record copied out of the ring (reader side) */
+    size_t lcap;
+    _Atomic uint64_t lane_sent, lane_received;
 };
 
 struct dray__loop {
@@ -94,6 +108,14 @@ struct dray__loop {
     dray__conn *dead;
     int64_t next_tick;
     int64_t spin_ns; /* busy-poll this long after the last event before sleeping (0: never) */
+    /* Lanes this loop reads (retained; under lock), whether it accepts them, and how long it keeps
+     * reading them without sleeping after the last record (the round-trip latency path). */
+    dray__conn *lanes[MAX_LANES];
+    int nlanes;
+    bool accept_lanes;
+    int64_t lane_spin_ns, last_lane_ns;
+    uint8_t wake_ctl[16]; /* the encoded null payload of WAKE */
+    size_t wake_len;
 };
 
 static _Thread_local dray__loop *current_loop;
@@ -140,6 +162,8 @@ void dray__conn_release(dray__conn *c)
     free(c->ibuf);
     free(c->big_ctl);
     dray_value_release(&c->big);
+    dray__lane_free(c->lane);
+    free(c->lbuf);
     pthread_mutex_destroy(&c->lock);
     pthread_mutex_destroy(&c->in_lock);
     /* Closed here, not in dray__conn_close: a thread that borrowed the connection may still be
@@ -240,7 +264,40 @@ static bool flush_locked(dray__conn *c)
 /* Queues a message; off the loop thread it is written at once when nothing else is queued and the
  * connection has been quiet for DIRECT_GAP_NS. `hold`: only queued (dray__conn_push follows). */
 static dray_status conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
-                             const void *ctl, size_t ctl_len, const dray_value *data, bool hold)
+                             const void *ctl, size_t ctl_len, const dray_value *data, unsigned how);
+
+/* Sends m through c's lane when it has one and m fits: true when done (or the connection is
+ * closed: false with *st set). Rings the peer's doorbell when it may be asleep. */
+static bool lane_send(dray__conn *c, const dray__hdr *h, const void *ctl, const uint8_t *d,
+                      unsigned how, dray_status *st)
+{
+    if (DRAY__WIRE_HDR + h->ctl_len + h->data_len > dray__lane_max_frame())
+        return false;
+    uint8_t hb[DRAY__WIRE_HDR];
+    dray__wire_put_header(hb, h);
+    const void *parts[3] = {hb, ctl, d};
+    size_t lens[3] = {DRAY__WIRE_HDR, h->ctl_len, h->data_len};
+    pthread_mutex_lock(&c->lock);
+    if (atomic_load(&c->closed)) {
+        pthread_mutex_unlock(&c->lock);
+        *st = dray_set_error(DRAY_ENET, "connection to %s is closed", c->peer);
+        return false;
+    }
+    bool sent = c->lane && dray__lane_write(c->lane, parts, lens, 3);
+    bool wake = sent && dray__lane_wake_needed(c->lane);
+    pthread_mutex_unlock(&c->lock);
+    if (!sent)
+        return false;
+    atomic_fetch_add_explicit(&c->lane_sent, 1, memory_order_relaxed);
+    if (wake)
+        conn_send(c, DRAY__MSG_WAKE, 0, 0, c->loop->wake_ctl, c->loop->wake_len, NULL,
+                  SEND_NOW | (how & SEND_HOLD));
+    *st = DRAY_OK;
+    return true;
+}
+
+static dray_status conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                             const void *ctl, size_t ctl_len, const dray_value *data, unsigned how)
 {
     size_t dlen = 0;
     const uint8_t *d = data ? dray_bytes_data(data, &dlen) : NULL;
@@ -248,6 +305,9 @@ static dray_status conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_
         return dray_set_error(DRAY_ERANGE, "message control payload of %zu bytes exceeds %u",
                               ctl_len, DRAY__WIRE_MAX_CTL);
     dray__hdr h = {type, flags, (uint32_t)ctl_len, dlen, rid};
+    dray_status lst = DRAY_OK;
+    if ((how & SEND_ANY_ORDER) && c->lane && (lane_send(c, &h, ctl, d, how, &lst) || lst))
+        return lst;
     pthread_mutex_lock(&c->lock);
     if (atomic_load(&c->closed)) {
         pthread_mutex_unlock(&c->lock);
@@ -290,9 +350,9 @@ static dray_status conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_
     dray__loop *l = c->loop;
     int64_t now = dray__now_ns();
     bool direct = current_loop != l && !c->pollout && c->olen == DRAY__WIRE_HDR + ctl_len +
-                  (copy ? dlen : 0) && now - c->last_send_ns > DIRECT_GAP_NS;
+                  (copy ? dlen : 0) && (now - c->last_send_ns > DIRECT_GAP_NS || (how & SEND_NOW));
     c->last_send_ns = now;
-    if (hold) {
+    if (how & SEND_HOLD) {
         pthread_mutex_unlock(&c->lock);
         return DRAY_OK;
     }
@@ -310,13 +370,29 @@ static dray_status conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_
 dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
                             const void *ctl, size_t ctl_len, const dray_value *data)
 {
-    return conn_send(c, type, flags, rid, ctl, ctl_len, data, false);
+    return conn_send(c, type, flags, rid, ctl, ctl_len, data, 0);
 }
 
 dray_status dray__conn_send_held(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
                                  const void *ctl, size_t ctl_len, const dray_value *data)
 {
-    return conn_send(c, type, flags, rid, ctl, ctl_len, data, true);
+    return conn_send(c, type, flags, rid, ctl, ctl_len, data, SEND_HOLD);
+}
+
+dray_status dray__conn_send_any_order(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                                      const void *ctl, size_t ctl_len, const dray_value *data,
+                                      bool hold)
+{
+    return conn_send(c, type, flags, rid, ctl, ctl_len, data,
+                     SEND_ANY_ORDER | (hold ? SEND_HOLD : 0));
+}
+
+bool dray__conn_has_lane(const dray__conn *c) { return c->lane != NULL; }
+
+void dray__conn_lane_counts(const dray__conn *c, uint64_t *sent, uint64_t *received)
+{
+    *sent = atomic_load_explicit(&c->lane_sent, memory_order_relaxed);
+    *received = atomic_load_explicit(&c->lane_received, memory_order_relaxed);
 }
 
 void dray__conn_push(dray__conn *c)
@@ -335,17 +411,30 @@ void dray__conn_push(dray__conn *c)
     }
 }
 
-dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
-                                  const dray_value *ctl, const dray_value *data)
+static dray_status send_value(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                              const dray_value *ctl, const dray_value *data, unsigned how)
 {
     void *buf;
     size_t len;
     dray_status st = dray_value_encode(ctl, &buf, &len);
     if (st)
         return st;
-    st = dray__conn_send(c, type, flags, rid, buf, len, data);
+    st = conn_send(c, type, flags, rid, buf, len, data, how);
     dray_free(buf);
     return st;
+}
+
+dray_status dray__conn_send_value(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,
+                                  const dray_value *ctl, const dray_value *data)
+{
+    return send_value(c, type, flags, rid, ctl, data, 0);
+}
+
+dray_status dray__conn_send_value_any_order(dray__conn *c, uint8_t type, uint8_t flags,
+                                            uint64_t rid, const dray_value *ctl,
+                                            const dray_value *data)
+{
+    return send_value(c, type, flags, rid, ctl, data, SEND_ANY_ORDER);
 }
 
 void dray__conn_close(dray__conn *c, const char *why)
@@ -373,12 +462,21 @@ void dray__conn_close(dray__conn *c, const char *why)
             *p = c->next;
             break;
         }
+    bool in_lanes = false;
+    for (int i = 0; i < l->nlanes; i++)
+        if (l->lanes[i] == c) {
+            l->lanes[i] = l->lanes[--l->nlanes];
+            in_lanes = true;
+            break;
+        }
     bool defer = l->in_batch;
     if (defer) {
         c->next_dead = l->dead;
         l->dead = c;
     }
     pthread_mutex_unlock(&l->lock);
+    if (in_lanes)
+        dray__conn_release(c);
     if (!defer)
         dray__conn_release(c);
 }
@@ -454,6 +552,164 @@ static bool server_auth(dray__conn *c, const dray_value *ctl)
     return true;
 }
 
+/* ==== Lanes ==== */
+
+/* Acceptor side: a peer asks to use the lane `name` (a LANE message). Answers LANE_REPLY. */
+static void lane_accept(dray__conn *c, const dray_value *name)
+{
+    dray__loop *l = c->loop;
+    dray__lane *lane = NULL;
+    dray_status st;
+    if (!l->accept_lanes)
+        st = dray_set_error(DRAY_EUNSUPPORTED, "this process takes no lanes");
+    else if (c->lane || !c->server_side)
+        st = dray_set_error(DRAY_EINVAL, "this connection already has a lane");
+    else
+        st = dray__lane_open(dray_string_cstr(name), &lane);
+    if (!st) {
+        pthread_mutex_lock(&l->lock);
+        if (l->nlanes < MAX_LANES)
+            l->lanes[l->nlanes++] = dray__conn_retain(c);
+        else
+            st = dray_set_error(DRAY_ERANGE, "already %d lanes", MAX_LANES);
+        pthread_mutex_unlock(&l->lock);
+    }
+    if (!st) {
+        pthread_mutex_lock(&c->lock);
+        c->lane = lane;
+        pthread_mutex_unlock(&c->lock);
+    } else {
+        dray__lane_free(lane);
+    }
+    dray_value items[2] = {dray_bool(!st), dray_null()}, reply;
+    if (dray_string_create(st ? dray_last_error() : "", &items[1]) == DRAY_OK &&
+        dray_list_create(items, 2, &reply) == DRAY_OK) {
+        dray__conn_send_value(c, DRAY__MSG_LANE_REPLY, 0, 0, &reply, NULL);
+        dray_value_release(&reply);
+    }
+    dray_value_release(&items[1]);
+}
+
+static void deliver(dray__conn *c, const dray__hdr *h, const uint8_t *ctl, dray_value *data);
+static dray_status data_value(const dray__hdr *h, const uint8_t *p, dray_value *out);
+
+dray_status dray__lane_record(const uint8_t *rec, size_t len, dray__hdr *h, dray_value *data)
+{
+    dray_status st = dray__wire_parse_header(rec, len, (uint32_t)len, len, h);
+    if (st)
+        return st;
+    if (DRAY__WIRE_HDR + (uint64_t)h->ctl_len + h->data_len != len)
+        return dray_set_error(DRAY_EFORMAT, "lane record of %zu bytes holds a message of %llu",
+                              len, (unsigned long long)(DRAY__WIRE_HDR + (uint64_t)h->ctl_len +
+                                                        h->data_len));
+    return data_value(h, rec + DRAY__WIRE_HDR + h->ctl_len, data);
+}
+
+/* Delivers up to max records waiting in c's lane (the caller holds c->in_lock): how many, or -1
+ * once the connection closed. Each record is copied out of the ring first, so a peer writing into
+ * it meanwhile cannot change what is checked. */
+static int lane_drain(dray__conn *c, int max)
+{
+    int n = 0;
+    while (n < max && !atomic_load(&c->closed)) {
+        const uint8_t *rec;
+        long len = dray__lane_peek(c->lane, &rec);
+        if (len == 0)
+            break;
+        if (len < 0 || grow(&c->lbuf, &c->lcap, (size_t)len)) {
+            dray__conn_close(c, len < 0 ? "lane: corrupt ring" : "out of memory reading a lane");
+            return -1;
+        }
+        memcpy(c->lbuf, rec, (size_t)len);
+        dray__lane_consume(c->lane);
+        dray__hdr h;
+        dray_value data;
+        if (dray__lane_record(c->lbuf, (size_t)len, &h, &data)) {
+            dray__conn_close(c, dray_last_error());
+            return -1;
+        }
+        atomic_fetch_add_explicit(&c->lane_received, 1, memory_order_relaxed);
+        c->more_input = dray__lane_pending(c->lane);
+        deliver(c, &h, c->lbuf + DRAY__WIRE_HDR, &data);
+        dray_value_release(&data);
+        n++;
+    }
+    c->more_input = false;
+    return atomic_load(&c->closed) ? -1 : n;
+}
+
+/* Closes c after delivering what its lane still holds (the peer may have written results just
+ * before it went away). Caller holds c->in_lock. */
+static void close_drained(dray__conn *c, const char *why)
+{
+    if (c->lane && !atomic_load(&c->closed) && lane_drain(c, INT32_MAX) < 0)
+        return;
+    dray__conn_close(c, why);
+}
+
+/* The loop's lanes, retained (the caller releases them with lanes_release). */
+static int lanes_snapshot(dray__loop *l, dray__conn **out)
+{
+    pthread_mutex_lock(&l->lock);
+    int n = l->nlanes;
+    for (int i = 0; i < n; i++)
+        out[i] = dray__conn_retain(l->lanes[i]);
+    pthread_mutex_unlock(&l->lock);
+    return n;
+}
+
+static void lanes_release(dray__conn **lanes, int n)
+{
+    for (int i = 0; i < n; i++)
+        dray__conn_release(lanes[i]);
+}
+
+/* Before the loop blocks: marks its lanes asleep (a writer then rings the doorbell); false when a
+ * record is already waiting. Lanes a waiting thread reads are skipped (it marks them itself). */
+static bool lanes_sleep(dray__conn **lanes, int n)
+{
+    bool ok = true;
+    for (int i = 0; i < n; i++) {
+        dray__conn *c = lanes[i];
+        if (pthread_mutex_trylock(&c->in_lock))
+            continue;
+        if (!atomic_load(&c->closed) && !dray__lane_sleep(c->lane))
+            ok = false;
+        pthread_mutex_unlock(&c->in_lock);
+    }
+    return ok;
+}
+
+/* Reads what the lanes hold: true when a record was delivered. */
+static bool lanes_drain(dray__conn **lanes, int n)
+{
+    bool got = false;
+    for (int i = 0; i < n; i++) {
+        dray__conn *c = lanes[i];
+        if (pthread_mutex_trylock(&c->in_lock))
+            continue;
+        dray__lane_awake(c->lane);
+        if (!atomic_load(&c->closed))
+            got |= lane_drain(c, 256) > 0;
+        pthread_mutex_unlock(&c->in_lock);
+    }
+    return got;
+}
+
+static bool lanes_pending(dray__conn **lanes, int n)
+{
+    for (int i = 0; i < n; i++)
+        if (dray__lane_pending(lanes[i]->lane))
+            return true;
+    return false;
+}
+
+void dray__loop_accept_lanes(dray__loop *l, int64_t spin_ns)
+{
+    l->accept_lanes = true;
+    l->lane_spin_ns = spin_ns;
+}
+
 /* ==== Reading ==== */
 
 static void deliver(dray__conn *c, const dray__hdr *h, const uint8_t *ctl, dray_value *data)
@@ -474,6 +730,10 @@ static void deliver(dray__conn *c, const dray__hdr *h, const uint8_t *ctl, dray_
     }
     if (h->type == DRAY__MSG_AUTH || h->type == DRAY__MSG_CHALLENGE || h->type == DRAY__MSG_AUTH_OK) {
         dray__conn_close(c, "handshake message after the handshake");
+    } else if (h->type == DRAY__MSG_LANE) {
+        lane_accept(c, &v);
+    } else if (h->type == DRAY__MSG_WAKE || h->type == DRAY__MSG_LANE_REPLY) {
+        /* WAKE only wakes the reader, which then drains the lane; a stray reply is ignored */
     } else if (c->loop->ops.on_message) {
         c->loop->ops.on_message(c->loop, c, h, &v, data);
     }
@@ -603,7 +863,7 @@ static int read_once(dray__conn *c)
         r = recv(c->fd, c->ibuf + c->ilen, c->icap - c->ilen, MSG_DONTWAIT);
     }
     if (r == 0) {
-        dray__conn_close(c, "peer closed the connection");
+        close_drained(c, "peer closed the connection");
         return -1;
     }
     if (r < 0) {
@@ -611,7 +871,7 @@ static int read_once(dray__conn *c)
             return 1;
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return 0;
-        dray__conn_close(c, strerror(errno));
+        close_drained(c, strerror(errno));
         return -1;
     }
     if (c->big_ptr) {
@@ -657,32 +917,53 @@ void dray__conn_unborrow(dray__conn *c)
     c->borrowed = false;
     update_events(c); /* level-triggered: input that came meanwhile is reported to the loop */
     pthread_mutex_unlock(&c->lock);
+    /* The lane goes back to the loop, which may be asleep: from now on writers wake it, and
+     * records that came meanwhile are reported to it. */
+    bool poke = c->lane && !atomic_load(&c->closed) && !dray__lane_sleep(c->lane);
     pthread_mutex_unlock(&c->in_lock);
+    if (poke) {
+        uint64_t one = 1;
+        ssize_t r = write(c->loop->evfd, &one, sizeof one);
+        (void)r;
+    }
 }
 
 int dray__conn_pump(dray__conn *c, int64_t spin_until_ns, int64_t deadline_ns)
 {
     uint64_t before = c->delivered;
-    for (;;) {
+    for (unsigned k = 0;; k++) {
         if (atomic_load(&c->closed))
             return -1;
-        int r = read_once(c);
-        if (r < 0)
+        if (c->lane && lane_drain(c, 64) < 0)
             return -1;
         if (c->delivered != before)
             return 1;
-        if (r > 0)
-            continue;
         int64_t now = dray__now_ns();
-        if (now < spin_until_ns) {
+        bool spin = now < spin_until_ns;
+        /* With a lane the socket only carries the rest: while spinning it is read now and then */
+        if (!c->lane || !spin || k % 64 == 0) {
+            int r = read_once(c);
+            if (r < 0)
+                return -1;
+            if (c->delivered != before)
+                return 1;
+            if (r > 0)
+                continue;
+        }
+        if (spin) {
             __builtin_ia32_pause();
             continue;
         }
         if (now >= deadline_ns)
             return 0;
+        if (c->lane && !dray__lane_sleep(c->lane))
+            continue;
         struct pollfd pfd = {c->fd, POLLIN, 0};
         struct timespec ts = {(deadline_ns - now) / 1000000000, (deadline_ns - now) % 1000000000};
-        if (ppoll(&pfd, 1, &ts, NULL) == 0)
+        int woke = ppoll(&pfd, 1, &ts, NULL);
+        if (c->lane)
+            dray__lane_awake(c->lane);
+        if (woke == 0)
             return 0;
     }
 }
@@ -812,16 +1093,24 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
     l->next_tick = dray__now_ns() + TICK_NS;
     struct epoll_event evs[64];
     int64_t spin_until = 0;
+    dray__conn *lanes[MAX_LANES];
     while (!atomic_load(&l->stop)) {
         int64_t now = dray__now_ns(), wait_ms = (l->next_tick - now) / 1000000;
         /* Busy-poll a little after activity: a reply that comes within spin_ns is read without
          * the thread going to sleep and being woken (the round-trip latency path). */
         bool spinning = now < spin_until;
+        /* Lanes are watched without sleeping for lane_spin_ns after their last record: the next
+         * task of a driver waiting on the last one's result comes without a doorbell. */
+        int nl = lanes_snapshot(l, lanes);
+        bool lane_hot = nl && now - l->last_lane_ns < l->lane_spin_ns;
+        int timeout = spinning || lane_hot || wait_ms < 0 ? 0 : (int)wait_ms + 1;
+        if (timeout && nl && !lanes_sleep(lanes, nl))
+            timeout = 0;
         batch_mark(l, true);
-        int n = epoll_wait(l->epfd, evs, 64, spinning || wait_ms < 0 ? 0 : (int)wait_ms + 1);
+        int n = epoll_wait(l->epfd, evs, 64, timeout);
         if (n > 0 && l->spin_ns)
             spin_until = dray__now_ns() + l->spin_ns;
-        if (n == 0 && spinning && !atomic_load(&l->flush_pending)) {
+        if (n == 0 && spinning && !nl && !atomic_load(&l->flush_pending)) {
             __builtin_ia32_pause();
             continue;
         }
@@ -856,6 +1145,16 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
             }
         }
         batch_mark(l, false);
+        if (nl && lanes_drain(lanes, nl)) {
+            l->last_lane_ns = dray__now_ns();
+        } else if (n == 0 && lane_hot) {
+            /* nothing yet: watch the rings a little (no system call), then look at the sockets */
+            int64_t until = dray__now_ns() + 20000;
+            while (!lanes_pending(lanes, nl) && !atomic_load(&l->flush_pending) &&
+                   dray__now_ns() < until)
+                __builtin_ia32_pause();
+        }
+        lanes_release(lanes, nl);
         atomic_store(&l->flush_pending, 0);
         flush_all(l);
         if (dray__now_ns() >= l->next_tick) {
@@ -888,6 +1187,13 @@ dray_status dray__loop_create(const dray__loop_ops *ops, void *user, const uint8
     l->spin_ns = (spin ? atoll(spin) : 0) * 1000;
     if (l->spin_ns < 0 || l->spin_ns > 10000000)
         l->spin_ns = 0;
+    void *wake;
+    dray_value nul = dray_null();
+    if (dray_value_encode(&nul, &wake, &l->wake_len) == DRAY_OK) {
+        if (l->wake_len <= sizeof l->wake_ctl)
+            memcpy(l->wake_ctl, wake, l->wake_len);
+        dray_free(wake);
+    }
     pthread_mutex_init(&l->lock, NULL);
     l->epfd = epoll_create1(EPOLL_CLOEXEC);
     l->evfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
@@ -1168,23 +1474,76 @@ dray_status dray__dial_blocking(const char *address, const uint8_t *secret, cons
     return st;
 }
 
+/* Dialer side of a lane, on the blocking socket right after the handshake: makes a segment and asks
+ * the peer to map it. *out stays NULL when the peer declines (another machine, another user, a head);
+ * an error only when the connection itself failed. */
+static dray_status lane_offer(int fd, const char *address, dray__lane **out)
+{
+    *out = NULL;
+    dray__lane *lane;
+    if (dray__lane_create(&lane)) {
+        dray__log("no lane to %s: %s", address, dray_last_error());
+        return DRAY_OK;
+    }
+    dray_value name = dray_null(), reply = dray_null();
+    dray__hdr h;
+    dray_status st = dray_string_create(dray__lane_name(lane), &name);
+    if (!st)
+        st = write_message(fd, DRAY__MSG_LANE, &name, address);
+    if (!st)
+        st = read_message(fd, address, DRAY__WIRE_MAX_CTL_PREAUTH, &h, &reply);
+    dray__lane_unlink(lane);
+    if (!st && h.type != DRAY__MSG_LANE_REPLY)
+        st = dray_set_error(DRAY_EFORMAT, "%s: expected a LANE_REPLY message", address);
+    if (!st && dray_list_get(&reply, 0)->u.b) {
+        *out = lane;
+        lane = NULL;
+    }
+    dray__lane_free(lane);
+    dray_value_release(&name);
+    dray_value_release(&reply);
+    return st;
+}
+
 dray_status dray__loop_dial(dray__loop *l, const char *address, const char *role, int timeout_ms,
                             dray__conn **out)
+{
+    return dray__loop_dial_lane(l, address, role, timeout_ms, false, out);
+}
+
+dray_status dray__loop_dial_lane(dray__loop *l, const char *address, const char *role,
+                                 int timeout_ms, bool lane, dray__conn **out)
 {
     int fd;
     dray_status st = connect_auth(address, l->secret, role, timeout_ms, &fd);
     if (st)
         return st;
+    dray__lane *ln = NULL;
+    if (lane && (st = lane_offer(fd, address, &ln))) {
+        close(fd);
+        return st;
+    }
     struct timeval tv = {0, 0};
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
     dray__conn *c = conn_new(l, fd, false, address);
     if (!c) {
         close(fd);
+        dray__lane_free(ln);
         return dray_set_error(DRAY_ENOMEM, "out of memory");
     }
     c->authed = true;
     snprintf(c->role, sizeof c->role, "%s", role);
+    if (ln) {
+        pthread_mutex_lock(&l->lock);
+        if (l->nlanes < MAX_LANES) {
+            c->lane = ln;
+            l->lanes[l->nlanes++] = dray__conn_retain(c);
+        }
+        pthread_mutex_unlock(&l->lock);
+        if (!c->lane)
+            dray__lane_free(ln);
+    }
     conn_attach(l, c);
     *out = c;
     return DRAY_OK;

@@ -47,7 +47,7 @@ static const char *type_name(unsigned t)
                                   "SUBMIT",    "RESULT",    "STATUS_REQ", "STATUS",
                                   "ACTOR_CREATE", "ACTOR_CALL", "ACTOR_KILL", "ACTOR_RELEASE",
                                   "PULL",      "OBJ_FREE",  "STEAL",  "TRACE",
-                                  "EVENTS"};
+                                  "EVENTS",    "LANE",      "LANE_REPLY", "WAKE"};
     return t < DRAY__MSG_COUNT ? names[t] : "?";
 }
 
@@ -191,7 +191,12 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
                nonneg_int(at(v, 2)) && resources_ok(at(v, 3));
     case DRAY__MSG_SUBSCRIBE:
     case DRAY__MSG_STATUS_REQ:
+    case DRAY__MSG_WAKE:
         return is(v, DRAY_T_NULL);
+    case DRAY__MSG_LANE:
+        return is(v, DRAY_T_STRING) && strlen(dray_string_cstr(v)) < 64;
+    case DRAY__MSG_LANE_REPLY:
+        return list_of(v, 2) && is(at(v, 0), DRAY_T_BOOL) && is(at(v, 1), DRAY_T_STRING);
     case DRAY__MSG_NODES:
         if (!is(v, DRAY_T_LIST))
             return false;

@@ -115,7 +115,8 @@ static bool send_stored(worker *w, dray__conn *c, uint64_t rid, const dray_value
     items[0] = dray_int(DRAY_OK);
     if (dray_list_create(d, 3, &items[1]) == DRAY_OK) {
         if (dray_list_create(items, 2, &ctl) == DRAY_OK) {
-            if (dray__conn_send_value(c, DRAY__MSG_RESULT, DRAY__RF_STORED, rid, &ctl, NULL))
+            if (dray__conn_send_value_any_order(c, DRAY__MSG_RESULT, DRAY__RF_STORED, rid, &ctl,
+                                                NULL))
                 dray__log("cannot send result %llu to %s: %s", (unsigned long long)rid,
                           dray__conn_peer(c), dray_last_error());
             dray_value_release(&ctl);
@@ -125,8 +126,9 @@ static bool send_stored(worker *w, dray__conn *c, uint64_t rid, const dray_value
     return true;
 }
 
-/* Sends a task's outcome. With a store (w), large results stay in it and the driver gets a handle;
- * else large BYTES results go as a data section from their own memory. */
+/* Sends a task's outcome. With a store (w: a task's result, which may overtake other messages and
+ * so take the same-host lane), large results stay in it and the driver gets a handle; else large
+ * BYTES results go as a data section from their own memory. */
 static void send_result_w(worker *w, dray__conn *c, uint64_t rid, dray_status st,
                           dray_value *result, uint8_t extra_flags)
 {
@@ -181,7 +183,8 @@ static void send_result_w(worker *w, dray__conn *c, uint64_t rid, dray_status st
         items[1] = result->type == DRAY_T_ERROR ? *result : fallback;
     }
     if (dray_list_create(items, 2, &ctl) == DRAY_OK) {
-        if (dray__conn_send_value(c, DRAY__MSG_RESULT, flags, rid, &ctl, data))
+        if ((w ? dray__conn_send_value_any_order : dray__conn_send_value)(c, DRAY__MSG_RESULT, flags,
+                                                                        rid, &ctl, data))
             dray__log("cannot send result %llu to %s: %s", (unsigned long long)rid,
                       dray__conn_peer(c), dray_last_error());
         dray_value_release(&ctl);
@@ -1059,6 +1062,11 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
     if ((st = dray__loop_create(&ops, w, secret, bind, 0, &w->loop)))
         goto out_shutdown;
     snprintf(w->self, sizeof w->self, "%s:%d", bind, dray__loop_port(w->loop));
+    /* Drivers on this machine may send tasks through shared memory (lane.c); the loop reads the
+     * lanes without sleeping for DRAY_LANE_SPIN_US (100) after their last record. */
+    const char *lanes = getenv("DRAY_LANE"), *lspin = getenv("DRAY_LANE_SPIN_US");
+    if (!lanes || strcmp(lanes, "0"))
+        dray__loop_accept_lanes(w->loop, (lspin && *lspin ? atoll(lspin) : 100) * 1000);
     pthread_mutex_init(&w->qlock, NULL);
     w->pool_limit = 2 * dray_runtime_num_workers(w->rt);
     const char *inl = getenv("DRAY_WORKER_INLINE");

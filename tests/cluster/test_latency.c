@@ -232,7 +232,8 @@ static void round_trips(dray_runtime *rt, int n)
     }
 }
 
-/* By default (and with a read window of 0) the path is off: results come through the loop thread. */
+/* By default the path is on for same-host lanes only (tasks and results through shared memory);
+ * without lanes, or with a read window of 0, results come through the loop thread. */
 TEST(read_window_zero_uses_the_loop)
 {
     test_cluster f;
@@ -240,8 +241,19 @@ TEST(read_window_zero_uses_the_loop)
     unsetenv("DRAY_CLUSTER_POLL_US");
     dray_runtime *rt = test_cluster_driver(&f);
     round_trips(rt, 100);
+    ASSERT_EQ(client_stat(rt, "lanes"), 2);
+    ASSERT_EQ(client_stat(rt, "lane_sent"), 100);
+    ASSERT_EQ(client_stat(rt, "lane_received"), 100);
+    ASSERT_GE(client_stat(rt, "polled_waits"), 1);
+    ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    setenv("DRAY_LANE", "0", 1); /* read by the driver only: the nodes still offer lanes */
+    rt = test_cluster_driver(&f);
+    round_trips(rt, 100);
+    ASSERT_EQ(client_stat(rt, "lanes"), 0);
+    ASSERT_EQ(client_stat(rt, "lane_sent"), 0);
     ASSERT_EQ(client_stat(rt, "polled_waits"), 0);
     ASSERT_OK(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN));
+    unsetenv("DRAY_LANE");
     setenv("DRAY_CLUSTER_POLL_US", "0", 1);
     rt = test_cluster_driver(&f);
     round_trips(rt, 10);
