@@ -230,6 +230,60 @@ DRAY_FUNCTION(sp_fanout_objects)
     return st;
 }
 
+/* sp_work, but not registered by name: no other node could run it. */
+static dray_status hidden_work(dray_ctx *ctx, const dray_value *args, size_t nargs,
+                               dray_value *result)
+{
+    (void)ctx, (void)nargs;
+    sleep_ms(args[1].u.i);
+    return pair(getpid(), args[0].u.i * args[0].u.i + 7, result);
+}
+static const dray_function hidden_fn = {"sp.hidden_work", hidden_work, NULL};
+
+/* This node's count of spilled tasks (its local-first client's stats). */
+static int64_t node_spilled(dray_ctx *ctx)
+{
+    dray_value st;
+    if (dray_cluster_client_stats(dray_ctx_runtime(ctx), &st))
+        return -1;
+    int64_t n = dray_map_get(&st, "tasks_spilled")->u.i;
+    dray_value_release(&st);
+    return n;
+}
+
+/* Submits args[0] hidden_work tasks of args[1] ms from this node: [how many ran elsewhere, how many
+ * this node spilled meanwhile] (both 0: another node cannot run an unregistered function, so it is
+ * never sent, however deep the queue). */
+DRAY_FUNCTION(sp_fanout_hidden)
+{
+    (void)nargs;
+    int64_t n = args[0].u.i, elsewhere = 0, spilled0 = node_spilled(ctx);
+    dray_ref **refs = calloc((size_t)n, sizeof(*refs));
+    dray_value *vals = calloc((size_t)n, sizeof(*vals));
+    dray_status st = refs && vals ? DRAY_OK : DRAY_ENOMEM;
+    int64_t made = 0;
+    for (; made < n && !st; made++) {
+        dray_value a[2] = {dray_int(made), args[1]};
+        st = dray_submit_fn(dray_ctx_runtime(ctx), &hidden_fn, a, 2, NULL, &refs[made]);
+    }
+    if (st) {
+        for (int64_t i = 0; i < made - 1; i++)
+            dray_ref_release(refs[i]);
+    } else if (!(st = collect(ctx, refs, n, vals))) {
+        for (int64_t i = 0; i < n; i++) {
+            if (dray_list_get(&vals[i], 1)->u.i != i * i + 7 && !st)
+                st = dray_ctx_fail(ctx, DRAY_ETASK, "hidden task %lld: wrong value", (long long)i);
+            elsewhere += dray_list_get(&vals[i], 0)->u.i != getpid();
+            dray_value_release(&vals[i]);
+        }
+        if (!st)
+            st = pair(elsewhere, node_spilled(ctx) - spilled0, result);
+    }
+    free(refs);
+    free(vals);
+    return st;
+}
+
 TEST(worker_main)
 {
     dray_runtime *rt;
@@ -378,6 +432,16 @@ TEST(nested_tasks_spill_to_the_other_node)
     ASSERT_EQ(here + there, 60);
     /* The spilling node counts them (its next heartbeat brings the count to the head). */
     ASSERT_GE(wait_spilled(&f, parent, there), there);
+
+    /* A function not registered by name stays on its node, however deep the queue. */
+    dray_value h[2] = {dray_int(40), dray_int(2)}, hv;
+    dray_ref *hr;
+    ASSERT_OK(dray_submit(rt, "sp_fanout_hidden", h, 2, NULL, &hr));
+    ASSERT_OK(dray_get(rt, hr, WAIT_MS, &hv));
+    ASSERT_EQ(dray_list_get(&hv, 0)->u.i, 0);
+    ASSERT_EQ(dray_list_get(&hv, 1)->u.i, 0);
+    dray_value_release(&hv);
+    dray_ref_release(hr);
 
     /* Objects: a big put on the spilling node read by spilled tasks as an argument, inside a
      * list, and refs returned inside lists; checked against sums computed here. */
