@@ -104,15 +104,14 @@ struct dray__cluster {
                                 * lane_poll_ns on a lane, never on a socket) */
     bool lanes;                /* offer nodes same-host lanes */
     int64_t lane_poll_ns;      /* poll_ns for a node connection with a lane */
+    int64_t lane_spin_min_ns, lane_spin_max_ns; /* the spin window's bounds on a lane */
     int64_t spin_max_ns;       /* the longest spin on the socket (0: never spin) */
     bool spin_load_gate;       /* spin only while the machine has a core to spare */
-    int ncpu;
     _Atomic int64_t wait_avg_ns; /* moving average of the waits that read their result */
     _Atomic int spin_fails;    /* spins in a row that ended before the result came */
     _Atomic int spin_skip;     /* waits left that do not spin (back-off after failed spins) */
     _Atomic int spinners;      /* callers spinning now */
-    _Atomic int load_milli;    /* moving average of other runnable threads, x1000 (on_tick) */
-    _Atomic bool spin_ok;      /* load gate: spinning leaves a core to the rest */
+    dray__spin_gate gate;      /* spinning leaves a core to the rest (sampled by on_tick) */
     _Atomic uint64_t polled_waits, polled_hits, spin_hits, polled_lost;
     /* Local-first mode (the client of a worker node's own runtime, spill.c): a task runs on this
      * node unless it is saturated; then it spills to the least loaded other node. `self` (this
@@ -1772,10 +1771,13 @@ dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v)
  * spins paid, and when the machine has a core to spare (on_tick samples the run queue), then sleeps
  * in ppoll; after poll_ns it gives the connection back and waits the normal way. */
 
-/* How long to spin for this wait (0: do not). */
-static int64_t spin_window(struct dray__cluster *cl)
+/* How long to spin for this wait (0: do not). On a lane the window is at least lane_spin_min_ns:
+ * long enough for a node whose loop went to sleep to be woken and answer, so that one cold round
+ * trip, spun through, warms both sides again (a shorter window failed it, the back-off then made
+ * the next waits sleep, the node's loop slept too, and the round trips stayed cold). */
+static int64_t spin_window(struct dray__cluster *cl, bool lane)
 {
-    if (cl->spin_max_ns <= 0 || (cl->spin_load_gate && !atomic_load(&cl->spin_ok)))
+    if (cl->spin_max_ns <= 0 || (cl->spin_load_gate && !dray__spin_gate_ok(&cl->gate)))
         return 0;
     int skip = atomic_load_explicit(&cl->spin_skip, memory_order_relaxed);
     if (skip > 0) {
@@ -1783,12 +1785,15 @@ static int64_t spin_window(struct dray__cluster *cl)
         return 0;
     }
     int64_t avg = atomic_load_explicit(&cl->wait_avg_ns, memory_order_relaxed);
+    int64_t cap = lane ? cl->lane_spin_max_ns : cl->spin_max_ns, floor = lane ? cl->lane_spin_min_ns : 0;
     if (avg <= 0) /* nothing learned yet: a short probe */
-        return cl->spin_max_ns / 2;
+        return cap / 2 > floor ? cap / 2 : floor;
     /* Spun waits are shorter than slept ones, so the average of slept waits overstates: probe up
      * to the cap; failed spins back off (note_wait). */
     int64_t w = 2 * avg + 5000;
-    return w < cl->spin_max_ns ? w : cl->spin_max_ns;
+    if (w < floor)
+        w = floor;
+    return w < cap ? w : cap;
 }
 
 static void note_wait(struct dray__cluster *cl, int64_t took, int64_t spun, bool done)
@@ -1836,12 +1841,19 @@ bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int6
         dray__conn_release(c);
         return false;
     }
+    /* On a lane, borrowing pays only for spinning: a caller that would sleep at once leaves the
+     * lane to the loop (woken by the node's doorbell), as on a socket. */
+    bool lane = dray__conn_has_lane(c);
+    int64_t spin = spin_window(cl, lane);
+    if (cl->poll_ns < 0 && spin == 0) {
+        dray__conn_release(c);
+        return false;
+    }
     if (!dray__conn_borrow(c)) { /* another thread reads it: that one delivers our result too */
         dray__conn_release(c);
         return false;
     }
     atomic_fetch_add_explicit(&cl->polled_waits, 1, memory_order_relaxed);
-    int64_t spin = spin_window(cl);
     if (spin > end - t0)
         spin = end - t0;
     if (spin)
@@ -1861,27 +1873,6 @@ bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int6
     return true;
 }
 
-/* The load gate: a moving average of the threads runnable besides this one and the spinning
- * callers (/proc/loadavg's run queue count); spinning is allowed while it leaves a core free. */
-static void sample_load(struct dray__cluster *cl)
-{
-    FILE *f = fopen("/proc/loadavg", "r");
-    if (!f)
-        return;
-    double a1, a5, a15;
-    int running = 0, total = 0;
-    int got = fscanf(f, "%lf %lf %lf %d/%d", &a1, &a5, &a15, &running, &total);
-    fclose(f);
-    if (got != 5)
-        return;
-    int others = running - 1 - atomic_load(&cl->spinners);
-    if (others < 0)
-        others = 0;
-    int avg = atomic_load_explicit(&cl->load_milli, memory_order_relaxed);
-    avg += (others * 1000 - avg) / 4;
-    atomic_store_explicit(&cl->load_milli, avg, memory_order_relaxed);
-    atomic_store(&cl->spin_ok, avg <= (cl->ncpu - 1) * 1000);
-}
 
 /* Connects to the nodes in a NODES list that are new; closes those the head no longer lists. */
 static void on_nodes(struct dray__cluster *cl, const dray_value *list)
@@ -2031,7 +2022,7 @@ static void on_tick(dray__loop *l)
     int64_t now = dray__now_ns();
     pend *expired = NULL;
     if (cl->spin_max_ns > 0 && cl->spin_load_gate)
-        sample_load(cl);
+        dray__spin_gate_sample(&cl->gate, 1 + atomic_load(&cl->spinners));
     pthread_mutex_lock(&cl->lock);
     for (pend *p = cl->waiting, *next; p; p = next) {
         next = p->next;
@@ -2104,9 +2095,9 @@ static dray_status attach_client(dray_runtime *rt, const char *address, const ch
      * that comes through one reads the lane itself for up to lane_poll_ns. */
     cl->lanes = env_int("DRAY_LANE", 1) != 0 && !self; /* a node's spill client: sockets only */
     cl->lane_poll_ns = env_int("DRAY_LANE_POLL_US", 2000) * 1000;
-    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-    cl->ncpu = ncpu > 0 ? (int)ncpu : 1;
-    atomic_init(&cl->spin_ok, true);
+    cl->lane_spin_min_ns = env_int("DRAY_LANE_WAIT_SPIN_MIN_US", 150) * 1000;
+    cl->lane_spin_max_ns = env_int("DRAY_LANE_WAIT_SPIN_MAX_US", 300) * 1000;
+    dray__spin_gate_init(&cl->gate);
     dray__loop_ops ops = {on_message, NULL, on_close, on_tick};
     if ((st = dray__loop_create(&ops, cl, secret, NULL, 0, &cl->loop)))
         goto out_free;

@@ -154,6 +154,20 @@ void dray__lane_set_rx(dray__lane *l, uint64_t head, uint64_t tail, const void *
  * used. */
 dray_status dray__lane_record(const uint8_t *rec, size_t len, dray__hdr *h, dray_value *data);
 
+/* ==== Spin gate (net.c) ====
+ * Spinning instead of sleeping pays only when it takes no core from other work: a moving average of
+ * the machine's runnable threads (/proc/loadavg's run-queue count) besides the sampler's own. */
+typedef struct dray__spin_gate {
+    _Atomic int load_milli; /* moving average of the other runnable threads, x1000 */
+    _Atomic bool ok;
+    int ncpu;
+} dray__spin_gate;
+void dray__spin_gate_init(dray__spin_gate *g);
+/* Samples the run queue (about every 100 ms); `self`: runnable threads of the sampler's own (the
+ * sampling thread and its spinners). Spinning stays allowed while the others leave a core free. */
+void dray__spin_gate_sample(dray__spin_gate *g, int self);
+bool dray__spin_gate_ok(dray__spin_gate *g);
+
 /* ==== Event loop and connections (net.c) ==== */
 typedef struct dray__loop dray__loop;
 typedef struct dray__conn dray__conn;
@@ -195,8 +209,9 @@ dray_status dray__loop_dial(dray__loop *l, const char *address, const char *role
 dray_status dray__loop_dial_lane(dray__loop *l, const char *address, const char *role,
                                  int timeout_ms, bool lane, dray__conn **out);
 /* This loop maps the lanes its peers offer, and keeps reading them without sleeping for spin_ns
- * after their last record. Call before the loop runs. */
-void dray__loop_accept_lanes(dray__loop *l, int64_t spin_ns);
+ * after their last record while may_spin(l) says it may pay now (NULL: always; e.g. only while no
+ * executor is busy, as a spinning loop would take their core). Call before the loop runs. */
+void dray__loop_accept_lanes(dray__loop *l, int64_t spin_ns, bool (*may_spin)(dray__loop *l));
 /* Queues a message (any thread). ctl[0..ctl_len) is copied; data (a BYTES value, may be NULL) is
  * retained and sent from its own memory when large. DRAY_ENET when the connection is closed. */
 dray_status dray__conn_send(dray__conn *c, uint8_t type, uint8_t flags, uint64_t rid,

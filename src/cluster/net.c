@@ -114,6 +114,9 @@ struct dray__loop {
     int nlanes;
     bool accept_lanes;
     int64_t lane_spin_ns, last_lane_ns;
+    dray__spin_gate gate; /* lanes are read without sleeping only while this allows */
+    bool gate_off;        /* DRAY_CLUSTER_SPIN_LOAD_GATE=0: always (for measurements) */
+    bool (*may_spin)(dray__loop *l);
     uint8_t wake_ctl[16]; /* the encoded null payload of WAKE */
     size_t wake_len;
 };
@@ -135,6 +138,38 @@ void dray__log(const char *fmt, ...)
             ts.tv_nsec / 1000000, (int)getpid(), msg);
     fflush(stderr);
 }
+
+/* ==== Spin gate ==== */
+
+void dray__spin_gate_init(dray__spin_gate *g)
+{
+    long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+    g->ncpu = ncpu > 0 ? (int)ncpu : 1;
+    atomic_init(&g->load_milli, 0);
+    atomic_init(&g->ok, true);
+}
+
+void dray__spin_gate_sample(dray__spin_gate *g, int self)
+{
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (!f)
+        return;
+    double a1, a5, a15;
+    int running = 0, total = 0;
+    int got = fscanf(f, "%lf %lf %lf %d/%d", &a1, &a5, &a15, &running, &total);
+    fclose(f);
+    if (got != 5)
+        return;
+    int others = running - self;
+    if (others < 0)
+        others = 0;
+    int avg = atomic_load_explicit(&g->load_milli, memory_order_relaxed);
+    avg += (others * 1000 - avg) / 4;
+    atomic_store_explicit(&g->load_milli, avg, memory_order_relaxed);
+    atomic_store(&g->ok, avg <= (g->ncpu - 1) * 1000);
+}
+
+bool dray__spin_gate_ok(dray__spin_gate *g) { return atomic_load(&g->ok); }
 
 /* ==== Connections ==== */
 
@@ -289,9 +324,11 @@ static bool lane_send(dray__conn *c, const dray__hdr *h, const void *ctl, const 
     if (!sent)
         return false;
     atomic_fetch_add_explicit(&c->lane_sent, 1, memory_order_relaxed);
+    /* The doorbell: written by a sender that waits for the answer (hold: the latency path) at
+     * once, else batched like any message on a busy connection. */
     if (wake)
         conn_send(c, DRAY__MSG_WAKE, 0, 0, c->loop->wake_ctl, c->loop->wake_len, NULL,
-                  SEND_NOW | (how & SEND_HOLD));
+                  (how & SEND_HOLD) ? SEND_HOLD | SEND_NOW : 0);
     *st = DRAY_OK;
     return true;
 }
@@ -704,10 +741,14 @@ static bool lanes_pending(dray__conn **lanes, int n)
     return false;
 }
 
-void dray__loop_accept_lanes(dray__loop *l, int64_t spin_ns)
+void dray__loop_accept_lanes(dray__loop *l, int64_t spin_ns, bool (*may_spin)(dray__loop *l))
 {
+    l->may_spin = may_spin;
     l->accept_lanes = true;
     l->lane_spin_ns = spin_ns;
+    dray__spin_gate_init(&l->gate);
+    const char *gate = getenv("DRAY_CLUSTER_SPIN_LOAD_GATE");
+    l->gate_off = gate && !strcmp(gate, "0");
 }
 
 /* ==== Reading ==== */
@@ -1073,6 +1114,8 @@ static void tick(dray__loop *l)
         dray__conn_close(stale, "refused: no authentication within 5 s");
         dray__conn_release(stale);
     }
+    if (l->lane_spin_ns)
+        dray__spin_gate_sample(&l->gate, 1);
     if (l->ops.on_tick)
         l->ops.on_tick(l);
 }
@@ -1102,7 +1145,9 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
         /* Lanes are watched without sleeping for lane_spin_ns after their last record: the next
          * task of a driver waiting on the last one's result comes without a doorbell. */
         int nl = lanes_snapshot(l, lanes);
-        bool lane_hot = nl && now - l->last_lane_ns < l->lane_spin_ns;
+        bool lane_hot = nl && now - l->last_lane_ns < l->lane_spin_ns &&
+                        (l->gate_off || dray__spin_gate_ok(&l->gate)) &&
+                        (!l->may_spin || l->may_spin(l));
         int timeout = spinning || lane_hot || wait_ms < 0 ? 0 : (int)wait_ms + 1;
         if (timeout && nl && !lanes_sleep(lanes, nl))
             timeout = 0;

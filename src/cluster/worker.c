@@ -876,6 +876,15 @@ static void send_ping(worker *w)
     dray_value_release(&items[2]);
 }
 
+/* The loop reads its lanes without sleeping only while no executor is busy or has work waiting:
+ * then the next task of a driver waiting on each result is the one to catch fast; otherwise the
+ * executors need the core. */
+static bool lanes_may_spin(dray__loop *l)
+{
+    worker *w = dray__loop_user(l);
+    return atomic_load(&w->running) == 0 && atomic_load(&w->queued) == 0;
+}
+
 static void on_tick(dray__loop *l)
 {
     worker *w = dray__loop_user(l);
@@ -1063,10 +1072,11 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
         goto out_shutdown;
     snprintf(w->self, sizeof w->self, "%s:%d", bind, dray__loop_port(w->loop));
     /* Drivers on this machine may send tasks through shared memory (lane.c); the loop reads the
-     * lanes without sleeping for DRAY_LANE_SPIN_US (100) after their last record. */
+     * lanes without sleeping for DRAY_LANE_SPIN_US (200) after their last record. */
     const char *lanes = getenv("DRAY_LANE"), *lspin = getenv("DRAY_LANE_SPIN_US");
     if (!lanes || strcmp(lanes, "0"))
-        dray__loop_accept_lanes(w->loop, (lspin && *lspin ? atoll(lspin) : 100) * 1000);
+        dray__loop_accept_lanes(w->loop, (lspin && *lspin ? atoll(lspin) : 200) * 1000,
+                                lanes_may_spin);
     pthread_mutex_init(&w->qlock, NULL);
     w->pool_limit = 2 * dray_runtime_num_workers(w->rt);
     const char *inl = getenv("DRAY_WORKER_INLINE");
