@@ -2129,6 +2129,11 @@ dray_status dray__cluster_attach_local_first(dray_runtime *rt, const char *addre
     return attach_client(rt, address, self, spill_queue, store);
 }
 
+bool dray__cluster_local_first(const dray_runtime *rt)
+{
+    return rt->cluster && rt->cluster->local_first;
+}
+
 uint64_t dray__cluster_tasks_spilled(dray_runtime *rt)
 {
     return rt->cluster ? atomic_load(&rt->cluster->tasks_spilled) : 0;

@@ -284,6 +284,37 @@ DRAY_FUNCTION(sp_fanout_hidden)
     return st;
 }
 
+DRAY_FUNCTION(sp_inc)
+{
+    (void)ctx, (void)nargs;
+    *result = dray_int(args[0].u.i + 1);
+    return DRAY_OK;
+}
+
+/* On a node: a lazy graph that is a chain of args[0] increments from 0: [its value, nodes fused]. */
+DRAY_FUNCTION(sp_graph_chain)
+{
+    (void)nargs;
+    dray_graph *g;
+    dray_status st = dray_graph_create(dray_ctx_runtime(ctx), &g);
+    if (st)
+        return st;
+    dray_node prev;
+    dray_value a = dray_int(0);
+    for (int64_t i = 0; i < args[0].u.i && !st; i++) {
+        st = dray_graph_add_named(g, NULL, "sp_inc", &a, 1, &prev);
+        a = dray_value_of_node(prev);
+    }
+    dray_value v;
+    if (!st && !(st = dray_graph_compute(g, &prev, 1, &v))) {
+        dray_graph_stats gs;
+        dray_graph_last_stats(g, &gs);
+        st = pair(v.u.i, (int64_t)gs.fused, result);
+    }
+    dray_graph_destroy(g);
+    return st;
+}
+
 TEST(worker_main)
 {
     dray_runtime *rt;
@@ -432,6 +463,16 @@ TEST(nested_tasks_spill_to_the_other_node)
     ASSERT_EQ(here + there, 60);
     /* The spilling node counts them (its next heartbeat brings the count to the head). */
     ASSERT_GE(wait_spilled(&f, parent, there), there);
+
+    /* A graph built inside a task on a node is fused as on the embedded runtime. */
+    dray_value gn = dray_int(6), gv;
+    dray_ref *gr;
+    ASSERT_OK(dray_submit(rt, "sp_graph_chain", &gn, 1, NULL, &gr));
+    ASSERT_OK(dray_get(rt, gr, WAIT_MS, &gv));
+    ASSERT_EQ(dray_list_get(&gv, 0)->u.i, 6);
+    ASSERT_EQ(dray_list_get(&gv, 1)->u.i, 5);
+    dray_value_release(&gv);
+    dray_ref_release(gr);
 
     /* A function not registered by name stays on its node, however deep the queue. */
     dray_value h[2] = {dray_int(40), dray_int(2)}, hv;
