@@ -2,7 +2,7 @@
  * executable (started with DRAY_WORKER_ADDRESS, which makes dray_init serve as a worker). As the
  * driver (DRAY_ADDRESS set) it prints `name value unit` lines, each the median of --runs runs.
  * Usage: bench_cluster [--runs N] [--tasks N] [--latency-n N] [--calls N] [--put-mb N]
- *        [--only tasks,latency,actor,put] */
+ *        [--nested N] [--only tasks,latency,actor,nested,put] */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,6 +61,43 @@ static dray_status cnt_incr(dray_ctx *ctx, void *s, const dray_value *a, size_t 
     return DRAY_OK;
 }
 DRAY_ACTOR_CLASS(BcCounter, cnt_init, cnt_free, {"incr", cnt_incr})
+
+/* Sleeps args[0] ms; returns args[1] + 1. */
+DRAY_FUNCTION(bc_sleep_inc)
+{
+    struct timespec ts = {0, (long)args[0].u.i * 1000000};
+    nanosleep(&ts, NULL);
+    *result = dray_int(args[1].u.i + 1);
+    return DRAY_OK;
+}
+
+/* On a node: fans out args[0] nested bc_sleep_inc tasks of args[1] ms and returns the sum of their
+ * results (checked by the driver). */
+DRAY_FUNCTION(bc_fanout)
+{
+    dray_runtime *rt = dray_ctx_runtime(ctx);
+    int64_t n = args[0].u.i, sum = 0;
+    dray_ref **refs = calloc((size_t)n, sizeof(*refs));
+    if (!refs)
+        return DRAY_ENOMEM;
+    dray_status st = DRAY_OK;
+    int64_t made = 0;
+    for (; made < n && !st; made++) {
+        dray_value a[2] = {args[1], dray_int(made)};
+        st = dray_submit(rt, "bc_sleep_inc", a, 2, NULL, &refs[made]);
+    }
+    if (st)
+        made--;
+    for (int64_t i = 0; i < made; i++) {
+        dray_value v;
+        if (!st && !(st = dray_get(rt, refs[i], -1, &v)))
+            sum += v.u.i;
+        dray_ref_release(refs[i]);
+    }
+    free(refs);
+    *result = dray_int(sum);
+    return st;
+}
 
 static double now(void)
 {
@@ -170,6 +207,24 @@ static double actor_calls(dray_runtime *rt, int n)
 
 /* An object made on worker node 0 (resource "n0") and read by a task on node 1 ("n1"): it moves
  * node to node through the object stores. */
+/* Seconds for one task to fan out n nested 5 ms tasks from its node and collect them. */
+static double nested_spread_s(dray_runtime *rt, int n)
+{
+    dray_value a[2] = {dray_int(n), dray_int(5)}, v;
+    dray_ref *r;
+    double t0 = now();
+    check(dray_submit(rt, "bc_fanout", a, 2, NULL, &r), "submit");
+    check(dray_get(rt, r, -1, &v), "get");
+    double t = now() - t0;
+    if (v.u.i != (int64_t)n * (n + 1) / 2) {
+        fprintf(stderr, "bench_cluster: fan-out sum %lld, expected %lld\n", (long long)v.u.i,
+                (long long)n * (n + 1) / 2);
+        exit(1);
+    }
+    dray_ref_release(r);
+    return t;
+}
+
 static double put_get_gbps(dray_runtime *rt, int64_t bytes)
 {
     dray_resource n0 = {"n0", 1}, n1 = {"n1", 1};
@@ -218,7 +273,7 @@ static double driver_get_gbps(dray_runtime *rt, int64_t bytes)
 
 int main(int argc, char **argv)
 {
-    int runs = 5, tasks = 100000, lat = 10000, calls = 100000;
+    int runs = 5, tasks = 100000, lat = 10000, calls = 100000, nested = 200;
     int64_t put_mb = 800;
     const char *only = NULL;
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -232,6 +287,8 @@ int main(int argc, char **argv)
             calls = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--put-mb"))
             put_mb = atoll(argv[i + 1]);
+        else if (!strcmp(argv[i], "--nested"))
+            nested = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--only"))
             only = argv[i + 1];
     }
@@ -269,6 +326,14 @@ int main(int argc, char **argv)
         for (int i = 0; i < runs; i++)
             v[i] = actor_calls(rt, calls);
         printf("cluster_actor_calls_per_s %.0f calls/s\n", median(v, runs));
+    }
+    if (WANT("nested") && nested > 0) {
+        /* Nested tasks spill to the other node once the fan-out's node is saturated (a worker
+         * started with DRAY_SPILL=0 keeps them: about twice the time). */
+        for (int i = 0; i < runs; i++)
+            v[i] = nested_spread_s(rt, nested);
+        printf("cluster_nested_spread_s %.3f s\n", median(v, runs));
+        fflush(stdout);
     }
     if (!WANT("put")) {
         check(dray_shutdown(rt, DRAY_SHUTDOWN_DRAIN), "shutdown");

@@ -3,8 +3,10 @@
 # machine over loopback, driven by bench_cluster; with --dask the same work on dask.distributed
 # (LocalCluster, 2 worker processes, 1 thread each) and ratio_<name> lines (dray / Dask for rates,
 # Dask / dray for latencies and times). Every process started here is stopped and its directory removed.
-# BENCH_ONLY=tasks,latency,actor,put runs a subset (both sides); BENCH_KEEP_LOG=FILE keeps the worker
+# BENCH_ONLY=tasks,latency,actor,nested,put runs a subset (both sides); BENCH_KEEP_LOG=FILE keeps the worker
 # nodes' log. The workers offer resources n0=1 and n1=1 so the put/get metric can pin its two tasks.
+# DRAY_SPILL=0 (passed on to the worker nodes) keeps nested tasks on their node: cluster_nested_spread_s
+# without spillback.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${BUILD:-build}

@@ -34,9 +34,9 @@ static int run_status(int argc, char **argv)
     const dray_value *nodes = dray_map_get(&st, "nodes");
     int alive = 0, cpus = 0;
     printf("cluster %s: %lld driver(s) connected\n", address, (long long)geti(&st, "drivers"));
-    printf("%-4s %-22s %-7s %-5s %-6s %-10s %-8s %-8s %-24s %s\n", "node", "address", "pid", "cpus",
-           "alive", "tasks_done", "running", "objects", "store MB mem/disk/limit",
-           "last_heartbeat_ms");
+    printf("%-4s %-22s %-7s %-5s %-6s %-10s %-8s %-8s %-8s %-24s %s\n", "node", "address", "pid",
+           "cpus", "alive", "tasks_done", "running", "spilled", "objects",
+           "store MB mem/disk/limit", "last_heartbeat_ms");
     for (size_t i = 0; nodes && i < dray_list_len(nodes); i++) {
         const dray_value *n = dray_list_get(nodes, i);
         const dray_value *a = dray_map_get(n, "address");
@@ -47,11 +47,12 @@ static int run_status(int argc, char **argv)
         char mem[64];
         snprintf(mem, sizeof mem, "%.1f/%.1f/%.0f", geti(sm, "bytes_mem") / 1e6,
                  geti(sm, "bytes_disk") / 1e6, geti(sm, "limit") / 1e6);
-        printf("%-4lld %-22s %-7lld %-5lld %-6s %-10lld %-8lld %-8lld %-24s %lld\n",
+        printf("%-4lld %-22s %-7lld %-5lld %-6s %-10lld %-8lld %-8lld %-8lld %-24s %lld\n",
                (long long)geti(n, "id"), a ? dray_string_cstr(a) : "?", (long long)geti(n, "pid"),
                (long long)geti(n, "cpus"), !up ? "no" : geti(n, "paused") == 1 ? "paused" : "yes",
                (long long)geti(n, "tasks_done"),
-               (long long)geti(n, "tasks_running"), (long long)geti(sm, "objects"), mem,
+               (long long)geti(n, "tasks_running"), (long long)geti(n, "tasks_spilled"),
+               (long long)geti(sm, "objects"), mem,
                (long long)geti(n, "last_seen_ms"));
     }
     printf("%d live node(s), %d CPU(s)\n", alive, cpus);

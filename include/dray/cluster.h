@@ -46,7 +46,8 @@ DRAY_API dray_status dray_cluster_head_run(const dray_cluster_opts *opts, const 
 DRAY_API dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts *opts);
 
 /* dray_cluster_status: asks the head at `address` for its state: a map with "nodes" (a list of maps
- * id, address, cpus, pid, alive, tasks_done, tasks_running, last_seen_ms) and "drivers" (int).
+ * id, address, cpus, pid, alive, tasks_done, tasks_running, last_seen_ms, tasks_spilled (nested
+ * tasks the node sent to other nodes), ...) and "drivers" (int).
  * On DRAY_OK *out is owned (dray_value_release). */
 DRAY_API dray_status dray_cluster_status(const char *address, dray_value *out);
 
@@ -57,8 +58,11 @@ DRAY_API dray_status dray_cluster_status(const char *address, dray_value *out);
  * store), objects_freed (handles dropped, so freed on the nodes), driver_pulls and
  * driver_pulled_bytes (objects dray_get fetched), polled_waits / polled_hits / spin_hits /
  * polled_lost (waits in which the caller read its node's connection itself / that got their result
- * that way / while spinning / that saw the connection end: docs/cluster.md "Latency"). Node-side object-store counters are in
- * dray_cluster_status ("store" of each node). On DRAY_OK *out is owned. */
+ * that way / while spinning / that saw the connection end: docs/cluster.md "Latency"); on a worker
+ * node's own runtime (a task's dray_ctx_runtime) also tasks_spilled / spill_returned (nested tasks
+ * sent to other nodes / of those, run here after all: docs/cluster.md "Nested tasks"). Node-side
+ * object-store counters are in dray_cluster_status ("store" of each node). On DRAY_OK *out is
+ * owned. */
 DRAY_API dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out);
 
 /* ==== Processes on this machine ==== */

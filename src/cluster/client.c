@@ -113,6 +113,16 @@ struct dray__cluster {
     _Atomic int spinners;      /* callers spinning now */
     dray__spin_gate gate;      /* spinning leaves a core to the rest (sampled by on_tick) */
     _Atomic uint64_t polled_waits, polled_hits, spin_hits, polled_lost;
+    /* Local-first mode (the client of a worker node's own runtime, spill.c): a task runs on this
+     * node unless it is saturated; then it spills to the least loaded other node. `self` (this
+     * node's address) is left out of the node list; a spilled task that no other node can take
+     * any more comes back here (run_here). */
+    bool local_first;
+    char self[80];
+    double spill_queue; /* tasks queued per executor before spilling */
+    dray__spill_store store; /* this node's store: large arguments go by handle */
+    struct robj *stashed;    /* those handles, alive (linked by snext; weak) */
+    _Atomic uint64_t tasks_spilled, spill_returned;
 };
 
 /* The last task this thread sent (a rid and its cell): the one a dray_get that follows is likely
@@ -171,7 +181,9 @@ typedef struct robj {
     char rebuild_err[240];
     _Atomic uint64_t copies; /* driver side: bit i: node i was sent a task reading it */
     pthread_mutex_t lock;    /* guards local */
-    dray_value local;        /* driver side: the fetched value */
+    dray_value local;        /* driver side: the fetched value; here: the argument's bytes */
+    bool here;               /* a large argument in this node's own store (local-first mode) */
+    struct robj *snext;      /* the client's list of those (under its lock) */
 } robj;
 
 /* The task that made an object, kept so a lost object can be made again (Ray's lineage). Its
@@ -239,6 +251,13 @@ static void robj_destroy(dray_ext_obj *o)
             for (int i = 0; i < 64 && i < cl->n_nodes; i++)
                 if ((copies >> i & 1) && i != r->node)
                     send_free(cl, i, r);
+            for (robj **pp = &cl->stashed; r->here && *pp; pp = &(*pp)->snext)
+                if (*pp == r) {
+                    *pp = r->snext;
+                    break;
+                }
+            if (r->here)
+                cl->store.unstash(cl->store.ctx, r->id);
             pthread_mutex_unlock(&cl->lock);
             atomic_fetch_add(&cl->objects_freed, 1);
         }
@@ -563,19 +582,22 @@ static double node_load(const rnode *n, const pend *p)
     return (n->cpu_inflight + (p->cpus > 0 ? p->cpus : 1)) / (n->cpus > 0 ? n->cpus : 1);
 }
 
-/* Whether node n offers what p needs (its CPUs and custom resources; "CPU" counts as CPUs). */
+/* Whether node n offers `want` of custom resource `name` ("CPU" counts as CPUs). */
+static bool node_offers(const rnode *n, const char *name, double want)
+{
+    const dray_value *have = dray_map_get(&n->res, name);
+    double got = !strcmp(name, "CPU") ? n->cpus : have ? have->u.f : 0;
+    return want <= got;
+}
+
+/* Whether node n offers what p needs (its CPUs and custom resources). */
 static bool feasible(const rnode *n, const pend *p)
 {
     if (p->cpus > (n->cpus > 0 ? n->cpus : 1))
         return false;
-    for (size_t k = 0; k < dray_map_len(&p->res); k++) {
-        const char *name = dray_map_key_at(&p->res, k);
-        double want = dray_map_value_at(&p->res, k)->u.f;
-        const dray_value *have = dray_map_get(&n->res, name);
-        double got = !strcmp(name, "CPU") ? n->cpus : have ? have->u.f : 0;
-        if (want > got)
+    for (size_t k = 0; k < dray_map_len(&p->res); k++)
+        if (!node_offers(n, dray_map_key_at(&p->res, k), dray_map_value_at(&p->res, k)->u.f))
             return false;
-    }
     return true;
 }
 
@@ -588,9 +610,13 @@ static bool start_rebuild(struct dray__cluster *cl, robj *r);
 /* Whether object r is gone (its node died or could not serve it) and must be made again. */
 static bool needs_rebuild(struct dray__cluster *cl, const robj *r)
 {
+    if (r->here) /* this node's own: lost only when another node could not fetch it */
+        return r->lost;
     return r->lost || r->rebuilding || r->node < 0 || r->node >= cl->n_nodes ||
            !cl->nodes[r->node].alive;
 }
+
+static bool run_here(struct dray__cluster *cl, pend *p);
 
 static bool place(struct dray__cluster *cl, pend *p)
 {
@@ -636,6 +662,8 @@ static bool place(struct dray__cluster *cl, pend *p)
     }
     if (best < 0) {
         p->refused = offered ? DRAY_ENOTFOUND : DRAY_ERESOURCE;
+        if (cl->local_first) /* a spilled task no other node can take: back to this node */
+            return run_here(cl, p);
         if (alive > 0)
             return false;
         p->node = -1;
@@ -808,6 +836,60 @@ static void keep_nested_obj(void *ctx, const dray_value *inner)
     p->objs[p->n_objs++] = dray_value_retain(inner);
 }
 
+/* Local-first mode: a BYTES argument this large goes to other nodes as a handle to this node's
+ * store (they pull it once and cache it) instead of inside every SUBMIT. */
+#define SPILL_BY_HANDLE (64u << 10)
+
+static bool is_big_bytes(const dray_value *v)
+{
+    size_t len = 0;
+    return v->type == DRAY_T_BYTES && dray_bytes_data(v, &len) && len >= SPILL_BY_HANDLE;
+}
+
+/* The handle (owned) of large BYTES argument v in this node's store: the one already made for the
+ * same bytes while it lives, else a new object (adopted, not copied). */
+static dray_status stash_arg(struct dray__cluster *cl, const dray_value *v, dray_value *out)
+{
+    size_t len = 0;
+    const void *data = dray_bytes_data(v, &len);
+    pthread_mutex_lock(&cl->lock);
+    for (robj *r = cl->stashed; r; r = r->snext) {
+        if (r->id == 0 || r->size != len || dray_bytes_data(&r->local, NULL) != data)
+            continue;
+        /* Take a count unless its last one is going (robj_destroy unlinks it under this lock). */
+        uint32_t refs = __atomic_load_n(&r->hdr.refs, __ATOMIC_ACQUIRE);
+        while (refs && !__atomic_compare_exchange_n(&r->hdr.refs, &refs, refs + 1, false,
+                                                    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+        }
+        if (refs) {
+            pthread_mutex_unlock(&cl->lock);
+            *out = dray_value_of_ext(&r->hdr);
+            return DRAY_OK;
+        }
+    }
+    pthread_mutex_unlock(&cl->lock);
+    uint64_t id;
+    robj *r = robj_new(cl->self, 0, len, false);
+    if (!r)
+        return dray_set_error(DRAY_ENOMEM, "out of memory for an object handle");
+    dray_status st = cl->store.stash(cl->store.ctx, v, &id);
+    if (st) {
+        free(r);
+        return st;
+    }
+    r->id = id;
+    r->here = true;
+    r->local = dray_value_retain(v);
+    r->own = cl->own;
+    atomic_fetch_add(&cl->own->refs, 1);
+    pthread_mutex_lock(&cl->lock);
+    r->snext = cl->stashed;
+    cl->stashed = r;
+    pthread_mutex_unlock(&cl->lock);
+    *out = dray_value_of_ext(&r->hdr);
+    return DRAY_OK;
+}
+
 /* Sends task cell c whose resolved arguments are hargs[0..n) (header arguments first). */
 static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_value *hargs,
                             size_t n)
@@ -820,7 +902,8 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     dray_value *conv = NULL;
     dray_status st = DRAY_OK;
     for (size_t i = HEADER_ARGS; i < n && !st; i++) {
-        if (!dray__nested_refs(&hargs[i]))
+        bool big = cl->store.stash && is_big_bytes(&hargs[i]);
+        if (!big && !dray__nested_refs(&hargs[i]))
             continue;
         if (!conv) {
             if (!(conv = malloc(n * sizeof(dray_value)))) {
@@ -831,7 +914,8 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
                 conv[k] = dray_value_retain(&hargs[k]);
         }
         dray_value m;
-        if (!(st = dray__nested_to_wire(cl->rt, &hargs[i], keep_nested_obj, p, &m))) {
+        if (big ? !(st = stash_arg(cl, &hargs[i], &m))
+                : !(st = dray__nested_to_wire(cl->rt, &hargs[i], keep_nested_obj, p, &m))) {
             dray_value_release(&conv[i]);
             conv[i] = m;
         }
@@ -892,14 +976,117 @@ static dray_status dispatch(struct dray__cluster *cl, dray_ref *c, const dray_va
     return DRAY_OK;
 }
 
+/* ==== Local-first mode: a worker node's nested tasks (spill.c) ==== */
+
+/* Whether a task submitted on this node goes to another node: only a function registered by name
+ * (another node can run only those), only while this node has at least spill_queue tasks waiting
+ * per executor, and only to a live, unpaused node that offers its CPUs and resources and would then
+ * have no more of this client's tasks per CPU than this node has waiting per executor. */
+static bool spill_out(struct dray__cluster *cl, const dray_function *fn,
+                      const dray_task_opts *opts)
+{
+    double queued = dray__spill_queued(cl->rt);
+    if (queued < cl->spill_queue || dray__fn_lookup(cl->rt, fn->name) != fn)
+        return false;
+    double need = opts && opts->num_cpus > 0 ? opts->num_cpus : 1;
+    bool out = false;
+    pthread_mutex_lock(&cl->lock);
+    for (int i = 0; i < cl->n_nodes && !out; i++) {
+        const rnode *n = &cl->nodes[i];
+        double cpus = n->cpus > 0 ? n->cpus : 1;
+        if (!n->alive || n->paused || need > cpus)
+            continue;
+        bool ok = true;
+        for (size_t k = 0; opts && k < opts->n_resources && ok; k++)
+            ok = node_offers(n, opts->resources[k].name, opts->resources[k].amount);
+        out = ok && (n->cpu_inflight + need) / cpus <= queued;
+    }
+    pthread_mutex_unlock(&cl->lock);
+    return out;
+}
+
+/* A spilled task brought back: the local task running it, and the pend whose cell it completes. */
+typedef struct here {
+    dray__callback cb;
+    dray_runtime *rt;
+    pend *p;
+    dray_ref *local;
+} here;
+
+static void here_done(dray__callback *cb, dray_ref *c)
+{
+    here *h = (here *)cb;
+    dray_value v = dray_value_retain(&c->u.result);
+    dray__complete(h->rt, h->p->cell, (dray_status)c->status, v, NULL);
+    pend_free(h->p);
+    dray_ref_release(h->local);
+    free(h);
+}
+
+/* Local-first mode: spilled task p, which no other node can take any more (they died, or lack its
+ * function), runs on this node after all. Its SUBMIT is decoded back into arguments (refs inside
+ * lists become refs of this runtime again) and the local task's outcome completes p's cell. Lock
+ * held; on true p has left the table (the local task owns it). */
+static bool run_here(struct dray__cluster *cl, pend *p)
+{
+    dray_value msg = dray_null(), *vals = NULL;
+    here *h = calloc(1, sizeof(*h));
+    /* With handles among them the arguments were kept (p->args); else they are in the message. */
+    dray_status st = !h ? DRAY_ENOMEM
+                     : p->args.type == DRAY_T_LIST ? DRAY_OK
+                                                   : dray_value_decode(p->msg, p->len, &msg);
+    const dray_value *a = st ? NULL : p->args.type == DRAY_T_LIST ? &p->args
+                                                                 : dray_list_get(&msg, 1);
+    size_t n = a ? dray_list_len(a) : 0, made = 0;
+    if (!st && n && !(vals = calloc(n, sizeof(*vals))))
+        st = DRAY_ENOMEM;
+    for (; !st && made < n; made++) {
+        const dray_value *x = dray_list_get(a, made);
+        if (x->type == DRAY_T_LIST && dray__nested_markers(x))
+            st = dray__nested_from_wire(cl->rt, x, NULL, NULL, &vals[made]);
+        else if (x->type == DRAY_T_EXT && x->u.ext->type == &robj_type &&
+                 ((robj *)x->u.ext)->here)
+            vals[made] = dray_value_retain(&((robj *)x->u.ext)->local); /* our own bytes */
+        else
+            vals[made] = dray_value_retain(x);
+    }
+    dray_task_opts o = {0};
+    o.max_retries = p->task_retries;
+    o.retry_exceptions = p->retry_exc;
+    if (!st)
+        st = dray__submit_here(cl->rt, p->fn, vals, n, &o, &h->local);
+    for (size_t i = 0; i < made; i++)
+        dray_value_release(&vals[i]);
+    free(vals);
+    dray_value_release(&msg);
+    if (st) {
+        dray__log("cannot run spilled task '%s' on this node: %s", p->fn->name, dray_last_error());
+        free(h);
+        return false;
+    }
+    table_take(cl, p->rid);
+    atomic_fetch_add_explicit(&cl->spill_returned, 1, memory_order_relaxed);
+    h->cb.fn = here_done;
+    h->rt = cl->rt;
+    h->p = p;
+    if (!dray__ref_on_complete(h->local, &h->cb))
+        here_done(&h->cb, h->local);
+    return true;
+}
+
 /* The local stand-in for a remote task: runs once its ref arguments are ready, sends the task and
  * leaves its cell pending (DRAY__DEFERRED) until the result arrives. */
 static dray_status remote_task(dray_ctx *ctx, const dray_value *args, size_t nargs,
                                dray_value *result)
 {
-    (void)result;
     struct dray__cluster *cl = ctx->rt->cluster;
     dray_status st = dispatch(cl, ctx->cell, args, nargs);
+    if (st && cl->local_first) {
+        /* A nested task that cannot travel (an argument the codec cannot encode) runs here. */
+        const dray_function *fn = (const dray_function *)(uintptr_t)args[0].u.i;
+        atomic_fetch_add_explicit(&cl->spill_returned, 1, memory_order_relaxed);
+        return fn->fn(ctx, args + HEADER_ARGS, nargs - HEADER_ARGS, result);
+    }
     return st ? st : DRAY__DEFERRED;
 }
 
@@ -913,6 +1100,11 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
         return dray_set_error(DRAY_EINVAL, "dray_submit '%s': args is NULL", fn->name);
     if (opts && (opts->max_retries < 0 || opts->num_cpus < 0))
         return dray_set_error(DRAY_EINVAL, "dray_submit '%s': negative option", fn->name);
+    if (cl->local_first) {
+        if (!spill_out(cl, fn, opts))
+            return dray__submit_here(rt, fn, args, nargs, opts, out);
+        atomic_fetch_add_explicit(&cl->tasks_spilled, 1, memory_order_relaxed);
+    }
     size_t n = nargs + HEADER_ARGS;
     dray_value stack[12], *all = n <= 12 ? stack : malloc(n * sizeof(dray_value));
     if (!all)
@@ -965,7 +1157,11 @@ dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, cons
                 all[HEADER_ARGS + i] = all[HEADER_ARGS + i].u.ref->u.result;
         dray_ref_retain(c); /* dispatch may drop the cell's arguments, which include refs */
         st = dispatch(cl, c, all, n);
-        if (st) {
+        if (st && cl->local_first) {
+            /* It cannot travel: its stand-in runs it on this node (remote_task). */
+            dray__submit_cell(rt, c);
+            st = DRAY_OK;
+        } else if (st) {
             /* Nothing was sent: the cell completes failed and the caller gets the error. */
             dray_value err = dray_null();
             char msg[600];
@@ -1182,6 +1378,8 @@ dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class 
                                        dray_ref **init_ref)
 {
     struct dray__cluster *cl = rt->cluster;
+    if (cl->local_first)
+        return DRAY__HERE; /* a node's own actors live on it */
     dray_value *vals = nargs ? malloc(nargs * sizeof(dray_value)) : NULL;
     ractor *a = calloc(1, sizeof(*a));
     dray_value items[6] = {dray_null(), dray_null(), dray_null(),
@@ -1706,7 +1904,8 @@ static void on_nodes(struct dray__cluster *cl, const dray_value *list)
         const dray_value *e = dray_list_get(list, i);
         int id = (int)dray_list_get(e, 0)->u.i;
         const char *addr = dray_string_cstr(dray_list_get(e, 1));
-        if (id >= MAX_NODES || strlen(addr) >= sizeof cl->nodes[0].addr)
+        if (id >= MAX_NODES || strlen(addr) >= sizeof cl->nodes[0].addr ||
+            (cl->local_first && !strcmp(addr, cl->self)))
             continue;
         bool paused = dray_list_get(e, 4)->u.b;
         pthread_mutex_lock(&cl->lock);
@@ -1720,7 +1919,8 @@ static void on_nodes(struct dray__cluster *cl, const dray_value *list)
         if (known)
             continue;
         dray__conn *c;
-        if (dray__loop_dial_lane(cl->loop, addr, "driver", 5000, cl->lanes, &c)) {
+        if (dray__loop_dial_lane(cl->loop, addr, cl->local_first ? "node" : "driver", 5000,
+                                 cl->lanes, &c)) {
             dray__log("cannot reach node %d at %s: %s", id, addr, dray_last_error());
             continue;
         }
@@ -1874,7 +2074,10 @@ static int64_t env_int(const char *name, int64_t dflt)
     return v && *v ? atoll(v) : dflt;
 }
 
-dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
+/* Creates the client of rt, subscribed to the head at `address` (as a driver, or as node `self` in
+ * local-first mode), and starts its loop: rt->cluster is set on DRAY_OK. */
+static dray_status attach_client(dray_runtime *rt, const char *address, const char *self,
+                                 double spill_queue, const dray__spill_store *store)
 {
     uint8_t secret[32];
     dray_status st = dray__secret_load(address, secret);
@@ -1894,6 +2097,11 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     pthread_mutex_init(&cl->own->lock, NULL);
     cl->own->cl = cl;
     snprintf(cl->address, sizeof cl->address, "%s", address);
+    cl->local_first = self != NULL;
+    snprintf(cl->self, sizeof cl->self, "%s", self ? self : "");
+    cl->spill_queue = spill_queue;
+    if (store)
+        cl->store = *store;
     pthread_mutex_init(&cl->lock, NULL);
     pthread_cond_init(&cl->cond, NULL);
     cl->no_node_timeout_ns = env_int("DRAY_NO_NODE_TIMEOUT_MS", 30000) * 1000000;
@@ -1907,7 +2115,7 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     cl->spin_load_gate = env_int("DRAY_CLUSTER_SPIN_LOAD_GATE", 1) != 0;
     /* Same-host lanes to the nodes (lane.c): on unless DRAY_LANE=0. A caller waiting on a result
      * that comes through one reads the lane itself for up to lane_poll_ns. */
-    cl->lanes = env_int("DRAY_LANE", 1) != 0;
+    cl->lanes = env_int("DRAY_LANE", 1) != 0 && !self; /* a node's spill client: sockets only */
     cl->lane_poll_ns = env_int("DRAY_LANE_POLL_US", 2000) * 1000;
     cl->lane_spin_min_ns = env_int("DRAY_LANE_WAIT_SPIN_MIN_US", 150) * 1000;
     cl->lane_spin_max_ns = env_int("DRAY_LANE_WAIT_SPIN_MAX_US", 300) * 1000;
@@ -1917,7 +2125,7 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
         goto out_free;
     dray__conn *head;
     dray_value nul = dray_null();
-    if ((st = dray__loop_dial(cl->loop, address, "driver", 10000, &head)) ||
+    if ((st = dray__loop_dial(cl->loop, address, self ? "node" : "driver", 10000, &head)) ||
         (st = dray__conn_send_value(head, DRAY__MSG_SUBSCRIBE, 0, 0, &nul, NULL)))
         goto out_loop;
     rt->cluster = cl;
@@ -1925,6 +2133,40 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
         rt->cluster = NULL;
         goto out_loop;
     }
+    return DRAY_OK;
+out_loop:
+    dray__loop_destroy(cl->loop);
+out_free:
+    pthread_cond_destroy(&cl->cond);
+    pthread_mutex_destroy(&cl->lock);
+    owner_release(cl->own);
+    free(cl);
+    return st;
+}
+
+dray_status dray__cluster_attach_local_first(dray_runtime *rt, const char *address,
+                                             const char *self, double spill_queue,
+                                             const dray__spill_store *store)
+{
+    return attach_client(rt, address, self, spill_queue, store);
+}
+
+bool dray__cluster_local_first(const dray_runtime *rt)
+{
+    return rt->cluster && rt->cluster->local_first;
+}
+
+uint64_t dray__cluster_tasks_spilled(dray_runtime *rt)
+{
+    return rt->cluster ? atomic_load(&rt->cluster->tasks_spilled) : 0;
+}
+
+dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
+{
+    dray_status st = attach_client(rt, address, NULL, 0, NULL);
+    if (st)
+        return st;
+    struct dray__cluster *cl = rt->cluster;
     /* Wait for the first node list (and DRAY_MIN_NODES nodes, for benchmarks and tests). */
     int64_t min_nodes = env_int("DRAY_MIN_NODES", 0);
     int64_t deadline = dray__now_ns() + env_int("DRAY_CONNECT_TIMEOUT_MS", 10000) * 1000000;
@@ -1953,14 +2195,6 @@ dray_status dray__cluster_attach(dray_runtime *rt, const char *address)
     }
     pthread_mutex_unlock(&cl->lock);
     return DRAY_OK;
-out_loop:
-    dray__loop_destroy(cl->loop);
-out_free:
-    pthread_cond_destroy(&cl->cond);
-    pthread_mutex_destroy(&cl->lock);
-    owner_release(cl->own);
-    free(cl);
-    return st;
 }
 
 void dray__cluster_detach(dray_runtime *rt)
@@ -2023,7 +2257,8 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
                                  "stored_results", "objects_freed",  "driver_pulls",
                                  "driver_pulled_bytes", "objects_rebuilt", "steal_requests",
                                  "tasks_stolen", "polled_waits", "polled_hits", "spin_hits",
-                                 "polled_lost", "lanes", "lane_sent", "lane_received"};
+                                 "polled_lost", "lanes", "lane_sent", "lane_received",
+                                 "tasks_spilled", "spill_returned"};
     /* Same-host lanes of the nodes connected now. */
     int64_t lanes = 0, lane_sent = 0, lane_received = 0;
     pthread_mutex_lock(&cl->lock);
@@ -2037,7 +2272,7 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
         lane_received += (int64_t)r;
     }
     pthread_mutex_unlock(&cl->lock);
-    dray_value v[17] = {
+    dray_value v[19] = {
         dray_int((int64_t)atomic_load(&cl->placed_local)),
         dray_int((int64_t)atomic_load(&cl->placed_load)),
         dray_int((int64_t)atomic_load(&cl->placed_spill)),
@@ -2052,6 +2287,8 @@ dray_status dray_cluster_client_stats(dray_runtime *rt, dray_value *out)
         dray_int((int64_t)atomic_load(&cl->polled_hits)),
         dray_int((int64_t)atomic_load(&cl->spin_hits)),
         dray_int((int64_t)atomic_load(&cl->polled_lost)),
-        dray_int(lanes), dray_int(lane_sent), dray_int(lane_received)};
-    return dray_map_create(keys, v, 17, out);
+        dray_int(lanes), dray_int(lane_sent), dray_int(lane_received),
+        dray_int((int64_t)atomic_load(&cl->tasks_spilled)),
+        dray_int((int64_t)atomic_load(&cl->spill_returned))};
+    return dray_map_create(keys, v, 19, out);
 }

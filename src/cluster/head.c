@@ -38,6 +38,7 @@ typedef struct node {
     int64_t cpu_ns, cpu_at_ns;         /* process CPU time and when it came (for cpu_pct) */
     double cpu_pct;                    /* CPU use between its last two PINGs (100 = one core) */
     bool paused;                       /* above its memory pause fraction: no new tasks there */
+    int64_t spilled;                   /* nested tasks it sent to other nodes, from its PINGs */
     bool traced;                       /* sent TRACE: it records task events for the dashboard */
 } node;
 
@@ -118,7 +119,7 @@ static dray_status status_value(head *h, dray_value *out)
     static const char *keys[] = {"id",        "address",    "cpus",          "pid",
                                  "alive",     "tasks_done", "tasks_running", "last_seen_ms",
                                  "store",     "resources",  "rss_bytes",     "cpu_pct",
-                                 "paused"};
+                                 "paused",    "tasks_spilled"};
     enum { NKEYS = sizeof keys / sizeof keys[0] };
     dray_value *items = calloc((size_t)h->n_nodes + 1, sizeof(dray_value));
     if (!items)
@@ -132,7 +133,7 @@ static dray_status status_value(head *h, dray_value *out)
                                dray_int(nd->pid),  dray_bool(nd->conn != NULL), dray_int(nd->done),
                                dray_int(nd->running), dray_int((now - nd->last_seen_ns) / 1000000),
                                dray_null(), nd->res, dray_int(nd->rss), dray_float(nd->cpu_pct),
-                               dray_bool(nd->paused)};
+                               dray_bool(nd->paused), dray_int(nd->spilled)};
         dray_value sv[DRAY__STORE_NSTATS];
         for (int i = 0; i < DRAY__STORE_NSTATS; i++)
             sv[i] = dray_int(nd->store[i]);
@@ -150,8 +151,12 @@ static dray_status status_value(head *h, dray_value *out)
     free(items);
     if (st)
         return st;
+    /* Subscribers also include the nodes' spill clients (role "node"): not drivers. */
+    int drivers = 0;
+    for (int i = 0; i < h->n_drivers; i++)
+        drivers += !strcmp(dray__conn_role(h->drivers[i]), "driver");
     const char *top[] = {"nodes", "drivers"};
-    dray_value vals[2] = {list, dray_int(h->n_drivers)};
+    dray_value vals[2] = {list, dray_int(drivers)};
     st = dray_map_create(top, vals, 2, out);
     dray_value_release(&list);
     return st;
@@ -210,6 +215,8 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const 
                           (double)(nd->last_seen_ns - nd->cpu_at_ns);
         nd->cpu_ns = cpu;
         nd->cpu_at_ns = nd->last_seen_ns;
+        if (dray_list_len(ctl) > 6)
+            nd->spilled = dray_list_get(ctl, 6)->u.i;
         if (dray_list_get(ctl, 5)->u.b != nd->paused) {
             /* Drivers place new tasks elsewhere while a node is paused. */
             nd->paused = dray_list_get(ctl, 5)->u.b;
@@ -236,7 +243,7 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *hd, const 
         }
         h->drivers[h->n_drivers++] = dray__conn_retain(c);
         dray__conn_set_user(c, DRIVER_MARK(h));
-        dray__log("driver %s subscribed", dray__conn_peer(c));
+        dray__log("%s %s subscribed", dray__conn_role(c), dray__conn_peer(c));
         send_nodes(h, c);
         return;
     case DRAY__MSG_STATUS_REQ: {
@@ -263,7 +270,7 @@ static void on_close(dray__loop *l, dray__conn *c)
                 dray__conn_release(c);
                 break;
             }
-        dray__log("driver %s left", dray__conn_peer(c));
+        dray__log("%s %s left", dray__conn_role(c), dray__conn_peer(c));
     } else if (u) {
         node_dead(h, u, "its connection closed");
     }

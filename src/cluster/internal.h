@@ -49,12 +49,12 @@ enum dray__msg_type {
     DRAY__MSG_AUTH,          /* client: [bytes nonce, bytes mac, string role] */
     DRAY__MSG_AUTH_OK,       /* server: bytes mac (proves the server knows the secret too) */
     DRAY__MSG_REGISTER,      /* worker to head: [string addr, int cpus, int pid, map resources] */
-    DRAY__MSG_SUBSCRIBE,     /* driver to head: null */
+    DRAY__MSG_SUBSCRIBE,     /* driver (or a node's spill client) to head: null */
     DRAY__MSG_NODES,         /* head to driver: list of [int id, string addr, int cpus,
                               * map resources (name -> float), bool paused] */
     DRAY__MSG_PING,          /* worker to head: [int tasks_done, int tasks_running, list of
                               * DRAY__STORE_NSTATS ints: object-store counters, int rss bytes,
-                              * int cpu ns, bool paused] */
+                              * int cpu ns, bool paused, optional int tasks spilled] */
     DRAY__MSG_SUBMIT,        /* driver to worker: [string fn, list args, int retries, bool retry_exc] */
     DRAY__MSG_RESULT,        /* worker to driver: [int status, value]; data per flags */
     DRAY__MSG_STATUS_REQ,    /* client to head: null */
@@ -368,6 +368,33 @@ dray_status dray__nested_from_wire(dray_runtime *rt, const dray_value *v,
 dray_status dray__write_value(const dray_value *v,
                               dray_status (*write)(void *buf, const void *data, size_t len),
                               void *buf);
+
+/* ==== Spillback of nested tasks (spill.c, client.c's local-first mode) ==== */
+/* Submits a task to rt's own pool, bypassing its cluster client (dray_submit_fn's local path). */
+dray_status dray__submit_here(dray_runtime *rt, const dray_function *fn, const dray_value *args,
+                              size_t nargs, const dray_task_opts *opts, dray_ref **out);
+/* Tasks waiting in rt's queues per executor (not started yet). */
+double dray__spill_queued(dray_runtime *rt);
+/* The node's object store as the local-first client uses it: large arguments of spilled tasks
+ * become objects (stash: BYTES value *bytes retained, not copied; *id set), dropped by unstash
+ * once no spilled task needs them (unstash is called with the client's lock held). */
+typedef struct dray__spill_store {
+    dray_status (*stash)(void *ctx, const dray_value *bytes, uint64_t *id);
+    void (*unstash)(void *ctx, uint64_t id);
+    void *ctx;
+} dray__spill_store;
+/* Gives the runtime of worker node `self` a local-first client of the head at `head` (unless
+ * DRAY_SPILL=0): its nested tasks spill to other nodes once DRAY_SPILL_QUEUE (2) tasks per executor
+ * wait here. store (copied; may be NULL: large arguments then travel inside each task). */
+dray_status dray__spill_attach(dray_runtime *rt, const char *head, const char *self,
+                               const dray__spill_store *store);
+/* Attaches rt to the cluster at `address` in local-first mode as node `self` (client.c): a task
+ * stays on rt unless spill_queue tasks per executor wait; returns at once (no wait for nodes). */
+dray_status dray__cluster_attach_local_first(dray_runtime *rt, const char *address,
+                                             const char *self, double spill_queue,
+                                             const dray__spill_store *store);
+/* Tasks rt's local-first client sent to other nodes (0 without one). */
+uint64_t dray__cluster_tasks_spilled(dray_runtime *rt);
 
 /* ==== Cluster directory and secret (dir.c) ==== */
 /* The directory of the cluster whose head listens on `port`: $DRAY_CLUSTER_DIR, else

@@ -209,8 +209,9 @@ static bool check_shape(const dray__hdr *h, const dray_value *v)
         return true;
     case DRAY__MSG_PING: {
         /* tasks done, tasks running, object-store counters (dray__store_stats order), resident
-         * bytes, process CPU time in ns, paused */
-        if (!list_of(v, 6) || !is(at(v, 5), DRAY_T_BOOL) || !nonneg_int(at(v, 0)) ||
+         * bytes, process CPU time in ns, paused[, nested tasks spilled to other nodes] */
+        if (!(list_of(v, 6) || (list_of(v, 7) && nonneg_int64(at(v, 6)))) ||
+            !is(at(v, 5), DRAY_T_BOOL) || !nonneg_int(at(v, 0)) ||
             !nonneg_int(at(v, 1)) || !is(at(v, 2), DRAY_T_LIST) ||
             dray_list_len(at(v, 2)) != DRAY__STORE_NSTATS || !nonneg_int64(at(v, 3)) ||
             !nonneg_int64(at(v, 4)))

@@ -1,6 +1,7 @@
 /* A worker node: joins the head, sends heartbeats, accepts drivers that know the secret, and runs
  * their tasks on a local runtime (N executor threads); each result goes straight back to the driver
- * that submitted it. Tasks submitted from inside a task run on this node's runtime. */
+ * that submitted it. Tasks submitted from inside a task run on this node's runtime first and spill
+ * to other nodes when it is saturated (spill.c); other nodes' spilled tasks run here like drivers'. */
 #include <errno.h>
 #include <malloc.h>
 #include <signal.h>
@@ -90,6 +91,12 @@ typedef struct job {
 } job;
 
 static void check_memory(worker *w);
+
+/* Whether c is another node's client (role "node": its nested tasks spilled here, spill.c). */
+static bool from_node(const dray__conn *c)
+{
+    return !strcmp(dray__conn_role(c), "node");
+}
 
 /* Makes a large result (BYTES value *data, retained) an object of the node's store and answers
  * with its handle: true when done. */
@@ -374,7 +381,9 @@ static dray_status run_job(dray_ctx *ctx, job *j)
         else
             result = conv;
     }
-    send_result_w(w, j->conn, j->rid, st, &result, 0);
+    /* Another node's spilled task: its result goes back inline (that node owns it, and keeps
+     * nothing of ours alive); a driver's large result stays in this node's store. */
+    send_result_w(from_node(j->conn) ? NULL : w, j->conn, j->rid, st, &result, 0);
     dray_value_release(&result);
 done:
     atomic_fetch_sub(&w->running, 1);
@@ -445,7 +454,7 @@ static void pump(worker *w)
             return;
         dray_value arg = dray_int((int64_t)(uintptr_t)j);
         dray_ref *r;
-        if (dray_submit_fn(w->rt, &exec_fn, &arg, 1, NULL, &r) == DRAY_OK) {
+        if (dray__submit_here(w->rt, &exec_fn, &arg, 1, NULL, &r) == DRAY_OK) {
             dray_ref_release(r);
             continue;
         }
@@ -757,7 +766,7 @@ static void on_actor_create(worker *w, dray__conn *c, const dray__hdr *h, const 
     j->wa = wa;
     dray_value arg = dray_int((int64_t)(uintptr_t)j);
     dray_ref *r;
-    if (dray_submit_fn(w->rt, &ready_fn, &arg, 1, NULL, &r)) {
+    if (dray__submit_here(w->rt, &ready_fn, &arg, 1, NULL, &r)) {
         send_error(c, h->rid, DRAY_ESHUTDOWN, cls, "the node is shutting down");
         dray__conn_release(j->conn);
         free(j);
@@ -819,7 +828,8 @@ static void on_message(dray__loop *l, dray__conn *c, const dray__hdr *h, const d
             dray__log("ignoring message type %u from the head", h->type);
         return;
     }
-    bool driver = !strcmp(dray__conn_role(c), "driver");
+    /* Another node's spill client submits like a driver (spill.c). */
+    bool driver = !strcmp(dray__conn_role(c), "driver") || from_node(c);
     if (h->type == DRAY__MSG_PULL && (driver || !strcmp(dray__conn_role(c), "peer"))) {
         dray_value b;
         if (dray__store_serve(w->store, w->self, (uint64_t)ctl->u.i, &b)) {
@@ -897,8 +907,8 @@ static int64_t process_rss(void)
     return (int64_t)resident * sysconf(_SC_PAGESIZE);
 }
 
-/* Sends a heartbeat to the head (any thread): tasks, store counters, resident bytes, CPU time and
- * whether the node is paused. */
+/* Sends a heartbeat to the head (any thread): tasks, store counters, resident bytes, CPU time,
+ * whether the node is paused and how many nested tasks it spilled to other nodes. */
 static void send_ping(worker *w)
 {
     dray__store_stats ss;
@@ -909,13 +919,14 @@ static void send_ping(worker *w)
         sv[i] = dray_int((int64_t)(f[i] & INT64_MAX));
     struct timespec cpu = {0, 0};
     clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);
-    dray_value items[6] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running)),
+    dray_value items[7] = {dray_int(atomic_load(&w->done)), dray_int(atomic_load(&w->running)),
                            dray_null(), dray_int(process_rss()),
                            dray_int((int64_t)cpu.tv_sec * 1000000000 + cpu.tv_nsec),
-                           dray_bool(atomic_load(&w->paused))};
+                           dray_bool(atomic_load(&w->paused)),
+                           dray_int((int64_t)(dray__cluster_tasks_spilled(w->rt) & INT64_MAX))};
     dray_value v;
     if (dray_list_create(sv, DRAY__STORE_NSTATS, &items[2]) == DRAY_OK &&
-        dray_list_create(items, 6, &v) == DRAY_OK) {
+        dray_list_create(items, 7, &v) == DRAY_OK) {
         dray__conn_send_value(w->head, DRAY__MSG_PING, 0, 0, &v, NULL);
         dray_value_release(&v);
     }
@@ -1018,6 +1029,20 @@ static void stop_monitor(worker *w)
     pthread_mutex_unlock(&w->mlock);
     pthread_join(w->monitor, NULL);
     w->monitor_started = false;
+}
+
+/* Large arguments of nested tasks this node spills become objects of its store (owned by the node
+ * itself, not a connection), freed when no spilled task needs them any more. */
+static dray_status spill_stash(void *ctx, const dray_value *bytes, uint64_t *id)
+{
+    worker *w = ctx;
+    return dray__store_adopt(w->store, w->self, w, bytes, id);
+}
+
+static void spill_unstash(void *ctx, uint64_t id)
+{
+    worker *w = ctx;
+    dray__store_free(w->store, w->self, id);
 }
 
 /* Parses "name=amount,..." into a map name -> float. */
@@ -1152,6 +1177,11 @@ dray_status dray_cluster_worker_run(const char *address, const dray_cluster_opts
         goto out_loop;
     dray__log("worker joined %s, serving on %s:%d with %d executors", address, bind,
               dray__loop_port(w->loop), dray_runtime_num_workers(w->rt));
+    /* Nested tasks: local first, spilling to other nodes when this one is saturated. Without it
+     * they all run here (not fatal). */
+    dray__spill_store spill = {spill_stash, spill_unstash, w};
+    if (dray__spill_attach(w->rt, address, w->self, &spill))
+        dray__log("spill: off: %s", dray_last_error());
     dray__store_limits_get(w->store, &w->lim);
     int64_t base = process_rss();
     size_t lowest = w->lim.spill ? w->lim.spill : w->lim.pause ? w->lim.pause : w->lim.terminate;

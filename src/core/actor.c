@@ -473,10 +473,12 @@ dray_status dray_actor_create(dray_runtime *rt, const char *class_name, const dr
     if (!a)
         return dray_set_error(DRAY_ENOMEM, "out of memory creating actor '%s'", class_name);
     memset(a, 0, sizeof(*a));
-    if (rt->cluster) {
+    dray_status rst = rt->cluster ? dray__cluster_actor_create(rt, cls, args, nargs, opts,
+                                                                &a->remote, &a->init_ref)
+                                  : DRAY__HERE;
+    if (rst != DRAY__HERE) {
         /* The actor lives on a node; this handle forwards to it. */
-        dray_status st = dray__cluster_actor_create(rt, cls, args, nargs, opts, &a->remote,
-                                                    &a->init_ref);
+        dray_status st = rst;
         if (st) {
             free(a);
             return st;

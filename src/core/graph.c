@@ -470,12 +470,14 @@ dray_status dray_graph_submit(dray_graph *g, const dray_node *outputs, size_t n,
         p.fused_into[i] = -1;
         culled += !p.needed[i];
     }
+    /* On a cluster every node is its own task (fused chains are not sent over the wire), except on
+     * a worker node's own runtime: its chains run there (local first). */
+    bool fuse = !g->rt->cluster || (dray__cluster_local_first && dray__cluster_local_first(g->rt));
     for (size_t i = 0; i < N; i++) {
         if (!p.needed[i])
             continue;
         long pred = single_pred(&g->nodes[i]);
-        /* On a cluster every node is its own task: fused chains are not sent over the wire. */
-        if (pred >= 0 && p.consumers[pred] == 1 && !p.is_output[pred] && !g->rt->cluster) {
+        if (pred >= 0 && p.consumers[pred] == 1 && !p.is_output[pred] && fuse) {
             p.fused_into[pred] = (int32_t)i;
             fused++;
         }

@@ -410,12 +410,17 @@ static inline void dray__ev_task_end(dray_runtime *rt, struct dray__evthread **s
 dray_status dray__cluster_attach(dray_runtime *rt, const char *address) __attribute__((weak));
 /* Stops the cluster client of rt and fails what it still waits for; called by dray_shutdown. */
 void dray__cluster_detach(dray_runtime *rt) __attribute__((weak));
+/* Whether rt's cluster client is a worker node's local-first one (its tasks stay on rt unless it
+ * is saturated, spill.c): graphs are then fused as on the embedded runtime. */
+bool dray__cluster_local_first(const dray_runtime *rt) __attribute__((weak));
 /* Submits a task to the cluster (dray_submit_fn on an attached runtime). */
 dray_status dray__cluster_submit(dray_runtime *rt, const dray_function *fn, const dray_value *args,
                                  size_t nargs, const dray_task_opts *opts, dray_ref **out)
     __attribute__((weak));
 /* Remote actors (dray_actor_* on an attached runtime): create returns the cluster's handle and the
- * ref that completes when the constructor ran; calls and kills are forwarded; release drops it. */
+ * ref that completes when the constructor ran, or DRAY__HERE when the actor is to live on rt itself
+ * (a worker node's runtime); calls and kills are forwarded; release drops it. */
+#define DRAY__HERE 2
 dray_status dray__cluster_actor_create(dray_runtime *rt, const dray_actor_class *cls,
                                        const dray_value *args, size_t nargs,
                                        const dray_actor_opts *opts, void **remote,

@@ -213,6 +213,24 @@ TEST(message_shapes)
     ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
     dray_value_release(&bad);
     dray_value_release(&v);
+    /* An optional seventh item counts the node's spilled nested tasks: an int >= 0. */
+    for (int64_t spilled = -1; spilled <= 7; spilled += 8) {
+        dray_value p = ping(1, 0), items[7];
+        for (size_t i = 0; i < 6; i++)
+            items[i] = *dray_list_get(&p, i);
+        items[6] = dray_int(spilled);
+        ASSERT_OK(dray_list_create(items, 7, &v));
+        dray_value_release(&p);
+        n = build(buf, DRAY__MSG_PING, 0, &v, NULL, 0);
+        if (spilled < 0) {
+            ASSERT_STATUS(dray__wire_decode_message(buf, n, &h, &ctl), DRAY_EFORMAT);
+        } else {
+            ASSERT_OK(dray__wire_decode_message(buf, n, &h, &ctl));
+            ASSERT_EQ(dray_list_get(&ctl, 6)->u.i, spilled);
+            dray_value_release(&ctl);
+        }
+        dray_value_release(&v);
+    }
     /* Negative counters are refused. */
     v = ping(-1, 0);
     n = build(buf, DRAY__MSG_PING, 0, &v, NULL, 0);
