@@ -2117,8 +2117,8 @@ static dray_status attach_client(dray_runtime *rt, const char *address, const ch
      * that comes through one reads the lane itself for up to lane_poll_ns. */
     cl->lanes = env_int("DRAY_LANE", 1) != 0 && !self; /* a node's spill client: sockets only */
     cl->lane_poll_ns = env_int("DRAY_LANE_POLL_US", 2000) * 1000;
-    cl->lane_spin_min_ns = env_int("DRAY_LANE_WAIT_SPIN_MIN_US", 150) * 1000;
-    cl->lane_spin_max_ns = env_int("DRAY_LANE_WAIT_SPIN_MAX_US", 300) * 1000;
+    cl->lane_spin_min_ns = env_int("DRAY_LANE_WAIT_SPIN_MIN_US", 250) * 1000;
+    cl->lane_spin_max_ns = env_int("DRAY_LANE_WAIT_SPIN_MAX_US", 500) * 1000;
     dray__spin_gate_init(&cl->gate);
     dray__loop_ops ops = {on_message, NULL, on_close, on_tick};
     if ((st = dray__loop_create(&ops, cl, secret, NULL, 0, &cl->loop)))

@@ -166,7 +166,8 @@ typedef struct dray__spin_gate {
 } dray__spin_gate;
 void dray__spin_gate_init(dray__spin_gate *g);
 /* Samples the run queue (about every 100 ms); `self`: runnable threads of the sampler's own (the
- * sampling thread and its spinners). Spinning stays allowed while the others leave a core free. */
+ * sampling thread and its spinners). Spinning stays allowed while the others leave a core free
+ * (their moving average at most ncpu - 0.5). */
 void dray__spin_gate_sample(dray__spin_gate *g, int self);
 bool dray__spin_gate_ok(dray__spin_gate *g);
 

@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,6 +35,9 @@
  * messages closer together are queued and flushed by the loop in batches (throughput). */
 #define DIRECT_GAP_NS 50000
 #define MAX_LANES 64
+/* A spinning thread yields its core this often: a thread it woke may have been queued on the same
+ * core (the scheduler favours the waker's), and would otherwise wait for the spin to end. */
+#define SPIN_YIELD_NS 20000
 /* How a message is sent (conn_send). */
 enum { SEND_HOLD = 1,      /* only queued: dray__conn_push writes it */
        SEND_ANY_ORDER = 2, /* may overtake or be overtaken: the lane takes it when there is one */
@@ -117,6 +121,9 @@ struct dray__loop {
     dray__spin_gate gate; /* lanes are read without sleeping only while this allows */
     bool gate_off;        /* DRAY_CLUSTER_SPIN_LOAD_GATE=0: always (for measurements) */
     bool (*may_spin)(dray__loop *l);
+    /* Whether the peer was reading its lane when this side last wrote to one: only then does a
+     * next request come within microseconds, worth reading the lanes for without sleeping. */
+    _Atomic bool lane_peer_awake;
     uint8_t wake_ctl[16]; /* the encoded null payload of WAKE */
     size_t wake_len;
 };
@@ -166,7 +173,9 @@ void dray__spin_gate_sample(dray__spin_gate *g, int self)
     int avg = atomic_load_explicit(&g->load_milli, memory_order_relaxed);
     avg += (others * 1000 - avg) / 4;
     atomic_store_explicit(&g->load_milli, avg, memory_order_relaxed);
-    atomic_store(&g->ok, avg <= (g->ncpu - 1) * 1000);
+    /* A core to spare on average, with half a thread of slack: one sample of a passing thread (a
+     * heartbeat, a tick) does not close the gate; a steady one does within ~300 ms. */
+    atomic_store(&g->ok, avg <= g->ncpu * 1000 - 500);
 }
 
 bool dray__spin_gate_ok(dray__spin_gate *g) { return atomic_load(&g->ok); }
@@ -320,8 +329,10 @@ static bool lane_send(dray__conn *c, const dray__hdr *h, const void *ctl, const 
         *st = dray_set_error(DRAY_ENET, "connection to %s is closed", c->peer);
         return false;
     }
-    bool sent = c->lane && !dray__lane_peer_asleep(c->lane) &&
-                dray__lane_write(c->lane, parts, lens, 3);
+    bool awake = c->lane && !dray__lane_peer_asleep(c->lane);
+    bool sent = awake && dray__lane_write(c->lane, parts, lens, 3);
+    if (c->lane) /* a peer that reads its lane without sleeping is in a tight loop of requests */
+        atomic_store_explicit(&c->loop->lane_peer_awake, awake, memory_order_relaxed);
     bool wake = sent && dray__lane_wake_needed(c->lane);
     pthread_mutex_unlock(&c->lock);
     if (!sent)
@@ -977,6 +988,7 @@ void dray__conn_unborrow(dray__conn *c)
 int dray__conn_pump(dray__conn *c, int64_t spin_until_ns, int64_t deadline_ns)
 {
     uint64_t before = c->delivered;
+    int64_t yielded = dray__now_ns();
     for (unsigned k = 0;; k++) {
         if (atomic_load(&c->closed))
             return -1;
@@ -997,7 +1009,12 @@ int dray__conn_pump(dray__conn *c, int64_t spin_until_ns, int64_t deadline_ns)
                 continue;
         }
         if (spin) {
-            __builtin_ia32_pause();
+            if (now - yielded > SPIN_YIELD_NS) {
+                sched_yield();
+                yielded = now;
+            } else {
+                __builtin_ia32_pause();
+            }
             continue;
         }
         if (now >= deadline_ns)
@@ -1151,6 +1168,7 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
          * task of a driver waiting on the last one's result comes without a doorbell. */
         int nl = lanes_snapshot(l, lanes);
         bool lane_hot = nl && now - l->last_lane_ns < l->lane_spin_ns &&
+                        atomic_load_explicit(&l->lane_peer_awake, memory_order_relaxed) &&
                         (l->gate_off || dray__spin_gate_ok(&l->gate)) &&
                         (!l->may_spin || l->may_spin(l));
         int timeout = spinning || lane_hot || wait_ms < 0 ? 0 : (int)wait_ms + 1;
@@ -1180,6 +1198,10 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
                 atomic_store(&l->stop, 1);
             } else {
                 dray__conn *c = dray__conn_retain(p);
+                /* A task that came on the socket of a lane's connection (its reader was asleep)
+                 * warms the lane too: the next one is looked for in the ring. */
+                if (c->lane)
+                    l->last_lane_ns = dray__now_ns();
                 if ((evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && !atomic_load(&c->closed))
                     on_readable(c);
                 if ((evs[i].events & EPOLLOUT) && !atomic_load(&c->closed)) {
@@ -1199,10 +1221,12 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
             l->last_lane_ns = dray__now_ns();
         } else if (n == 0 && lane_hot) {
             /* nothing yet: watch the rings a little (no system call), then look at the sockets */
-            int64_t until = dray__now_ns() + 20000;
+            int64_t until = dray__now_ns() + SPIN_YIELD_NS;
             while (!lanes_pending(lanes, nl) && !atomic_load(&l->flush_pending) &&
                    dray__now_ns() < until)
                 __builtin_ia32_pause();
+            if (!lanes_pending(lanes, nl))
+                sched_yield();
         }
         lanes_release(lanes, nl);
         atomic_store(&l->flush_pending, 0);
