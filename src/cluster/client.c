@@ -1799,7 +1799,7 @@ dray_status dray__cluster_resolve(dray_runtime *rt, dray_value *v)
  * the next waits sleep, the node's loop slept too, and the round trips stayed cold). */
 static int64_t spin_window(struct dray__cluster *cl, bool lane)
 {
-    if (cl->spin_max_ns <= 0 || (cl->spin_load_gate && !dray__spin_gate_ok(&cl->gate)))
+    if (cl->spin_max_ns <= 0 || (cl->spin_load_gate && !dray__spin_gate_ok(&cl->gate, lane)))
         return 0;
     int skip = atomic_load_explicit(&cl->spin_skip, memory_order_relaxed);
     if (skip > 0) {

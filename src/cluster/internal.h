@@ -161,7 +161,6 @@ dray_status dray__lane_record(const uint8_t *rec, size_t len, dray__hdr *h, dray
  * the machine's runnable threads (/proc/loadavg's run-queue count) besides the sampler's own. */
 typedef struct dray__spin_gate {
     _Atomic int load_milli; /* moving average of the other runnable threads, x1000 */
-    _Atomic bool ok;
     int ncpu;
 } dray__spin_gate;
 void dray__spin_gate_init(dray__spin_gate *g);
@@ -169,7 +168,9 @@ void dray__spin_gate_init(dray__spin_gate *g);
  * sampling thread and its spinners). Spinning stays allowed while the others leave a core free
  * (their moving average at most ncpu - 0.5). */
 void dray__spin_gate_sample(dray__spin_gate *g, int self);
-bool dray__spin_gate_ok(dray__spin_gate *g);
+/* Whether to spin now; `yielding`: the spinner gives its core away every 20 µs (lanes), so it may
+ * spin under more load than one that does not. */
+bool dray__spin_gate_ok(dray__spin_gate *g, bool yielding);
 
 /* ==== Event loop and connections (net.c) ==== */
 typedef struct dray__loop dray__loop;

@@ -153,7 +153,6 @@ void dray__spin_gate_init(dray__spin_gate *g)
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     g->ncpu = ncpu > 0 ? (int)ncpu : 1;
     atomic_init(&g->load_milli, 0);
-    atomic_init(&g->ok, true);
 }
 
 void dray__spin_gate_sample(dray__spin_gate *g, int self)
@@ -173,12 +172,17 @@ void dray__spin_gate_sample(dray__spin_gate *g, int self)
     int avg = atomic_load_explicit(&g->load_milli, memory_order_relaxed);
     avg += (others * 1000 - avg) / 4;
     atomic_store_explicit(&g->load_milli, avg, memory_order_relaxed);
-    /* A core to spare on average, with half a thread of slack: one sample of a passing thread (a
-     * heartbeat, a tick) does not close the gate; a steady one does within ~300 ms. */
-    atomic_store(&g->ok, avg <= g->ncpu * 1000 - 500);
 }
 
-bool dray__spin_gate_ok(dray__spin_gate *g) { return atomic_load(&g->ok); }
+bool dray__spin_gate_ok(dray__spin_gate *g, bool yielding)
+{
+    /* A core to spare on average, with half a thread of slack: one sample of a passing thread (a
+     * heartbeat, a tick) does not close the gate; a steady one does within ~300 ms. A spinner that
+     * yields its core every SPIN_YIELD_NS costs the others little: it may go on until they would
+     * fill every core (ncpu + 0.5). */
+    int avg = atomic_load_explicit(&g->load_milli, memory_order_relaxed);
+    return avg <= g->ncpu * 1000 + (yielding ? 500 : -500);
+}
 
 /* ==== Connections ==== */
 
@@ -1169,7 +1173,7 @@ void dray__loop_run(dray__loop *l, bool handle_signals)
         int nl = lanes_snapshot(l, lanes);
         bool lane_hot = nl && now - l->last_lane_ns < l->lane_spin_ns &&
                         atomic_load_explicit(&l->lane_peer_awake, memory_order_relaxed) &&
-                        (l->gate_off || dray__spin_gate_ok(&l->gate)) &&
+                        (l->gate_off || dray__spin_gate_ok(&l->gate, true)) &&
                         (!l->may_spin || l->may_spin(l));
         int timeout = spinning || lane_hot || wait_ms < 0 ? 0 : (int)wait_ms + 1;
         if (timeout && nl && !lanes_sleep(lanes, nl))
