@@ -123,7 +123,7 @@ static dray_status collect(dray_ctx *ctx, dray_ref **refs, int64_t n, dray_value
             st = dray_ctx_fail(ctx, st, "nested task %lld: %s", (long long)got, msg);
         }
     }
-    for (int64_t i = 0; st && i < got - 1; i++)
+    for (int64_t i = 0; st && i < got; i++) /* the failed one holds its error value */
         dray_value_release(&out[i]);
     for (int64_t i = 0; i < n; i++)
         dray_ref_release(refs[i]);
