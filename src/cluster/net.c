@@ -618,24 +618,23 @@ static void lane_accept(dray__conn *c, const dray_value *name)
     if (!l->accept_lanes)
         st = dray_set_error(DRAY_EUNSUPPORTED, "this process takes no lanes");
     else if (c->lane || !c->server_side)
-        st = dray_set_error(DRAY_EINVAL, "this connection already has a lane");
+        st = dray_set_error(DRAY_EINVAL, "a lane is offered once, by the side that dialed");
     else
         st = dray__lane_open(dray_string_cstr(name), &lane);
     if (!st) {
         pthread_mutex_lock(&l->lock);
-        if (l->nlanes < MAX_LANES)
+        if (l->nlanes < MAX_LANES) {
+            pthread_mutex_lock(&c->lock); /* senders on other threads read c->lane under it */
+            c->lane = lane;
+            pthread_mutex_unlock(&c->lock);
             l->lanes[l->nlanes++] = dray__conn_retain(c);
-        else
+        } else {
             st = dray_set_error(DRAY_ERANGE, "already %d lanes", MAX_LANES);
+        }
         pthread_mutex_unlock(&l->lock);
     }
-    if (!st) {
-        pthread_mutex_lock(&c->lock);
-        c->lane = lane;
-        pthread_mutex_unlock(&c->lock);
-    } else {
+    if (st)
         dray__lane_free(lane);
-    }
     dray_value items[2] = {dray_bool(!st), dray_null()}, reply;
     if (dray_string_create(st ? dray_last_error() : "", &items[1]) == DRAY_OK &&
         dray_list_create(items, 2, &reply) == DRAY_OK) {
