@@ -16,6 +16,11 @@ if ! ok && [ -f "$shared/node_modules/puppeteer-core/package.json" ]; then
 fi
 if ! ok; then
   mkdir -p "$dir"
+  # Two browser tests may start at once (ctest -j2): one installs while the other waits for it.
+  exec 9>"$dir.lock"
+  flock 9
+fi
+if ! ok; then
   [ -f "$dir/package.json" ] || echo '{"name":"dray-dashboard-browser","private":true}' > "$dir/package.json"
   (cd "$dir" && PUPPETEER_SKIP_DOWNLOAD=1 timeout 300 npm install --no-audit --no-fund --silent "$pkg" >&2) ||
     { echo "npm install $pkg failed" >&2; exit 1; }
