@@ -1855,7 +1855,8 @@ bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int6
     if (!c)
         return false;
     /* Through a lane the result costs no system call to read: worth reading by default. */
-    int64_t poll = cl->poll_ns >= 0 ? cl->poll_ns : dray__conn_has_lane(c) ? cl->lane_poll_ns : 0;
+    bool lane = dray__conn_has_lane(c);
+    int64_t poll = cl->poll_ns >= 0 ? cl->poll_ns : lane ? cl->lane_poll_ns : 0;
     int64_t t0 = dray__now_ns(), end = t0 + poll;
     if (deadline >= 0 && deadline < end)
         end = deadline;
@@ -1865,7 +1866,6 @@ bool dray__cluster_wait(dray_runtime *rt, dray_ref *const *cells, size_t n, int6
     }
     /* On a lane, borrowing pays only for spinning: a caller that would sleep at once leaves the
      * lane to the loop (woken by the node's doorbell), as on a socket. */
-    bool lane = dray__conn_has_lane(c);
     int64_t spin = spin_window(cl, lane);
     if (cl->poll_ns < 0 && spin == 0) {
         dray__conn_release(c);

@@ -519,6 +519,12 @@ static bool has_objects(const dray_value *args)
     return false;
 }
 
+/* No executor is busy or has work waiting. */
+static bool executors_idle(worker *w)
+{
+    return atomic_load(&w->running) == 0 && atomic_load(&w->queued) == 0;
+}
+
 static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_value *ctl)
 {
     const char *name = dray_string_cstr(dray_list_get(ctl, 0));
@@ -549,8 +555,7 @@ static void on_submit(worker *w, dray__conn *c, const dray__hdr *h, const dray_v
      * burst is arriving: no hand-over to an executor thread (the latency path). Bursts go to the
      * pool, which runs them while this thread reads on. Not with object inputs (a pull blocks). */
     if (w->inline_ok && !atomic_load(&w->paused) && !dray__conn_more_input(c) &&
-        atomic_load(&w->running) == 0 &&
-        atomic_load(&w->queued) == 0 && is_short(w, fn) && !has_objects(&j->args)) {
+        executors_idle(w) && is_short(w, fn) && !has_objects(&j->args)) {
         dray_ctx ctx = {w->rt, NULL, NULL, NULL};
         atomic_fetch_add_explicit(&w->inline_runs, 1, memory_order_relaxed);
         dray__trace_submitted(w->trace, fn->name, 1);
@@ -938,8 +943,7 @@ static void send_ping(worker *w)
  * executors need the core. */
 static bool lanes_may_spin(dray__loop *l)
 {
-    worker *w = dray__loop_user(l);
-    return atomic_load(&w->running) == 0 && atomic_load(&w->queued) == 0;
+    return executors_idle(dray__loop_user(l));
 }
 
 static void on_tick(dray__loop *l)
